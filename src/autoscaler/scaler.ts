@@ -1,0 +1,58 @@
+/**
+ * A trigger as the autoscaler sees it (KEDA's scaler shape): one metric, its target, whether it is active.
+ */
+export type MetricType = 'AverageValue' | 'Value';
+
+export interface MetricAndActivity {
+  /** The metric's value now, e.g. messages in the queue. */
+  value: number;
+  /** value > activation threshold (strictly). */
+  active: boolean;
+}
+
+export interface Scaler {
+  /** e.g. "s0-azure-servicebus-msgqueue", as KEDA names external metrics. */
+  readonly metricName: string;
+  readonly metricType: MetricType;
+  /** The target per replica (AverageValue) or in total (Value). */
+  readonly target: number;
+  readonly activationTarget: number;
+  /** What the metric counts, in words, for status and docs ("ready + in flight messages of queue msgqueue"). */
+  readonly describes: string;
+  metricAndActivity(): Promise<MetricAndActivity>;
+  /**
+   * Optional: call `onArrival` as soon as work lands on an empty queue, so activation from zero does not wait a
+   * whole pollingInterval. Returns an unsubscribe function.
+   */
+  watchArrivals?(onArrival: () => void): () => void;
+  close(): Promise<void>;
+}
+
+/** A trigger's metadata after authenticationRef, TriggerAuthentication and <param>FromEnv were resolved. */
+export interface ResolvedTrigger {
+  /** index in spec.triggers */
+  index: number;
+  type: string;
+  name?: string;
+  metricType: MetricType;
+  metadata: Record<string, string>;
+  /** "trigger 0 (azure-servicebus) of ScaledObject bindingconsumer-scaler" */
+  subject: string;
+  where(field?: string): { file?: string; line?: number };
+}
+
+/** The queue-related fields every queue trigger parses, broker-native or served by the embedded queue. */
+export interface QueueTriggerParams {
+  queueName: string;
+  target: number;
+  activationTarget: number;
+}
+
+export interface TriggerDefinition {
+  /** KEDA trigger type, e.g. "azure-servicebus". */
+  type: string;
+  /** Parses the trigger's metadata (KEDA's names and defaults), throwing ConfigError with file:line. */
+  parseQueueParams(trigger: ResolvedTrigger): QueueTriggerParams;
+  /** The broker-native scaler. */
+  create(trigger: ResolvedTrigger): Scaler;
+}

@@ -1,0 +1,114 @@
+/**
+ * The one contract every broker implements. Kept a page long on purpose: send, receive, depth, close.
+ * Optional features are detected with the type guards at the bottom.
+ */
+import type { MetadataSpec } from '../components/metadata.js';
+import type { Logger } from '../util/log.js';
+
+/** Per-message metadata: delivered to the app as lower-cased HTTP headers. */
+export type MessageMetadata = Record<string, string>;
+
+export interface QueueMessage {
+  /** The broker's id for the message (stable across redeliveries where the broker allows). */
+  readonly id: string;
+  /** Exactly the bytes the producer's sidecar stored. */
+  readonly data: Buffer;
+  readonly metadata: MessageMetadata;
+  /** 1 on the first delivery, +1 on each redelivery. */
+  readonly deliveryCount: number;
+}
+
+/**
+ * The handler's answer decides what happens to the message: true = processed, complete/ack it;
+ * false (or a throw) = not processed, release it for redelivery (dead-lettered once the delivery count reaches
+ * the backend's maximum).
+ */
+export type MessageHandler = (msg: QueueMessage) => Promise<boolean>;
+
+export interface ReceiveOptions {
+  /** At most this many handler calls at once; the backend leases no more than it can hand out now. */
+  concurrency: number;
+  /**
+   * Aborting stops taking new messages. receive() resolves only after every handler call already started has
+   * settled and its outcome was applied (acked or released): that is what makes a drain lose nothing.
+   */
+  signal: AbortSignal;
+}
+
+export interface QueueDepth {
+  /** Waiting to be delivered. */
+  ready: number;
+  /** Delivered and not yet acked (leased / locked / unacked). */
+  inFlight: number;
+  /** Moved aside after too many failed deliveries. */
+  deadLettered: number;
+}
+
+export interface Backend {
+  /** Component name, e.g. "message-queue". */
+  readonly name: string;
+  /** Component type it serves, e.g. "bindings.azure.servicebusqueues". */
+  readonly type: string;
+  /** Connect and check what can be checked (queue exists, credentials). Called once, bounded by initTimeout. */
+  init(): Promise<void>;
+  send(data: Buffer, metadata: MessageMetadata): Promise<void>;
+  /** Runs until options.signal aborts (then drains) or the backend is closed. Rejects on a fatal broker error. */
+  receive(handler: MessageHandler, options: ReceiveOptions): Promise<void>;
+  depth(): Promise<QueueDepth>;
+  /** Idempotent: a second call is harmless. */
+  close(): Promise<void>;
+}
+
+export interface DeadLetter {
+  id: string;
+  data: Buffer;
+  metadata: MessageMetadata;
+  deliveryCount: number;
+  reason: string;
+}
+
+export interface Pingable {
+  ping(): Promise<void>;
+}
+export interface DeadLetterReader {
+  deadLetters(limit: number): Promise<DeadLetter[]>;
+}
+
+export function isPingable(b: Backend): b is Backend & Pingable {
+  return typeof (b as Partial<Pingable>).ping === 'function';
+}
+export function hasDeadLetters(b: Backend): b is Backend & DeadLetterReader {
+  return typeof (b as Partial<DeadLetterReader>).deadLetters === 'function';
+}
+
+/** A Component after secrets were resolved: what a backend factory gets. */
+export interface ResolvedComponent {
+  name: string;
+  type: string;
+  version: string;
+  /** Metadata values with secretKeyRef / envRef resolved. Sensitive: never log without redaction. */
+  metadata: Record<string, string>;
+  initTimeoutMs: number;
+  ignoreErrors: boolean;
+  scopes: string[];
+  file: string;
+  line: number;
+  /** file:line of a metadata entry (or of the component when absent). */
+  where(field?: string): { file?: string; line?: number };
+}
+
+export interface BackendContext {
+  logger: Logger;
+  /** The data folder (the embedded queue's SQLite file lives here). */
+  dataDir: string;
+}
+
+/** One line in the registry: a binding type and how to build it. */
+export interface BackendDefinition {
+  /** Component types served, e.g. ["bindings.rabbitmq"]. */
+  types: readonly string[];
+  metadata: MetadataSpec;
+  /** The queue this component talks to: kept when --embedded serves it from SQLite. */
+  queueName(component: ResolvedComponent): string;
+  create(component: ResolvedComponent, ctx: BackendContext): Backend;
+}
