@@ -5,3 +5,5 @@
  */
 export { loadResources, resolveResources } from './resources.js';
 export type { LoadedResources, SkippedManifest, SecretLookup, LoadOptions } from './resources.js';
+export { loadManifests, parseManifests } from './manifests.js';
+export type { Manifest, FieldPath } from './manifests.js';
