@@ -1,0 +1,19 @@
+/**
+ * The supervisor's loopback HTTP endpoint: the running system's state as JSON (`qscale status` reads it; a
+ * dashboard can too). Loopback only: it tells what runs, and nothing on it changes anything.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { SystemStatus } from './state.js';
+
+export async function startControlServer(getStatus: () => Promise<SystemStatus>, port = 0): Promise<{ url: string; server: FastifyInstance }> {
+  const server = Fastify({ logger: false });
+  server.get('/status', async () => getStatus());
+  server.get('/healthz', async (_req, reply) => reply.code(204).send());
+  server.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ errorCode: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}: try GET /status` });
+  });
+  await server.listen({ host: '127.0.0.1', port });
+  const addr = server.server.address();
+  const actual = typeof addr === 'object' && addr ? addr.port : port;
+  return { url: `http://127.0.0.1:${actual}`, server };
+}
