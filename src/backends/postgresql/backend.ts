@@ -1,0 +1,300 @@
+/**
+ * The PostgreSQL queue behind `bindings.qscale.postgresql`. Leases (visibility timeout) with a token, renewed while
+ * the handler works; delivery count and a dead-letter table; LISTEN/NOTIFY for instant wake-up. The SQL is in
+ * sql.ts. A dropped connection loses nothing: the pool replaces it, outcome writes are retried for as long as the
+ * lease lasts, and a lease that runs out simply makes the message deliverable again.
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import type {
+  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
+  QueueMessage, ReceiveOptions, ResolvedComponent,
+} from '../types.js';
+import { BrokerError, ConfigError, errorMessage } from '../../errors.js';
+import type { Logger } from '../../util/log.js';
+import { postgresqlMetadata } from './metadata.js';
+import { parseConnection, scrub, type PgConnection } from './connection.js';
+import { isIdentifier, queueSql, type QueueSql } from './sql.js';
+import { PgListener } from './listener.js';
+
+interface Row {
+  id: string;
+  data: Buffer;
+  metadata: MessageMetadata | null;
+  delivery_count: number;
+}
+
+export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
+  readonly name: string;
+  readonly type: string;
+  private readonly subject: string;
+  private readonly queue: string;
+  private readonly leaseSec: number;
+  private readonly maxDeliveries: number;
+  private readonly handlerCap: number;
+  private readonly pollMs: number;
+  private readonly initTimeoutMs: number;
+  private readonly conn: PgConnection;
+  private readonly sql: QueueSql;
+  private readonly logger: Logger;
+  private pool: pg.Pool | undefined;
+  private listener: PgListener | undefined;
+  private closed = false;
+
+  constructor(component: ResolvedComponent, ctx: BackendContext) {
+    this.name = component.name;
+    this.type = component.type;
+    this.subject = `component ${component.name} (${component.type})`;
+    const md = postgresqlMetadata.parse(component.metadata, { subject: this.subject, where: component.where });
+    for (const field of ['schema', 'table'] as const) {
+      if (!isIdentifier(md[field])) {
+        throw new ConfigError(
+          `${this.subject}: metadata '${field}' must be a plain SQL identifier (letters, digits, _), got '${md[field]}'`,
+          { ...component.where(field), field },
+        );
+      }
+    }
+    try {
+      this.conn = parseConnection(md.connectionString);
+    } catch (err) {
+      throw new ConfigError(`${this.subject}: metadata 'connectionString' is not valid: ${errorMessage(err)}`, {
+        ...component.where('connectionString'),
+        field: 'connectionString',
+      });
+    }
+    this.queue = md.queueName;
+    this.leaseSec = md.visibilityTimeoutInSec;
+    this.maxDeliveries = md.maxDeliveryCount;
+    this.handlerCap = md.maxConcurrentHandlers ?? Number.POSITIVE_INFINITY;
+    this.pollMs = md.pollInterval;
+    this.initTimeoutMs = component.initTimeoutMs;
+    this.sql = queueSql(md.schema, md.table);
+    this.logger = ctx.logger.child({ component: component.name, queue: this.queue });
+  }
+
+  private clientConfig(): pg.ClientConfig {
+    return {
+      ...this.conn.config,
+      application_name: this.conn.config.application_name ?? `qscale:${this.name}`,
+      connectionTimeoutMillis: this.initTimeoutMs,
+    };
+  }
+
+  private brokerError(what: string, err: unknown): BrokerError {
+    const detail = scrub(errorMessage(err), this.conn.password);
+    return new BrokerError(`${this.subject}: ${what} PostgreSQL at ${this.conn.describe}: ${detail}`, { cause: err });
+  }
+
+  async init(): Promise<void> {
+    if (this.pool) return;
+    const pool = new pg.Pool({ ...this.clientConfig(), max: 10, idleTimeoutMillis: 30_000 });
+    // A server-side kill makes idle clients emit 'error'; the pool drops them and the next query reconnects.
+    pool.on('error', (err) => this.logger.warn({ error: scrub(errorMessage(err), this.conn.password) }, 'idle PostgreSQL connection lost'));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within initTimeout (${this.initTimeoutMs} ms)`)), this.initTimeoutMs);
+    });
+    try {
+      await Promise.race([this.ensureTables(pool), timeout]);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw this.brokerError('cannot use', err);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.pool = pool;
+    this.logger.info({ server: this.conn.describe }, 'PostgreSQL queue ready');
+  }
+
+  private async ensureTables(pool: pg.Pool): Promise<void> {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      for (const stmt of this.sql.ensure) await client.query(stmt);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  private db(): pg.Pool {
+    if (!this.pool) throw new BrokerError(`${this.subject}: used before init() or after close()`);
+    return this.pool;
+  }
+
+  async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
+    try {
+      await this.retrying(Date.now() + this.initTimeoutMs, () =>
+        this.db().query(this.sql.insert, [this.queue, data, JSON.stringify(metadata), this.sql.channel]),
+      );
+    } catch (err) {
+      throw err instanceof BrokerError ? err : this.brokerError('cannot send to', err);
+    }
+  }
+
+  async receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
+    const pool = this.db();
+    const limit = Math.max(1, Math.min(options.concurrency, this.handlerCap));
+    const { signal } = options;
+    if (!this.listener) {
+      this.listener = new PgListener(this.clientConfig(), this.sql.channel, this.queue, this.logger, this.conn.password);
+      this.listener.start();
+    }
+    const listener = this.listener;
+    const inFlight = new Set<Promise<void>>();
+    let lastSweep = 0;
+    let failing = false;
+    while (!signal.aborted && !this.closed) {
+      const free = limit - inFlight.size;
+      if (free <= 0) {
+        await Promise.race([...inFlight, listener.wait(this.pollMs, signal)]);
+        continue;
+      }
+      let rows: Row[];
+      const token = randomUUID();
+      try {
+        if (Date.now() - lastSweep >= this.pollMs) {
+          lastSweep = Date.now();
+          await pool.query(this.sql.deadLetterExhausted, [this.queue, this.maxDeliveries, `lease expired on the last of ${this.maxDeliveries} deliveries`]);
+        }
+        rows = (await pool.query<Row>(this.sql.claim, [this.queue, free, this.leaseSec, token, this.maxDeliveries])).rows;
+        if (failing) this.logger.info('PostgreSQL reachable again, receiving');
+        failing = false;
+      } catch (err) {
+        if (!failing) this.logger.warn({ error: scrub(errorMessage(err), this.conn.password) }, 'cannot claim messages, retrying');
+        failing = true;
+        await listener.wait(Math.min(this.pollMs, 1000), signal);
+        continue;
+      }
+      if (rows.length === 0) {
+        await listener.wait(this.pollMs, signal);
+        continue;
+      }
+      rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
+      if (signal.aborted || this.closed) {
+        await Promise.allSettled(rows.map((r) => this.settle(this.sql.unclaim, [r.id, token])));
+        break;
+      }
+      for (const row of rows) {
+        const p: Promise<void> = this.handle(row, token, handler).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+    }
+    await Promise.allSettled([...inFlight]);
+  }
+
+  private async handle(row: Row, token: string, handler: MessageHandler): Promise<void> {
+    const msg: QueueMessage = {
+      id: row.id,
+      data: row.data,
+      metadata: row.metadata ?? {},
+      deliveryCount: row.delivery_count,
+    };
+    let leaseEnds = Date.now() + this.leaseSec * 1000;
+    const renew = setInterval(() => {
+      this.db()
+        .query(this.sql.renew, [row.id, token, this.leaseSec])
+        .then((r) => {
+          if (r.rowCount === 1) leaseEnds = Date.now() + this.leaseSec * 1000;
+          else this.logger.warn({ id: row.id }, 'lease lost while the handler works: the message will be delivered again');
+        })
+        .catch((err: unknown) => this.logger.warn({ id: row.id, error: scrub(errorMessage(err), this.conn.password) }, 'lease renewal failed'));
+    }, Math.max(200, (this.leaseSec * 1000) / 3));
+    let ok = false;
+    try {
+      ok = await handler(msg);
+    } catch (err) {
+      this.logger.warn({ id: row.id, error: errorMessage(err) }, 'handler threw: message not processed');
+    } finally {
+      clearInterval(renew);
+    }
+    const deadline = leaseEnds;
+    if (ok) {
+      const done = await this.settle(this.sql.complete, [row.id, token], deadline);
+      if (done === 0) this.logger.warn({ id: row.id }, 'lease had expired before completion: the message may be delivered again');
+    } else if (msg.deliveryCount >= this.maxDeliveries) {
+      await this.settle(this.sql.deadLetterOne, [row.id, token, `handler failed ${msg.deliveryCount} deliveries`], deadline);
+      this.logger.warn({ id: row.id, deliveries: msg.deliveryCount }, 'message dead-lettered');
+    } else {
+      await this.settle(this.sql.release, [row.id, token], deadline);
+    }
+  }
+
+  /**
+   * Applies an outcome, retrying through dropped connections until the lease would have ended anyway (then the
+   * message is redelivered, which is the at-least-once promise). Returns the rows changed, or undefined.
+   */
+  private async settle(sql: string, params: unknown[], deadline = Date.now() + this.leaseSec * 1000): Promise<number | undefined> {
+    try {
+      const r = await this.retrying(deadline, () => this.db().query(sql, params));
+      return r.rowCount ?? 0;
+    } catch (err) {
+      this.logger.warn({ error: scrub(errorMessage(err), this.conn.password) }, 'could not record a message outcome; it will be delivered again');
+      return undefined;
+    }
+  }
+
+  private async retrying<T>(deadline: number, op: () => Promise<T>): Promise<T> {
+    let wait = 50;
+    for (;;) {
+      try {
+        return await op();
+      } catch (err) {
+        if (!isConnectionError(err) || Date.now() + wait >= deadline || this.closed) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+        wait = Math.min(wait * 2, 1000);
+      }
+    }
+  }
+
+  async depth(): Promise<QueueDepth> {
+    try {
+      const r = await this.db().query<{ ready: number; in_flight: number; dead: number }>(this.sql.depth, [this.queue, this.maxDeliveries]);
+      const row = r.rows[0];
+      return { ready: row?.ready ?? 0, inFlight: row?.in_flight ?? 0, deadLettered: row?.dead ?? 0 };
+    } catch (err) {
+      throw err instanceof BrokerError ? err : this.brokerError('cannot read the depth from', err);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.db().query('SELECT 1');
+    } catch (err) {
+      throw err instanceof BrokerError ? err : this.brokerError('cannot reach', err);
+    }
+  }
+
+  async deadLetters(limit: number): Promise<DeadLetter[]> {
+    const r = await this.db().query<Row & { reason: string }>(this.sql.deadLetters, [this.queue, limit]);
+    return r.rows.map((row) => ({
+      id: row.id,
+      data: row.data,
+      metadata: row.metadata ?? {},
+      deliveryCount: row.delivery_count,
+      reason: row.reason,
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.listener?.close();
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.end().catch(() => undefined);
+  }
+}
+
+/** Errors after which the same statement can be tried again on a fresh connection. */
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
+    if (['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'].includes(code)) return true;
+  }
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(errorMessage(err));
+}

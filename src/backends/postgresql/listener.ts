@@ -1,0 +1,91 @@
+/**
+ * One LISTEN connection per backend that wakes idle receivers the moment a message lands. It reconnects on its own
+ * when the server drops it (restart, pg_terminate_backend), and wakes everyone after a reconnect because
+ * notifications sent while it was away are gone.
+ */
+import pg from 'pg';
+import type { Logger } from '../../util/log.js';
+import { errorMessage } from '../../errors.js';
+import { scrub } from './connection.js';
+
+export class PgListener {
+  private client: pg.Client | undefined;
+  private closed = false;
+  private retryMs = 100;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(
+    private readonly config: pg.ClientConfig,
+    private readonly channel: string,
+    private readonly queue: string,
+    private readonly logger: Logger,
+    private readonly password: string | undefined,
+  ) {}
+
+  start(): void {
+    void this.connect();
+  }
+
+  /** Resolves on a notification for this queue, after `ms`, or when `signal` aborts, whichever comes first. */
+  wait(ms: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+      this.waiters.add(done);
+    });
+  }
+
+  wakeAll(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.wakeAll();
+    const c = this.client;
+    this.client = undefined;
+    await c?.end().catch(() => undefined);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.closed) return;
+    const client = new pg.Client(this.config);
+    client.on('error', (err) => this.lost(client, err));
+    client.on('end', () => this.lost(client, undefined));
+    client.on('notification', (n) => {
+      if (n.channel === this.channel && n.payload === this.queue) this.wakeAll();
+    });
+    this.client = client;
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${this.channel}"`);
+      this.retryMs = 100;
+      this.wakeAll();
+    } catch (err) {
+      this.lost(client, err);
+    }
+  }
+
+  private lost(client: pg.Client, err: unknown): void {
+    if (this.client !== client || this.closed) return;
+    this.client = undefined;
+    client.removeAllListeners('end');
+    client.on('error', () => undefined);
+    void client.end().catch(() => undefined);
+    this.logger.warn(
+      { error: err === undefined ? 'connection ended' : scrub(errorMessage(err), this.password) },
+      `LISTEN connection lost, reconnecting in ${this.retryMs} ms`,
+    );
+    this.timer = setTimeout(() => void this.connect(), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, 5000);
+  }
+}
