@@ -1,0 +1,303 @@
+/**
+ * bindings.rabbitmq: Dapr's RabbitMQ binding (same queue declaration, same message mapping) with what Dapr lacks:
+ * publisher confirms, leases bounded by concurrency, counted redeliveries with a dead-letter queue, and depth.
+ *
+ * Failed deliveries: the message is republished to the tail of its queue with `x-delivery-count` incremented,
+ * confirmed, and only then is the original acked; at maxDeliveryCount it goes to the dead-letter queue the same way.
+ * The count lives in the message itself, so it survives restarts of qscale and of the broker (durable queue), and the
+ * queue keeps exactly the declaration daprd gives it (a quorum queue's delivery-limit would need a different queue
+ * type, which a queue daprd already created refuses). The price: a retried message loses its place in line, and a
+ * crash between confirm and ack can duplicate it (at-least-once, like every redelivery).
+ */
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import { BrokerError, errorMessage } from '../../errors.js';
+import type {
+  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
+  ReceiveOptions, ResolvedComponent,
+} from '../types.js';
+import type { Logger } from '../../util/log.js';
+import { AmqpLink, describeAmqpError } from './link.js';
+import { ManagementClient } from './management.js';
+import {
+  DEAD_LETTER_REASON_HEADER, DELIVERY_COUNT_HEADER, SOURCE_QUEUE_HEADER, deliveryCountOf, metadataOf, publishOptions,
+  republishOptions,
+} from './message.js';
+import type { RabbitmqSettings } from './metadata.js';
+import { managementUrlFromAmqp, passwordOf, vhostOf } from './url.js';
+
+export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
+  readonly name: string;
+  readonly type: string;
+  private readonly link: AmqpLink;
+  private readonly log: Logger;
+  private readonly subject: string;
+  private readonly management: ManagementClient;
+  private readonly vhost: string;
+  /** How long send / depth wait for a dropped connection to come back. */
+  private readonly waitMs: number;
+  private pub: { conn: ChannelModel; ch: ConfirmChannel } | undefined;
+  private admin: { conn: ChannelModel; ch: Channel } | undefined;
+  private localInFlight = 0;
+  private closed = false;
+
+  constructor(private readonly component: ResolvedComponent, private readonly s: RabbitmqSettings, ctx: BackendContext) {
+    this.name = component.name;
+    this.type = component.type;
+    this.subject = `component ${component.name} (${component.type})`;
+    this.log = ctx.logger.child({ component: component.name });
+    this.link = new AmqpLink({ url: s.url, tls: s.tls, reconnectWaitMs: s.reconnectWaitMs, logger: this.log, subject: this.subject });
+    this.management = new ManagementClient(s.managementUrl ?? managementUrlFromAmqp(s.url), 3000);
+    this.vhost = vhostOf(s.url);
+    this.waitMs = Math.max(component.initTimeoutMs, s.reconnectWaitMs + 2000);
+  }
+
+  async init(): Promise<void> {
+    const started = Date.now();
+    await this.link.open(this.component.initTimeoutMs);
+    try {
+      const ch = await this.adminChannel(this.component.initTimeoutMs);
+      await ch.assertQueue(this.s.queueName, this.queueOptions());
+      await ch.assertQueue(this.s.deadLetterQueue, { durable: true });
+    } catch (err) {
+      throw new BrokerError(`${this.subject}: cannot declare queue '${this.s.queueName}' on ${this.link.where}: ${describeAmqpError(err, this.secrets())}`);
+    }
+    this.log.info(`connected to RabbitMQ at ${this.link.where}, queue '${this.s.queueName}' (${Date.now() - started} ms)`);
+  }
+
+  /** Dapr's declaration: durable, auto-delete, exclusive, x-message-ttl and x-max-priority only when given. */
+  private queueOptions(): Options.AssertQueue {
+    const args: Record<string, number> = {};
+    if (this.s.queueTtlMs !== undefined) args['x-message-ttl'] = Math.floor(this.s.queueTtlMs);
+    if (this.s.maxPriority !== undefined) args['x-max-priority'] = this.s.maxPriority;
+    return { durable: this.s.durable, autoDelete: this.s.autoDelete, exclusive: this.s.exclusive, arguments: args };
+  }
+
+  async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
+    const opts = publishOptions(metadata, this.s.contentType);
+    const deadline = Date.now() + this.waitMs;
+    for (;;) {
+      const ch = await this.publishChannel(Math.max(1, deadline - Date.now()));
+      try {
+        await confirmPublish(ch, this.s.queueName, data, opts);
+        return;
+      } catch (err) {
+        // A dropped connection loses unconfirmed publishes: publish again once it is back (at-least-once).
+        const dropped = this.pub?.ch !== ch || /closed/i.test(errorMessage(err));
+        if (this.closed || Date.now() >= deadline || !dropped) {
+          throw new BrokerError(`${this.subject}: publish to queue '${this.s.queueName}' not confirmed: ${describeAmqpError(err, this.secrets())}`);
+        }
+      }
+    }
+  }
+
+  async receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
+    const { signal } = options;
+    const concurrency = Math.max(1, Math.floor(options.concurrency));
+    const prefetch = this.s.prefetchCount > 0 ? Math.min(this.s.prefetchCount, concurrency) : concurrency;
+    while (!signal.aborted && !this.closed) {
+      let conn: ChannelModel;
+      try {
+        conn = await this.link.get(this.s.reconnectWaitMs + 60_000, signal);
+      } catch {
+        continue;
+      }
+      try {
+        await this.consumeSession(conn, handler, prefetch, signal);
+      } catch (err) {
+        if (signal.aborted || this.closed) break;
+        this.log.warn(`consuming '${this.s.queueName}' stopped: ${describeAmqpError(err, this.secrets())}; retrying`);
+        await sleep(Math.min(1000, this.s.reconnectWaitMs), signal);
+      }
+    }
+  }
+
+  /** One channel's life: consume until it closes or the signal aborts; then every started handler is settled. */
+  private async consumeSession(conn: ChannelModel, handler: MessageHandler, prefetch: number, signal: AbortSignal): Promise<void> {
+    const ch = await conn.createConfirmChannel();
+    ch.on('error', (err: Error) => this.log.warn(`RabbitMQ channel error: ${describeAmqpError(err, this.secrets())}`));
+    const ended = new Promise<void>((resolve) => ch.once('close', () => resolve()));
+    const active = new Set<Promise<void>>();
+    try {
+      // Per-consumer prefetch = what we can hand to the app right now: nothing waits leased in this process.
+      await ch.prefetch(prefetch, false);
+      const { consumerTag } = await ch.consume(this.s.queueName, (msg) => {
+        if (msg === null) {
+          // The broker cancelled the consumer (queue deleted): start over, which re-reports a missing queue.
+          void ch.close().catch(() => undefined);
+          return;
+        }
+        if (signal.aborted) {
+          safely(() => ch.nack(msg, false, true));
+          return;
+        }
+        const p: Promise<void> = this.handle(ch, msg, handler).finally(() => active.delete(p));
+        active.add(p);
+      }, { noAck: false });
+      const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      await Promise.race([ended, aborted]);
+      if (signal.aborted) await ch.cancel(consumerTag).catch(() => undefined);
+    } finally {
+      // Waiting here keeps "at most concurrency handler calls" true across a reconnect too.
+      while (active.size > 0) await Promise.allSettled([...active]);
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  private async handle(ch: ConfirmChannel, msg: ConsumeMessage, handler: MessageHandler): Promise<void> {
+    const deliveryCount = deliveryCountOf(msg);
+    this.localInFlight++;
+    try {
+      let ok = false;
+      try {
+        ok = await handler({
+          id: (msg.properties.messageId as string | undefined) ?? `${msg.fields.deliveryTag}`,
+          data: msg.content,
+          metadata: metadataOf(msg),
+          deliveryCount,
+        });
+      } catch (err) {
+        this.log.debug(`handler failed: ${errorMessage(err)}`);
+      }
+      if (ok) {
+        safely(() => ch.ack(msg));
+      } else if (deliveryCount >= this.s.maxDeliveryCount) {
+        await confirmPublish(ch, this.s.deadLetterQueue, msg.content, republishOptions(msg, {
+          [DELIVERY_COUNT_HEADER]: deliveryCount,
+          [DEAD_LETTER_REASON_HEADER]: `failed ${deliveryCount} deliveries (maxDeliveryCount ${this.s.maxDeliveryCount})`,
+          [SOURCE_QUEUE_HEADER]: this.s.queueName,
+        }));
+        ch.ack(msg);
+        this.log.warn(`message ${String(msg.properties.messageId ?? '')} dead-lettered to '${this.s.deadLetterQueue}' after ${deliveryCount} deliveries`);
+      } else {
+        await confirmPublish(ch, this.s.queueName, msg.content, republishOptions(msg, { [DELIVERY_COUNT_HEADER]: deliveryCount }));
+        ch.ack(msg);
+      }
+    } catch (err) {
+      // The channel went away before the outcome was applied: the broker puts the message back by itself.
+      this.log.debug(`outcome not applied (${errorMessage(err)}); the broker redelivers the message`);
+    } finally {
+      this.localInFlight--;
+    }
+  }
+
+  /**
+   * ready: the queue's ready messages (passive declare, exact). inFlight: unacked messages of every consumer, from the
+   * management API (trails by up to 5 s); without it, only this process's unacked messages. deadLettered: the DLQ's
+   * ready messages.
+   */
+  async depth(): Promise<QueueDepth> {
+    const ready = await this.count(this.s.queueName);
+    const deadLettered = await this.count(this.s.deadLetterQueue).catch(() => 0);
+    let inFlight = this.localInFlight;
+    try {
+      const q = await this.management.queue(this.vhost, this.s.queueName);
+      if (q) inFlight = Math.max(q.unacked, this.localInFlight);
+    } catch {
+      // management plugin off: local count only (said in the doc comment)
+    }
+    return { ready, inFlight, deadLettered };
+  }
+
+  async ping(): Promise<void> {
+    await this.count(this.s.queueName);
+  }
+
+  async deadLetters(limit: number): Promise<DeadLetter[]> {
+    const conn = await this.link.get(this.waitMs);
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    const out: DeadLetter[] = [];
+    try {
+      while (out.length < limit) {
+        const m = await ch.get(this.s.deadLetterQueue, { noAck: false });
+        if (m === false) break;
+        const h = m.properties.headers ?? {};
+        out.push({
+          id: (m.properties.messageId as string | undefined) ?? `${m.fields.deliveryTag}`,
+          data: m.content,
+          metadata: metadataOf(m),
+          deliveryCount: Number(h[DELIVERY_COUNT_HEADER] ?? 0),
+          reason: String(h[DEAD_LETTER_REASON_HEADER] ?? 'dead-lettered'),
+        });
+      }
+    } finally {
+      // Closing without acking puts every peeked message back, in order.
+      await ch.close().catch(() => undefined);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.link.close();
+  }
+
+  private secrets(): (string | undefined)[] {
+    return [passwordOf(this.s.url), this.s.tls.key];
+  }
+
+  private async count(queue: string): Promise<number> {
+    const ch = await this.adminChannel(this.waitMs);
+    try {
+      return (await ch.checkQueue(queue)).messageCount;
+    } catch (err) {
+      throw new BrokerError(`${this.subject}: cannot read queue '${queue}': ${describeAmqpError(err, this.secrets())}`);
+    }
+  }
+
+  private async adminChannel(timeoutMs: number): Promise<Channel> {
+    const conn = await this.link.get(timeoutMs);
+    if (this.admin?.conn === conn) return this.admin.ch;
+    const ch = await conn.createChannel();
+    const entry = { conn, ch };
+    ch.on('error', () => undefined); // a failed passive declare closes the channel: the next call opens another
+    ch.on('close', () => { if (this.admin === entry) this.admin = undefined; });
+    this.admin = entry;
+    return ch;
+  }
+
+  private async publishChannel(timeoutMs: number): Promise<ConfirmChannel> {
+    const conn = await this.link.get(timeoutMs);
+    if (this.pub?.conn === conn) return this.pub.ch;
+    const ch = await conn.createConfirmChannel();
+    const entry = { conn, ch };
+    ch.on('error', (err: Error) => this.log.warn(`RabbitMQ publish channel error: ${describeAmqpError(err, this.secrets())}`));
+    ch.on('close', () => { if (this.pub === entry) this.pub = undefined; });
+    this.pub = entry;
+    return ch;
+  }
+}
+
+function confirmPublish(ch: ConfirmChannel, queue: string, data: Buffer, opts: Options.Publish): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    try {
+      ch.sendToQueue(queue, data, opts, (err: unknown) => {
+        if (err) reject(err instanceof Error ? err : new Error(`broker refused the message (${String(err)})`));
+        else resolve();
+      });
+    } catch (err) {
+      reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  });
+}
+
+function safely(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // channel already closed: the broker requeues what was not acked
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

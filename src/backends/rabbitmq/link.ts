@@ -1,0 +1,150 @@
+/**
+ * One AMQP connection that comes back by itself. A broker may close connections at any time (restart, policy,
+ * `rabbitmqctl close_all_connections`): the link reconnects every reconnectWait and tells its users, who re-open
+ * their channels. Unacked deliveries of the dropped connection go back to the queue, so nothing is lost.
+ */
+import amqp from 'amqplib';
+import type { ChannelModel } from 'amqplib';
+import { BrokerError, errorMessage } from '../../errors.js';
+import type { Logger } from '../../util/log.js';
+import { passwordOf, redactUrl, scrub } from './url.js';
+
+export interface LinkOptions {
+  url: string;
+  tls: { ca?: string; cert?: string; key?: string; external: boolean };
+  reconnectWaitMs: number;
+  logger: Logger;
+  /** "component message-queue (bindings.rabbitmq)" or "trigger 0 (rabbitmq) of ScaledObject x" */
+  subject: string;
+}
+
+/** Maps amqplib / socket failures to words a user can act on. */
+export function describeAmqpError(err: unknown, secrets: readonly (string | undefined)[] = []): string {
+  const e = err as { code?: string | number; message?: string };
+  const msg = scrub(errorMessage(err), secrets);
+  if (e.code === 'ECONNREFUSED') return 'connection refused (is RabbitMQ running on that host and port?)';
+  if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return 'host name not found';
+  if (e.code === 'ETIMEDOUT') return 'connection timed out';
+  if (/ACCESS.REFUSED/i.test(msg) && /login/i.test(msg)) return 'login refused: check the user name and password';
+  if (/NOT.ALLOWED/i.test(msg) && /vhost/i.test(msg)) return `virtual host refused: ${msg}`;
+  return msg;
+}
+
+export class AmqpLink {
+  private conn: ChannelModel | undefined;
+  private closed = false;
+  private reconnecting = false;
+  private readonly waiters = new Set<() => void>();
+  private readonly secrets: (string | undefined)[];
+  readonly where: string;
+
+  constructor(private readonly opts: LinkOptions) {
+    this.secrets = [passwordOf(opts.url), opts.tls.key];
+    this.where = redactUrl(opts.url);
+  }
+
+  /** The first connection: fails with a clear error instead of retrying, so a bad config surfaces at start. */
+  async open(timeoutMs: number): Promise<ChannelModel> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      const conn = await Promise.race([this.dial(timeoutMs), timeout]);
+      this.adopt(conn);
+      return conn;
+    } catch (err) {
+      throw new BrokerError(`${this.opts.subject}: cannot connect to RabbitMQ at ${this.where}: ${describeAmqpError(err, this.secrets)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  get current(): ChannelModel | undefined {
+    return this.conn;
+  }
+
+  /** The live connection, waiting through a reconnect for at most timeoutMs (or until signal aborts). */
+  async get(timeoutMs: number, signal?: AbortSignal): Promise<ChannelModel> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.conn) {
+      if (this.closed) throw new BrokerError(`${this.opts.subject}: closed`);
+      if (signal?.aborted) throw new BrokerError(`${this.opts.subject}: stopped`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new BrokerError(`${this.opts.subject}: RabbitMQ at ${this.where} is unreachable (reconnecting)`);
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          signal?.removeEventListener('abort', done);
+          this.waiters.delete(done);
+          resolve();
+        };
+        const t = setTimeout(done, left);
+        signal?.addEventListener('abort', done, { once: true });
+        this.waiters.add(done);
+      });
+    }
+    return this.conn;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const c = this.conn;
+    this.conn = undefined;
+    for (const w of [...this.waiters]) w();
+    if (c) await c.close().catch(() => undefined);
+  }
+
+  private async dial(timeoutMs: number): Promise<ChannelModel> {
+    const { tls } = this.opts;
+    const socketOptions: Record<string, unknown> = { timeout: timeoutMs, clientProperties: { connection_name: 'qscale' } };
+    if (tls.ca) socketOptions.ca = [tls.ca];
+    if (tls.cert) socketOptions.cert = tls.cert;
+    if (tls.key) socketOptions.key = tls.key;
+    if (tls.external) socketOptions.credentials = amqp.credentials.external();
+    return amqp.connect(this.opts.url, socketOptions);
+  }
+
+  private adopt(conn: ChannelModel): void {
+    this.conn = conn;
+    // Without an 'error' listener a broker-side close would crash the process.
+    conn.on('error', (err: Error) => {
+      this.opts.logger.warn({ err: new Error(describeAmqpError(err, this.secrets)) }, 'RabbitMQ connection error');
+    });
+    conn.on('close', () => {
+      if (this.conn === conn) this.conn = undefined;
+      if (!this.closed) {
+        this.opts.logger.warn(`RabbitMQ connection to ${this.where} closed; reconnecting every ${this.opts.reconnectWaitMs} ms`);
+        void this.reconnect();
+      }
+    });
+    for (const w of [...this.waiters]) w();
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.reconnecting) return;
+    this.reconnecting = true;
+    // The first retry is quick: a forced close usually leaves the broker itself up.
+    let wait = Math.min(200, this.opts.reconnectWaitMs);
+    try {
+      while (!this.closed && !this.conn) {
+        await new Promise((r) => setTimeout(r, wait));
+        wait = this.opts.reconnectWaitMs;
+        if (this.closed) return;
+        try {
+          const conn = await this.dial(10_000);
+          if (this.closed) {
+            await conn.close().catch(() => undefined);
+            return;
+          }
+          this.adopt(conn);
+          this.opts.logger.info(`reconnected to RabbitMQ at ${this.where}`);
+        } catch (err) {
+          this.opts.logger.warn(`reconnect to RabbitMQ at ${this.where} failed: ${describeAmqpError(err, this.secrets)}`);
+        }
+      }
+    } finally {
+      this.reconnecting = false;
+    }
+  }
+}

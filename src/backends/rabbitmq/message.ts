@@ -1,0 +1,85 @@
+/**
+ * Per-message mapping between Dapr's request metadata and AMQP properties, as Dapr's RabbitMQ binding does it:
+ * every metadata entry becomes a header; ttlInSeconds → expiration (ms), priority → priority, contentType →
+ * content type. On the way in, string headers come back as metadata, query-escaped like Go's url.QueryEscape.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ConsumeMessage, Message, Options } from 'amqplib';
+import { QscaleError } from '../../errors.js';
+import type { MessageMetadata } from '../types.js';
+
+/** qscale's own headers: a failed delivery count that survives restarts, and why a message was dead-lettered. */
+export const DELIVERY_COUNT_HEADER = 'x-delivery-count';
+export const DEAD_LETTER_REASON_HEADER = 'x-qscale-dead-letter-reason';
+export const SOURCE_QUEUE_HEADER = 'x-qscale-source-queue';
+
+function lookup(md: MessageMetadata, key: string): string | undefined {
+  const want = key.toLowerCase();
+  for (const [k, v] of Object.entries(md)) if (k.toLowerCase() === want) return v;
+  return undefined;
+}
+
+function badMetadata(key: string, value: string, expected: string): QscaleError {
+  return new QscaleError('ERR_BAD_METADATA', `metadata '${key}' must be ${expected}, got '${value}'`);
+}
+
+export function publishOptions(md: MessageMetadata, defaultContentType: string): Options.Publish {
+  const opts: Options.Publish = {
+    persistent: true,
+    contentType: lookup(md, 'contentType') ?? defaultContentType,
+    headers: { ...md },
+    messageId: randomUUID(),
+    timestamp: Math.floor(Date.now() / 1000),
+  };
+  const ttl = lookup(md, 'ttlInSeconds');
+  if (ttl !== undefined) {
+    if (!/^\d+$/.test(ttl.trim())) throw badMetadata('ttlInSeconds', ttl, 'a whole number of seconds');
+    opts.expiration = String(Number(ttl.trim()) * 1000);
+  }
+  const priority = lookup(md, 'priority');
+  if (priority !== undefined) {
+    const n = Number(priority.trim());
+    if (!/^\d+$/.test(priority.trim()) || n > 255) throw badMetadata('priority', priority, 'an integer from 0 to 255');
+    opts.priority = n;
+  }
+  return opts;
+}
+
+/** Go's url.QueryEscape: only A-Z a-z 0-9 - _ . ~ stay, space becomes '+'. */
+export function goQueryEscape(s: string): string {
+  return encodeURIComponent(s)
+    .replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+    .replace(/%20/g, '+');
+}
+
+export function metadataOf(msg: Message): MessageMetadata {
+  const out: MessageMetadata = {};
+  for (const [k, v] of Object.entries(msg.properties.headers ?? {})) {
+    if (typeof v !== 'string' || k.startsWith('x-qscale-')) continue;
+    out[goQueryEscape(k)] = goQueryEscape(v);
+  }
+  return out;
+}
+
+/** Deliveries before this one: our header (kept across republishes) plus one when the broker says "redelivered". */
+export function deliveryCountOf(msg: ConsumeMessage): number {
+  const raw = msg.properties.headers?.[DELIVERY_COUNT_HEADER] as unknown;
+  const prior = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw) || 0 : 0;
+  return prior + 1 + (msg.fields.redelivered ? 1 : 0);
+}
+
+/** The properties of a delivered message, to publish it again unchanged except for its headers. */
+export function republishOptions(msg: ConsumeMessage, headers: Record<string, unknown>): Options.Publish {
+  const p = msg.properties;
+  const opts: Options.Publish = { persistent: true, headers: { ...(p.headers ?? {}), ...headers } };
+  if (p.contentType !== undefined) opts.contentType = p.contentType as string;
+  if (p.contentEncoding !== undefined) opts.contentEncoding = p.contentEncoding as string;
+  if (p.priority !== undefined) opts.priority = p.priority as number;
+  if (p.correlationId !== undefined) opts.correlationId = p.correlationId as string;
+  if (p.replyTo !== undefined) opts.replyTo = p.replyTo as string;
+  if (p.messageId !== undefined) opts.messageId = p.messageId as string;
+  if (p.timestamp !== undefined) opts.timestamp = p.timestamp as number;
+  if (p.type !== undefined) opts.type = p.type as string;
+  if (p.appId !== undefined) opts.appId = p.appId as string;
+  return opts;
+}
