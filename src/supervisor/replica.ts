@@ -38,6 +38,7 @@ export interface ReplicaInfo {
   appPort: number;
   sidecarPort: number;
   inFlight: number;
+  pids: { app: number | undefined; sidecar: number | undefined };
 }
 
 const SIDECAR_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -73,6 +74,7 @@ export class Replica extends EventEmitter {
       appPort: this.opts.appPort,
       sidecarPort: this.opts.sidecarPort,
       inFlight: this.inFlight,
+      pids: this.pids(),
     };
   }
 

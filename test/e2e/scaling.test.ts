@@ -1,0 +1,213 @@
+/**
+ * The seed's story end to end, the way KEDA's own e2e tests read: publish N, replicas reach the max, all processed,
+ * back to 0; publish fewer than the activation value, replicas stay 0. Real processes throughout: `qscale up`,
+ * sidecars, the producer and consumer apps, the embedded queue. Periods are short so it runs in a test.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'undici';
+import { startUp, tempFolder, writeFiles, runFile, running, type UpProcess } from './harness.js';
+
+const COMPONENT = `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: message-queue
+spec:
+  type: bindings.azure.servicebusqueues
+  version: v1
+  metadata:
+  - name: connectionString
+    secretKeyRef:
+      name: servicebus-management
+      key: servicebus-management-connectionstring
+  - name: queueName
+    value: "msgqueue"
+  - name: lockDurationInSec
+    value: "3"
+  - name: visibilityTimeoutInSec
+    value: "3"
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: servicebus-management
+stringData:
+  servicebus-management-connectionstring: "Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=placeholder"
+`;
+
+function scaledObject(opts: { activation?: number; max?: number; cooldown?: number } = {}): string {
+  return `apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: consumer-scaler
+spec:
+  scaleTargetRef:
+    name: consumer
+  pollingInterval: 1
+  cooldownPeriod: ${opts.cooldown ?? 2}
+  minReplicaCount: 0
+  maxReplicaCount: ${opts.max ?? 10}
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior:
+        scaleUp:
+          stabilizationWindowSeconds: 0
+          policies:
+          - type: Pods
+            value: 10
+            periodSeconds: 1
+        scaleDown:
+          stabilizationWindowSeconds: 2
+          policies:
+          - type: Percent
+            value: 100
+            periodSeconds: 1
+  triggers:
+  - type: azure-servicebus
+    metadata:
+      queueName: msgqueue
+      messageCount: "5"
+      activationMessageCount: "${opts.activation ?? 0}"
+`;
+}
+
+async function produce(up: UpProcess, count: number): Promise<void> {
+  const s = await up.status();
+  assert.ok(s.producerUrl, 'the producer URL is in the status');
+  const res = await request(`${s.producerUrl}/MessageProducer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: '*/*' },
+    body: JSON.stringify({ count, intervalMilliseconds: 0 }),
+  });
+  assert.equal(res.statusCode, 200, await res.body.text());
+}
+
+/** Sends distinct texts straight through the producer's sidecar, so the consumer's log lines can be told apart. */
+async function sendTexts(up: UpProcess, texts: string[]): Promise<void> {
+  const s = await up.status();
+  const producer = s.replicas.find((r) => r.appId === 'producer');
+  assert.ok(producer, 'the producer replica runs');
+  for (const text of texts) {
+    const res = await request(`http://127.0.0.1:${producer.sidecarPort}/v1.0/bindings/message-queue`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ data: { text }, operation: 'create' }),
+    });
+    assert.equal(res.statusCode, 204, await res.body.text());
+  }
+}
+
+const ARGS = ['--embedded', '--hpa-sync-period', '1s', '--grace-period', '30s'];
+
+test('up - the seed: 50 messages scale the consumer out to 10 replicas, all 50 processed, back to 0 after the cooldown', { timeout: 180_000 }, async () => {
+  const folder = tempFolder();
+  writeFiles(folder, { 'binding.yaml': COMPONENT, 'scaling.yaml': scaledObject(), 'dapr.yaml': runFile({ WORK_MS: '1500' }) });
+  const up = await startUp(folder, ARGS);
+  try {
+    await up.waitFor((s) => s.replicas.some((r) => r.appId === 'producer' && r.ready), 60_000, 'the producer to be ready');
+    await up.waitFor((s) => running(s) === 0, 30_000, 'the consumer at 0 replicas');
+    await produce(up, 50);
+    await up.waitFor((s) => running(s) === 10, 60_000, '10 consumer replicas');
+    await up.waitForLine(/Hello World -- Received at: .* -- Finished at: /, 30_000);
+    await up.waitFor((s) => running(s) === 0 && up.countLines(/Hello World -- Received at/) >= 50, 120_000, 'all 50 processed and back to 0');
+    assert.equal(up.countLines(/Hello World -- Received at/), 50, 'each message processed exactly once');
+    const s = await up.status();
+    assert.ok(s.decisions.some((d) => d.from === 0 && d.to >= 1), 'the activation decision is shown');
+    assert.ok(s.decisions.every((d) => d.reason.length > 0), 'every decision carries its reason');
+    assert.equal(s.queue?.ready, 0);
+    assert.equal(s.queue?.deadLettered, 0);
+  } finally {
+    await up.stop();
+  }
+});
+
+test('up - one message starts exactly one replica', { timeout: 120_000 }, async () => {
+  const folder = tempFolder();
+  writeFiles(folder, { 'binding.yaml': COMPONENT, 'scaling.yaml': scaledObject(), 'dapr.yaml': runFile({ WORK_MS: '500' }) });
+  const up = await startUp(folder, ARGS);
+  try {
+    await up.waitFor((s) => s.replicas.some((r) => r.appId === 'producer' && r.ready) && running(s) === 0, 60_000, 'producer ready, consumer at 0');
+    await produce(up, 1);
+    let peak = 0;
+    await up.waitFor((s) => {
+      peak = Math.max(peak, running(s));
+      return up.countLines(/Hello World -- Received at/) === 1 && running(s) === 0;
+    }, 60_000, 'the message processed and back to 0');
+    assert.equal(peak, 1);
+  } finally {
+    await up.stop();
+  }
+});
+
+test('up - a load below the activation threshold keeps 0 replicas', { timeout: 120_000 }, async () => {
+  const folder = tempFolder();
+  writeFiles(folder, { 'binding.yaml': COMPONENT, 'scaling.yaml': scaledObject({ activation: 5 }), 'dapr.yaml': runFile({ WORK_MS: '100' }) });
+  const up = await startUp(folder, ARGS);
+  try {
+    await up.waitFor((s) => s.replicas.some((r) => r.appId === 'producer' && r.ready) && running(s) === 0, 60_000, 'producer ready, consumer at 0');
+    await produce(up, 3);
+    // KEDA's e2e pattern: watch several polling intervals and sync periods; the consumer must stay at zero.
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const s = await up.status();
+      assert.equal(running(s), 0, `replicas stay 0 with 3 messages under activation 5 (check ${i + 1})`);
+      assert.equal(s.queue?.ready, 3);
+    }
+    // One more message passes the threshold (6 > 5): it activates.
+    await produce(up, 3);
+    await up.waitFor((s) => running(s) >= 1, 30_000, 'activation above the threshold');
+  } finally {
+    await up.stop();
+  }
+});
+
+test('up - scale-in under load loses and duplicates nothing', { timeout: 240_000 }, async () => {
+  const folder = tempFolder();
+  writeFiles(folder, { 'binding.yaml': COMPONENT, 'scaling.yaml': scaledObject({ max: 6 }), 'dapr.yaml': runFile({ WORK_MS: '700' }) });
+  const up = await startUp(folder, ARGS);
+  try {
+    await up.waitFor((s) => s.replicas.some((r) => r.appId === 'producer' && r.ready), 60_000, 'the producer to be ready');
+    const texts: string[] = [];
+    // Waves: a burst scales out, the queue empties while work is in flight, replicas are stopped mid-work.
+    for (let wave = 0; wave < 3; wave++) {
+      const batch = Array.from({ length: 30 }, (_, i) => `msg-${wave}-${i}`);
+      texts.push(...batch);
+      await sendTexts(up, batch);
+      await up.waitFor((s) => running(s) >= 3, 60_000, 'scale-out');
+      await up.waitFor((s) => (s.hpa[0]?.replicas ?? 0) < running(s) || s.replicas.some((r) => r.status === 'Terminating') || running(s) === 0, 60_000, 'a scale-in');
+    }
+    await up.waitFor((s) => running(s) === 0 && (s.queue?.ready ?? 1) === 0 && (s.queue?.inFlight ?? 1) === 0, 180_000, 'everything drained and back to 0');
+    for (const t of texts) {
+      const n = up.countLines(new RegExp(`\\| ${t} -- Received at`));
+      assert.equal(n, 1, `${t} processed exactly once (seen ${n} times)`);
+    }
+    const s = await up.status();
+    assert.ok(s.decisions.some((d) => d.to < d.from && d.to > 0) || s.decisions.filter((d) => d.to < d.from).length > 0, 'replicas were scaled in');
+  } finally {
+    await up.stop();
+  }
+});
+
+test('up - a replica killed with SIGKILL mid-work loses nothing', { timeout: 180_000 }, async () => {
+  const folder = tempFolder();
+  writeFiles(folder, { 'binding.yaml': COMPONENT, 'scaling.yaml': scaledObject({ max: 1, cooldown: 2 }), 'dapr.yaml': runFile({ WORK_MS: '1500' }) });
+  const up = await startUp(folder, ARGS);
+  try {
+    await up.waitFor((s) => s.replicas.some((r) => r.appId === 'producer' && r.ready), 60_000, 'the producer to be ready');
+    const texts = Array.from({ length: 4 }, (_, i) => `kill-${i}`);
+    await sendTexts(up, texts);
+    const s = await up.waitFor((st) => st.replicas.some((r) => r.appId === 'consumer' && r.ready && r.inFlight > 0), 60_000, 'a consumer replica with work in flight');
+    const victim = s.replicas.find((r) => r.appId === 'consumer' && r.ready)!;
+    assert.ok(victim.pids?.app && victim.pids.sidecar, 'status shows the replica processes');
+    process.kill(victim.pids.app, 'SIGKILL');
+    process.kill(victim.pids.sidecar, 'SIGKILL');
+    await up.waitFor((st) => running(st) === 0 && (st.queue?.ready ?? 1) === 0 && (st.queue?.inFlight ?? 1) === 0, 150_000, 'all work done after the kill');
+    for (const t of texts) {
+      assert.ok(up.countLines(new RegExp(`\\| ${t} -- Received at`)) >= 1, `${t} was processed (at least once: its first try was killed)`);
+    }
+    const after = await up.status();
+    assert.equal(after.queue?.deadLettered, 0);
+  } finally {
+    await up.stop();
+  }
+});
