@@ -36,6 +36,8 @@ export interface ResolvedTrigger {
   name?: string;
   metricType: MetricType;
   metadata: Record<string, string>;
+  /** Metadata keys whose values came from a Secret, ConfigMap or the environment: never print their values. */
+  sensitive?: readonly string[];
   /** "trigger 0 (azure-servicebus) of ScaledObject bindingconsumer-scaler" */
   subject: string;
   where(field?: string): { file?: string; line?: number };
