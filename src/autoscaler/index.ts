@@ -38,3 +38,12 @@ export type { ScaledObjectSpec, TriggerSpec, FallbackBehavior, ParsedScaledObjec
 export { parseTriggerAuthentications, parseTriggerAuthentication, resolveTriggers, configMapLookup } from './triggerauth.js';
 export type { TriggerAuthSpec, ResolveContext, TargetEnv } from './triggerauth.js';
 export type { Scaler, MetricType, MetricAndActivity, ResolvedTrigger, TriggerDefinition, QueueTriggerParams } from './scaler.js';
+export { createAutoscaler } from './autoscaler.js';
+export type { Autoscaler, AutoscalerOptions, AutoscalerSpec, SyncInput } from './autoscaler.js';
+export { kedaStep, serveMetrics } from './keda.js';
+export type { KedaSpec } from './keda.js';
+export { hpaStep, proposeReplicas, DEFAULT_HPA_OPTIONS } from './hpa.js';
+export type { HpaSpec, HpaOptions, ObservedReplicas } from './hpa.js';
+export { initialState } from './state.js';
+export type { AutoscalerState, Decision, StepResult, Observation, ServedMetric, TriggerTarget } from './state.js';
+export type { HpaBehavior, ScalingRules, ScalingPolicy } from './behavior.js';

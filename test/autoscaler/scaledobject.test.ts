@@ -3,28 +3,8 @@ import assert from 'node:assert/strict';
 import { parseManifests } from '../../src/components/manifests.js';
 import { parseScaledObjects } from '../../src/autoscaler/scaledobject.js';
 import { ConfigError } from '../../src/errors.js';
+import { SEED_SCALEDOBJECT } from './fixtures.js';
 
-/** The seed's consumer-scaling.yaml, as written for KEDA 1.x. */
-export const SEED_SCALEDOBJECT = `apiVersion: keda.k8s.io/v1alpha1
-kind: ScaledObject
-metadata:
-  name: bindingconsumer-scaler
-  labels:
-    app: bindingconsumer
-    deploymentName: consumer
-spec:
-  scaleTargetRef:
-    deploymentName: consumer
-  minReplicaCount: 0
-  maxReplicaCount: 10
-  triggers:
-  - type: azure-servicebus
-    metadata:
-      queueName: msgqueue
-      queueLength: '5'
-    authenticationRef:
-      name: trigger-auth-servicebus
-`;
 
 function so(spec: string, extraMeta = ''): string {
   return `apiVersion: keda.sh/v1alpha1

@@ -4,7 +4,7 @@ import { parseManifests } from '../../src/components/manifests.js';
 import { resolveResources } from '../../src/components/index.js';
 import { loadScaledObjects } from '../../src/autoscaler/index.js';
 import { ConfigError } from '../../src/errors.js';
-import { SEED_SCALEDOBJECT } from './scaledobject.test.js';
+import { SEED_SCALEDOBJECT } from './fixtures.js';
 
 const CONN = 'Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=manage;SharedAccessKey=TOPSECRET';
 
