@@ -50,6 +50,7 @@ const OTHER_KINDS: Record<string, string> = {
   Service: 'not needed locally: apps listen on loopback ports',
   Configuration: 'Dapr Configuration is not used by the local sidecar',
   Resiliency: 'Dapr Resiliency is not used by the local sidecar',
+  ConfigMap: 'read by the autoscaler (TriggerAuthentication configMapTargetRef)',
   Subscription: 'pub/sub subscriptions are not served by the local sidecar (bindings only)',
 };
 

@@ -15,7 +15,8 @@ import { readDeployments, appIdForTarget } from './apps.js';
 import { startControlServer } from './control.js';
 import { removeSupervisorFile, writeSupervisorFile, type DecisionRecord, type QueueState, type SystemStatus } from './state.js';
 import { ScaleLoop, type ScaleLoopOptions } from './scaleloop.js';
-import { createBackend, findBackend } from '../backends/registry.js';
+import { createBackend, createScaler, findBackend } from '../backends/registry.js';
+import { loadScaledObjects } from '../autoscaler/index.js';
 import type { Backend, ResolvedComponent } from '../backends/types.js';
 import { createLogger } from '../util/log.js';
 
@@ -86,24 +87,32 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   }
 
   // ScaledObjects → one loop each, targeting an app of the run file.
+  const scaling = loadScaledObjects(manifests, {
+    secrets,
+    env: (target: string) => appById.get(appIdForTarget(target, deploymentsInfo))?.env,
+  });
+  notices.push(...scaling.notices);
   const loopOpts: ScaleLoopOptions = {
-    embedded: opts.embedded,
-    dataDir: path.resolve(opts.dataDir),
     syncPeriodMs: opts.syncPeriodMs,
     downscaleStabilizationMs: opts.downscaleStabilizationMs,
     instantActivation: opts.instantActivation,
     record,
   };
-  const loops = await ScaleLoop.fromManifests(manifests, secrets, (so, target) => {
-    const appId = appIdForTarget(target.name, deploymentsInfo);
+  const loops: ScaleLoop[] = [];
+  for (const config of scaling.scaledObjects) {
+    const spec = config.spec;
+    const appId = appIdForTarget(spec.target, deploymentsInfo);
     const dep = deployments.get(appId);
     if (!dep) {
-      throw target.error(`scaleTargetRef '${target.name}' matches no app of ${path.relative(process.cwd(), runFile.file)} (apps: ${[...deployments.keys()].join(', ')})`);
+      const at = spec.where(['spec', 'scaleTargetRef', 'name']);
+      throw new ConfigError(
+        `ScaledObject ${spec.name}: scaleTargetRef '${spec.target}' matches no app of ${path.relative(process.cwd(), runFile.file) || runFile.file} (apps: ${[...deployments.keys()].join(', ')})`,
+        { file: at.file, line: at.line, field: 'spec.scaleTargetRef.name' },
+      );
     }
-    const app = appById.get(appId)!;
-    return { deployment: dep, env: { ...app.env } };
-  }, loopOpts);
-  for (const l of loops) for (const n of l.notices) notices.push(n);
+    const scalers = config.triggers.map((t) => createScaler(t, { embedded: opts.embedded, dataDir: path.resolve(opts.dataDir) }));
+    loops.push(new ScaleLoop(config, dep, scalers, loopOpts));
+  }
 
   // Queue depth for status: the input bindings of the scaled apps.
   const queueBackends: Array<{ component: ResolvedComponent; backend: Backend; queue: string }> = [];
