@@ -1,0 +1,224 @@
+/**
+ * The embedded queue as a Backend: at-least-once delivery from the shared SQLite file.
+ * A receiver leases only as many messages as it has free handler slots (never prefetches), renews the leases of
+ * messages still in the handler, completes on true and releases on false or a throw. Every outcome is applied with
+ * the delivery's lease token, so when a lease expired and another process took the message, the late answer is a
+ * no-op: two processes never both complete one message.
+ */
+import { BrokerError, errorMessage } from '../../errors.js';
+import type {
+  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
+  ReceiveOptions, ResolvedComponent,
+} from '../types.js';
+import type { EmbeddedSettings } from './metadata.js';
+import { QueueStore, type LeasedMessage, type ReleaseOutcome } from './store.js';
+
+/** Upper bound on an idle wait, in case a wake-up was missed (e.g. the clock jumped). */
+const IDLE_RECHECK_MS = 1000;
+/** After a failed lease (the file unreadable), wait this long before trying again. */
+const ERROR_RETRY_MS = 1000;
+
+export type SettledOutcome = 'completed' | 'lease-lost' | Exclude<ReleaseOutcome, 'lease-lost'> | 'release-lost';
+
+export interface EmbeddedBackendOptions {
+  /** Called after each delivery's outcome was applied (metrics, tests). */
+  onSettled?: (msg: { id: string; deliveryCount: number }, outcome: SettledOutcome) => void;
+}
+
+export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
+  readonly name: string;
+  readonly type: string;
+  private store: QueueStore | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly stopAll = new AbortController();
+  private readonly loops = new Set<Promise<void>>();
+
+  constructor(
+    component: ResolvedComponent,
+    readonly settings: EmbeddedSettings,
+    private readonly ctx: BackendContext,
+    private readonly options: EmbeddedBackendOptions = {},
+  ) {
+    this.name = component.name;
+    this.type = component.type;
+  }
+
+  get queueName(): string {
+    return this.settings.queueName;
+  }
+
+  async init(): Promise<void> {
+    this.db();
+  }
+
+  async ping(): Promise<void> {
+    this.db().hasAny(this.queueName);
+  }
+
+  async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
+    this.db().enqueue(this.queueName, data, metadata);
+  }
+
+  async depth(): Promise<QueueDepth> {
+    return this.db().depth(this.queueName);
+  }
+
+  async deadLetters(limit: number): Promise<DeadLetter[]> {
+    return this.db().deadLetters(this.queueName, limit);
+  }
+
+  /** Puts up to limit dead letters back at the end of the queue, delivery count reset. Returns how many. */
+  async requeueDeadLetters(limit = Number.MAX_SAFE_INTEGER): Promise<number> {
+    return this.db().requeueDeadLetters(this.queueName, limit);
+  }
+
+  receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
+    const store = this.db();
+    const loop = this.runLoop(store, handler, options);
+    this.loops.add(loop);
+    return loop.finally(() => this.loops.delete(loop));
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stopAll.abort();
+      await Promise.allSettled([...this.loops]);
+      this.store?.unref();
+    })();
+    return this.closing;
+  }
+
+  private db(): QueueStore {
+    if (this.closing) throw new BrokerError(`component ${this.name}: the embedded queue backend is closed`);
+    this.store ??= QueueStore.acquire(this.ctx.dataDir);
+    return this.store;
+  }
+
+  private async runLoop(store: QueueStore, handler: MessageHandler, options: ReceiveOptions): Promise<void> {
+    const { settings } = this;
+    const limit = Math.max(1, Math.min(options.concurrency, settings.maxConcurrentHandlers));
+    const active = new Map<number, LeasedMessage>();
+    const running = new Set<Promise<void>>();
+    const stopped = (): boolean => options.signal.aborted || this.stopAll.signal.aborted;
+
+    let wakePending = false;
+    let wake: (() => void) | undefined;
+    const poke = (): void => {
+      if (wake) wake();
+      else wakePending = true;
+    };
+    const sleep = (ms: number): Promise<void> => {
+      if (wakePending || stopped()) {
+        wakePending = false;
+        return Promise.resolve();
+      }
+      return new Promise((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done(): void {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+      });
+    };
+    const unsubscribe = store.onChange(poke);
+    options.signal.addEventListener('abort', poke, { once: true });
+    this.stopAll.signal.addEventListener('abort', poke, { once: true });
+    const renewal = settings.renewEveryMs > 0
+      ? setInterval(() => this.renew(store, active), settings.renewEveryMs)
+      : undefined;
+
+    let fatal: unknown;
+    try {
+      while (!stopped()) {
+        const free = limit - active.size;
+        if (free <= 0) {
+          await sleep(IDLE_RECHECK_MS);
+          continue;
+        }
+        let batch: LeasedMessage[];
+        try {
+          batch = store.lease(this.queueName, free, settings.visibilityMs, settings.maxDeliveryCount);
+        } catch (err) {
+          this.ctx.logger.error({ component: this.name, err: errorMessage(err) }, 'embedded queue: cannot lease messages, retrying');
+          await sleep(ERROR_RETRY_MS);
+          continue;
+        }
+        if (batch.length === 0) {
+          await sleep(Math.min(store.nextVisibleIn(this.queueName) ?? IDLE_RECHECK_MS, IDLE_RECHECK_MS));
+          continue;
+        }
+        for (const m of batch) {
+          active.set(m.seq, m);
+          const run = this.deliver(store, handler, m).finally(() => {
+            active.delete(m.seq);
+            running.delete(run);
+            poke();
+          });
+          running.add(run);
+        }
+      }
+    } catch (err) {
+      fatal = err;
+    } finally {
+      // Drain: every handler already started settles and its outcome is applied before receive() returns.
+      while (running.size > 0) await Promise.allSettled([...running]);
+      if (renewal) clearInterval(renewal);
+      unsubscribe();
+      options.signal.removeEventListener('abort', poke);
+      this.stopAll.signal.removeEventListener('abort', poke);
+    }
+    if (fatal !== undefined) throw fatal;
+  }
+
+  private async deliver(store: QueueStore, handler: MessageHandler, m: LeasedMessage): Promise<void> {
+    let ok = false;
+    let reason = 'the handler reported failure';
+    try {
+      ok = (await handler({ id: m.id, data: m.data, metadata: m.metadata, deliveryCount: m.deliveryCount })) === true;
+    } catch (err) {
+      reason = errorMessage(err).slice(0, 500);
+    }
+    let outcome: SettledOutcome;
+    try {
+      if (ok) {
+        outcome = store.complete(m.seq, m.token) ? 'completed' : 'lease-lost';
+      } else {
+        const released = store.release(m.seq, m.token, (n) => this.backoffMs(n), this.settings.maxDeliveryCount, reason);
+        outcome = released === 'lease-lost' ? 'release-lost' : released;
+      }
+    } catch (err) {
+      // The lease runs out on its own and the message comes back: nothing is lost.
+      this.ctx.logger.error({ component: this.name, messageId: m.id, err: errorMessage(err) }, 'embedded queue: cannot apply the outcome');
+      return;
+    }
+    if (outcome === 'lease-lost') {
+      this.ctx.logger.warn({ component: this.name, messageId: m.id, visibilityTimeoutInSec: this.settings.visibilityMs / 1000 },
+        'message processed after its lease expired: it may be delivered again');
+    } else if (outcome === 'dead-lettered') {
+      this.ctx.logger.warn({ component: this.name, messageId: m.id, deliveryCount: m.deliveryCount }, 'message moved to the dead letters');
+    }
+    this.options.onSettled?.({ id: m.id, deliveryCount: m.deliveryCount }, outcome);
+  }
+
+  private renew(store: QueueStore, active: ReadonlyMap<number, LeasedMessage>): void {
+    if (active.size === 0) return;
+    try {
+      const lost = new Set(store.renew([...active.values()], this.settings.visibilityMs));
+      for (const m of active.values()) {
+        if (lost.has(m.seq)) {
+          this.ctx.logger.warn({ component: this.name, messageId: m.id }, 'lease of a message still in the handler expired before renewal');
+        }
+      }
+    } catch (err) {
+      this.ctx.logger.error({ component: this.name, err: errorMessage(err) }, 'embedded queue: cannot renew leases');
+    }
+  }
+
+  private backoffMs(deliveryCount: number): number {
+    const { retryBackoffMs, retryBackoffMaxMs } = this.settings;
+    if (retryBackoffMs <= 0) return 0;
+    return Math.min(retryBackoffMaxMs, retryBackoffMs * 2 ** Math.min(30, deliveryCount - 1));
+  }
+}

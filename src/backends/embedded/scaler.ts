@@ -1,0 +1,74 @@
+/**
+ * The embedded queue as a KEDA trigger: the metric is ready + in-flight messages of one queue (what Service Bus
+ * reports as its active message count), so work still in a handler keeps its replica.
+ * watchArrivals lets the autoscaler activate from zero the moment a message lands, instead of a pollingInterval later.
+ */
+import type { MetricAndActivity, QueueTriggerParams, Scaler } from '../../autoscaler/scaler.js';
+import { QueueStore } from './store.js';
+
+/** While a queue holds messages, re-check at most this often whether it emptied (counting on every change is waste). */
+const NON_EMPTY_RECHECK_MS = 50;
+
+/**
+ * Calls onArrival when a message lands on queueName while it was empty (no message ready or in flight), within a few
+ * milliseconds of the send, from this process or any other. Returns the unsubscribe function.
+ */
+export function watchArrivals(dataDir: string, queueName: string, onArrival: () => void): () => void {
+  const store = QueueStore.acquire(dataDir);
+  let nonEmpty = store.hasAny(queueName);
+  let lastCheck = Date.now();
+  let done = false;
+  const unsubscribe = store.onChange(() => {
+    const now = Date.now();
+    if (nonEmpty && now - lastCheck < NON_EMPTY_RECHECK_MS) return;
+    lastCheck = now;
+    let has: boolean;
+    try {
+      has = store.hasAny(queueName);
+    } catch {
+      return; // a busy file: the next change or poll looks again
+    }
+    const arrived = has && !nonEmpty;
+    nonEmpty = has;
+    if (arrived) onArrival();
+  });
+  return () => {
+    if (done) return;
+    done = true;
+    unsubscribe();
+    store.unref();
+  };
+}
+
+export function createEmbeddedScaler(dataDir: string, params: QueueTriggerParams, triggerType: string, index = 0): Scaler {
+  const store = QueueStore.acquire(dataDir);
+  const unwatch = new Set<() => void>();
+  let closed = false;
+  return {
+    metricName: `s${index}-${triggerType}-${params.queueName}`.replace(/[^A-Za-z0-9-]/g, '-'),
+    metricType: 'AverageValue',
+    target: params.target,
+    activationTarget: params.activationTarget,
+    describes: `ready + in flight messages of queue ${params.queueName} (embedded queue ${store.file})`,
+    async metricAndActivity(): Promise<MetricAndActivity> {
+      const d = store.depth(params.queueName);
+      const value = d.ready + d.inFlight;
+      return { value, active: value > params.activationTarget };
+    },
+    watchArrivals(onArrival) {
+      const stop = watchArrivals(dataDir, params.queueName, onArrival);
+      unwatch.add(stop);
+      return () => {
+        unwatch.delete(stop);
+        stop();
+      };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const stop of unwatch) stop();
+      unwatch.clear();
+      store.unref();
+    },
+  };
+}

@@ -1,0 +1,233 @@
+/**
+ * The embedded queue file: `<dataDir>/queue.db`, SQLite in WAL mode, shared by every process on the machine.
+ * Each write is one short IMMEDIATE transaction (or a single statement), so processes take turns on the write lock
+ * for microseconds; busy_timeout makes them wait instead of failing. synchronous=NORMAL in WAL survives any process
+ * being killed (the OS keeps what was written); only a power cut can lose the last commits.
+ * A process opens the file once and shares the handle between its backends and scalers (reference counted).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { BrokerError, errorMessage } from '../../errors.js';
+import type { DeadLetter, MessageMetadata, QueueDepth } from '../types.js';
+import { ChangeFeed } from './changes.js';
+import { SCHEMA, SQL } from './sql.js';
+
+export const QUEUE_FILE = 'queue.db';
+const BUSY_TIMEOUT_MS = 10_000;
+const CHANGE_POLL_MS = 3;
+
+export interface LeasedMessage {
+  seq: number;
+  id: string;
+  data: Buffer;
+  metadata: MessageMetadata;
+  deliveryCount: number;
+  /** Proves this delivery: completing or releasing with an older token does nothing. */
+  token: string;
+}
+
+export type ReleaseOutcome = 'released' | 'dead-lettered' | 'lease-lost';
+
+type Statements = { [K in keyof typeof SQL]: Database.Statement };
+
+const tokenPrefix = randomBytes(6).toString('base64url');
+let tokenCounter = 0;
+function newToken(): string {
+  tokenCounter += 1;
+  return `${tokenPrefix}.${tokenCounter.toString(36)}`;
+}
+
+const open = new Map<string, { store: QueueStore; refs: number }>();
+
+export class QueueStore {
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly st: Statements;
+  private readonly feed: ChangeFeed;
+  private readonly leaseTx: (queue: string, max: number, visibilityMs: number, maxDelivery: number) => LeasedMessage[];
+  private readonly releaseTx: (seq: number, token: string, backoffMs: (deliveryCount: number) => number, maxDelivery: number, reason: string) => ReleaseOutcome;
+  private readonly renewTx: (leases: ReadonlyArray<{ seq: number; token: string }>, visibilityMs: number) => number[];
+  private readonly requeueTx: (queue: string, limit: number) => number;
+  private readonly depthTx: (queue: string) => QueueDepth;
+
+  /** Opens (or shares) the queue file of dataDir. Pair every call with unref(). */
+  static acquire(dataDir: string): QueueStore {
+    const file = path.resolve(dataDir, QUEUE_FILE);
+    const entry = open.get(file);
+    if (entry) {
+      entry.refs += 1;
+      return entry.store;
+    }
+    const store = new QueueStore(file);
+    open.set(file, { store, refs: 1 });
+    return store;
+  }
+
+  private constructor(file: string) {
+    this.file = file;
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      this.db = new Database(file);
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
+      this.st = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, this.db.prepare(sql)])) as Statements;
+    } catch (err) {
+      throw new BrokerError(`embedded queue ${file}: cannot open: ${errorMessage(err)}`, { cause: err });
+    }
+    for (const k of ['total', 'inFlight', 'deadCount', 'nextVisible', 'lastDeadSeq'] as const) this.st[k].pluck();
+    const versionStmt = this.db.prepare('PRAGMA data_version').pluck();
+    this.feed = new ChangeFeed(() => versionStmt.get() as number, CHANGE_POLL_MS);
+
+    this.leaseTx = this.db.transaction((queue: string, max: number, visibilityMs: number, maxDelivery: number) => {
+      const out: LeasedMessage[] = [];
+      const now = Date.now();
+      const token = newToken();
+      // Rows whose count is already at the maximum only come from expired leases: they go aside, not out again.
+      for (let round = 0; round < 4 && out.length < max; round++) {
+        const rows = this.st.candidates.all(queue, now, max - out.length) as Array<{ seq: number; deliveryCount: number }>;
+        if (rows.length === 0) break;
+        let deadLettered = 0;
+        for (const r of rows) {
+          if (r.deliveryCount >= maxDelivery) {
+            this.deadLetter(r.seq, `MaxDeliveryCountExceeded: delivered ${r.deliveryCount} times and the last lease expired ` +
+              '(its process stopped or overran the visibility timeout)', now);
+            deadLettered += 1;
+            continue;
+          }
+          const row = this.st.lease.get(token, now + visibilityMs, r.seq) as
+            | { seq: number; id: string; data: Buffer; metadata: string; deliveryCount: number }
+            | undefined;
+          if (row) out.push({ ...row, metadata: JSON.parse(row.metadata) as MessageMetadata, token });
+        }
+        if (deadLettered === 0) break;
+      }
+      return out;
+    }).immediate as QueueStore['leaseTx'];
+
+    this.releaseTx = this.db.transaction((seq: number, token: string, backoffMs: (n: number) => number, maxDelivery: number, reason: string) => {
+      const count = this.st.deliveryCountOf.get(seq, token) as { deliveryCount: number } | undefined;
+      if (!count) return 'lease-lost';
+      const now = Date.now();
+      if (count.deliveryCount >= maxDelivery) {
+        this.deadLetter(seq, `MaxDeliveryCountExceeded: failed on delivery ${count.deliveryCount} of ${maxDelivery}: ${reason}`, now);
+        return 'dead-lettered';
+      }
+      this.st.release.run(now + backoffMs(count.deliveryCount), seq, token);
+      return 'released';
+    }).immediate as QueueStore['releaseTx'];
+
+    this.renewTx = this.db.transaction((leases: ReadonlyArray<{ seq: number; token: string }>, visibilityMs: number) => {
+      const until = Date.now() + visibilityMs;
+      const lost: number[] = [];
+      for (const l of leases) if (this.st.renew.run(until, l.seq, l.token).changes === 0) lost.push(l.seq);
+      return lost;
+    }).immediate as QueueStore['renewTx'];
+
+    this.requeueTx = this.db.transaction((queue: string, limit: number) => {
+      const last = this.st.lastDeadSeq.get(queue, limit) as number | null;
+      if (last === null) return 0;
+      this.st.requeueDead.run(Date.now(), queue, last);
+      return this.st.deleteDead.run(queue, last).changes;
+    }).immediate as QueueStore['requeueTx'];
+
+    this.depthTx = this.db.transaction((queue: string) => {
+      const total = this.st.total.get(queue) as number;
+      const inFlight = this.st.inFlight.get(queue, Date.now()) as number;
+      const deadLettered = this.st.deadCount.get(queue) as number;
+      return { ready: total - inFlight, inFlight, deadLettered };
+    }) as QueueStore['depthTx'];
+  }
+
+  enqueue(queue: string, data: Buffer, metadata: MessageMetadata): string {
+    const id = randomUUID();
+    const now = Date.now();
+    this.guard('send', () => this.st.insert.run(queue, id, data, JSON.stringify(metadata), now, now));
+    this.feed.announce();
+    return id;
+  }
+
+  /** Leases up to max ready messages, oldest first, each for visibilityMs. */
+  lease(queue: string, max: number, visibilityMs: number, maxDeliveryCount: number): LeasedMessage[] {
+    return this.guard('lease', () => this.leaseTx(queue, max, visibilityMs, maxDeliveryCount));
+  }
+
+  /** Deletes the message if this lease still holds it. false: the lease expired and someone else may have it. */
+  complete(seq: number, token: string): boolean {
+    return this.guard('complete', () => this.st.complete.run(seq, token).changes === 1);
+  }
+
+  release(seq: number, token: string, backoffMs: (deliveryCount: number) => number, maxDeliveryCount: number, reason: string): ReleaseOutcome {
+    const outcome = this.guard('release', () => this.releaseTx(seq, token, backoffMs, maxDeliveryCount, reason));
+    if (outcome !== 'lease-lost') this.feed.announce();
+    return outcome;
+  }
+
+  /** Extends the leases; returns the seqs whose lease was already lost. */
+  renew(leases: ReadonlyArray<{ seq: number; token: string }>, visibilityMs: number): number[] {
+    if (leases.length === 0) return [];
+    return this.guard('renew leases', () => this.renewTx(leases, visibilityMs));
+  }
+
+  depth(queue: string): QueueDepth {
+    return this.guard('depth', () => this.depthTx(queue));
+  }
+
+  /** True when the queue holds any message, ready or in flight. */
+  hasAny(queue: string): boolean {
+    return this.guard('depth', () => this.st.any.get(queue) !== undefined);
+  }
+
+  /** Milliseconds until the next leased or backed-off message of the queue becomes ready, if any. */
+  nextVisibleIn(queue: string): number | undefined {
+    const now = Date.now();
+    const at = this.guard('depth', () => this.st.nextVisible.get(queue, now) as number | null);
+    return at === null ? undefined : Math.max(0, at - now);
+  }
+
+  deadLetters(queue: string, limit: number): DeadLetter[] {
+    const rows = this.guard('read dead letters', () => this.st.deadLetters.all(queue, limit)) as Array<{
+      seq: number; id: string; data: Buffer; metadata: string; deliveryCount: number; reason: string;
+    }>;
+    return rows.map((r) => ({ id: r.id, data: r.data, metadata: JSON.parse(r.metadata) as MessageMetadata, deliveryCount: r.deliveryCount, reason: r.reason }));
+  }
+
+  /** Moves up to limit dead letters (oldest first) back to the end of the queue with a fresh delivery count. */
+  requeueDeadLetters(queue: string, limit: number): number {
+    const n = this.guard('requeue dead letters', () => this.requeueTx(queue, limit));
+    if (n > 0) this.feed.announce();
+    return n;
+  }
+
+  /** Calls back on any change to the file (this process's writes at once, other processes' within milliseconds). */
+  onChange(listener: () => void): () => void {
+    return this.feed.subscribe(listener);
+  }
+
+  /** Gives back what acquire() took; the last user closes the file. */
+  unref(): void {
+    const entry = open.get(this.file);
+    if (!entry || entry.store !== this) return;
+    entry.refs -= 1;
+    if (entry.refs > 0) return;
+    open.delete(this.file);
+    this.feed.stop();
+    this.db.close();
+  }
+
+  private deadLetter(seq: number, reason: string, now: number): void {
+    this.st.toDeadLetters.run(reason, now, seq);
+    this.st.deleteBySeq.run(seq);
+  }
+
+  private guard<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw new BrokerError(`embedded queue ${this.file}: ${what} failed: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+}

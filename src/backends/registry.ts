@@ -1,0 +1,112 @@
+/**
+ * Every binding type and trigger type qscale serves. Adding a broker = one line in each sorted list below
+ * (test/conformance checks that every folder under src/backends/ is listed and has a conformance row).
+ *
+ * With `embedded: true`, every queue binding and queue trigger is served by the embedded SQLite queue instead,
+ * keeping the queue name the broker definition reads from the component or trigger.
+ */
+import { ConfigError } from '../errors.js';
+import type { FieldSpec } from '../components/metadata.js';
+import type { ResolvedTrigger, Scaler, TriggerDefinition } from '../autoscaler/scaler.js';
+import type { Backend, BackendContext, BackendDefinition, ResolvedComponent } from './types.js';
+import {
+  EMBEDDED_TRIGGER_TYPE, EMBEDDED_TYPE, EmbeddedBackend, createEmbeddedScaler, embeddedBackend, embeddedMetadata,
+  embeddedTrigger, parseEmbeddedComponent,
+} from './embedded/index.js';
+import { postgresqlBackend, postgresqlTrigger } from './postgresql/index.js';
+import { rabbitmqBackend, rabbitmqTrigger } from './rabbitmq/index.js';
+import { serviceBusStandIn, serviceBusTriggerStandIn } from './stand-ins.js';
+
+export const backendDefinitions: readonly BackendDefinition[] = [
+  embeddedBackend,
+  postgresqlBackend,
+  rabbitmqBackend,
+];
+
+export const triggerDefinitions: readonly TriggerDefinition[] = [
+  postgresqlTrigger,
+  embeddedTrigger,
+  rabbitmqTrigger,
+];
+
+/**
+ * Types whose broker is not built in yet but whose queue facts are known, so --embedded can serve them. A registered
+ * definition of the same type always wins over these.
+ */
+const standIns: readonly BackendDefinition[] = [serviceBusStandIn];
+const triggerStandIns: readonly TriggerDefinition[] = [serviceBusTriggerStandIn];
+
+export function findBackend(type: string): BackendDefinition | undefined {
+  return backendDefinitions.find((d) => d.types.includes(type)) ?? standIns.find((d) => d.types.includes(type));
+}
+
+export function findTrigger(type: string): TriggerDefinition | undefined {
+  return triggerDefinitions.find((d) => d.type === type) ?? triggerStandIns.find((d) => d.type === type);
+}
+
+export function supportedBindingTypes(): string[] {
+  return [...new Set([...backendDefinitions, ...standIns].flatMap((d) => d.types))].sort();
+}
+
+export function supportedTriggerTypes(): string[] {
+  return [...new Set([...triggerDefinitions, ...triggerStandIns].map((d) => d.type))].sort();
+}
+
+export interface BindingDescription {
+  type: string;
+  fields: readonly FieldSpec[];
+  /** True when only --embedded can serve it in this build (the broker itself is not built in). */
+  embeddedOnly: boolean;
+}
+
+/** The declared metadata of a binding type, for docs and `validate`. */
+export function describeBinding(type: string): BindingDescription | undefined {
+  const def = findBackend(type);
+  if (!def) return undefined;
+  return { type, fields: def.metadata.fields, embeddedOnly: !backendDefinitions.includes(def) };
+}
+
+function unsupported(component: ResolvedComponent): ConfigError {
+  return new ConfigError(
+    `component ${component.name}: unsupported binding type '${component.type}' (supported: ${supportedBindingTypes().join(', ')})`,
+    { ...component.where(), field: 'type' },
+  );
+}
+
+export function createBackend(component: ResolvedComponent, ctx: BackendContext, opts: { embedded: boolean }): Backend {
+  const def = findBackend(component.type);
+  if (!def) throw unsupported(component);
+  if (!opts.embedded || def === embeddedBackend) return def.create(component, ctx);
+  const served = embeddedComponent(component, def.queueName(component));
+  return new EmbeddedBackend(served, parseEmbeddedComponent(served), ctx);
+}
+
+/**
+ * The component as the embedded queue sees it: its queue name, plus the metadata whose names the embedded binding
+ * shares (maxDeliveryCount, maxConcurrentHandlers, lockRenewalInSec, ...). Name, type and positions are kept, so errors
+ * still point at the user's file.
+ */
+function embeddedComponent(component: ResolvedComponent, queueName: string): ResolvedComponent {
+  const fields: readonly FieldSpec[] = embeddedMetadata.fields;
+  const known = new Set(fields.flatMap((f) => [f.name, ...(f.aliases ?? [])].map((n) => n.toLowerCase())));
+  known.delete('queuename');
+  const metadata: Record<string, string> = { queueName };
+  for (const [k, v] of Object.entries(component.metadata)) if (known.has(k.toLowerCase())) metadata[k] = v;
+  return { ...component, metadata };
+}
+
+export function createScaler(trigger: ResolvedTrigger, opts: { embedded: boolean; dataDir: string }): Scaler {
+  const def = findTrigger(trigger.type);
+  if (!def) {
+    throw new ConfigError(
+      `${trigger.subject}: unsupported trigger type '${trigger.type}' (supported: ${supportedTriggerTypes().join(', ')})`,
+      { ...trigger.where('type'), field: 'type' },
+    );
+  }
+  if (opts.embedded || def.type === EMBEDDED_TRIGGER_TYPE) {
+    return createEmbeddedScaler(opts.dataDir, def.parseQueueParams(trigger), trigger.type, trigger.index);
+  }
+  return def.create(trigger);
+}
+
+export { EMBEDDED_TYPE };
