@@ -1,0 +1,111 @@
+/**
+ * The seed's Producer: POST /MessageProducer {"count", "intervalMilliseconds"} sends that many
+ * {"text": "Hello World"} messages to the output binding through the sidecar, and answers once all are stored.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from '../../src/util/log.js';
+import type { ProducerConfig } from './config.js';
+import { createBindingClient, SidecarError, type BindingClient } from './binding.js';
+import { parseProduceRequest } from './request.js';
+import { sendAll } from './send.js';
+import { produceSchema, registerOpenApi } from './openapi.js';
+
+export const MESSAGE = { text: 'Hello World' } as const;
+
+export interface ProducerOptions {
+  config: ProducerConfig;
+  logger: Logger;
+  /** Tests shorten this; see BindingClientOptions.connectWaitMs. */
+  connectWaitMs?: number;
+}
+
+function badRequest(field: string, message: string): { errorCode: string; message: string; field: string } {
+  return { errorCode: 'ERR_BAD_REQUEST', message, field };
+}
+
+export async function buildProducer(opts: ProducerOptions): Promise<FastifyInstance> {
+  const { config, logger } = opts;
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  const binding: BindingClient = createBindingClient({
+    sidecarUrl: config.sidecarUrl,
+    bindingName: config.bindingName,
+    apiToken: config.apiToken,
+    connections: config.concurrency,
+    connectWaitMs: opts.connectWaitMs,
+  });
+  app.addHook('onClose', async () => binding.close());
+
+  // One JSON parser with our own message, and no other: a form or text body is refused by name.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
+    const s = String(text);
+    if (s.trim() === '') {
+      done(Object.assign(new Error('body is empty: expected a JSON object like {"count": 1, "intervalMilliseconds": 0}'), { statusCode: 400, code: 'ERR_BAD_REQUEST' }));
+      return;
+    }
+    try {
+      done(null, JSON.parse(s));
+    } catch (err) {
+      done(Object.assign(new Error(`body is not valid JSON: ${(err as Error).message}`), { statusCode: 400, code: 'ERR_BAD_REQUEST' }));
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      const ct = _req.headers['content-type'] ?? '(none)';
+      return reply.code(400).send(badRequest('content-type', `content-type must be application/json, got ${ct}`));
+    }
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send({ errorCode: 'ERR_BODY_TOO_LARGE', message: 'body is larger than 64 KiB; a request is two numbers' });
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) return reply.code(status).send(badRequest('body', err.message));
+    logger.error({ err }, 'unexpected error');
+    return reply.code(500).send({ errorCode: 'ERR_INTERNAL', message: err.message });
+  });
+
+  await registerOpenApi(app, config.bindingName);
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+
+  app.post('/MessageProducer', { schema: produceSchema, validatorCompiler: () => () => true }, async (req, reply) => {
+    const parsed = parseProduceRequest(req.body);
+    if (!parsed.ok) return reply.code(400).send(badRequest(parsed.error.field, parsed.error.message));
+    const { count, intervalMilliseconds } = parsed.value;
+    // The client hanging up (Ctrl-C on `qscale produce`) stops the run instead of sending into the void.
+    const gone = new AbortController();
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) gone.abort();
+    });
+    const started = Date.now();
+    const outcome = await sendAll({
+      count,
+      intervalMs: intervalMilliseconds,
+      concurrency: config.concurrency,
+      signal: gone.signal,
+      send: (signal) => binding.send(MESSAGE, signal),
+    });
+    const ms = Date.now() - started;
+    if (outcome.aborted) {
+      logger.warn({ sent: outcome.sent, requested: count }, `client went away: stopped after ${outcome.sent} of ${count} messages`);
+      return reply;
+    }
+    if (outcome.error !== undefined) {
+      const err = outcome.error;
+      const detail = err instanceof Error ? err.message : String(err);
+      const message = `sent ${outcome.sent} of ${count} messages, then failed: ${detail}`;
+      logger.error({ sent: outcome.sent, requested: count, binding: config.bindingName }, message);
+      return reply.code(500).send({
+        errorCode: 'ERR_SEND_FAILED',
+        message,
+        sent: outcome.sent,
+        requested: count,
+        ...(err instanceof SidecarError ? { sidecarStatus: err.status, sidecarBody: err.body } : {}),
+      });
+    }
+    logger.info({ binding: config.bindingName, ms }, `sent ${count} message${count === 1 ? '' : 's'} to binding ${config.bindingName}`);
+    return reply.code(200).send({ sent: outcome.sent });
+  });
+
+  return app;
+}
