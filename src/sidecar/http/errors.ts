@@ -1,0 +1,21 @@
+/**
+ * Every error the sidecar's HTTP API answers with, declared once: status and stable code. Where daprd has the same
+ * failure, the code and status are daprd's, so clients that switch on them keep working.
+ */
+import type { FastifyReply } from 'fastify';
+
+export const API_ERRORS = {
+  ERR_MALFORMED_REQUEST: { status: 400, description: 'the request body is not the JSON the endpoint expects' },
+  ERR_INVOKE_OUTPUT_BINDING: { status: 500, description: 'the output binding call failed (unknown binding, operation, broker error)' },
+  ERR_HEALTH_NOT_READY: { status: 500, description: 'components not loaded, app not reachable yet, or an input binding reader stopped' },
+  ERR_BODY_TOO_LARGE: { status: 413, description: 'the request body is larger than --max-body-size' },
+  ERR_NOT_FOUND: { status: 404, description: 'no such API route' },
+  ERR_INTERNAL: { status: 500, description: 'an unexpected failure inside the sidecar' },
+} as const;
+
+export type ApiErrorCode = keyof typeof API_ERRORS;
+
+/** Dapr's error body: `{"errorCode": "...", "message": "..."}`. */
+export function sendError(reply: FastifyReply, code: ApiErrorCode, message: string): FastifyReply {
+  return reply.code(API_ERRORS[code].status).type('application/json').send(JSON.stringify({ errorCode: code, message }));
+}

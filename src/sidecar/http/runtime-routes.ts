@@ -1,0 +1,21 @@
+/** Health, metadata and shutdown: the endpoints the SDK, the supervisor and probes rely on. */
+import type { FastifyInstance } from 'fastify';
+import type { ApiContext } from './context.js';
+import { sendError } from './errors.js';
+
+export function registerRuntimeRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get('/v1.0/healthz', async (_req, reply) => {
+    const h = ctx.health();
+    if (h.ready) return reply.code(204).send();
+    return sendError(reply, 'ERR_HEALTH_NOT_READY', `dapr is not ready: ${h.reason}`);
+  });
+  app.get('/v1.0/healthz/outbound', async (_req, reply) => {
+    if (ctx.componentsLoaded()) return reply.code(204).send();
+    return sendError(reply, 'ERR_HEALTH_NOT_READY', 'dapr outbound is not ready: components are still loading');
+  });
+  app.get('/v1.0/metadata', async (_req, reply) => reply.code(200).type('application/json').send(JSON.stringify(ctx.metadata())));
+  app.post('/v1.0/shutdown', async (_req, reply) => {
+    reply.raw.once('finish', () => ctx.shutdown());
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,53 @@
+/**
+ * The sidecar's HTTP API on fastify: the token check, body limits and every error in Dapr's `{errorCode, message}`
+ * shape. Bodies are taken raw, whatever their content type, because daprd parses them itself.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { ApiContext } from './context.js';
+import { sendError } from './errors.js';
+import { registerOutputBinding } from './output-binding.js';
+import { registerRuntimeRoutes } from './runtime-routes.js';
+
+/** Probes must work without the token, as with daprd. */
+const TOKEN_EXEMPT = new Set(['/v1.0/healthz', '/v1.0/healthz/outbound']);
+
+function tokenMatches(given: string | string[] | undefined, expected: Buffer): boolean {
+  if (typeof given !== 'string') return false;
+  const g = Buffer.from(given);
+  return g.length === expected.length && timingSafeEqual(g, expected);
+}
+
+export function buildApiServer(ctx: ApiContext): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: ctx.maxBodyBytes, return503OnClosing: false, forceCloseConnections: 'idle' });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  if (ctx.daprApiToken) {
+    const expected = Buffer.from(ctx.daprApiToken);
+    app.addHook('onRequest', async (req, reply) => {
+      const q = req.url.indexOf('?');
+      const path = q === -1 ? req.url : req.url.slice(0, q);
+      if (req.method === 'GET' && TOKEN_EXEMPT.has(path)) return;
+      if (!tokenMatches(req.headers['dapr-api-token'], expected)) {
+        return reply.code(401).type('text/plain; charset=utf-8').send('invalid api token');
+      }
+    });
+  }
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return sendError(reply, 'ERR_BODY_TOO_LARGE', `request body is larger than the limit of ${ctx.maxBodyBytes} bytes (--max-body-size)`);
+    }
+    if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      return sendError(reply, 'ERR_MALFORMED_REQUEST', `failed deserializing HTTP body: ${err.message}`);
+    }
+    ctx.logger.error({ err }, `internal error on ${req.method} ${req.url}`);
+    return sendError(reply, 'ERR_INTERNAL', `internal error: ${err.message}`);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, 'ERR_NOT_FOUND', `no API route for ${req.method} ${req.url.split('?')[0]}`));
+
+  registerOutputBinding(app, ctx);
+  registerRuntimeRoutes(app, ctx);
+  return app;
+}

@@ -1,0 +1,67 @@
+/**
+ * GET /v1.0/metadata in daprd's shape (the JS SDK polls it before its first call), plus a `qscale` block with
+ * delivery figures that `qscale status` reads.
+ */
+import type { LoadedBinding } from './backends.js';
+import type { ReaderStats } from './input.js';
+
+export const RUNTIME_VERSION = 'qscale-0.1.0';
+
+export interface SidecarStats {
+  inFlight: number;
+  delivered: number;
+  succeeded: number;
+  failed: number;
+  appReachable: boolean;
+  draining: boolean;
+  inputBindings: ReaderStats[];
+}
+
+export interface MetadataInput {
+  appId: string;
+  appPort: number | undefined;
+  appChannelAddress: string;
+  appMaxConcurrency: number | undefined;
+  bindings: readonly LoadedBinding[];
+  stats: SidecarStats;
+}
+
+export function sumStats(readers: readonly ReaderStats[], appReachable: boolean, draining: boolean): SidecarStats {
+  let inFlight = 0;
+  let delivered = 0;
+  let succeeded = 0;
+  let failed = 0;
+  for (const r of readers) {
+    inFlight += r.inFlight;
+    delivered += r.delivered;
+    succeeded += r.succeeded;
+    failed += r.failed;
+  }
+  return { inFlight, delivered, succeeded, failed, appReachable, draining, inputBindings: readers.map((r) => ({ ...r })) };
+}
+
+export function metadataBody(m: MetadataInput): object {
+  const appConnectionProperties: Record<string, unknown> = { protocol: 'http', channelAddress: m.appChannelAddress };
+  if (m.appPort !== undefined) appConnectionProperties.port = m.appPort;
+  if (m.appMaxConcurrency !== undefined) appConnectionProperties.maxConcurrency = m.appMaxConcurrency;
+  return {
+    id: m.appId,
+    runtimeVersion: RUNTIME_VERSION,
+    enabledFeatures: [],
+    actors: [],
+    components: m.bindings.map((b) => ({
+      name: b.plan.name,
+      type: b.plan.type,
+      version: b.component.version,
+      capabilities: [...(b.plan.input ? ['INPUT_BINDING'] : []), ...(b.plan.output ? ['OUTPUT_BINDING'] : [])],
+    })),
+    httpEndpoints: [],
+    subscriptions: [],
+    extended: {
+      daprRuntimeVersion: RUNTIME_VERSION,
+      'qscale.inFlight': String(m.stats.inFlight),
+    },
+    appConnectionProperties,
+    qscale: m.stats,
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * What a sidecar needs to run, whether started by `qscale sidecar` (flags like daprd's) or in-process by a test or a
+ * benchmark. Defaults follow daprd where one exists.
+ */
+import type { Backend, BackendContext, ResolvedComponent } from '../backends/types.js';
+import type { Logger } from '../util/log.js';
+
+/** daprd's --max-body-size default: 4 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Like a pod's terminationGracePeriodSeconds (daprd's own default is 5 s, Kubernetes' is 30 s). */
+export const DEFAULT_GRACE_MS = 30_000;
+export const DEFAULT_HTTP_PORT = 3500;
+export const DEFAULT_LISTEN = '127.0.0.1';
+
+/** Builds a backend for a component; the registry's createBackend in production. */
+export type BackendFactory = (
+  component: ResolvedComponent,
+  ctx: BackendContext,
+  opts: { embedded: boolean },
+) => Backend | Promise<Backend>;
+
+export interface SidecarOptions {
+  appId: string;
+  /** The app's HTTP port. Without it nothing is delivered (input bindings are not read), as with daprd. */
+  appPort?: number;
+  /** Where the app listens (daprd's --app-channel-address). */
+  appChannelAddress?: string;
+  /** The sidecar's HTTP API port; 0 picks a free one (startSidecar returns it). */
+  httpPort?: number;
+  listenAddress?: string;
+  /** Folders or files of Kubernetes YAML. Ignored when `components` is given. */
+  resourcesPaths?: readonly string[];
+  /** Components already resolved (tests, benchmarks): skips the loader. */
+  components?: readonly ResolvedComponent[];
+  /** Upper bound on concurrent calls to the app over all input bindings; undefined = unlimited. */
+  appMaxConcurrency?: number;
+  gracePeriodMs?: number;
+  /** Serve every queue binding from the embedded SQLite queue, keeping queue names. */
+  embedded?: boolean;
+  dataDir?: string;
+  maxBodyBytes?: number;
+  /** DAPR_API_TOKEN: required on every API call except the health endpoints. */
+  daprApiToken?: string;
+  /** APP_API_TOKEN: sent to the app as the dapr-api-token header. */
+  appApiToken?: string;
+  logger?: Logger;
+  /** Replaces the registry (a test that needs a backend the registry does not list). */
+  createBackend?: BackendFactory;
+  /** Called once the sidecar stopped because of POST /v1.0/shutdown (the CLI exits the process). */
+  onShutdown?: (result: DrainResult) => void;
+}
+
+export interface DrainResult {
+  /** True when every in-flight delivery finished within the grace period. */
+  drained: boolean;
+}
+
+export interface SidecarHandle {
+  /** The HTTP API port actually bound. */
+  port: number;
+  /** Graceful stop: stop reading, finish in-flight deliveries within the grace period, close backends. */
+  close(): Promise<DrainResult>;
+}

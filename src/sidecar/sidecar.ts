@@ -1,0 +1,149 @@
+/**
+ * One sidecar: loads components, serves the Dapr HTTP API, reads input bindings into the app, and stops gracefully
+ * (stop taking messages, finish and ack in-flight work within the grace period, close backends).
+ */
+import { loadResources } from '../components/index.js';
+import { createBackend } from '../backends/registry.js';
+import type { ResolvedComponent } from '../backends/types.js';
+import { createLogger } from '../util/log.js';
+import { QscaleError, errorMessage } from '../errors.js';
+import { AppChannel } from './app-channel.js';
+import { loadBindings, type LoadedBinding } from './backends.js';
+import { buildApiServer } from './http/server.js';
+import type { Health } from './http/context.js';
+import { InputReader } from './input.js';
+import { metadataBody, sumStats } from './metadata.js';
+import {
+  DEFAULT_GRACE_MS,
+  DEFAULT_HTTP_PORT,
+  DEFAULT_LISTEN,
+  DEFAULT_MAX_BODY_BYTES,
+  type BackendFactory,
+  type DrainResult,
+  type SidecarHandle,
+  type SidecarOptions,
+} from './options.js';
+
+const BACKEND_CLOSE_TIMEOUT_MS = 5000;
+
+export async function startSidecar(options: SidecarOptions): Promise<SidecarHandle> {
+  const logger = options.logger ?? createLogger('sidecar', { app_id: options.appId });
+  const embedded = options.embedded ?? false;
+  const dataDir = options.dataDir ?? process.env.QSCALE_DATA_DIR ?? '.qscale';
+  const graceMs = options.gracePeriodMs ?? DEFAULT_GRACE_MS;
+  const appChannelAddress = options.appChannelAddress ?? '127.0.0.1';
+  const create: BackendFactory = options.createBackend ?? ((c, ctx, o) => createBackend(c, ctx, o));
+
+  logger.info(`starting qscale sidecar for app ${options.appId}`);
+  if (embedded) logger.info(`--embedded: every queue binding is served from the embedded SQLite queue in ${dataDir}, keeping its queue name`);
+
+  let components: readonly ResolvedComponent[];
+  if (options.components) {
+    components = options.components;
+  } else {
+    const loaded = await loadResources(options.resourcesPaths ?? [], { appId: options.appId });
+    for (const s of loaded.skipped) logger.debug(`skipped ${s.kind} ${s.name} (${s.file}:${s.line}): ${s.reason}`);
+    for (const n of loaded.notices) logger.info(n);
+    components = loaded.components;
+  }
+  const bindings = await loadBindings(components, create, { logger, dataDir, embedded });
+  const outputs = new Map<string, LoadedBinding>();
+  for (const b of bindings) if (b.plan.output) outputs.set(b.plan.name, b);
+
+  const channel = options.appPort === undefined ? undefined : new AppChannel(appChannelAddress, options.appPort, options.appApiToken, options.appMaxConcurrency);
+  const readers = channel ? bindings.filter((b) => b.plan.input).map((b) => new InputReader(b, channel, logger, options.appMaxConcurrency)) : [];
+  if (!channel && bindings.some((b) => b.plan.input)) logger.info('no --app-port: input bindings are not read');
+
+  const receiving = new AbortController();
+  let draining = false;
+  let stopping: Promise<DrainResult> | undefined;
+
+  const health = (): Health => {
+    if (draining) return { ready: false, reason: 'shutting down' };
+    if (channel && !channel.isReachable) return { ready: false, reason: `app is not reachable on ${channel.origin} yet` };
+    const broken = readers.find((r) => r.stats.state === 'restarting');
+    if (broken) return { ready: false, reason: `input binding ${broken.stats.name} receiver failed: ${broken.stats.lastError ?? 'unknown error'}` };
+    return { ready: true };
+  };
+  const stats = (): ReturnType<typeof sumStats> => sumStats(readers.map((r) => r.stats), channel?.isReachable ?? false, draining);
+
+  const server = buildApiServer({
+    appId: options.appId,
+    daprApiToken: options.daprApiToken,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    logger,
+    outputs,
+    componentsLoaded: () => true,
+    health,
+    metadata: () =>
+      metadataBody({
+        appId: options.appId,
+        appPort: options.appPort,
+        appChannelAddress,
+        appMaxConcurrency: options.appMaxConcurrency,
+        bindings,
+        stats: stats(),
+      }),
+    shutdown: () => {
+      logger.info('shutdown requested through POST /v1.0/shutdown');
+      void stop().then((r) => options.onShutdown?.(r));
+    },
+  });
+
+  try {
+    await server.listen({ port: options.httpPort ?? DEFAULT_HTTP_PORT, host: options.listenAddress ?? DEFAULT_LISTEN });
+  } catch (err) {
+    await Promise.all(bindings.map((b) => b.backend.close().catch(() => undefined)));
+    await channel?.close();
+    throw new QscaleError('ERR_LISTEN', `cannot listen on ${options.listenAddress ?? DEFAULT_LISTEN}:${options.httpPort ?? DEFAULT_HTTP_PORT}: ${errorMessage(err)}`);
+  }
+  const address = server.server.address();
+  const port = typeof address === 'object' && address ? address.port : (options.httpPort ?? DEFAULT_HTTP_PORT);
+  logger.info(`HTTP API listening on ${options.listenAddress ?? DEFAULT_LISTEN}:${port}`);
+
+  const readersDone = Promise.all(readers.map((r) => r.run(receiving.signal)));
+  if (channel && readers.length > 0) logger.info(`waiting for the app on ${channel.origin} before reading input bindings`);
+
+  async function drain(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    });
+    const done = readersDone.then(() => true as const);
+    const drained = await Promise.race([done, timeout]);
+    clearTimeout(timer);
+    return drained;
+  }
+
+  function stop(): Promise<DrainResult> {
+    stopping ??= (async () => {
+      draining = true;
+      const inFlight = stats().inFlight;
+      logger.info(`stopping: no new messages are taken; ${inFlight} deliveries in flight, grace period ${graceMs / 1000}s`);
+      receiving.abort();
+      const drained = await drain();
+      if (drained) {
+        logger.info(`in-flight deliveries finished and acked (${stats().succeeded} succeeded, ${stats().failed} failed in total)`);
+      } else {
+        logger.warn(`grace period of ${graceMs / 1000}s is over with ${stats().inFlight} deliveries in flight: stopping anyway; their leases expire and the messages come back`);
+        await channel?.destroy();
+      }
+      await server.close().catch(() => undefined);
+      logger.info('HTTP API closed');
+      await Promise.all(
+        bindings.map(async (b) => {
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([b.backend.close().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, BACKEND_CLOSE_TIMEOUT_MS)))]);
+          clearTimeout(timer);
+        }),
+      );
+      logger.info('components closed');
+      await channel?.close();
+      logger.info('sidecar stopped');
+      return { drained };
+    })();
+    return stopping;
+  }
+
+  return { port, close: stop };
+}
