@@ -1,0 +1,65 @@
+/**
+ * The management calls qscale makes (Service Bus's ATOM API through ServiceBusAdministrationClient): does the queue
+ * exist, create it with Dapr's creation properties, and count its messages. Behind an interface so the binding can
+ * run where that API does not exist (the Service Bus emulator) or be watched in tests.
+ */
+import { ServiceBusAdministrationClient, type CreateQueueOptions } from '@azure/service-bus';
+import type { QueueCreationProperties } from './metadata.js';
+
+export interface EntityCounts {
+  /** Messages that can be (or are being) delivered: KEDA's ActiveMessageCount. Locked messages are included. */
+  active: number;
+  deadLetter: number;
+  scheduled: number;
+}
+
+export interface QueueAdmin {
+  queueExists(queue: string, signal?: AbortSignal): Promise<boolean>;
+  createQueue(queue: string, props: QueueCreationProperties, signal?: AbortSignal): Promise<void>;
+  queueCounts(queue: string, signal?: AbortSignal): Promise<EntityCounts>;
+  subscriptionCounts(topic: string, subscription: string, signal?: AbortSignal): Promise<EntityCounts>;
+}
+
+/** ISO 8601 duration, what the ATOM API takes. */
+export function isoSeconds(sec: number): string {
+  return `PT${sec}S`;
+}
+
+export function createQueueOptions(p: QueueCreationProperties): CreateQueueOptions {
+  const o: CreateQueueOptions = {};
+  if (p.lockDurationSec !== undefined) o.lockDuration = isoSeconds(p.lockDurationSec);
+  if (p.defaultMessageTtlSec !== undefined) o.defaultMessageTimeToLive = isoSeconds(p.defaultMessageTtlSec);
+  if (p.maxDeliveryCount !== undefined) o.maxDeliveryCount = p.maxDeliveryCount;
+  if (p.autoDeleteOnIdleSec !== undefined) o.autoDeleteOnIdle = isoSeconds(p.autoDeleteOnIdleSec);
+  return o;
+}
+
+export class SdkQueueAdmin implements QueueAdmin {
+  constructor(private readonly client: ServiceBusAdministrationClient) {}
+
+  static fromConnectionString(connectionString: string): SdkQueueAdmin {
+    return new SdkQueueAdmin(new ServiceBusAdministrationClient(connectionString));
+  }
+
+  async queueExists(queue: string, signal?: AbortSignal): Promise<boolean> {
+    return this.client.queueExists(queue, opts(signal));
+  }
+
+  async createQueue(queue: string, props: QueueCreationProperties, signal?: AbortSignal): Promise<void> {
+    await this.client.createQueue(queue, { ...createQueueOptions(props), ...opts(signal) });
+  }
+
+  async queueCounts(queue: string, signal?: AbortSignal): Promise<EntityCounts> {
+    const p = await this.client.getQueueRuntimeProperties(queue, opts(signal));
+    return { active: p.activeMessageCount, deadLetter: p.deadLetterMessageCount, scheduled: p.scheduledMessageCount };
+  }
+
+  async subscriptionCounts(topic: string, subscription: string, signal?: AbortSignal): Promise<EntityCounts> {
+    const p = await this.client.getSubscriptionRuntimeProperties(topic, subscription, opts(signal));
+    return { active: p.activeMessageCount, deadLetter: p.deadLetterMessageCount, scheduled: 0 };
+  }
+}
+
+function opts(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return signal ? { abortSignal: signal } : {};
+}

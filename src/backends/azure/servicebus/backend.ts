@@ -1,0 +1,280 @@
+/**
+ * bindings.azure.servicebusqueues: Dapr's Service Bus queue binding on @azure/service-bus.
+ * Peek-lock receive; the handler's true completes the message, anything else abandons it (the broker counts the
+ * delivery and dead-letters at the queue's MaxDeliveryCount). Locks of messages in hand are renewed every
+ * lockRenewalInSec while the app works. Unlike daprd, nothing is locked ahead of a free handler: maxActiveMessages
+ * is an upper bound, and no more than the handlers can take now is ever locked (components-contrib#1526).
+ */
+import { RetryMode, ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver, type ServiceBusSender } from '@azure/service-bus';
+import { BrokerError, QscaleError } from '../../../errors.js';
+import type { Logger } from '../../../util/log.js';
+import type {
+  Backend, BackendContext, MessageHandler, MessageMetadata, Pingable, QueueDepth, ReceiveOptions, ResolvedComponent,
+} from '../../types.js';
+import { SdkQueueAdmin, type QueueAdmin } from './admin.js';
+import { secretsOf } from './connection.js';
+import { describeServiceBusError, isFatal } from './errors.js';
+import { bodyBytes, deliveryCountOf, metadataOf, toServiceBusMessage } from './message.js';
+import type { ServiceBusSettings } from './metadata.js';
+import { RateLimiter, sleep, withTimeout } from './timing.js';
+
+/** The clients the binding works through; tests pass their own (see test/backends/azure). */
+export interface ServiceBusClients {
+  messaging: ServiceBusClient;
+  /** undefined: no management API (the emulator) — no queue creation, no depth. */
+  admin: QueueAdmin | undefined;
+}
+
+export function defaultClients(s: ServiceBusSettings): ServiceBusClients {
+  const messaging = new ServiceBusClient(s.connection.withoutEntityPath, {
+    identifier: 'qscale',
+    // The SDK's own retry is Dapr's publish retry: throttled sends back off from publishInitialRetryIntervalInMs.
+    retryOptions: {
+      mode: RetryMode.Exponential,
+      maxRetries: s.publishMaxRetries,
+      retryDelayInMs: Math.max(1, s.publishInitialRetryIntervalMs),
+      timeoutInMs: s.timeoutMs,
+    },
+  });
+  // The emulator speaks AMQP only: like daprd, skip management there.
+  const admin = s.connection.emulator ? undefined : SdkQueueAdmin.fromConnectionString(s.connection.withoutEntityPath);
+  return { messaging, admin };
+}
+
+/** How long receive() waits for a message before checking whether it should stop. */
+const RECEIVE_WAIT_MS = 1000;
+
+export class ServiceBusBackend implements Backend, Pingable {
+  readonly name: string;
+  readonly type: string;
+  private readonly subject: string;
+  private readonly log: Logger;
+  private readonly secrets: string[];
+  private readonly clients: ServiceBusClients;
+  private sender: ServiceBusSender | undefined;
+  private readonly inHand = new Set<ServiceBusReceivedMessage>();
+  private readonly receivers = new Set<ServiceBusReceiver>();
+  private closed = false;
+
+  constructor(
+    private readonly component: ResolvedComponent,
+    private readonly s: ServiceBusSettings,
+    ctx: BackendContext,
+    clients?: ServiceBusClients,
+  ) {
+    this.name = component.name;
+    this.type = component.type;
+    this.subject = `component ${component.name} (${component.type})`;
+    this.log = ctx.logger.child({ component: component.name });
+    this.secrets = secretsOf(s.connectionString);
+    this.clients = clients ?? defaultClients(s);
+  }
+
+  private where(): string {
+    return `Service Bus ${this.s.connection.host}, queue '${this.s.queueName}'`;
+  }
+
+  private fail(doing: string, err: unknown): BrokerError {
+    return new BrokerError(`${this.subject}: ${doing} (${this.where()}): ${describeServiceBusError(err, this.secrets)}`);
+  }
+
+  async init(): Promise<void> {
+    const started = Date.now();
+    const ms = this.component.initTimeoutMs;
+    const signal = AbortSignal.timeout(ms);
+    const { admin } = this.clients;
+    if (admin && !this.s.disableEntityManagement) {
+      let exists: boolean;
+      try {
+        exists = await withTimeout(admin.queueExists(this.s.queueName, signal), ms, `no answer within initTimeout ${ms} ms`);
+      } catch (err) {
+        throw this.fail('cannot read the queue through the management API', err);
+      }
+      if (!exists) {
+        try {
+          await withTimeout(admin.createQueue(this.s.queueName, this.s.create, signal), ms, `no answer within initTimeout ${ms} ms`);
+        } catch (err) {
+          throw this.fail('cannot create the missing queue', err);
+        }
+        this.log.info(`created Service Bus queue '${this.s.queueName}'`);
+      }
+    } else if (this.s.connection.emulator && !this.s.disableEntityManagement) {
+      this.log.warn('UseDevelopmentEmulator=true: the emulator has no management API, the queue is not created; ' +
+        'set disableEntityManagement: true to silence this');
+    }
+    try {
+      // Opening the send link checks reachability, credentials and the queue now rather than at the first message.
+      const sender = this.senderLink();
+      await withTimeout(sender.createMessageBatch({ abortSignal: signal }), ms, `no answer within initTimeout ${ms} ms`);
+    } catch (err) {
+      throw this.fail('cannot connect', err);
+    }
+    this.log.info(`connected to ${this.where()} (${Date.now() - started} ms)`);
+  }
+
+  private senderLink(): ServiceBusSender {
+    this.sender ??= this.clients.messaging.createSender(this.s.queueName);
+    return this.sender;
+  }
+
+  async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
+    const msg = toServiceBusMessage(data, metadata);
+    try {
+      await this.senderLink().sendMessages(msg, { abortSignal: AbortSignal.timeout(this.s.timeoutMs * (this.s.publishMaxRetries + 1)) });
+    } catch (err) {
+      if (err instanceof QscaleError) throw err;
+      throw this.fail('send failed', err);
+    }
+  }
+
+  /** Handler calls at once: the smallest of the sidecar's limit, maxConcurrentHandlers (0 = none) and maxActiveMessages. */
+  private limit(concurrency: number): number {
+    const sidecar = concurrency > 0 ? Math.floor(concurrency) : Infinity;
+    const handlers = this.s.maxConcurrentHandlers > 0 ? this.s.maxConcurrentHandlers : Infinity;
+    return Math.max(1, Math.min(sidecar, handlers, this.s.maxActiveMessages));
+  }
+
+  async receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
+    const { signal } = options;
+    const limit = this.limit(options.concurrency);
+    const receiver = this.clients.messaging.createReceiver(this.s.queueName, {
+      receiveMode: 'peekLock',
+      // qscale renews on Dapr's lockRenewalInSec clock instead of the SDK's own.
+      maxAutoLockRenewalDurationInMs: 0,
+      // Exactly the bytes the producer stored: no JSON decoding of the body.
+      skipParsingBodyAsJson: true,
+    });
+    this.receivers.add(receiver);
+    const mine = new Set<ServiceBusReceivedMessage>();
+    const active = new Set<Promise<void>>();
+    const limiter = new RateLimiter(this.s.maxRetriableErrorsPerSec);
+    const renewal = this.s.lockRenewalMs > 0 ? setInterval(() => void this.renewLocks(receiver, mine), this.s.lockRenewalMs) : undefined;
+    let backoff = this.s.minConnectionRecoveryMs;
+    let fatal: unknown;
+    try {
+      while (!signal.aborted && !this.closed) {
+        if (active.size >= limit) {
+          await Promise.race(active);
+          continue;
+        }
+        let batch: ServiceBusReceivedMessage[];
+        try {
+          batch = await receiver.receiveMessages(limit - active.size, { maxWaitTimeInMs: RECEIVE_WAIT_MS });
+          backoff = this.s.minConnectionRecoveryMs;
+        } catch (err) {
+          if (signal.aborted || this.closed) break;
+          if (isFatal(err)) {
+            fatal = err;
+            break;
+          }
+          this.log.warn(`receiving from queue '${this.s.queueName}' failed, retrying in ${backoff} ms: ${describeServiceBusError(err, this.secrets)}`);
+          await sleep(backoff, signal);
+          backoff = Math.min(this.s.maxConnectionRecoveryMs, Math.max(1, backoff * 2));
+          continue;
+        }
+        for (const m of batch) {
+          if (signal.aborted || this.closed) {
+            // Arrived while stopping: give it back at once rather than leave it locked.
+            await receiver.abandonMessage(m).catch(() => undefined);
+            continue;
+          }
+          const p: Promise<void> = this.handle(receiver, m, mine, handler, limiter).finally(() => active.delete(p));
+          active.add(p);
+        }
+      }
+    } finally {
+      // Every started handler call settles and its outcome is applied before receive() returns: a drain loses nothing.
+      while (active.size > 0) await Promise.allSettled([...active]);
+      if (renewal) clearInterval(renewal);
+      this.receivers.delete(receiver);
+      await receiver.close().catch(() => undefined);
+    }
+    if (fatal !== undefined) throw this.fail('receiving stopped', fatal);
+  }
+
+  private async handle(
+    receiver: ServiceBusReceiver, m: ServiceBusReceivedMessage, mine: Set<ServiceBusReceivedMessage>,
+    handler: MessageHandler, limiter: RateLimiter,
+  ): Promise<void> {
+    mine.add(m);
+    this.inHand.add(m);
+    try {
+      let ok = false;
+      try {
+        const call = handler({
+          id: m.messageId === undefined ? String(m.sequenceNumber ?? '') : String(m.messageId),
+          data: bodyBytes(m),
+          metadata: metadataOf(m),
+          deliveryCount: deliveryCountOf(m),
+        });
+        ok = this.s.handlerTimeoutMs > 0
+          ? await withTimeout(call, this.s.handlerTimeoutMs, `handler timed out after ${this.s.handlerTimeoutMs} ms`)
+          : await call;
+      } catch (err) {
+        this.log.debug(`handler failed for message ${String(m.messageId)}: ${describeServiceBusError(err, this.secrets)}`);
+      }
+      try {
+        if (ok) await receiver.completeMessage(m);
+        else await receiver.abandonMessage(m);
+      } catch (err) {
+        // The lock was lost (expired or connection dropped): the broker delivers the message again.
+        this.log.warn(`could not ${ok ? 'complete' : 'abandon'} message ${String(m.messageId)}: ${describeServiceBusError(err, this.secrets)}`);
+      }
+      // Dapr's maxRetriableErrorsPerSec: a failure holds its slot a moment, so a poison message cannot spin hot.
+      if (!ok) await limiter.take();
+    } finally {
+      mine.delete(m);
+      this.inHand.delete(m);
+    }
+  }
+
+  private async renewLocks(receiver: ServiceBusReceiver, mine: Set<ServiceBusReceivedMessage>): Promise<void> {
+    for (const m of [...mine]) {
+      try {
+        await receiver.renewMessageLock(m);
+      } catch (err) {
+        if (mine.has(m)) this.log.warn(`could not renew the lock of message ${String(m.messageId)}: ${describeServiceBusError(err, this.secrets)}`);
+      }
+    }
+  }
+
+  /**
+   * ready: the queue's ActiveMessageCount minus the messages this process holds locked (the count includes locked
+   * messages); inFlight: messages this process holds (other replicas' locks cannot be seen); deadLettered: the
+   * dead-letter subqueue. Needs the management API.
+   */
+  async depth(): Promise<QueueDepth> {
+    const admin = this.clients.admin;
+    if (!admin) {
+      throw new BrokerError(`${this.subject}: queue depth needs the Service Bus management API, which the emulator (UseDevelopmentEmulator=true) does not offer`);
+    }
+    let counts;
+    try {
+      counts = await admin.queueCounts(this.s.queueName, AbortSignal.timeout(this.s.timeoutMs));
+    } catch (err) {
+      throw this.fail('cannot read queue counts', err);
+    }
+    const inFlight = this.inHand.size;
+    return { ready: Math.max(0, counts.active - inFlight), inFlight, deadLettered: counts.deadLetter };
+  }
+
+  async ping(): Promise<void> {
+    if (this.clients.admin) {
+      await this.depth();
+      return;
+    }
+    try {
+      await withTimeout(this.senderLink().createMessageBatch(), this.s.timeoutMs, `no answer within ${this.s.timeoutMs} ms`);
+    } catch (err) {
+      throw this.fail('cannot reach Service Bus', err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const r of [...this.receivers]) await r.close().catch(() => undefined);
+    await this.sender?.close().catch(() => undefined);
+    await this.clients.messaging.close().catch(() => undefined);
+  }
+}
