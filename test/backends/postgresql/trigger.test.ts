@@ -1,0 +1,113 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BrokerError, ConfigError } from '../../../src/errors.js';
+import { postgresqlTrigger, queueFromQuery } from '../../../src/backends/postgresql/index.js';
+import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
+import type { ResolvedTrigger } from '../../../src/autoscaler/scaler.js';
+import { needBroker, uniqueName } from '../../support/brokers.js';
+import { component, ctx, dropQueue, PG_URL, tableName } from './support.js';
+
+/** Lines of the (imaginary) ScaledObject: each metadata key on its own line from 20 on. */
+function trigger(metadata: Record<string, string>): ResolvedTrigger {
+  const keys = Object.keys(metadata);
+  return {
+    index: 0,
+    type: 'postgresql',
+    metricType: 'AverageValue',
+    metadata,
+    subject: 'trigger 0 (postgresql) of ScaledObject consumer-scaler',
+    where: (field) => ({ file: 'scaledobject.yaml', line: field && keys.includes(field) ? 20 + keys.indexOf(field) : 18 }),
+  };
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test("postgresql trigger - the queue name is read from the documented query shape", () => {
+  assert.equal(queueFromQuery("SELECT count(*) FROM qscale_queue WHERE queue = 'msgqueue'"), 'msgqueue');
+  assert.equal(queueFromQuery("select COUNT(*) from public.qscale_queue where queue='jobs';"), 'jobs');
+  assert.equal(queueFromQuery('SELECT max(id) FROM t'), undefined);
+  const p = postgresqlTrigger.parseQueueParams(
+    trigger({ connection: PG_URL, query: "SELECT count(*) FROM qscale_queue WHERE queue = 'msgqueue'", targetQueryValue: '5' }),
+  );
+  assert.deepEqual(p, { queueName: 'msgqueue', target: 5, activationTarget: 0 });
+});
+
+test('postgresql trigger - a custom query needs the queueName extension, and the error says so at the query line', () => {
+  const err = configError(() =>
+    postgresqlTrigger.parseQueueParams(trigger({ connection: PG_URL, query: 'SELECT 42', targetQueryValue: '5' })),
+  );
+  assert.match(err.message, /^scaledobject\.yaml:21: trigger 0 \(postgresql\) of ScaledObject consumer-scaler: cannot tell which queue/);
+  const p = postgresqlTrigger.parseQueueParams(
+    trigger({ connection: PG_URL, query: 'SELECT 42', targetQueryValue: '2.5', activationTargetQueryValue: '3', queueName: 'jobs' }),
+  );
+  assert.deepEqual(p, { queueName: 'jobs', target: 2.5, activationTarget: 3 });
+});
+
+test('postgresql trigger - missing targetQueryValue and missing host fields are named as KEDA names them', () => {
+  const q = "SELECT count(*) FROM t WHERE queue = 'q'";
+  assert.match(configError(() => postgresqlTrigger.parseQueueParams(trigger({ connection: PG_URL, query: q }))).message, /no targetQueryValue given/);
+  const err = configError(() =>
+    postgresqlTrigger.parseQueueParams(trigger({ host: '127.0.0.1', port: '5432', dbName: 'postgres', sslmode: 'disable', query: q, targetQueryValue: '5' })),
+  );
+  assert.match(err.message, /no userName given/);
+  assert.match(configError(() => postgresqlTrigger.parseQueueParams(trigger({ connection: PG_URL, targetQueryValue: '5' }))).message, /missing required metadata 'query'/);
+});
+
+test('postgresql trigger - the metric equals the true queue depth, ready and in flight, through host/port fields', async (t) => {
+  if (!(await needBroker(t, 'postgresql'))) return;
+  const table = tableName();
+  const queue = uniqueName('q');
+  const b = new PostgresBackend(component({ connectionString: PG_URL, queueName: queue, table }), ctx());
+  await b.init();
+  const scaler = postgresqlTrigger.create(
+    trigger({
+      host: '127.0.0.1', port: '5432', userName: 'postgres', dbName: 'postgres', sslmode: 'disable',
+      query: `SELECT count(*) FROM ${table} WHERE queue = '${queue}'`, targetQueryValue: '5', activationTargetQueryValue: '2',
+    }),
+  );
+  t.after(async () => {
+    await scaler.close();
+    await b.close();
+    await dropQueue(table);
+  });
+  assert.deepEqual(await scaler.metricAndActivity(), { value: 0, active: false });
+  for (let i = 0; i < 2; i++) await b.send(Buffer.from('1'), {});
+  assert.deepEqual(await scaler.metricAndActivity(), { value: 2, active: false }, 'not above the activation value');
+  for (let i = 0; i < 5; i++) await b.send(Buffer.from('1'), {});
+  const ac = new AbortController();
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let started!: () => void;
+  const inHandler = new Promise<void>((r) => (started = r));
+  const receiving = b.receive(async () => (started(), await held, true), { concurrency: 1, signal: ac.signal });
+  await inHandler;
+  const depth = await b.depth();
+  assert.deepEqual(depth, { ready: 6, inFlight: 1, deadLettered: 0 });
+  assert.deepEqual(await scaler.metricAndActivity(), { value: depth.ready + depth.inFlight, active: true });
+  ac.abort();
+  release();
+  await receiving;
+  assert.equal((await scaler.metricAndActivity()).value, 6);
+  assert.equal(scaler.metricName, 's0-postgresql');
+  assert.equal(scaler.target, 5);
+});
+
+test('postgresql trigger - a wrong database gives an error naming the trigger and the server, not the password', async (t) => {
+  if (!(await needBroker(t, 'postgresql'))) return;
+  const scaler = postgresqlTrigger.create(
+    trigger({ connection: 'postgres://postgres:Hush123@127.0.0.1:5432/no_such_db', query: "SELECT count(*) FROM t WHERE queue = 'q'", targetQueryValue: '5' }),
+  );
+  t.after(() => scaler.close());
+  const err = await scaler.metricAndActivity().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof BrokerError);
+  assert.match(err.message, /trigger 0 \(postgresql\) of ScaledObject consumer-scaler: could not query PostgreSQL at postgres@127\.0\.0\.1:5432\/no_such_db: .*no_such_db/);
+  assert.doesNotMatch(err.message, /Hush123/);
+});
