@@ -1,0 +1,314 @@
+/**
+ * One suite over every backend of the table: what an app behind a sidecar would notice about delivery.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createBackend } from '../../src/backends/registry.js';
+import { hasDeadLetters, type Backend, type QueueMessage } from '../../src/backends/types.js';
+import { createLogger } from '../../src/util/log.js';
+import { needBroker, uniqueName } from '../support/brokers.js';
+import { rows, type ConformanceRow } from './table.js';
+
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qscale-conformance-'));
+const logger = createLogger('conformance').child({}, { level: process.env.QSCALE_LOG_LEVEL ?? 'silent' });
+/** Guards against a hang, never asserts speed. */
+const GIVE_UP_MS = 30_000;
+
+interface Opened {
+  queue: string;
+  open(): Promise<Backend>;
+}
+
+async function setup(t: TestContext, row: ConformanceRow, maxDeliveryCount = 10): Promise<Opened | undefined> {
+  if (row.needs && !(await needBroker(t, row.needs))) return undefined;
+  const queue = uniqueName(`conf-${row.name}`);
+  const opened: Backend[] = [];
+  t.after(async () => {
+    for (const b of opened) await b.close();
+    await row.cleanup?.(queue);
+  });
+  return {
+    queue,
+    async open() {
+      const b = createBackend(row.makeComponent(queue, { maxDeliveryCount }), { logger, dataDir }, { embedded: false });
+      opened.push(b);
+      await b.init();
+      return b;
+    },
+  };
+}
+
+/** Runs receive() until stop() says so (checked after each handler call), then waits for the drain. */
+async function receiveUntil(
+  b: Backend,
+  handler: (m: QueueMessage) => Promise<boolean>,
+  stop: () => boolean,
+  concurrency = 1,
+): Promise<void> {
+  const ac = new AbortController();
+  const giveUp = setTimeout(() => ac.abort(), GIVE_UP_MS);
+  try {
+    await b.receive(async (m) => {
+      try {
+        return await handler(m);
+      } finally {
+        if (stop()) ac.abort();
+      }
+    }, { concurrency, signal: ac.signal });
+  } finally {
+    clearTimeout(giveUp);
+  }
+}
+
+/** Receives for a short while and returns what came: used to show that nothing more is delivered. */
+async function receiveFor(b: Backend, ms: number): Promise<QueueMessage[]> {
+  const got: QueueMessage[] = [];
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), ms);
+  await b.receive(async (m) => (got.push(m), true), { concurrency: 4, signal: ac.signal });
+  clearTimeout(timer);
+  return got;
+}
+
+async function until(check: () => Promise<boolean> | boolean, what: string): Promise<void> {
+  const end = Date.now() + GIVE_UP_MS;
+  while (!(await check())) {
+    if (Date.now() > end) assert.fail(`gave up waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function gate(): { wait: Promise<void>; open(): void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}
+
+const json = (n: number): Buffer => Buffer.from(JSON.stringify({ n, text: 'héllo ✓' }));
+
+for (const row of rows) {
+  const name = (what: string): string => `conformance ${row.name} - ${what}`;
+
+  test(name('round trip keeps the payload bytes and the metadata'), async (t) => {
+    const s = await setup(t, row);
+    if (!s) return;
+    const b = await s.open();
+    const payload = Buffer.from('{"order":42,"note":"naïve café ✓","raw":"\\u0000"}');
+    await b.send(payload, { 'content-type': 'application/json', 'x-trace': 'abc-123' });
+    const got: QueueMessage[] = [];
+    await receiveUntil(b, async (m) => (got.push(m), true), () => got.length === 1);
+    assert.equal(got.length, 1);
+    assert.deepEqual(got[0]?.data, payload);
+    assert.equal(got[0]?.metadata['x-trace'], 'abc-123');
+    assert.equal(got[0]?.deliveryCount, 1);
+  });
+
+  test(name('a message acked with true is gone: not delivered again'), async (t) => {
+    const s = await setup(t, row);
+    if (!s) return;
+    const b = await s.open();
+    await b.send(json(1), {});
+    let n = 0;
+    await receiveUntil(b, async () => (n++, true), () => n === 1);
+    assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+    assert.equal((await receiveFor(b, 300)).length, 0);
+  });
+
+  test(name('a failed message is delivered again with a higher delivery count'), async (t) => {
+    const s = await setup(t, row);
+    if (!s) return;
+    const b = await s.open();
+    await b.send(json(7), {});
+    const seen: Array<{ count: number; data: string }> = [];
+    await receiveUntil(b, async (m) => {
+      seen.push({ count: m.deliveryCount, data: m.data.toString() });
+      if (seen.length === 1) throw new Error('app answered 500');
+      return seen.length > 2;
+    }, () => seen.length === 3);
+    assert.deepEqual(seen.map((x) => x.count), [1, 2, 3]);
+    assert.ok(seen.every((x) => x.data === json(7).toString()));
+    assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+  });
+
+  if (row.claims.deadLetter) {
+    test(name('a message failing maxDeliveryCount times is dead-lettered and the next one still flows'), async (t) => {
+      const s = await setup(t, row, 3);
+      if (!s) return;
+      const b = await s.open();
+      await b.send(Buffer.from('"poison"'), { kind: 'poison' });
+      await b.send(json(2), { kind: 'good' });
+      const seen: string[] = [];
+      let good = 0;
+      await receiveUntil(b, async (m) => {
+        seen.push(`${m.metadata.kind}:${m.deliveryCount}`);
+        if (m.metadata.kind === 'good') return (good++, true);
+        return false;
+      }, () => good === 1 && seen.filter((x) => x.startsWith('poison')).length === 3);
+      assert.deepEqual(seen.filter((x) => x.startsWith('poison')), ['poison:1', 'poison:2', 'poison:3']);
+      await until(async () => (await b.depth()).deadLettered === 1, 'dead letter counted');
+      assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 1 });
+      assert.ok(hasDeadLetters(b), 'the backend offers deadLetters()');
+      const dead = await b.deadLetters(10);
+      assert.equal(dead.length, 1);
+      assert.equal(dead[0]?.data.toString(), '"poison"');
+      assert.ok((dead[0]?.reason ?? '').length > 0, 'a dead letter says why');
+      assert.equal((await receiveFor(b, 300)).length, 0);
+    });
+  }
+
+  test(name('every message handled successfully is delivered exactly once, with 4 handlers at a time'), async (t) => {
+    const s = await setup(t, row);
+    if (!s) return;
+    const b = await s.open();
+    const total = 60;
+    for (let i = 0; i < total; i++) await b.send(json(i), {});
+    const counts = new Map<string, number>();
+    await receiveUntil(b, async (m) => {
+      counts.set(m.data.toString(), (counts.get(m.data.toString()) ?? 0) + 1);
+      await new Promise((r) => setTimeout(r, 1));
+      return true;
+    }, () => counts.size === total, 4);
+    assert.equal(counts.size, total);
+    assert.deepEqual([...counts.values()].filter((c) => c !== 1), []);
+    assert.equal((await receiveFor(b, 300)).length, 0);
+  });
+
+  if (row.claims.fifo) {
+    test(name('one receiver at a time gets messages in send order'), async (t) => {
+      const s = await setup(t, row);
+      if (!s) return;
+      const b = await s.open();
+      for (let i = 0; i < 25; i++) await b.send(json(i), {});
+      const order: number[] = [];
+      await receiveUntil(b, async (m) => (order.push((JSON.parse(m.data.toString()) as { n: number }).n), true), () => order.length === 25);
+      assert.deepEqual(order, Array.from({ length: 25 }, (_, i) => i));
+    });
+  }
+
+  test(name('depth counts ready messages, and in-flight ones where claimed'), async (t) => {
+    const s = await setup(t, row);
+    if (!s) return;
+    const b = await s.open();
+    for (let i = 0; i < 5; i++) await b.send(json(i), {});
+    await until(async () => (await b.depth()).ready === 5, 'five ready');
+    assert.deepEqual(await b.depth(), { ready: 5, inFlight: 0, deadLettered: 0 });
+    const held = gate();
+    let inHandler = 0;
+    const ac = new AbortController();
+    const receiving = b.receive(async () => {
+      inHandler++;
+      await held.wait;
+      return true;
+    }, { concurrency: 2, signal: ac.signal });
+    await until(() => inHandler === 2, 'two messages in handlers');
+    if (row.claims.depthInFlight) {
+      await until(async () => (await b.depth()).inFlight === 2, 'two in flight');
+      assert.deepEqual(await b.depth(), { ready: 3, inFlight: 2, deadLettered: 0 });
+    } else {
+      assert.equal((await b.depth()).ready, 3);
+    }
+    ac.abort();
+    held.open();
+    await receiving;
+    assert.deepEqual(await b.depth(), { ready: 3, inFlight: 0, deadLettered: 0 });
+  });
+
+  test(name('two receivers on one queue share the work, nothing twice'), async (t) => {
+    const s = await setup(t, row);
+    if (!s) return;
+    const a = await s.open();
+    const b = await s.open();
+    const total = 40;
+    for (let i = 0; i < total; i++) await a.send(json(i), {});
+    const byReceiver = { a: 0, b: 0 };
+    const seen = new Map<string, number>();
+    const handler = (who: 'a' | 'b') => async (m: QueueMessage): Promise<boolean> => {
+      byReceiver[who]++;
+      seen.set(m.data.toString(), (seen.get(m.data.toString()) ?? 0) + 1);
+      await new Promise((r) => setTimeout(r, 5));
+      return true;
+    };
+    await Promise.all([
+      receiveUntil(a, handler('a'), () => seen.size === total),
+      receiveUntil(b, handler('b'), () => seen.size === total),
+    ]);
+    assert.equal(seen.size, total);
+    assert.deepEqual([...seen.values()].filter((c) => c !== 1), []);
+    assert.ok(byReceiver.a > 0 && byReceiver.b > 0, `both receivers got work (a ${byReceiver.a}, b ${byReceiver.b})`);
+  });
+
+  if (row.dropConnection) {
+    const drop = row.dropConnection;
+    test(name('a dropped broker connection is survived with nothing lost'), async (t) => {
+      const s = await setup(t, row);
+      if (!s) return;
+      const b = await s.open();
+      for (let i = 0; i < 10; i++) await b.send(json(i), {});
+      const seen = new Set<string>();
+      let dropped = false;
+      const ac = new AbortController();
+      const receiving = b.receive(async (m) => {
+        seen.add(m.data.toString());
+        return true;
+      }, { concurrency: 1, signal: ac.signal });
+      await until(() => seen.size >= 3, 'first messages received');
+      await drop(s.queue);
+      dropped = true;
+      // Sends right after the drop may meet the broken connection: retried as a producer would after an error.
+      for (let i = 10; i < 20; i++) {
+        await until(async () => b.send(json(i), {}).then(() => true, () => false), `send ${i} after the drop`);
+      }
+      await until(() => seen.size === 20, `all 20 messages received after the drop (have ${seen.size})`);
+      ac.abort();
+      await receiving.catch(() => undefined);
+      assert.ok(dropped);
+      assert.equal(seen.size, 20);
+    });
+  }
+
+  test(name('close twice is harmless'), async (t) => {
+    const s = await setup(t, row);
+    if (!s) return;
+    const b = await s.open();
+    await b.send(json(1), {});
+    await b.close();
+    await b.close();
+  });
+
+  test(name('aborting receive finishes the work in handlers: nothing lost, nothing twice'), async (t) => {
+    const s = await setup(t, row);
+    if (!s) return;
+    const first = await s.open();
+    const total = 8;
+    for (let i = 0; i < total; i++) await first.send(json(i), {});
+    const held = gate();
+    const done: string[] = [];
+    let inHandler = 0;
+    const ac = new AbortController();
+    let settled = false;
+    const receiving = first.receive(async (m) => {
+      inHandler++;
+      await held.wait;
+      done.push(m.data.toString());
+      return true;
+    }, { concurrency: 3, signal: ac.signal }).then(() => (settled = true));
+    await until(() => inHandler === 3, 'three in handlers');
+    ac.abort();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(settled, false, 'receive waits for the handlers still working');
+    held.open();
+    await receiving;
+    assert.equal(done.length, 3);
+    await first.close();
+
+    const second = await s.open();
+    const rest: string[] = [];
+    await receiveUntil(second, async (m) => (rest.push(m.data.toString()), true), () => rest.length === total - 3, 2);
+    assert.equal(rest.length, total - 3);
+    assert.deepEqual(new Set([...done, ...rest]).size, total, 'every message once');
+    assert.equal((await receiveFor(second, 300)).length, 0);
+  });
+}

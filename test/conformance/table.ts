@@ -1,0 +1,113 @@
+/**
+ * What each backend claims, one row per binding type. The conformance suite runs every case over every row and
+ * checks the claims; a broker owner adds a row here when adding a folder under src/backends/.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+import pg from 'pg';
+import { parseManifests } from '../../src/components/manifests.js';
+import { resolveResources } from '../../src/components/resources.js';
+import type { ResolvedComponent } from '../../src/backends/types.js';
+import type { LocalBroker } from '../support/brokers.js';
+
+export interface ConformanceOptions {
+  /** Deliveries before dead-lettering; rows also make redelivery immediate (no backoff) so tests stay short. */
+  maxDeliveryCount: number;
+}
+
+export interface Claims {
+  /** One receiver with concurrency 1 gets messages in send order. */
+  fifo: boolean;
+  /** A message failing maxDeliveryCount times is set aside and readable through deadLetters(). */
+  deadLetter: boolean;
+  /** depth().inFlight counts messages held by handlers right now. */
+  depthInFlight: boolean;
+}
+
+export interface ConformanceRow {
+  name: string;
+  type: string;
+  needs?: LocalBroker;
+  makeComponent(queueName: string, options: ConformanceOptions): ResolvedComponent;
+  claims: Claims;
+  /** Cuts the backend's connection to its broker from outside, as a broker restart or a network blip would. */
+  dropConnection?(queueName: string): Promise<void>;
+  cleanup?(queueName: string): Promise<void>;
+}
+
+/** A component built from real YAML, so positions and secret handling are what users get. */
+export function componentFromYaml(name: string, type: string, metadata: Record<string, string>): ResolvedComponent {
+  const items = Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`).join('\n');
+  const yaml = `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: ${name}
+spec:
+  type: ${type}
+  version: v1
+  metadata:
+${items}
+`;
+  const { components } = resolveResources(parseManifests(yaml, `conformance/${name}.yaml`));
+  const c = components[0];
+  if (!c) throw new Error(`no component parsed for ${type}`);
+  return c;
+}
+
+const PG_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+
+async function pgQuery(sql: string, params: unknown[]): Promise<void> {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    await c.query(sql, params);
+  } finally {
+    await c.end();
+  }
+}
+
+export const rows: readonly ConformanceRow[] = [
+  {
+    name: 'embedded',
+    type: 'bindings.qscale.embedded',
+    makeComponent: (queueName, o) => componentFromYaml(queueName, 'bindings.qscale.embedded', {
+      queueName, maxDeliveryCount: String(o.maxDeliveryCount), retryBackoff: '0s', maxConcurrentHandlers: '16',
+    }),
+    claims: { fifo: true, deadLetter: true, depthInFlight: true },
+  },
+  {
+    name: 'postgresql',
+    type: 'bindings.qscale.postgresql',
+    needs: 'postgresql',
+    makeComponent: (queueName, o) => componentFromYaml(queueName, 'bindings.qscale.postgresql', {
+      connectionString: PG_URL, queueName, maxDeliveryCount: String(o.maxDeliveryCount), table: 'qscale_conformance',
+      maxConcurrentHandlers: '16',
+    }),
+    claims: { fifo: true, deadLetter: true, depthInFlight: true },
+    dropConnection: (queueName) =>
+      pgQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [`qscale:${queueName}`]),
+  },
+  {
+    name: 'rabbitmq',
+    type: 'bindings.rabbitmq',
+    needs: 'rabbitmq',
+    makeComponent: (queueName, o) => componentFromYaml(queueName, 'bindings.rabbitmq', {
+      host: AMQP_URL, queueName, durable: 'true', maxDeliveryCount: String(o.maxDeliveryCount), reconnectWaitInSeconds: '1',
+    }),
+    claims: { fifo: true, deadLetter: true, depthInFlight: true },
+    dropConnection: async () => {
+      await promisify(execFile)('rabbitmqctl', ['close_all_connections', 'conformance']);
+    },
+    cleanup: async (queueName) => {
+      const conn = await amqp.connect(AMQP_URL);
+      try {
+        const ch = await conn.createChannel();
+        for (const q of [queueName, `${queueName}-dlq`]) await ch.deleteQueue(q);
+      } finally {
+        await conn.close();
+      }
+    },
+  },
+];
