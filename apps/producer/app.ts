@@ -2,6 +2,7 @@
  * The seed's Producer: POST /MessageProducer {"count", "intervalMilliseconds"} sends that many
  * {"text": "Hello World"} messages to the output binding through the sidecar, and answers once all are stored.
  */
+import { setMaxListeners } from 'node:events';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from '../../src/util/log.js';
 import type { ProducerConfig } from './config.js';
@@ -74,6 +75,8 @@ export async function buildProducer(opts: ProducerOptions): Promise<FastifyInsta
     const { count, intervalMilliseconds } = parsed.value;
     // The client hanging up (Ctrl-C on `qscale produce`) stops the run instead of sending into the void.
     const gone = new AbortController();
+    // Every send in flight listens on this one signal (its request and its body).
+    setMaxListeners(config.concurrency * 2 + 8, gone.signal);
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) gone.abort();
     });
