@@ -40,7 +40,8 @@ export async function loadBindings(
       ctx.logger.info(`loaded component ${component.name} (${component.type})`);
     } catch (err) {
       if (backend) await backend.close().catch(() => undefined);
-      const reason = redactSecrets(errorMessage(err), component);
+      let reason = redactSecrets(errorMessage(err), component);
+      if (reason.startsWith(`${subject}: `)) reason = reason.slice(subject.length + 2);
       // A config error already names file:line and the component; anything else gets both added.
       const message = err instanceof QscaleError && err.code === 'ERR_CONFIG' ? reason : `${component.file}:${component.line}: ${subject}: init failed: ${reason}`;
       if (component.ignoreErrors) {
