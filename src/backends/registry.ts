@@ -9,61 +9,54 @@ import { ConfigError } from '../errors.js';
 import type { FieldSpec } from '../components/metadata.js';
 import type { ResolvedTrigger, Scaler, TriggerDefinition } from '../autoscaler/scaler.js';
 import type { Backend, BackendContext, BackendDefinition, ResolvedComponent } from './types.js';
+import { serviceBusBackend, serviceBusTrigger } from './azure/servicebus/index.js';
 import {
   EMBEDDED_TRIGGER_TYPE, EMBEDDED_TYPE, EmbeddedBackend, createEmbeddedScaler, embeddedBackend, embeddedMetadata,
   embeddedTrigger, parseEmbeddedComponent,
 } from './embedded/index.js';
 import { postgresqlBackend, postgresqlTrigger } from './postgresql/index.js';
 import { rabbitmqBackend, rabbitmqTrigger } from './rabbitmq/index.js';
-import { serviceBusStandIn, serviceBusTriggerStandIn } from './stand-ins.js';
 
 export const backendDefinitions: readonly BackendDefinition[] = [
+  serviceBusBackend,
   embeddedBackend,
   postgresqlBackend,
   rabbitmqBackend,
 ];
 
 export const triggerDefinitions: readonly TriggerDefinition[] = [
+  serviceBusTrigger,
   postgresqlTrigger,
   embeddedTrigger,
   rabbitmqTrigger,
 ];
 
-/**
- * Types whose broker is not built in yet but whose queue facts are known, so --embedded can serve them. A registered
- * definition of the same type always wins over these.
- */
-const standIns: readonly BackendDefinition[] = [serviceBusStandIn];
-const triggerStandIns: readonly TriggerDefinition[] = [serviceBusTriggerStandIn];
-
 export function findBackend(type: string): BackendDefinition | undefined {
-  return backendDefinitions.find((d) => d.types.includes(type)) ?? standIns.find((d) => d.types.includes(type));
+  return backendDefinitions.find((d) => d.types.includes(type));
 }
 
 export function findTrigger(type: string): TriggerDefinition | undefined {
-  return triggerDefinitions.find((d) => d.type === type) ?? triggerStandIns.find((d) => d.type === type);
+  return triggerDefinitions.find((d) => d.type === type);
 }
 
 export function supportedBindingTypes(): string[] {
-  return [...new Set([...backendDefinitions, ...standIns].flatMap((d) => d.types))].sort();
+  return backendDefinitions.flatMap((d) => d.types).sort();
 }
 
 export function supportedTriggerTypes(): string[] {
-  return [...new Set([...triggerDefinitions, ...triggerStandIns].map((d) => d.type))].sort();
+  return triggerDefinitions.map((d) => d.type).sort();
 }
 
 export interface BindingDescription {
   type: string;
   fields: readonly FieldSpec[];
-  /** True when only --embedded can serve it in this build (the broker itself is not built in). */
-  embeddedOnly: boolean;
 }
 
 /** The declared metadata of a binding type, for docs and `validate`. */
 export function describeBinding(type: string): BindingDescription | undefined {
   const def = findBackend(type);
   if (!def) return undefined;
-  return { type, fields: def.metadata.fields, embeddedOnly: !backendDefinitions.includes(def) };
+  return { type, fields: def.metadata.fields };
 }
 
 function unsupported(component: ResolvedComponent): ConfigError {
