@@ -27,6 +27,8 @@ export const DEFAULTS = {
   maxReplicaCount: 100,
 } as const;
 
+const MAX_LABEL = 63;
+
 export type FallbackBehavior = (typeof FALLBACK_BEHAVIORS)[number];
 
 export interface TriggerSpec {
@@ -170,6 +172,16 @@ export function parseScaledObject(m: Manifest, notices: string[] = []): ScaledOb
   const hpaConfig = (advanced.horizontalPodAutoscalerConfig ?? {}) as Record<string, unknown>;
   const behavior = hpaConfig.behavior ? parseBehavior(m, subject, hpaConfig.behavior as Record<string, unknown>) : undefined;
   const hpaName = typeof hpaConfig.name === 'string' && hpaConfig.name ? hpaConfig.name : `keda-hpa-${name}`;
+  // KEDA's webhook: both names become label values, limited to 63 characters.
+  if (name.length > MAX_LABEL) {
+    throw m.error(`${subject}: the name is ${name.length} characters long; KEDA allows at most ${MAX_LABEL} (it becomes a label value)`, ['metadata', 'name']);
+  }
+  if (hpaName.length > MAX_LABEL) {
+    throw m.error(
+      `${subject}: the HPA name '${hpaName}' is ${hpaName.length} characters long; at most ${MAX_LABEL}: set spec.advanced.horizontalPodAutoscalerConfig.name or shorten the name`,
+      ['metadata', 'name'],
+    );
+  }
 
   let scalingModifiers: ScaledObjectSpec['scalingModifiers'];
   if (advanced.scalingModifiers && Object.keys(advanced.scalingModifiers as object).length > 0) {
@@ -301,6 +313,13 @@ function mapLegacy(m: Manifest, subject: string, notices: string[]): Record<stri
   const changes: string[] = [];
   const spec = body.spec as Record<string, unknown> | undefined;
   if (spec && typeof spec === 'object' && !Array.isArray(spec)) {
+    if (spec.scaleType !== undefined) {
+      if (spec.scaleType !== 'deployment') {
+        throw m.error(`${subject}: KEDA 1.x scaleType '${String(spec.scaleType)}' is not supported locally (only deployment; jobs are ScaledJobs in KEDA 2)`, ['spec', 'scaleType']);
+      }
+      delete spec.scaleType;
+      changes.push('scaleType deployment dropped');
+    }
     const ref = spec.scaleTargetRef as Record<string, unknown> | undefined;
     const labels = ((body.metadata as Record<string, unknown> | undefined)?.labels ?? {}) as Record<string, unknown>;
     if (ref && typeof ref === 'object' && !Array.isArray(ref)) {

@@ -188,6 +188,21 @@ for (const [name, text, message, line] of BAD) {
   });
 }
 
+test('scaledobject - legacy scaleType deployment is accepted, scaleType job refused', () => {
+  const withType = (t: string) => SEED_SCALEDOBJECT.replace('  scaleTargetRef:\n', `  scaleType: ${t}\n  scaleTargetRef:\n`);
+  assert.equal(parse(withType('deployment')).scaledObjects[0]!.target, 'consumer');
+  const err = rejects(withType('job'));
+  assert.match(err.message, /^scaling\.yaml:9: ScaledObject bindingconsumer-scaler: KEDA 1\.x scaleType 'job' is not supported locally/);
+});
+
+test('scaledobject - a name too long for the HPA name label is refused with the fix', () => {
+  const long = 'c'.repeat(60);
+  const err = rejects(so(TRIGGER).replace('name: consumer-scaler', `name: ${long}`));
+  assert.match(err.message, new RegExp(`the HPA name 'keda-hpa-${long}' is 69 characters long; at most 63: set spec\\.advanced\\.horizontalPodAutoscalerConfig\\.name`));
+  const ok = parse(so('  advanced:\n    horizontalPodAutoscalerConfig:\n      name: short\n' + TRIGGER).replace('name: consumer-scaler', `name: ${long}`));
+  assert.equal(ok.scaledObjects[0]!.hpaName, 'short');
+});
+
 test('scaledobject - two ScaledObjects for one app are refused, naming the first', () => {
   const text = so(TRIGGER) + '---\n' + so(TRIGGER).replace('name: consumer-scaler', 'name: other');
   const err = rejects(text);

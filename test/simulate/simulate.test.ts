@@ -170,3 +170,11 @@ test('simulate - a config error in the file names file:line (real process)', asy
     return true;
   });
 });
+
+test('simulate - a folder with several ScaledObjects needs --scaled-object, and a wrong name lists the ones there', async () => {
+  const { pickScaledObject } = await import('../../src/cli/simulate/run.js');
+  const two = parseScaledObjects(parseManifests(SEED_SCALEDOBJECT + '---\n' + V2('').replace('name: consumer\n', 'name: producer\n'), 'deploy')).scaledObjects;
+  assert.throws(() => pickScaledObject(two, 'deploy', undefined), /--scaled-object '': deploy holds 2 ScaledObjects \(bindingconsumer-scaler, consumer-scaler\): name one/);
+  assert.throws(() => pickScaledObject(two, 'deploy', 'nope'), /--scaled-object 'nope': no such ScaledObject in deploy \(there: bindingconsumer-scaler, consumer-scaler\)/);
+  assert.equal(pickScaledObject(two, 'deploy', 'consumer-scaler').name, 'consumer-scaler');
+});
