@@ -42,7 +42,14 @@ export class SdkQueueAdmin implements QueueAdmin {
   }
 
   async queueExists(queue: string, signal?: AbortSignal): Promise<boolean> {
-    return this.client.queueExists(queue, opts(signal));
+    // Not the SDK's queueExists: it answers false to every error, so an unreachable namespace would look empty.
+    try {
+      await this.client.getQueue(queue, opts(signal));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
   }
 
   async createQueue(queue: string, props: QueueCreationProperties, signal?: AbortSignal): Promise<void> {
@@ -58,6 +65,11 @@ export class SdkQueueAdmin implements QueueAdmin {
     const p = await this.client.getSubscriptionRuntimeProperties(topic, subscription, opts(signal));
     return { active: p.activeMessageCount, deadLetter: p.deadLetterMessageCount, scheduled: 0 };
   }
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { statusCode?: unknown; code?: unknown } | null;
+  return e !== null && typeof e === 'object' && (e.statusCode === 404 || e.code === 'MessageEntityNotFoundError');
 }
 
 function opts(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {

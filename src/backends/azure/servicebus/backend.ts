@@ -74,7 +74,8 @@ export class ServiceBusBackend implements Backend, Pingable {
     return `Service Bus ${this.s.connection.host}, queue '${this.s.queueName}'`;
   }
 
-  private fail(doing: string, err: unknown): BrokerError {
+  private fail(doing: string, err: unknown, deadline?: { signal: AbortSignal; ms: number }): BrokerError {
+    if (deadline?.signal.aborted) err = new Error(`no answer within initTimeout ${deadline.ms} ms`);
     return new BrokerError(`${this.subject}: ${doing} (${this.where()}): ${describeServiceBusError(err, this.secrets)}`);
   }
 
@@ -82,19 +83,20 @@ export class ServiceBusBackend implements Backend, Pingable {
     const started = Date.now();
     const ms = this.component.initTimeoutMs;
     const signal = AbortSignal.timeout(ms);
+    const deadline = { signal, ms };
     const { admin } = this.clients;
     if (admin && !this.s.disableEntityManagement) {
       let exists: boolean;
       try {
         exists = await withTimeout(admin.queueExists(this.s.queueName, signal), ms, `no answer within initTimeout ${ms} ms`);
       } catch (err) {
-        throw this.fail('cannot read the queue through the management API', err);
+        throw this.fail('cannot read the queue through the management API', err, deadline);
       }
       if (!exists) {
         try {
           await withTimeout(admin.createQueue(this.s.queueName, this.s.create, signal), ms, `no answer within initTimeout ${ms} ms`);
         } catch (err) {
-          throw this.fail('cannot create the missing queue', err);
+          throw this.fail('cannot create the missing queue', err, deadline);
         }
         this.log.info(`created Service Bus queue '${this.s.queueName}'`);
       }
@@ -107,7 +109,7 @@ export class ServiceBusBackend implements Backend, Pingable {
       const sender = this.senderLink();
       await withTimeout(sender.createMessageBatch({ abortSignal: signal }), ms, `no answer within initTimeout ${ms} ms`);
     } catch (err) {
-      throw this.fail('cannot connect', err);
+      throw this.fail('cannot connect', err, deadline);
     }
     this.log.info(`connected to ${this.where()} (${Date.now() - started} ms)`);
   }
