@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -177,4 +177,11 @@ test('simulate - a folder with several ScaledObjects needs --scaled-object, and 
   assert.throws(() => pickScaledObject(two, 'deploy', undefined), /--scaled-object '': deploy holds 2 ScaledObjects \(bindingconsumer-scaler, consumer-scaler\): name one/);
   assert.throws(() => pickScaledObject(two, 'deploy', 'nope'), /--scaled-object 'nope': no such ScaledObject in deploy \(there: bindingconsumer-scaler, consumer-scaler\)/);
   assert.equal(pickScaledObject(two, 'deploy', 'consumer-scaler').name, 'consumer-scaler');
+});
+
+test('simulate - a folder is read for its ScaledObjects only: the seed folder with its dapr.yaml run file', { skip: existsSync('examples/seed/consumer-scaling.yaml') ? false : 'examples/seed not present' }, async () => {
+  const { scaledObjectManifests } = await import('../../src/cli/simulate/run.js');
+  const manifests = await scaledObjectManifests('examples/seed');
+  const { scaledObjects } = parseScaledObjects(manifests);
+  assert.deepEqual(scaledObjects.map((s) => s.target), ['consumer']);
 });

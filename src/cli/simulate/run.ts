@@ -1,4 +1,5 @@
-import { loadManifests } from '../../components/manifests.js';
+import { promises as fs } from 'node:fs';
+import { listYamlFiles, parseManifests, type Manifest } from '../../components/manifests.js';
 import { parseScaledObjects, type ScaledObjectSpec } from '../../autoscaler/scaledobject.js';
 import { ConfigError } from '../../errors.js';
 import {
@@ -33,9 +34,25 @@ export function pickScaledObject(all: readonly ScaledObjectSpec[], path: string,
   return all[0]!;
 }
 
+/**
+ * The documents of a file, or of the folder's files that hold a ScaledObject: a folder also holds the run file
+ * (dapr.yaml) and kinds the simulator does not read, which need not parse as Kubernetes YAML here.
+ */
+export async function scaledObjectManifests(path: string): Promise<Manifest[]> {
+  const stat = await fs.stat(path).catch(() => undefined);
+  const files = await listYamlFiles([path]);
+  const out: Manifest[] = [];
+  for (const file of files) {
+    const text = await fs.readFile(file, 'utf8');
+    if (stat?.isDirectory() && !/^\s*kind:\s*["']?ScaledObject\b/m.test(text)) continue;
+    out.push(...parseManifests(text, file));
+  }
+  return out;
+}
+
 export async function runSimulate(path: string, flags: SimulateFlags): Promise<void> {
   const options = simulationOptions(flags);
-  const { scaledObjects, notices } = parseScaledObjects(await loadManifests([path]));
+  const { scaledObjects, notices } = parseScaledObjects(await scaledObjectManifests(path));
   const spec = pickScaledObject(scaledObjects, path, flags.scaledObject);
   const triggers = await triggerTargets(spec);
   options.cachedMetrics = spec.triggers.every((t) => t.useCachedMetrics);
