@@ -204,7 +204,11 @@ export function resolveTriggers(
       metadata,
       sensitive: [...new Set(sensitive)],
       subject,
-      where: (field?: string) => so.where(field === undefined ? base : field in t.metadata ? [...base, 'metadata', field] : [...base, 'metadata']),
+      where: (field?: string) => {
+        if (field === undefined) return so.where(base);
+        const key = field in t.metadata ? field : `${field}FromEnv` in t.metadata ? `${field}FromEnv` : undefined;
+        return so.where(key === undefined ? [...base, 'metadata'] : [...base, 'metadata', key]);
+      },
     };
   });
 }

@@ -86,6 +86,7 @@ test('triggerauth - <param>FromEnv reads the target app\'s environment', () => {
   assert.equal(t.metadata.host, 'amqp://guest:guest@localhost:5672');
   assert.equal(t.metadata.hostFromEnv, undefined);
   assert.deepEqual(t.sensitive, ['host']);
+  assert.equal(t.where('host').line, 12, 'a parameter read from the environment points at its FromEnv line');
 });
 
 test('triggerauth - <param>FromEnv with the variable unset names the variable and the line', () => {
