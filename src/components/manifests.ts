@@ -26,6 +26,8 @@ export interface Manifest {
 }
 
 const YAML_EXT = /\.(ya?ml)$/i;
+/** The multi-app run file lives beside the manifests but is not one (`qscale up` reads it on its own). */
+const RUN_FILE = /^dapr\.ya?ml$/i;
 
 /** Lists YAML files under each path (a file or a folder, not recursive, sorted like kubectl). */
 export async function listYamlFiles(paths: readonly string[]): Promise<string[]> {
@@ -38,7 +40,7 @@ export async function listYamlFiles(paths: readonly string[]): Promise<string[]>
       throw new ConfigError(`resources path '${p}' does not exist`, { file: p });
     }
     if (stat.isDirectory()) {
-      const entries = (await fs.readdir(p)).filter((f) => YAML_EXT.test(f)).sort();
+      const entries = (await fs.readdir(p)).filter((f) => YAML_EXT.test(f) && !RUN_FILE.test(f)).sort();
       for (const e of entries) out.push(path.join(p, e));
     } else {
       out.push(p);

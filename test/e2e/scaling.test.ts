@@ -88,7 +88,7 @@ async function sendTexts(up: UpProcess, texts: string[]): Promise<void> {
   const producer = s.replicas.find((r) => r.appId === 'producer');
   assert.ok(producer, 'the producer replica runs');
   for (const text of texts) {
-    const res = await request(`http://127.0.0.1:${producer.sidecarPort}/v1.0/bindings/message-queue`, {
+    const res: Awaited<ReturnType<typeof request>> = await request(`http://127.0.0.1:${producer.sidecarPort}/v1.0/bindings/message-queue`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ data: { text }, operation: 'create' }),
