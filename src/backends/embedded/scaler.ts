@@ -15,26 +15,36 @@ const NON_EMPTY_RECHECK_MS = 50;
  */
 export function watchArrivals(dataDir: string, queueName: string, onArrival: () => void): () => void {
   const store = QueueStore.acquire(dataDir);
-  let nonEmpty = store.hasAny(queueName);
-  let lastCheck = Date.now();
+  let nonEmpty = false;
+  let recheck: NodeJS.Timeout | undefined;
   let done = false;
-  const unsubscribe = store.onChange(() => {
-    const now = Date.now();
-    if (nonEmpty && now - lastCheck < NON_EMPTY_RECHECK_MS) return;
-    lastCheck = now;
+  const check = (): void => {
     let has: boolean;
     try {
       has = store.hasAny(queueName);
     } catch {
-      return; // a busy file: the next change or poll looks again
+      return; // a busy file: the next change or tick looks again
     }
     const arrived = has && !nonEmpty;
     nonEmpty = has;
-    if (arrived) onArrival();
+    // While the queue holds messages, only the step back to empty matters: a slow timer sees it, instead of a query
+    // on every change of a busy file. Once empty, every change is checked at once.
+    if (nonEmpty && !recheck) recheck = setInterval(check, NON_EMPTY_RECHECK_MS);
+    if (!nonEmpty && recheck) {
+      clearInterval(recheck);
+      recheck = undefined;
+    }
+    if (arrived && !done) onArrival();
+  };
+  nonEmpty = store.hasAny(queueName);
+  if (nonEmpty) recheck = setInterval(check, NON_EMPTY_RECHECK_MS);
+  const unsubscribe = store.onChange(() => {
+    if (!nonEmpty) check();
   });
   return () => {
     if (done) return;
     done = true;
+    if (recheck) clearInterval(recheck);
     unsubscribe();
     store.unref();
   };
