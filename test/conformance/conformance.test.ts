@@ -23,6 +23,11 @@ interface Opened {
 }
 
 async function setup(t: TestContext, row: ConformanceRow, maxDeliveryCount = 10): Promise<Opened | undefined> {
+  const skipReason = row.skipReason?.();
+  if (skipReason) {
+    t.skip(skipReason);
+    return undefined;
+  }
   if (row.needs && !(await needBroker(t, row.needs))) return undefined;
   const queue = uniqueName(`conf-${row.name}`);
   const opened: Backend[] = [];

@@ -9,7 +9,7 @@ import { RetryMode, ServiceBusClient, type ServiceBusReceivedMessage, type Servi
 import { BrokerError, QscaleError } from '../../../errors.js';
 import type { Logger } from '../../../util/log.js';
 import type {
-  Backend, BackendContext, MessageHandler, MessageMetadata, Pingable, QueueDepth, ReceiveOptions, ResolvedComponent,
+  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth, ReceiveOptions, ResolvedComponent,
 } from '../../types.js';
 import { SdkQueueAdmin, type QueueAdmin } from './admin.js';
 import { secretsOf } from './connection.js';
@@ -44,7 +44,7 @@ export function defaultClients(s: ServiceBusSettings): ServiceBusClients {
 /** How long receive() waits for a message before checking whether it should stop. */
 const RECEIVE_WAIT_MS = 1000;
 
-export class ServiceBusBackend implements Backend, Pingable {
+export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
   readonly name: string;
   readonly type: string;
   private readonly subject: string;
@@ -269,6 +269,25 @@ export class ServiceBusBackend implements Backend, Pingable {
       await withTimeout(this.senderLink().createMessageBatch(), this.s.timeoutMs, `no answer within ${this.s.timeoutMs} ms`);
     } catch (err) {
       throw this.fail('cannot reach Service Bus', err);
+    }
+  }
+
+  /** Peeks (never removes) the dead-letter subqueue, oldest first. */
+  async deadLetters(limit: number): Promise<DeadLetter[]> {
+    const r = this.clients.messaging.createReceiver(this.s.queueName, { subQueueType: 'deadLetter', skipParsingBodyAsJson: true });
+    try {
+      const msgs = await r.peekMessages(limit, { abortSignal: AbortSignal.timeout(this.s.timeoutMs) });
+      return msgs.map((m) => ({
+        id: m.messageId === undefined ? String(m.sequenceNumber ?? '') : String(m.messageId),
+        data: bodyBytes(m),
+        metadata: metadataOf(m),
+        deliveryCount: deliveryCountOf(m),
+        reason: [m.deadLetterReason, m.deadLetterErrorDescription].filter(Boolean).join(': ') || 'dead-lettered',
+      }));
+    } catch (err) {
+      throw this.fail('cannot read the dead-letter subqueue', err);
+    } finally {
+      await r.close().catch(() => undefined);
     }
   }
 
