@@ -1,0 +1,362 @@
+/**
+ * NATS JetStream behind `bindings.qscale.nats-jetstream`: a work-queue stream and a durable pull consumer with
+ * explicit acks. ack_wait is the visibility timeout, extended by progress acks (working()) while the handler works;
+ * a failed handler naks (immediate redelivery).
+ *
+ * Dead letters: on the last allowed delivery that fails, the message is published to the stream `<stream>-dlq`
+ * (confirmed by JetStream, de-duplicated by a message id) and then termed. Doing it in the failure path rather than
+ * from the MAX_DELIVERIES advisory means no second subscriber that must be running at the right moment (advisories
+ * are not stored), and the copy is made while the message is still in hand. The consumer's max_deliver is one more
+ * than maxDeliveryCount: if a receiver dies during the last delivery, the extra delivery moves the message to the
+ * dead-letter stream without calling the handler again.
+ */
+import {
+  AckPolicy, DeliverPolicy, headers, nanos, RetentionPolicy, StorageType,
+  type Consumer, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg, type NatsConnection,
+} from 'nats';
+import type {
+  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
+  ReceiveOptions, ResolvedComponent,
+} from '../types.js';
+import { BrokerError, errorMessage } from '../../errors.js';
+import type { Logger } from '../../util/log.js';
+import { natsMetadata } from './metadata.js';
+import { connectNats, describe, scrubNats, type NatsTarget } from './connect.js';
+
+const REASON = 'Qscale-Dead-Letter-Reason';
+const COUNT = 'Qscale-Delivery-Count';
+const ORIGIN = 'Qscale-Original-Id';
+
+export class NatsBackend implements Backend, Pingable, DeadLetterReader {
+  readonly name: string;
+  readonly type: string;
+  private readonly subject: string;
+  private readonly target: NatsTarget;
+  private readonly stream: string;
+  private readonly natsSubject: string;
+  private readonly durable: string;
+  private readonly dlq: string;
+  private readonly ackWaitMs: number;
+  private readonly maxDeliveries: number;
+  private readonly handlerCap: number;
+  private readonly createStream: boolean;
+  private readonly storage: StorageType;
+  private readonly initTimeoutMs: number;
+  private readonly logger: Logger;
+  private nc: NatsConnection | undefined;
+  private jsm: JetStreamManager | undefined;
+  private js: JetStreamClient | undefined;
+  private closed = false;
+
+  constructor(component: ResolvedComponent, ctx: BackendContext) {
+    this.name = component.name;
+    this.type = component.type;
+    this.subject = `component ${component.name} (${component.type})`;
+    const md = natsMetadata.parse(component.metadata, { subject: this.subject, where: component.where });
+    this.target = { urls: md.natsURL, user: md.user, password: md.password, token: md.token };
+    this.stream = md.stream;
+    this.natsSubject = md.subject ?? md.stream;
+    this.durable = md.consumer ?? `${md.stream}-consumer`;
+    this.dlq = `${md.stream}-dlq`;
+    this.ackWaitMs = md.ackWait;
+    this.maxDeliveries = md.maxDeliveryCount;
+    this.handlerCap = md.maxConcurrentHandlers ?? Number.POSITIVE_INFINITY;
+    this.createStream = md.createStream;
+    this.storage = md.storage === 'memory' ? StorageType.Memory : StorageType.File;
+    this.initTimeoutMs = component.initTimeoutMs;
+    this.logger = ctx.logger.child({ component: component.name, stream: this.stream });
+  }
+
+  private brokerError(what: string, err: unknown): BrokerError {
+    return new BrokerError(
+      `${this.subject}: ${what} NATS JetStream at ${describe(this.target)}: ${scrubNats(errorMessage(err), this.target)}`,
+      { cause: err },
+    );
+  }
+
+  async init(): Promise<void> {
+    if (this.nc) return;
+    let nc: NatsConnection | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within initTimeout (${this.initTimeoutMs} ms)`)), this.initTimeoutMs);
+    });
+    try {
+      await Promise.race([
+        (async () => {
+          nc = await connectNats(this.target, `qscale:${this.name}`, this.initTimeoutMs);
+          const jsm = await nc.jetstreamManager({ timeout: this.initTimeoutMs });
+          await this.ensureStreams(jsm);
+          await this.ensureConsumer(jsm);
+          this.jsm = jsm;
+          this.js = nc.jetstream({ timeout: this.initTimeoutMs });
+        })(),
+        timeout,
+      ]);
+    } catch (err) {
+      await nc?.close().catch(() => undefined);
+      throw err instanceof BrokerError ? err : this.brokerError('cannot use', err);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.nc = nc;
+    void this.watchStatus(nc);
+    this.logger.info({ server: describe(this.target), consumer: this.durable }, 'NATS JetStream queue ready');
+  }
+
+  private async watchStatus(nc: NatsConnection | undefined): Promise<void> {
+    if (!nc) return;
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') this.logger.warn('NATS connection lost, reconnecting');
+      else if (s.type === 'reconnect') this.logger.info('NATS connection back');
+    }
+  }
+
+  private async ensureStreams(jsm: JetStreamManager): Promise<void> {
+    const info = await jsm.streams.info(this.stream).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+    if (!info) {
+      if (!this.createStream) {
+        throw new BrokerError(`${this.subject}: stream '${this.stream}' not found on NATS JetStream at ${describe(this.target)} (createStream is false)`);
+      }
+      await jsm.streams.add({
+        name: this.stream,
+        subjects: [this.natsSubject],
+        retention: RetentionPolicy.Workqueue,
+        storage: this.storage,
+      });
+    } else if (!info.config.subjects?.some((s) => subjectMatches(s, this.natsSubject))) {
+      throw new BrokerError(
+        `${this.subject}: stream '${this.stream}' does not take subject '${this.natsSubject}' (its subjects: ${(info.config.subjects ?? []).join(', ')})`,
+      );
+    }
+    const dlq = await jsm.streams.info(this.dlq).catch(() => undefined);
+    if (!dlq) await jsm.streams.add({ name: this.dlq, subjects: [this.dlq], storage: this.storage });
+  }
+
+  private async ensureConsumer(jsm: JetStreamManager): Promise<void> {
+    const wanted = { ack_wait: nanos(this.ackWaitMs), max_deliver: this.maxDeliveries + 1 };
+    const existing = await jsm.consumers.info(this.stream, this.durable).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+    if (!existing) {
+      await jsm.consumers.add(this.stream, {
+        durable_name: this.durable,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: this.natsSubject,
+        ...wanted,
+      });
+    } else if (existing.config.ack_wait !== wanted.ack_wait || existing.config.max_deliver !== wanted.max_deliver) {
+      await jsm.consumers.update(this.stream, this.durable, wanted);
+    }
+  }
+
+  private client(): { js: JetStreamClient; jsm: JetStreamManager } {
+    if (!this.js || !this.jsm || this.closed) throw new BrokerError(`${this.subject}: used before init() or after close()`);
+    return { js: this.js, jsm: this.jsm };
+  }
+
+  async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
+    const { js } = this.client();
+    const h = headers();
+    for (const [k, v] of Object.entries(metadata)) h.set(k, v);
+    try {
+      await js.publish(this.natsSubject, data, { headers: h });
+    } catch (err) {
+      throw this.brokerError('cannot publish to', err);
+    }
+  }
+
+  async receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
+    const { js } = this.client();
+    const { signal } = options;
+    const limit = Math.max(1, Math.min(options.concurrency, this.handlerCap));
+    const inFlight = new Set<Promise<void>>();
+    let consumer: Consumer | undefined;
+    let failing = false;
+    const stopped = aborted(signal);
+    while (!signal.aborted && !this.closed) {
+      const free = limit - inFlight.size;
+      if (free <= 0) {
+        await Promise.race([...inFlight, stopped]);
+        continue;
+      }
+      let batch: ConsumerMessages | undefined;
+      const stop = (): void => batch?.stop();
+      try {
+        consumer ??= await js.consumers.get(this.stream, this.durable);
+        // Only as many as there are free handlers: a message waiting in a buffer would burn its ack_wait.
+        batch = await consumer.fetch({ max_messages: free, expires: 1000 });
+        signal.addEventListener('abort', stop, { once: true });
+        for await (const m of batch) {
+          if (signal.aborted || this.closed) {
+            m.nak();
+            continue;
+          }
+          const p: Promise<void> = this.handle(m, handler).finally(() => inFlight.delete(p));
+          inFlight.add(p);
+        }
+        if (failing) this.logger.info('receiving again');
+        failing = false;
+      } catch (err) {
+        if (!failing) this.logger.warn({ error: scrubNats(errorMessage(err), this.target) }, 'cannot pull messages, retrying');
+        failing = true;
+        consumer = undefined;
+        await sleep(500, signal);
+      } finally {
+        signal.removeEventListener('abort', stop);
+      }
+    }
+    await Promise.allSettled([...inFlight]);
+  }
+
+  private async handle(m: JsMsg, handler: MessageHandler): Promise<void> {
+    const deliveryCount = m.info.deliveryCount;
+    if (deliveryCount > this.maxDeliveries) {
+      await this.deadLetter(m, deliveryCount - 1, `lease expired on the last of ${this.maxDeliveries} deliveries`);
+      return;
+    }
+    const metadata: MessageMetadata = {};
+    for (const k of m.headers?.keys() ?? []) {
+      if (!/^(nats|qscale)-/i.test(k)) metadata[k] = m.headers?.get(k) ?? '';
+    }
+    const working = setInterval(() => m.working(), Math.max(200, this.ackWaitMs / 3));
+    let ok = false;
+    try {
+      ok = await handler({ id: `${this.stream}:${m.seq}`, data: Buffer.from(m.data), metadata, deliveryCount });
+    } catch (err) {
+      this.logger.warn({ id: m.seq, error: errorMessage(err) }, 'handler threw: message not processed');
+    } finally {
+      clearInterval(working);
+    }
+    if (ok) {
+      await this.confirmAck(m);
+    } else if (deliveryCount >= this.maxDeliveries) {
+      await this.deadLetter(m, deliveryCount, `handler failed ${deliveryCount} deliveries`);
+    } else {
+      m.nak();
+    }
+  }
+
+  /** ackAck waits for the server: an ack lost in a reconnect is sent again until the lease would have ended. */
+  private async confirmAck(m: JsMsg): Promise<void> {
+    const deadline = Date.now() + this.ackWaitMs;
+    for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
+      try {
+        if (await m.ackAck({ timeout: 2000 })) return;
+      } catch (err) {
+        if (Date.now() + wait >= deadline || this.closed) {
+          this.logger.warn({ id: m.seq, error: scrubNats(errorMessage(err), this.target) }, 'ack not confirmed: the message may be delivered again');
+          return;
+        }
+      }
+      await sleep(wait);
+    }
+  }
+
+  private async deadLetter(m: JsMsg, deliveries: number, reason: string): Promise<void> {
+    const { js } = this.client();
+    const h = headers();
+    for (const k of m.headers?.keys() ?? []) if (!/^nats-/i.test(k)) h.set(k, m.headers?.get(k) ?? '');
+    h.set(REASON, reason);
+    h.set(COUNT, String(deliveries));
+    h.set(ORIGIN, `${this.stream}:${m.seq}`);
+    try {
+      // The id makes a repeat (a term lost in a reconnect, then this again) a no-op in the dead-letter stream.
+      await js.publish(this.dlq, m.data, { headers: h, msgID: `${this.stream}:${m.seq}` });
+    } catch (err) {
+      this.logger.warn({ id: m.seq, error: scrubNats(errorMessage(err), this.target) }, 'dead-letter publish failed: the message stays for redelivery');
+      m.nak();
+      return;
+    }
+    m.term();
+    this.logger.warn({ id: m.seq, deliveries, reason }, 'message dead-lettered');
+  }
+
+  async depth(): Promise<QueueDepth> {
+    const { jsm } = this.client();
+    try {
+      const [c, d] = await Promise.all([
+        jsm.consumers.info(this.stream, this.durable),
+        jsm.streams.info(this.dlq).catch(() => undefined),
+      ]);
+      return { ready: c.num_pending, inFlight: c.num_ack_pending, deadLettered: d?.state.messages ?? 0 };
+    } catch (err) {
+      throw this.brokerError('cannot read the depth from', err);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.client().jsm.getAccountInfo();
+    } catch (err) {
+      throw err instanceof BrokerError ? err : this.brokerError('cannot reach', err);
+    }
+  }
+
+  async deadLetters(limit: number): Promise<DeadLetter[]> {
+    const { jsm } = this.client();
+    const info = await jsm.streams.info(this.dlq);
+    const out: DeadLetter[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && out.length < limit; seq++) {
+      const sm = await jsm.streams.getMessage(this.dlq, { seq }).catch(() => undefined);
+      if (!sm) continue;
+      const metadata: MessageMetadata = {};
+      for (const k of sm.header.keys()) if (!/^(nats|qscale)-/i.test(k)) metadata[k] = sm.header.get(k);
+      out.push({
+        id: sm.header.get(ORIGIN) || `${this.dlq}:${seq}`,
+        data: Buffer.from(sm.data),
+        metadata,
+        deliveryCount: Number(sm.header.get(COUNT)) || 0,
+        reason: sm.header.get(REASON),
+      });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const nc = this.nc;
+    this.nc = undefined;
+    await nc?.drain().catch(() => nc.close());
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return /not found/i.test(errorMessage(err));
+}
+
+/** NATS subject matching: `*` one token, `>` the rest. */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return s.length > i;
+    if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

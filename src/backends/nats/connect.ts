@@ -1,0 +1,41 @@
+/**
+ * Connecting to NATS the same way for the binding and the trigger's protocol fallback: reconnect forever (a
+ * server restart must not end a receiver), bounded first connect, credentials kept out of every message.
+ */
+import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
+import { redactUrl } from './metadata.js';
+
+export interface NatsTarget {
+  urls: string;
+  user?: string | undefined;
+  password?: string | undefined;
+  token?: string | undefined;
+}
+
+export function connectNats(target: NatsTarget, name: string, timeoutMs: number): Promise<NatsConnection> {
+  const opts: ConnectionOptions = {
+    servers: target.urls.split(',').map((s) => s.trim()).filter(Boolean),
+    name,
+    timeout: timeoutMs,
+    reconnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    pingInterval: 10_000,
+  };
+  if (target.user) opts.user = target.user;
+  if (target.password) opts.pass = target.password;
+  if (target.token) opts.token = target.token;
+  return connect(opts);
+}
+
+/** The servers as they may be printed. */
+export function describe(target: NatsTarget): string {
+  return redactUrl(target.urls);
+}
+
+/** Removes every secret of the target from a text before it is logged or thrown. */
+export function scrubNats(text: string, target: NatsTarget): string {
+  let out = redactUrl(text);
+  for (const s of [target.password, target.token]) if (s) out = out.split(s).join('***');
+  return out;
+}
