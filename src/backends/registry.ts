@@ -14,18 +14,21 @@ import {
   EMBEDDED_TRIGGER_TYPE, EMBEDDED_TYPE, EmbeddedBackend, createEmbeddedScaler, embeddedBackend, embeddedMetadata,
   embeddedTrigger, parseEmbeddedComponent,
 } from './embedded/index.js';
+import { natsBackend, natsJetStreamTrigger } from './nats/index.js';
 import { postgresqlBackend, postgresqlTrigger } from './postgresql/index.js';
 import { rabbitmqBackend, rabbitmqTrigger } from './rabbitmq/index.js';
 
 export const backendDefinitions: readonly BackendDefinition[] = [
   serviceBusBackend,
   embeddedBackend,
+  natsBackend,
   postgresqlBackend,
   rabbitmqBackend,
 ];
 
 export const triggerDefinitions: readonly TriggerDefinition[] = [
   serviceBusTrigger,
+  natsJetStreamTrigger,
   postgresqlTrigger,
   embeddedTrigger,
   rabbitmqTrigger,
