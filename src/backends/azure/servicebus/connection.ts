@@ -25,7 +25,7 @@ export function parseConnectionString(text: string): ConnectionParts | string {
     const part = raw.trim();
     if (part === '') continue;
     const eq = part.indexOf('=');
-    if (eq <= 0) return "it must be a list of Key=Value pairs separated by ';' (e.g. Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)";
+    if (eq <= 0 || !/^[A-Za-z]+$/.test(part.slice(0, eq).trim())) return "it must be a list of Key=Value pairs separated by ';' (e.g. Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)";
     const key = part.slice(0, eq).trim();
     pairs.set(key.toLowerCase(), part.slice(eq + 1).trim());
     if (key.toLowerCase() !== 'entitypath') kept.push(part);
