@@ -53,6 +53,7 @@ export class AmqpTestPeer {
   private readonly locked = new Map<string, Locked>();
   private readonly consumers = new Map<string, Set<Sender>>();
   private readonly connections = new Set<Connection>();
+  private readonly handed = new Map<Sender, number>();
   private seq = 0;
   private readonly lockDurationMs: number;
   readonly maxDeliveryCount: number;
@@ -212,13 +213,23 @@ export class AmqpTestPeer {
     s?.send({ correlation_id: req.message_id, application_properties: props, body } as Message);
   }
 
+  /**
+   * Credit left on a consumer link. rhea takes credit only when it writes a transfer (a tick later), so deliveries
+   * handed over but not yet written are counted here: otherwise one pump would send far past the client's credit.
+   */
+  private budget(s: Sender): number {
+    const link = s as unknown as { delivery_count: number; credit: number };
+    const unwritten = (this.handed.get(s) ?? 0) - link.delivery_count;
+    return s.sendable() ? link.credit - unwritten : 0;
+  }
+
   /** Hands ready messages to consumers with credit, locking each. */
   private pump(queue: string): void {
     const senders = this.consumers.get(queue);
     if (!senders) return;
     const q = this.queue(queue);
     for (const s of senders) {
-      while (q.ready.length > 0 && s.sendable()) {
+      while (q.ready.length > 0 && this.budget(s) > 0) {
         const entry = q.ready.shift()!;
         const priorDeliveries = entry.deliveries;
         entry.deliveries++;
@@ -236,6 +247,7 @@ export class AmqpTestPeer {
           },
         };
         const delivery = s.send(out, tag);
+        this.handed.set(s, (this.handed.get(s) ?? 0) + 1);
         this.locked.set(lockKey(tag), { entry, queue, lockedUntil, delivery });
       }
     }
