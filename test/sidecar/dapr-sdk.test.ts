@@ -11,15 +11,11 @@ describe('official @dapr/dapr SDK, unchanged, against qscale sidecar', () => {
     const dir = tempDir();
     const dataDir = path.join(dir, '.qscale');
     writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'sdk' }) });
-    const producerPort = await freePort();
-    const consumerPort = await freePort();
     const appPort = await freePort();
     const tokens = { DAPR_API_TOKEN: 'dapr-token-1', APP_API_TOKEN: 'app-token-1' };
-    const producer = spawnSidecar(['--app-id', 'producer', '--dapr-http-port', String(producerPort), '--resources-path', dir, '--data-dir', dataDir], tokens);
-    const consumer = spawnSidecar(
-      ['--app-id', 'consumer', '--app-port', String(appPort), '--dapr-http-port', String(consumerPort), '--resources-path', dir, '--data-dir', dataDir],
-      tokens,
-    );
+    const producer = spawnSidecar(['--app-id', 'producer', '--resources-path', dir, '--data-dir', dataDir], tokens);
+    const consumer = spawnSidecar(['--app-id', 'consumer', '--app-port', String(appPort), '--resources-path', dir, '--data-dir', dataDir], tokens);
+    const [producerPort, consumerPort] = await Promise.all([producer.apiPort(), consumer.apiPort()]);
     const client = new DaprClient({
       daprHost: '127.0.0.1',
       daprPort: String(producerPort),
@@ -64,9 +60,9 @@ describe('official @dapr/dapr SDK, unchanged, against qscale sidecar', () => {
     const dir = tempDir();
     const dataDir = path.join(dir, '.qscale');
     writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'sdk-retry', retryBackoff: '0s' }) });
-    const sidecarPort = await freePort();
     const appPort = await freePort();
-    const sc = spawnSidecar(['--app-id', 'consumer', '--app-port', String(appPort), '--dapr-http-port', String(sidecarPort), '--resources-path', dir, '--data-dir', dataDir]);
+    const sc = spawnSidecar(['--app-id', 'consumer', '--app-port', String(appPort), '--resources-path', dir, '--data-dir', dataDir]);
+    const sidecarPort = await sc.apiPort();
     const server = new DaprServer({
       serverHost: '127.0.0.1',
       serverPort: String(appPort),

@@ -26,9 +26,9 @@ describe('qscale sidecar process - graceful stop', () => {
       if (r.method === 'POST') await new Promise<void>((resolve) => release.push(resolve));
       return 200;
     });
-    const port = await freePort();
-    const sc = spawnSidecar(['--app-id', 'consumer', '--app-port', String(app.port), '--dapr-http-port', String(port), '--resources-path', dir, '--data-dir', dataDir]);
+    const sc = spawnSidecar(['--app-id', 'consumer', '--app-port', String(app.port), '--resources-path', dir, '--data-dir', dataDir]);
     try {
+      const port = await sc.apiPort();
       await sidecarUp(port);
       for (const n of [1, 2, 3]) assert.equal((await send(port, n)).status, 204);
       await waitFor('two deliveries in the app', () => release.length === 2);
@@ -52,12 +52,12 @@ describe('qscale sidecar process - graceful stop', () => {
     const dataDir = path.join(dir, '.qscale');
     writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'grace', visibilityTimeoutInSec: '1' }) });
     const app = await startApp(async (r) => (r.method === 'POST' ? new Promise<number>(() => undefined) : 200));
-    const port = await freePort();
     const sc = spawnSidecar([
-      '--app-id', 'consumer', '--app-port', String(app.port), '--dapr-http-port', String(port), '--resources-path', dir,
-      '--data-dir', dataDir, '--dapr-graceful-shutdown-seconds', '1',
+      '--app-id', 'consumer', '--app-port', String(app.port), '--resources-path', dir, '--data-dir', dataDir,
+      '--dapr-graceful-shutdown-seconds', '1',
     ]);
     try {
+      const port = await sc.apiPort();
       await sidecarUp(port);
       await send(port, 'stuck');
       await waitFor('the delivery', () => app.received.some((r) => r.method === 'POST'));
@@ -74,9 +74,9 @@ describe('qscale sidecar process - graceful stop', () => {
   it('drain - POST /v1.0/shutdown stops the process with exit 0', async () => {
     const dir = tempDir();
     writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'shutdown' }) });
-    const port = await freePort();
-    const sc = spawnSidecar(['--app-id', 'producer', '--dapr-http-port', String(port), '--resources-path', dir, '--data-dir', path.join(dir, '.qscale')]);
+    const sc = spawnSidecar(['--app-id', 'producer', '--resources-path', dir, '--data-dir', path.join(dir, '.qscale')]);
     try {
+      const port = await sc.apiPort();
       await sidecarUp(port);
       assert.equal((await call(port, 'POST', '/v1.0/shutdown')).status, 204);
       assert.equal(await sc.exited, 0);
@@ -93,9 +93,9 @@ describe('qscale sidecar process - start-up', () => {
     writeComponents(dir, {
       'q.yaml': componentYaml('message-queue', { queueName: 'msgqueue', connectionString: 'Endpoint=sb://x/;SharedAccessKey=topsecretvalue' }, 'bindings.azure.servicebusqueues'),
     });
-    const port = await freePort();
-    const sc = spawnSidecar(['--app-id', 'producer', '--dapr-http-port', String(port), '--resources-path', dir, '--data-dir', path.join(dir, '.qscale'), '--embedded']);
+    const sc = spawnSidecar(['--app-id', 'producer', '--resources-path', dir, '--data-dir', path.join(dir, '.qscale'), '--embedded']);
     try {
+      const port = await sc.apiPort();
       await sidecarUp(port);
       assert.ok(sc.lines.some((l) => /loaded component message-queue \(bindings\.azure\.servicebusqueues\)/.test(l)), sc.lines.join('\n'));
       assert.ok(sc.lines.some((l) => /--embedded: every queue binding is served from the embedded SQLite queue/.test(l)));
@@ -111,7 +111,7 @@ describe('qscale sidecar process - start-up', () => {
   it('start-up - a component that fails to init stops the sidecar with exit 2, naming file, component and type, password redacted', async () => {
     const dir = tempDir();
     writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'q', host: 'amqp://user:hunter2pass@127.0.0.1:1' }, 'bindings.rabbitmq') });
-    const sc = spawnSidecar(['--app-id', 'x', '--dapr-http-port', String(await freePort()), '--resources-path', dir]);
+    const sc = spawnSidecar(['--app-id', 'x', '--resources-path', dir]);
     assert.equal(await sc.exited, 2);
     const line = sc.lines.find((l) => l.startsWith('qscale: '));
     assert.match(line ?? sc.lines.join('\n'), /q\.yaml:\d+: component message-queue \(bindings\.rabbitmq\): init failed: /);
@@ -122,9 +122,9 @@ describe('qscale sidecar process - start-up', () => {
     const dir = tempDir();
     const yaml = componentYaml('broken', { queueName: 'q', host: 'amqp://user:hunter2pass@127.0.0.1:1' }, 'bindings.rabbitmq').replace('  version: v1\n', '  version: v1\n  ignoreErrors: true\n');
     writeComponents(dir, { 'b.yaml': yaml, 'q.yaml': componentYaml('message-queue', { queueName: 'fine' }) });
-    const port = await freePort();
-    const sc = spawnSidecar(['--app-id', 'x', '--dapr-http-port', String(port), '--resources-path', dir, '--data-dir', path.join(dir, '.qscale')]);
+    const sc = spawnSidecar(['--app-id', 'x', '--resources-path', dir, '--data-dir', path.join(dir, '.qscale')]);
     try {
+      const port = await sc.apiPort();
       await sidecarUp(port);
       assert.ok(sc.lines.some((l) => /component broken \(bindings\.rabbitmq\): init failed: .*ignoreErrors: going on without it/.test(l)), sc.lines.join('\n'));
       assert.equal((await send(port, 1)).status, 204);
@@ -158,6 +158,7 @@ describe('qscale sidecar process - start-up', () => {
       APP_ID: 'from-env', APP_PORT: String(app.port), DAPR_HTTP_PORT: String(port),
     });
     try {
+      await sc.waitForLine(/HTTP API listening on /);
       await sidecarUp(port);
       const m = (await call(port, 'GET', '/v1.0/metadata')).json() as { id: string; appConnectionProperties: { port: number } };
       assert.equal(m.id, 'from-env');

@@ -189,20 +189,40 @@ export interface SidecarProcess {
   lines: string[];
   exited: Promise<number | null>;
   waitForLine(re: RegExp, timeoutMs?: number): Promise<string>;
+  /** The API port, read from the start-up line (fails at once, with the output, if the process exits first). */
+  apiPort(): Promise<number>;
 }
 
+/** Spawns `qscale sidecar`; without --dapr-http-port it asks for any free port (no race with other test runs). */
 export function spawnSidecar(args: string[], env: NodeJS.ProcessEnv = {}): SidecarProcess {
-  const child = spawn(process.execPath, [MAIN, 'sidecar', ...args], {
+  const portArgs = args.includes('--dapr-http-port') || 'DAPR_HTTP_PORT' in env ? [] : ['--dapr-http-port', '0'];
+  const child = spawn(process.execPath, [MAIN, 'sidecar', ...portArgs, ...args], {
     env: { ...process.env, QSCALE_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
   for (const s of [child.stdout!, child.stderr!]) readline.createInterface({ input: s }).on('line', (l) => lines.push(l));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      exitCode = code;
+      resolve(code);
+    }),
+  );
+  const waitForLine = async (re: RegExp, timeoutMs = 15_000): Promise<string> =>
+    waitFor(`a line matching ${re}`, () => {
+      const line = lines.find((l) => re.test(l));
+      if (line === undefined && exitCode !== undefined) throw new Error(`qscale sidecar exited (${exitCode}) before a line matching ${re}:\n${lines.join('\n')}`);
+      return line;
+    }, timeoutMs);
   return {
     child,
     lines,
     exited,
-    waitForLine: (re, timeoutMs = 15_000) => waitFor(`a line matching ${re}\n${lines.join('\n')}`, () => lines.find((l) => re.test(l)), timeoutMs),
+    waitForLine,
+    apiPort: async () => {
+      const line = await waitForLine(/HTTP API listening on /);
+      return Number(/:(\d+)(?:"|\s|$)/.exec(line.slice(line.indexOf('HTTP API listening on ')))?.[1]);
+    },
   };
 }
