@@ -117,6 +117,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     ch.on('error', (err: Error) => this.log.warn(`RabbitMQ channel error: ${describeAmqpError(err, this.secrets())}`));
     const ended = new Promise<void>((resolve) => ch.once('close', () => resolve()));
     const active = new Set<Promise<void>>();
+    // Made before consume(): a delivery can arrive (and its handler abort) before consume() resolves.
+    const aborted = whenAborted(signal);
     try {
       // Per-consumer prefetch = what we can hand to the app right now: nothing waits leased in this process.
       await ch.prefetch(prefetch, false);
@@ -133,7 +135,6 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
         const p: Promise<void> = this.handle(ch, msg, handler).finally(() => active.delete(p));
         active.add(p);
       }, { noAck: false });
-      const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
       await Promise.race([ended, aborted]);
       if (signal.aborted) await ch.cancel(consumerTag).catch(() => undefined);
     } finally {
@@ -288,6 +289,11 @@ function safely(fn: () => void): void {
   } catch {
     // channel already closed: the broker requeues what was not acked
   }
+}
+
+function whenAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,0 +1,240 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import amqp from 'amqplib';
+import { needBroker, uniqueName } from '../../support/brokers.js';
+import { rabbitmqBackend } from '../../../src/backends/rabbitmq/index.js';
+import { hasDeadLetters, type Backend, type QueueMessage } from '../../../src/backends/types.js';
+import { AMQP_URL, closeAllConnections, component, ctx, deleteQueues, eventually, managementUp } from './helpers.js';
+
+function backend(queue: string, extra: Record<string, string> = {}): Backend {
+  return rabbitmqBackend.create(component({ host: AMQP_URL, queueName: queue, durable: 'true', reconnectWaitInSeconds: '1', ...extra }), ctx);
+}
+
+test('rabbitmq init - wrong password: clear error naming component and broker, password never shown', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const b = rabbitmqBackend.create(component({ host: 'amqp://guest:Wr0ngPassw0rd@127.0.0.1:5672', queueName: 'q' }, { initTimeout: '3s' }), ctx);
+  await assert.rejects(b.init(), (err: Error) => {
+    assert.match(err.message, /component message-queue \(bindings\.rabbitmq\): cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672: login refused/);
+    assert.doesNotMatch(err.message, /Wr0ngPassw0rd/);
+    return true;
+  });
+  await b.close();
+});
+
+test('rabbitmq init - nothing listening on the port: connection refused', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const b = rabbitmqBackend.create(component({ host: 'amqp://guest:Secr3tPw@127.0.0.1:5999', queueName: 'q' }, { initTimeout: '2s' }), ctx);
+  await assert.rejects(b.init(), (err: Error) => {
+    assert.match(err.message, /component message-queue \(bindings\.rabbitmq\): cannot connect to RabbitMQ at .*127\.0\.0\.1:5999: connection refused/);
+    assert.doesNotMatch(err.message, /Secr3tPw/);
+    return true;
+  });
+  await b.close();
+});
+
+test('rabbitmq init - queue exists with other settings: says which queue and why', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-conflict');
+  const durable = backend(q);
+  await durable.init();
+  const transient = rabbitmqBackend.create(component({ host: AMQP_URL, queueName: q, durable: 'false' }), ctx);
+  await assert.rejects(transient.init(), /cannot declare queue 'rmq-conflict-[^']+' on amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672: .*PRECONDITION_FAILED.*durable/);
+  await transient.close();
+  await durable.close();
+  await deleteQueues(q, `${q}-dlq`);
+});
+
+test('rabbitmq send - Dapr mapping: persistent, metadata as headers, ttlInSeconds → expiration, priority, contentType', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-map');
+  const b = backend(q, { maxPriority: '5' });
+  await b.init();
+  await b.send(Buffer.from('{"n":1}'), { ttlInSeconds: '60', priority: '3', contentType: 'application/json', tenant: 'a b/c' });
+  await b.send(Buffer.from('"plain"'), {});
+  const conn = await amqp.connect(AMQP_URL);
+  const ch = await conn.createChannel();
+  const first = await ch.get(q, { noAck: true });
+  const second = await ch.get(q, { noAck: true });
+  await conn.close();
+  assert.ok(first && second);
+  assert.equal(first.content.toString(), '{"n":1}');
+  assert.equal(first.properties.deliveryMode, 2);
+  assert.equal(first.properties.expiration, '60000');
+  assert.equal(first.properties.priority, 3);
+  assert.equal(first.properties.contentType, 'application/json');
+  assert.equal(first.properties.headers?.tenant, 'a b/c');
+  assert.equal(second.properties.contentType, 'text/plain');
+  await b.close();
+  await deleteQueues(q, `${q}-dlq`);
+});
+
+test('rabbitmq send - a ttlInSeconds that is not a number is refused with the field named', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-badttl');
+  const b = backend(q);
+  await b.init();
+  await assert.rejects(b.send(Buffer.from('1'), { ttlInSeconds: 'soon' }), /metadata 'ttlInSeconds' must be a whole number of seconds, got 'soon'/);
+  assert.equal((await b.depth()).ready, 0);
+  await b.close();
+  await deleteQueues(q, `${q}-dlq`);
+});
+
+test('rabbitmq receive - metadata arrives query-escaped as Dapr delivers it; success acks', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-rt');
+  const b = backend(q);
+  await b.init();
+  await b.send(Buffer.from('"hello"'), { tenant: 'a b/c' });
+  const ac = new AbortController();
+  const got: QueueMessage[] = [];
+  const done = b.receive(async (m) => {
+    got.push(m);
+    ac.abort();
+    return true;
+  }, { concurrency: 1, signal: ac.signal });
+  await done;
+  assert.equal(got.length, 1);
+  assert.equal(got[0]?.data.toString(), '"hello"');
+  assert.equal(got[0]?.metadata.tenant, 'a+b%2Fc');
+  assert.equal(got[0]?.deliveryCount, 1);
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+  await b.close();
+  await deleteQueues(q, `${q}-dlq`);
+});
+
+test('rabbitmq receive - a failing message is redelivered with a growing count, then dead-lettered at maxDeliveryCount', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-dlq');
+  const b = backend(q, { maxDeliveryCount: '3' });
+  await b.init();
+  await b.send(Buffer.from('"poison"'), {});
+  const counts: number[] = [];
+  const ac = new AbortController();
+  const run = b.receive(async (m) => {
+    counts.push(m.deliveryCount);
+    return false;
+  }, { concurrency: 1, signal: ac.signal });
+  const d = await eventually(() => b.depth(), (x) => x.deadLettered === 1);
+  ac.abort();
+  await run;
+  assert.deepEqual(counts, [1, 2, 3]);
+  assert.equal(d.deadLettered, 1);
+  assert.equal(d.ready, 0);
+  assert.ok(hasDeadLetters(b));
+  const dead = await b.deadLetters(10);
+  assert.equal(dead.length, 1);
+  assert.equal(dead[0]?.data.toString(), '"poison"');
+  assert.equal(dead[0]?.deliveryCount, 3);
+  assert.match(dead[0]?.reason ?? '', /failed 3 deliveries/);
+  await b.close();
+  await deleteQueues(q, `${q}-dlq`);
+});
+
+test('rabbitmq receive - the delivery count survives a restart of the consumer', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-restart');
+  const first = backend(q);
+  await first.init();
+  await first.send(Buffer.from('1'), {});
+  const ac1 = new AbortController();
+  let fails = 0;
+  await first.receive(async () => {
+    if (++fails === 2) ac1.abort();
+    return false;
+  }, { concurrency: 1, signal: ac1.signal });
+  await first.close();
+  const second = backend(q);
+  await second.init();
+  const ac2 = new AbortController();
+  let seen = 0;
+  await second.receive(async (m) => {
+    seen = m.deliveryCount;
+    ac2.abort();
+    return true;
+  }, { concurrency: 1, signal: ac2.signal });
+  assert.equal(seen, 3);
+  await second.close();
+  await deleteQueues(q, `${q}-dlq`);
+});
+
+test('rabbitmq receive - leases only concurrency messages; abort finishes and acks in-flight work, leaves the rest ready', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-lease');
+  const b = backend(q);
+  await b.init();
+  for (let i = 0; i < 10; i++) await b.send(Buffer.from(String(i)), {});
+  const ac = new AbortController();
+  let started = 0;
+  let finished = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const run = b.receive(async () => {
+    started++;
+    await gate;
+    finished++;
+    return true;
+  }, { concurrency: 2, signal: ac.signal });
+  await eventually(async () => started, (n) => n === 2);
+  const d = await b.depth();
+  assert.equal(d.ready, 8);
+  assert.equal(started, 2);
+  ac.abort();
+  release();
+  await run;
+  assert.equal(finished, 2);
+  const after = await eventually(() => b.depth(), (x) => x.inFlight === 0);
+  assert.deepEqual(after, { ready: 8, inFlight: 0, deadLettered: 0 });
+  await b.close();
+  await deleteQueues(q, `${q}-dlq`);
+});
+
+test('rabbitmq depth - inFlight counts another process\'s unacked messages (management API)', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  if (!(await managementUp())) {
+    if (process.env.CI === 'true') throw new Error('RabbitMQ management API (15672) is off: rabbitmq-plugins enable rabbitmq_management');
+    t.skip('RabbitMQ management API is off: rabbitmq-plugins enable rabbitmq_management');
+    return;
+  }
+  const q = uniqueName('rmq-inflight');
+  const observer = backend(q);
+  await observer.init();
+  for (let i = 0; i < 5; i++) await observer.send(Buffer.from(String(i)), {});
+  // another "process": a raw consumer holding 3 unacked
+  const conn = await amqp.connect(AMQP_URL);
+  const ch = await conn.createChannel();
+  await ch.prefetch(3);
+  await ch.consume(q, () => undefined, { noAck: false });
+  const d = await eventually(() => observer.depth(), (x) => x.inFlight === 3, 60, 500);
+  assert.deepEqual(d, { ready: 2, inFlight: 3, deadLettered: 0 });
+  await conn.close();
+  await observer.close();
+  await deleteQueues(q, `${q}-dlq`);
+});
+
+test('rabbitmq reconnect - connections closed by the broker: sending and receiving resume, nothing lost', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-reconnect');
+  const producer = backend(q);
+  const consumer = backend(q);
+  await producer.init();
+  await consumer.init();
+  const total = 40;
+  const seen = new Set<string>();
+  const ac = new AbortController();
+  const run = consumer.receive(async (m) => {
+    await new Promise((r) => setTimeout(r, 5));
+    seen.add(m.data.toString());
+    return true;
+  }, { concurrency: 4, signal: ac.signal });
+  for (let i = 0; i < total / 2; i++) await producer.send(Buffer.from(String(i)), {});
+  await closeAllConnections();
+  for (let i = total / 2; i < total; i++) await producer.send(Buffer.from(String(i)), {});
+  await eventually(async () => seen.size, (n) => n === total, 150, 200);
+  ac.abort();
+  await run;
+  assert.equal(seen.size, total);
+  assert.equal((await consumer.depth()).ready, 0);
+  await producer.close();
+  await consumer.close();
+  await deleteQueues(q, `${q}-dlq`);
+});

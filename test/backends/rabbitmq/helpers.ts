@@ -1,0 +1,88 @@
+/** Builds RabbitMQ components and triggers for tests the way users write them: Component YAML with line numbers. */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+import { parseManifests, resolveResources } from '../../../src/components/index.js';
+import type { ResolvedComponent } from '../../../src/backends/types.js';
+import type { ResolvedTrigger } from '../../../src/autoscaler/scaler.js';
+import { createLogger } from '../../../src/util/log.js';
+
+export const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+export const MGMT_URL = 'http://guest:guest@127.0.0.1:15672';
+export const logger = createLogger('test', {});
+logger.level = 'error';
+export const ctx = { logger, dataDir: '.qscale-test' };
+
+export function component(metadata: Record<string, string>, opts: { initTimeout?: string; name?: string } = {}): ResolvedComponent {
+  const lines = Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`);
+  const yaml = [
+    'apiVersion: dapr.io/v1alpha1',
+    'kind: Component',
+    'metadata:',
+    `  name: ${opts.name ?? 'message-queue'}`,
+    'spec:',
+    '  type: bindings.rabbitmq',
+    '  version: v1',
+    ...(opts.initTimeout ? [`  initTimeout: ${opts.initTimeout}`] : []),
+    '  metadata:',
+    ...lines,
+  ].join('\n');
+  const loaded = resolveResources(parseManifests(yaml, 'binding.yaml'));
+  const c = loaded.components[0];
+  if (!c) throw new Error('no component');
+  return c;
+}
+
+/** A trigger whose every field sits on its own line, starting at line 10 of scaledobject.yaml. */
+export function trigger(metadata: Record<string, string>, index = 0): ResolvedTrigger {
+  const keys = Object.keys(metadata);
+  return {
+    index,
+    type: 'rabbitmq',
+    metricType: 'AverageValue',
+    metadata,
+    subject: `trigger ${index} (rabbitmq) of ScaledObject consumer-scaler`,
+    where: (field?: string) => {
+      const i = field ? keys.findIndex((k) => k.toLowerCase() === field.toLowerCase()) : -1;
+      return { file: 'scaledobject.yaml', line: i >= 0 ? 10 + i : 8 };
+    },
+  };
+}
+
+/** Deletes queues a test created, from a separate connection. */
+export async function deleteQueues(...names: string[]): Promise<void> {
+  const conn = await amqp.connect(AMQP_URL);
+  try {
+    const ch = await conn.createChannel();
+    for (const n of names) await ch.deleteQueue(n);
+  } finally {
+    await conn.close();
+  }
+}
+
+export async function closeAllConnections(): Promise<void> {
+  await promisify(execFile)('rabbitmqctl', ['close_all_connections', 'test']);
+}
+
+export async function managementUp(): Promise<boolean> {
+  try {
+    const r = await fetch('http://127.0.0.1:15672/api/overview', {
+      headers: { authorization: 'Basic ' + Buffer.from('guest:guest').toString('base64') },
+      signal: AbortSignal.timeout(2000),
+    });
+    await r.body?.cancel();
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls until check() holds (or gives up after many tries and returns the last value for the assertion). */
+export async function eventually<T>(read: () => Promise<T>, check: (v: T) => boolean, tries = 100, everyMs = 200): Promise<T> {
+  let v = await read();
+  for (let i = 0; i < tries && !check(v); i++) {
+    await new Promise((r) => setTimeout(r, everyMs));
+    v = await read();
+  }
+  return v;
+}
