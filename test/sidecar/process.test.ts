@@ -172,3 +172,27 @@ describe('qscale sidecar process - start-up', () => {
     }
   });
 });
+
+describe('qscale sidecar process - initTimeout', () => {
+  it('start-up - a broker that accepts the connection but never answers is given up after initTimeout, exit 2', async () => {
+    // A TCP listener that never speaks AMQP: the broker's connect hangs.
+    const net = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    const blackhole = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
+    const addr = blackhole.address();
+    const holePort = typeof addr === 'object' && addr ? addr.port : 0;
+    const dir = tempDir();
+    const yaml = componentYaml('message-queue', { queueName: 'q', host: `amqp://guest:guest@127.0.0.1:${holePort}` }, 'bindings.rabbitmq')
+      .replace('  version: v1\n', '  version: v1\n  initTimeout: 1s\n');
+    writeComponents(dir, { 'q.yaml': yaml });
+    try {
+      const sc = spawnSidecar(['--app-id', 'x', '--resources-path', dir]);
+      assert.equal(await sc.exited, 2);
+      assert.match(sc.lines.join('\n'), /q\.yaml:\d+: component message-queue \(bindings\.rabbitmq\): init failed: .*(timed out after 1000 ms \(initTimeout\)|no answer)/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      blackhole.close();
+    }
+  });
+});
