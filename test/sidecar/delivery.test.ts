@@ -138,6 +138,54 @@ describe('sidecar delivery - into the app', () => {
   });
 });
 
+describe('sidecar delivery - what status reads', () => {
+  it('metadata - qscale.inFlight counts deliveries the app has not answered yet, then drops back to 0', async () => {
+    const dir = tempDir();
+    writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'inflight' }) });
+    const hold: Array<() => void> = [];
+    const app = await startApp(async (r) => {
+      if (r.method === 'POST') await new Promise<void>((resolve) => hold.push(resolve));
+      return 200;
+    });
+    const sc = await sidecarFor(dir, { appPort: app.port });
+    type Meta = { extended: Record<string, string>; qscale: { inFlight: number; succeeded: number } };
+    const meta = async (): Promise<Meta> => (await call(sc.port, 'GET', '/v1.0/metadata')).json() as Meta;
+    try {
+      await send(sc.port, 'message-queue', 'slow');
+      await waitFor('the delivery', () => hold.length === 1);
+      const during = await meta();
+      assert.equal(during.qscale.inFlight, 1);
+      assert.equal(during.extended['qscale.inFlight'], '1');
+      hold.shift()?.();
+      const afterwards = await waitFor('the answer', async () => {
+        const m = await meta();
+        return m.qscale.succeeded === 1 && m;
+      });
+      assert.equal(afterwards.qscale.inFlight, 0);
+    } finally {
+      for (const h of hold) h();
+      await sc.close();
+      await app.close();
+    }
+  });
+
+  it("delivery - the producer's traceparent header travels with the message to the consumer", async () => {
+    const dir = tempDir();
+    writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'trace' }) });
+    const app = await startApp(() => 200);
+    const sc = await sidecarFor(dir, { appPort: app.port });
+    try {
+      const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      await call(sc.port, 'POST', '/v1.0/bindings/message-queue', JSON.stringify({ operation: 'create', data: 1 }), { traceparent: tp });
+      const [got] = await waitFor('the delivery', () => posts(app.received, '/message-queue').length > 0 && posts(app.received, '/message-queue'));
+      assert.equal(got?.headers.traceparent, tp);
+    } finally {
+      await sc.close();
+      await app.close();
+    }
+  });
+});
+
 describe('sidecar delivery - OPTIONS probe', () => {
   const cases: Array<[string, number, boolean]> = [
     ['200 subscribes', 200, true],
