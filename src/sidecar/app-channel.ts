@@ -23,6 +23,7 @@ export class AppChannel {
   private readonly pool: Pool;
   private readonly limiter: Semaphore | undefined;
   private reachable = false;
+  private reaching: Promise<boolean> | undefined;
   readonly origin: string;
 
   constructor(
@@ -45,8 +46,16 @@ export class AppChannel {
     return this.reachable;
   }
 
-  /** Resolves once the app's port accepts a TCP connection; false when aborted first. */
-  async waitUntilReachable(signal: AbortSignal): Promise<boolean> {
+  /**
+   * Resolves once the app's port accepts a TCP connection; false when aborted first. One dial loop serves every
+   * caller (health and each input binding), so the first signal given is the one that counts.
+   */
+  waitUntilReachable(signal: AbortSignal): Promise<boolean> {
+    this.reaching ??= this.dialUntilOpen(signal);
+    return this.reaching;
+  }
+
+  private async dialUntilOpen(signal: AbortSignal): Promise<boolean> {
     while (!signal.aborted) {
       if (await this.dial()) {
         this.reachable = true;

@@ -73,6 +73,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     logger,
     outputs,
+    // The API listens only once every component is loaded, so whoever can ask gets yes.
     componentsLoaded: () => true,
     health,
     metadata: () =>
@@ -101,6 +102,8 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   const port = typeof address === 'object' && address ? address.port : (options.httpPort ?? DEFAULT_HTTP_PORT);
   logger.info(`HTTP API listening on ${options.listenAddress ?? DEFAULT_LISTEN}:${port}`);
 
+  // Health needs the app's port too, even when no input binding is read (an output-only app).
+  if (channel) void channel.waitUntilReachable(receiving.signal);
   const readersDone = Promise.all(readers.map((r) => r.run(receiving.signal)));
   if (channel && readers.length > 0) logger.info(`waiting for the app on ${channel.origin} before reading input bindings`);
 

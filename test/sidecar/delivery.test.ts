@@ -169,6 +169,20 @@ describe('sidecar delivery - what status reads', () => {
     }
   });
 
+  it('healthz - an app with only output bindings is ready once its port accepts connections', async () => {
+    const dir = tempDir();
+    writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'out-only', direction: 'output' }) });
+    const app = await startApp(() => 200);
+    const sc = await sidecarFor(dir, { appPort: app.port });
+    try {
+      await waitFor('ready', async () => (await call(sc.port, 'GET', '/v1.0/healthz')).status === 204);
+      assert.equal(app.received.length, 0, 'no probe and no delivery for an output-only binding');
+    } finally {
+      await sc.close();
+      await app.close();
+    }
+  });
+
   it("delivery - the producer's traceparent header travels with the message to the consumer", async () => {
     const dir = tempDir();
     writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'trace' }) });
