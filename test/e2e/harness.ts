@@ -56,14 +56,12 @@ apps:
     appDirPath: ${ROOT}
     command: ["node", "dist/apps/producer/main.js"]
     env:
-      APP_PORT_HINT: "0"
-${env(producerEnv)}
+${env({ QSCALE_E2E: '1', ...producerEnv })}
   - appID: consumer
     appDirPath: ${ROOT}
     command: ["node", "dist/apps/consumer/main.js"]
     env:
-      WORK_MS: "5000"
-${env(consumerEnv)}
+${env({ WORK_MS: '5000', ...consumerEnv })}
 `;
 }
 

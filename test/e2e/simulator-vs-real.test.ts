@@ -1,0 +1,124 @@
+/**
+ * The simulator predicts what `qscale up` does: the same ScaledObject and load, once on the virtual clock and once
+ * with real processes. The replica timeline must follow the simulator's within one sync period, and drain times
+ * must agree within 10 %.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { request } from 'undici';
+import { MAIN, startUp, tempFolder, writeFiles, runFile } from './harness.js';
+
+const SCALED_OBJECT = `apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: consumer-scaler
+spec:
+  scaleTargetRef:
+    name: consumer
+  pollingInterval: 1
+  cooldownPeriod: 3
+  minReplicaCount: 0
+  maxReplicaCount: 10
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior:
+        scaleUp:
+          stabilizationWindowSeconds: 0
+          policies:
+          - {type: Pods, value: 10, periodSeconds: 1}
+        scaleDown:
+          stabilizationWindowSeconds: 0
+          policies:
+          - {type: Percent, value: 100, periodSeconds: 1}
+  triggers:
+  - type: azure-servicebus
+    metadata:
+      queueName: msgqueue
+      messageCount: "5"
+`;
+
+const COMPONENT = `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: message-queue
+spec:
+  type: bindings.azure.servicebusqueues
+  version: v1
+  metadata:
+  - name: connectionString
+    value: "Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=placeholder"
+  - name: queueName
+    value: msgqueue
+`;
+
+interface Row { t: number; queue: number; inFlight: number; desired: number; replicas: number; reason: string }
+
+const MESSAGES = 60;
+const WORK = 3000;
+const SYNC = 1000;
+
+test('simulate - the replica timeline of qscale up follows the simulator within one sync period, drain times within 10 %', { timeout: 240_000 }, async () => {
+  const folder = tempFolder();
+  writeFiles(folder, { 'binding.yaml': COMPONENT, 'scaling.yaml': SCALED_OBJECT, 'dapr.yaml': runFile({ WORK_MS: String(WORK) }) });
+
+  const up = await startUp(folder, ['--embedded', '--hpa-sync-period', `${SYNC}ms`]);
+  const real: Array<{ t: number; desired: number }> = [];
+  let drainMs = 0;
+  try {
+    const s0 = await up.waitFor((s) => s.replicas.some((r) => r.appId === 'producer' && r.ready) && s.hpa[0]?.desired === 0, 60_000, 'producer ready, consumer at 0');
+    // Measure how long a replica takes to start here, and tell the simulator (it models startup as one number).
+    const t0 = Date.now();
+    const res = await request(`${s0.producerUrl}/MessageProducer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ count: MESSAGES, intervalMilliseconds: 0 }),
+    });
+    assert.equal(res.statusCode, 200, await res.body.text());
+    // How long a replica takes to start here (process start → ready), measured, since the simulator models it as
+    // one number: readiness seen on each consumer replica's first ready reading.
+    const startupMs = new Map<string, number>();
+    for (;;) {
+      const s = await up.status();
+      const now = Date.now();
+      const t = now - t0;
+      real.push({ t, desired: s.hpa[0]?.desired ?? -1 });
+      for (const r of s.replicas) if (r.appId === 'consumer' && r.ready && !startupMs.has(r.name)) startupMs.set(r.name, now - r.startedAt);
+      const q = s.queue;
+      if (!drainMs && q && q.ready === 0 && q.inFlight === 0 && up.countLines(/Hello World -- Received at/) >= MESSAGES) drainMs = t;
+      if (drainMs && (s.hpa[0]?.desired ?? 1) === 0) break;
+      if (t > 180_000) assert.fail('the real run did not drain and return to 0 within 180 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(startupMs.size > 0);
+    const startup = `${Math.round([...startupMs.values()].reduce((a, b) => a + b, 0) / startupMs.size)}ms`;
+    const out = execFileSync(process.execPath, [
+      MAIN, 'simulate', folder, '--load', `0s:${MESSAGES}`, '--work', `${WORK}ms`, '--startup', startup,
+      '--sync-period', `${SYNC}ms`, '--duration', '5m', '--json',
+    ], { encoding: 'utf8' });
+    const sim = JSON.parse(out) as { timeline: Row[]; summary: { drainSeconds: number; peakReplicas: number } };
+    const realSteps = real.filter((r, i) => i === 0 || real[i - 1]!.desired !== r.desired).map((r) => `${(r.t / 1000).toFixed(1)}s:${r.desired}`);
+    const simSteps = sim.timeline.filter((r, i) => i === 0 || sim.timeline[i - 1]!.desired !== r.desired).map((r) => `${r.t}s:${r.desired}`);
+    const context = `startup ${startup}; real desired ${realSteps.join(' ')}; simulated ${simSteps.join(' ')}`;
+
+    // Drain time: within 10 %.
+    const simDrain = sim.summary.drainSeconds * 1000;
+    const diff = Math.abs(drainMs - simDrain) / simDrain;
+    assert.ok(diff <= 0.1, `drain: real ${drainMs} ms vs simulated ${simDrain} ms (${(diff * 100).toFixed(1)} % apart); ${context}`);
+    assert.equal(Math.max(...real.map((r) => r.desired)), sim.summary.peakReplicas, 'the same peak');
+
+    // Timeline: every real reading of the desired replicas is what the simulator had within one sync period of it.
+    const simDesiredAt = (ms: number): number => {
+      let d = 0;
+      for (const row of sim.timeline) if (row.t * 1000 <= ms) d = row.desired;
+      return d;
+    };
+    const misses = real.filter(({ t, desired }) => {
+      for (let dt = -SYNC; dt <= SYNC; dt += 50) if (simDesiredAt(t + dt) === desired) return false;
+      return true;
+    });
+    assert.deepEqual(misses.slice(0, 5), [], `real readings the simulator did not have within ${SYNC} ms (${misses.length} of ${real.length}); ${context}`);
+  } finally {
+    await up.stop();
+  }
+});
