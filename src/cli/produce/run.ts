@@ -25,7 +25,7 @@ export interface ProgressSink {
 
 /** Progress for a non-terminal: one line when each further tenth is reached. */
 export function lineProgress(write: (line: string) => void): ProgressSink {
-  let lastTenth = -1;
+  let lastTenth = 0;
   return {
     update(sent, total) {
       const tenth = total === 0 ? 10 : Math.floor((sent * 10) / total);
