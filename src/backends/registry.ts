@@ -17,12 +17,14 @@ import {
 import { natsBackend, natsJetStreamTrigger } from './nats/index.js';
 import { postgresqlBackend, postgresqlTrigger } from './postgresql/index.js';
 import { rabbitmqBackend, rabbitmqTrigger } from './rabbitmq/index.js';
+import { redisBackend, redisStreamsTrigger } from './redis/index.js';
 
 export const backendDefinitions: readonly BackendDefinition[] = [
   serviceBusBackend,
   embeddedBackend,
   natsBackend,
   postgresqlBackend,
+  redisBackend,
   rabbitmqBackend,
 ];
 
@@ -32,6 +34,7 @@ export const triggerDefinitions: readonly TriggerDefinition[] = [
   postgresqlTrigger,
   embeddedTrigger,
   rabbitmqTrigger,
+  redisStreamsTrigger,
 ];
 
 export function findBackend(type: string): BackendDefinition | undefined {

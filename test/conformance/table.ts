@@ -10,6 +10,9 @@ import { parseManifests } from '../../src/components/manifests.js';
 import { resolveResources } from '../../src/components/resources.js';
 import type { ResolvedComponent } from '../../src/backends/types.js';
 import type { LocalBroker } from '../support/brokers.js';
+import { connect as natsConnect } from 'nats';
+import { startProxy } from '../backends/nats/proxy.js';
+import { deleteKeys, dropQscaleConnections } from '../backends/redis/helpers.js';
 import { deleteServiceBusQueue, serviceBusConnectionFromEnv, serviceBusSkipReason } from '../backends/azure/cloud.js';
 
 export interface ConformanceOptions {
@@ -61,6 +64,19 @@ ${items}
 const PG_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
+/** NATS rows reach the machine's server through a relay the suite can cut. */
+const natsProxy = await startProxy(4222);
+
+async function deleteNatsStreams(stream: string): Promise<void> {
+  const nc = await natsConnect({ servers: 'nats://127.0.0.1:4222' });
+  try {
+    const jsm = await nc.jetstreamManager();
+    for (const s of [stream, `${stream}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
+  } finally {
+    await nc.close();
+  }
+}
+
 async function pgQuery(sql: string, params: unknown[]): Promise<void> {
   const c = new pg.Client({ connectionString: PG_URL });
   await c.connect();
@@ -91,6 +107,18 @@ export const rows: readonly ConformanceRow[] = [
       queueName, maxDeliveryCount: String(o.maxDeliveryCount), retryBackoff: '0s', maxConcurrentHandlers: '16',
     }),
     claims: { fifo: true, deadLetter: true, depthInFlight: true },
+  },
+  {
+    name: 'nats-jetstream',
+    type: 'bindings.qscale.nats-jetstream',
+    needs: 'nats',
+    makeComponent: (queueName, o) => componentFromYaml(queueName, 'bindings.qscale.nats-jetstream', {
+      natsURL: natsProxy.url, stream: queueName, maxDeliveryCount: String(o.maxDeliveryCount), ackWait: '5s',
+      maxConcurrentHandlers: '16', storage: 'memory',
+    }),
+    claims: { fifo: true, deadLetter: true, depthInFlight: true },
+    dropConnection: async () => natsProxy.cut(),
+    cleanup: deleteNatsStreams,
   },
   {
     name: 'postgresql',
@@ -124,5 +152,18 @@ export const rows: readonly ConformanceRow[] = [
         await conn.close();
       }
     },
+  },
+  {
+    name: 'redis',
+    type: 'bindings.qscale.redis',
+    needs: 'redis',
+    makeComponent: (queueName, o) => componentFromYaml(queueName, 'bindings.qscale.redis', {
+      redisHost: '127.0.0.1:6379', queueName, maxDeliveryCount: String(o.maxDeliveryCount), reconnectWaitInSeconds: '0.2',
+    }),
+    claims: { fifo: true, deadLetter: true, depthInFlight: true },
+    dropConnection: async () => {
+      await dropQscaleConnections();
+    },
+    cleanup: (queueName) => deleteKeys(queueName, `${queueName}:dlq`),
   },
 ];

@@ -1,0 +1,266 @@
+/**
+ * bindings.qscale.redis: a Redis stream read through a consumer group.
+ *
+ * Why streams and not a list with LMOVE: the consumer group keeps, inside Redis, who holds each message, since when
+ * (idle time) and how many times it was delivered. Crash recovery (XAUTOCLAIM of entries idle past the visibility
+ * timeout) and delivery counts then survive any restart without lease bookkeeping of our own, and KEDA's
+ * redis-streams trigger reads the very same group. Acked entries are deleted, so the stream holds exactly the
+ * queue: XLEN = ready + in flight.
+ *
+ * A failed delivery is not retried in a hot loop: the entry is marked idle and the next claim sweep (about a second
+ * later, by any consumer) redelivers it with its count + 1; at maxDeliveryCount it moves to the dead-letter stream.
+ * Long handlers keep their entries by renewing them every third of the visibility timeout.
+ */
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { BrokerError, errorMessage } from '../../errors.js';
+import type {
+  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
+  ReceiveOptions, ResolvedComponent,
+} from '../types.js';
+import type { Logger } from '../../util/log.js';
+import { connectRedis, describeRedisError, describeTarget } from './connection.js';
+import type { RedisSettings } from './metadata.js';
+import {
+  ackAndDelete, claimIdle, deadLetter, deliveryCounts, ensureGroup, groupCounts, readNew, releaseForRetry, renew,
+  type StreamEntry,
+} from './stream.js';
+
+const BLOCK_MS = 1000;
+const SWEEP_EVERY_MS = 1000;
+
+export class RedisBackend implements Backend, Pingable, DeadLetterReader {
+  readonly name: string;
+  readonly type: string;
+  private client: Redis | undefined;
+  private readonly readers = new Set<Redis>();
+  private readonly log: Logger;
+  private readonly subject: string;
+  private readonly where: string;
+  private readonly consumer = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  private readonly waitMs: number;
+  private closed = false;
+
+  constructor(private readonly component: ResolvedComponent, private readonly s: RedisSettings, ctx: BackendContext) {
+    this.name = component.name;
+    this.type = component.type;
+    this.subject = `component ${component.name} (${component.type})`;
+    this.where = describeTarget(s);
+    this.log = ctx.logger.child({ component: component.name });
+    this.waitMs = Math.max(component.initTimeoutMs, s.reconnectWaitMs + 5000);
+  }
+
+  async init(): Promise<void> {
+    const client = await this.connect(this.component.initTimeoutMs, 'qscale');
+    this.client = client;
+    try {
+      await ensureGroup(client, this.s.stream, this.s.group);
+    } catch (err) {
+      throw new BrokerError(`${this.subject}: cannot create consumer group '${this.s.group}' on stream '${this.s.stream}' at ${this.where}: ${describeRedisError(err, this.s.password)}`);
+    }
+    this.log.info(`connected to Redis at ${this.where}, stream '${this.s.stream}', group '${this.s.group}'`);
+  }
+
+  private async connect(timeoutMs: number, name: string): Promise<Redis> {
+    let c: Redis;
+    try {
+      c = await connectRedis(this.s, timeoutMs, name);
+    } catch (err) {
+      throw new BrokerError(`${this.subject}: cannot connect to Redis at ${this.where}: ${errorMessage(err)}`);
+    }
+    let down = false;
+    c.on('error', (err: unknown) => {
+      if (!down && !this.closed) this.log.warn(`Redis connection error: ${describeRedisError(err, this.s.password)}`);
+    });
+    c.on('close', () => {
+      if (!this.closed && !down) {
+        down = true;
+        this.log.warn(`Redis connection to ${this.where} dropped; reconnecting`);
+      }
+    });
+    c.on('ready', () => {
+      if (down) this.log.info(`reconnected to Redis at ${this.where}`);
+      down = false;
+    });
+    return c;
+  }
+
+  private get redis(): Redis {
+    if (!this.client) throw new BrokerError(`${this.subject}: used before init()`);
+    return this.client;
+  }
+
+  async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
+    await this.bounded('send to', this.redis.xadd(this.s.stream, '*', 'data', data, 'meta', JSON.stringify(metadata)));
+  }
+
+  async receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
+    const { signal } = options;
+    const concurrency = Math.max(1, Math.floor(options.concurrency));
+    // XREADGROUP BLOCK holds its connection: each receive() reads on its own one.
+    const reader = await this.connect(this.waitMs, 'qscale-reader');
+    this.readers.add(reader);
+    const active = new Map<string, Promise<void>>();
+    const renewer = setInterval(() => {
+      renew(this.redis, this.s.stream, this.s.group, this.consumer, [...active.keys()]).catch(() => undefined);
+    }, Math.max(200, Math.floor(this.s.visibilityMs / 3)));
+    const start = (e: StreamEntry, count: number): void => {
+      const p: Promise<void> = this.handle(e, count, handler).finally(() => active.delete(e.id));
+      active.set(e.id, p);
+    };
+    let lastSweep = 0;
+    try {
+      while (!signal.aborted && !this.closed) {
+        const free = concurrency - active.size;
+        if (free <= 0) {
+          await Promise.race([...active.values(), whenAborted(signal)]);
+          continue;
+        }
+        try {
+          if (Date.now() - lastSweep >= SWEEP_EVERY_MS) {
+            lastSweep = Date.now();
+            const claimed = await claimIdle(this.redis, this.s.stream, this.s.group, this.consumer, this.s.visibilityMs, free);
+            if (claimed.length > 0) {
+              const counts = await deliveryCounts(this.redis, this.s.stream, this.s.group, claimed.map((e) => e.id));
+              for (const e of claimed) {
+                const n = counts.get(e.id) ?? 1;
+                // Delivered past the maximum without an outcome: its consumers kept dying on it.
+                if (n > this.s.maxDeliveryCount) await this.toDeadLetters(e, n - 1);
+                else start(e, n);
+              }
+              continue;
+            }
+          }
+          const fresh = await readNew(reader, this.s.stream, this.s.group, this.consumer, free, BLOCK_MS);
+          for (const e of fresh) start(e, 1);
+        } catch (err) {
+          if (signal.aborted || this.closed) break;
+          const text = describeRedisError(err, this.s.password);
+          // The stream or group was deleted under us: make them again and go on.
+          if (/NOGROUP/i.test(text)) await ensureGroup(this.redis, this.s.stream, this.s.group).catch(() => undefined);
+          else this.log.warn(`reading stream '${this.s.stream}' failed: ${text}; retrying`);
+          await sleep(Math.max(100, this.s.reconnectWaitMs), signal);
+        }
+      }
+    } finally {
+      while (active.size > 0) await Promise.allSettled([...active.values()]);
+      clearInterval(renewer);
+      this.readers.delete(reader);
+      reader.disconnect();
+    }
+  }
+
+  private async handle(e: StreamEntry, deliveryCount: number, handler: MessageHandler): Promise<void> {
+    let ok = false;
+    try {
+      ok = await handler({ id: e.id, data: e.data, metadata: e.meta, deliveryCount });
+    } catch (err) {
+      this.log.debug(`handler failed: ${errorMessage(err)}`);
+    }
+    try {
+      if (ok) await ackAndDelete(this.redis, this.s.stream, this.s.group, e.id);
+      else if (deliveryCount >= this.s.maxDeliveryCount) await this.toDeadLetters(e, deliveryCount);
+      else await releaseForRetry(this.redis, this.s.stream, this.s.group, this.consumer, e.id, this.s.visibilityMs);
+    } catch (err) {
+      // Still pending in the group: the claim sweep redelivers it after the visibility timeout.
+      this.log.warn(`outcome of message ${e.id} not recorded: ${describeRedisError(err, this.s.password)}`);
+    }
+  }
+
+  private async toDeadLetters(e: StreamEntry, deliveryCount: number): Promise<void> {
+    const reason = `failed ${deliveryCount} deliveries (maxDeliveryCount ${this.s.maxDeliveryCount})`;
+    await deadLetter(this.redis, this.s.stream, this.s.group, this.s.deadLetterStream, e, deliveryCount, reason);
+    this.log.warn(`message ${e.id} dead-lettered to '${this.s.deadLetterStream}' after ${deliveryCount} deliveries`);
+  }
+
+  /** ready: entries not yet delivered to the group (lag); inFlight: the group's pending entries, every consumer's. */
+  async depth(): Promise<QueueDepth> {
+    const [g, dead] = await this.bounded('read', Promise.all([
+      groupCounts(this.redis, this.s.stream, this.s.group),
+      this.redis.xlen(this.s.deadLetterStream),
+    ]));
+    return { ready: g.lag, inFlight: g.pending, deadLettered: dead };
+  }
+
+  async ping(): Promise<void> {
+    await this.bounded('ping', this.redis.ping());
+  }
+
+  async deadLetters(limit: number): Promise<DeadLetter[]> {
+    const rows = (await this.redis.callBuffer('XRANGE', this.s.deadLetterStream, '-', '+', 'COUNT', String(limit))) as unknown;
+    const out: DeadLetter[] = [];
+    for (const raw of Array.isArray(rows) ? (rows as unknown[]) : []) {
+      if (!Array.isArray(raw)) continue;
+      const flat = raw[1] as unknown[];
+      const f = new Map<string, Buffer>();
+      for (let i = 0; i + 1 < flat.length; i += 2) f.set(String(flat[i]), Buffer.from(flat[i + 1] as Buffer));
+      let meta: Record<string, string> = {};
+      try {
+        meta = JSON.parse(f.get('meta')?.toString() ?? '{}') as Record<string, string>;
+      } catch {
+        meta = {};
+      }
+      out.push({
+        id: f.get('sourceId')?.toString() ?? String(raw[0]),
+        data: f.get('data') ?? Buffer.alloc(0),
+        metadata: meta,
+        deliveryCount: Number(f.get('deliveryCount')?.toString() ?? 0),
+        reason: f.get('reason')?.toString() ?? 'dead-lettered',
+      });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const r of this.readers) r.disconnect();
+    const c = this.client;
+    this.client = undefined;
+    if (c) {
+      // Tidy the group's consumer list, but never drop a consumer that still holds entries: that would lose them.
+      try {
+        const mine = (await c.call('XPENDING', this.s.stream, this.s.group, '-', '+', '1', this.consumer)) as unknown[];
+        if (Array.isArray(mine) && mine.length === 0) await c.call('XGROUP', 'DELCONSUMER', this.s.stream, this.s.group, this.consumer);
+      } catch {
+        // best effort
+      }
+      await c.quit().catch(() => c.disconnect());
+    }
+  }
+
+  /** A command that waits through a reconnect, but not forever. */
+  private async bounded<T>(what: string, p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        p,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${this.waitMs} ms (reconnecting?)`)), this.waitMs);
+        }),
+      ]);
+    } catch (err) {
+      throw new BrokerError(`${this.subject}: cannot ${what} stream '${this.s.stream}' at ${this.where}: ${describeRedisError(err, this.s.password)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function whenAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
