@@ -6,7 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { startUp, tempFolder, writeFiles, runFile, running, type UpProcess } from './harness.js';
+import { execFileSync } from 'node:child_process';
+import { MAIN, startUp, tempFolder, writeFiles, runFile, running, type UpProcess } from './harness.js';
+import type { SystemStatus } from '../../src/supervisor/state.js';
 
 const COMPONENT = `apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -108,6 +110,14 @@ test('up - the seed: 50 messages scale the consumer out to 10 replicas, all 50 p
     await up.waitFor((s) => running(s) === 0, 30_000, 'the consumer at 0 replicas');
     await produce(up, 50);
     await up.waitFor((s) => running(s) === 10, 60_000, '10 consumer replicas');
+    // What a user watches: `qscale status --json` and the kubectl-like table.
+    const json = JSON.parse(execFileSync(process.execPath, [MAIN, 'status', '--json', '--data-dir', up.dataDir], { encoding: 'utf8' })) as SystemStatus;
+    assert.equal(json.replicas.filter((r) => r.appId === 'consumer' && r.status !== 'Terminating').length, 10);
+    assert.ok(json.replicas.every((r) => typeof r.name === 'string' && typeof r.ready === 'boolean' && typeof r.inFlight === 'number'));
+    assert.ok(json.queue && typeof json.queue.ready === 'number' && typeof json.queue.inFlight === 'number' && typeof json.queue.deadLettered === 'number');
+    assert.ok(json.decisions.length >= 2);
+    const table = execFileSync(process.execPath, [MAIN, 'status', '--data-dir', up.dataDir], { encoding: 'utf8' });
+    assert.match(table, /Deployment\/consumer\s+\S+\/5 \(avg\)\s+1\s+10\s+10/);
     await up.waitForLine(/Hello World -- Received at: .* -- Finished at: /, 30_000);
     await up.waitFor((s) => running(s) === 0 && up.countLines(/Hello World -- Received at/) >= 50, 120_000, 'all 50 processed and back to 0');
     assert.equal(up.countLines(/Hello World -- Received at/), 50, 'each message processed exactly once');
