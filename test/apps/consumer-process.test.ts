@@ -8,7 +8,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import readline from 'node:readline';
 import { request } from 'undici';
-import { closedPort } from './support.js';
 
 const ROOT = path.resolve(fileURLToPath(new URL('../../../', import.meta.url)));
 const MAIN = path.join(ROOT, 'dist/apps/consumer/main.js');
@@ -23,8 +22,8 @@ interface Proc {
 }
 
 async function startConsumer(env: Record<string, string>): Promise<Proc> {
-  const port = await closedPort();
-  const child = spawn(process.execPath, [MAIN], { env: { ...process.env, APP_PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Port 0: the process picks a free port and says which in its first log line (no race with other processes).
+  const child = spawn(process.execPath, [MAIN], { env: { ...process.env, APP_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];
   const listeners: Array<() => void> = [];
@@ -43,8 +42,9 @@ async function startConsumer(env: Record<string, string>): Promise<Proc> {
       const t = setTimeout(() => reject(new Error(`no line matching ${re}; stdout: ${stdout.join('\n')}; stderr: ${stderr.join('\n')}`)), timeoutMs);
       listeners.push(() => { if (check()) clearTimeout(t); });
     });
-  const p: Proc = { child, stdout, stderr, url: `http://127.0.0.1:${port}`, exit, waitFor };
-  await waitFor(stderr, /consumer listening on/);
+  const p: Proc = { child, stdout, stderr, url: '', exit, waitFor };
+  const listening = await waitFor(stderr, /consumer listening on http:\/\/127\.0\.0\.1:\d+/);
+  p.url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(listening)![1]!;
   return p;
 }
 
