@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -135,4 +136,51 @@ test('produce - the URL comes from --url, then QSCALE_PRODUCER_URL, then the run
   assert.equal((await resolveProducerUrl({ url: 'http://127.0.0.1:7001', dataDir: dir, env: { QSCALE_PRODUCER_URL: 'http://x:1' } })).url, 'http://127.0.0.1:7001');
   await assert.rejects(resolveProducerUrl({ url: 'localhost:5000', dataDir: dir, env: {} }), /must start with http/);
   await assert.rejects(resolveProducerUrl({ url: 'not a url', dataDir: dir, env: {} }), /is not a URL/);
+});
+
+const CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../src/cli/main.js');
+
+function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'produce', ...args], { env: { ...process.env, QSCALE_PRODUCER_URL: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('produce - the command prints progress lines on a pipe and a summary, exit 0', async () => {
+  await withLiveProducer(undefined, async (url, fake) => {
+    const r = await runCli(['--count', '3000', '--interval', '0', '--url', url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^sent 3000 messages through ${url} in [\\d.]+ s`));
+    assert.deepEqual(r.stderr.trim().split('\n'), ['sent 1000/3000 (33%)', 'sent 2000/3000 (66%)', 'sent 3000/3000 (100%)']);
+    assert.equal(fake.requests.length, 3000);
+  });
+});
+
+test('produce - the command finds the producer of the running system through its data folder', async () => {
+  await withLiveProducer(undefined, async (url, fake) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-produce-'));
+    writeFileSync(path.join(dir, 'supervisor.json'), JSON.stringify({ pid: 1, controlUrl: 'http://127.0.0.1:1', producerUrl: url, startedAt: 0, folder: '.' }));
+    const r = await runCli(['-n', '2', '--data-dir', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fake.requests.length, 2);
+  });
+});
+
+test('produce - the command fails with one clear line and exit 2 on bad flags or an unreachable producer', async () => {
+  const bad = await runCli(['--count', 'ten']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr.trim(), "qscale: --count must be a whole number from 1 to 9007199254740991, got 'ten'");
+  const negative = await runCli(['--count', '1', '--interval', '-5']);
+  assert.equal(negative.code, 2);
+  assert.match(negative.stderr, /--interval must be a whole number from 0 to 3600000, got '-5'/);
+  const port = await closedPort();
+  const gone = await runCli(['--count', '1', '--url', `http://127.0.0.1:${port}`]);
+  assert.equal(gone.code, 2);
+  assert.match(gone.stderr, new RegExp(`^qscale: cannot reach the producer at http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED, URL from --url\\)`));
+  assert.ok(!/\n\s+at /.test(gone.stderr), 'no stack trace for an expected failure');
 });
