@@ -15,7 +15,8 @@ import { EmbeddedBackend } from '../../src/backends/embedded/index.js';
 import type { BackendDefinition } from '../../src/backends/types.js';
 import type { ResolvedTrigger, TriggerDefinition } from '../../src/autoscaler/scaler.js';
 import { createLogger } from '../../src/util/log.js';
-import { componentFromYaml, rows } from './table.js';
+import { componentFromYaml } from './component.js';
+import { rows } from './table.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');

@@ -11,6 +11,7 @@ import type {
   ReceiveOptions, ResolvedComponent,
 } from '../types.js';
 import type { EmbeddedSettings } from './metadata.js';
+import { AckBatch } from './acks.js';
 import { QueueStore, type LeasedMessage, type ReleaseOutcome } from './store.js';
 
 /** Upper bound on an idle wait, in case a wake-up was missed (e.g. the clock jumped). */
@@ -99,6 +100,7 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
     const limit = Math.max(1, Math.min(options.concurrency, settings.maxConcurrentHandlers));
     const active = new Map<number, LeasedMessage>();
     const running = new Set<Promise<void>>();
+    const acks = new AckBatch(store);
     const stopped = (): boolean => options.signal.aborted || this.stopAll.signal.aborted;
 
     let wakePending = false;
@@ -107,22 +109,24 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
       if (wake) wake();
       else wakePending = true;
     };
-    const sleep = (ms: number): Promise<void> => {
+    /** Sleeps until poked, stopped or ms passed; with watch, a commit to the file after `baseline` pokes too. */
+    const sleep = (ms: number, watch?: { baseline: number | undefined }): Promise<void> => {
       if (wakePending || stopped()) {
         wakePending = false;
         return Promise.resolve();
       }
       return new Promise((resolve) => {
+        const unsubscribe = watch ? store.onChange(poke, watch.baseline) : undefined;
         const timer = setTimeout(done, ms);
         function done(): void {
           clearTimeout(timer);
+          unsubscribe?.();
           wake = undefined;
           resolve();
         }
         wake = done;
       });
     };
-    const unsubscribe = store.onChange(poke);
     options.signal.addEventListener('abort', poke, { once: true });
     this.stopAll.signal.addEventListener('abort', poke, { once: true });
     const renewal = settings.renewEveryMs > 0
@@ -138,23 +142,31 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
           continue;
         }
         let batch: LeasedMessage[];
+        const baseline = store.dataVersion();
+        const completing = acks.take();
         try {
-          batch = store.lease(this.queueName, free, settings.visibilityMs, settings.maxDeliveryCount);
+          const r = store.lease(this.queueName, free, settings.visibilityMs, settings.maxDeliveryCount, completing);
+          acks.report(completing, r.completed);
+          batch = r.leased;
         } catch (err) {
+          acks.report(completing, err instanceof Error ? err : new Error(String(err)));
           this.ctx.logger.error({ component: this.name, err: errorMessage(err) }, 'embedded queue: cannot lease messages, retrying');
           await sleep(ERROR_RETRY_MS);
           continue;
         }
         if (batch.length === 0) {
-          await sleep(Math.min(store.nextVisibleIn(this.queueName) ?? IDLE_RECHECK_MS, IDLE_RECHECK_MS));
+          await sleep(Math.min(store.nextVisibleIn(this.queueName) ?? IDLE_RECHECK_MS, IDLE_RECHECK_MS), { baseline });
           continue;
         }
         for (const m of batch) {
           active.set(m.seq, m);
-          const run = this.deliver(store, handler, m).finally(() => {
-            active.delete(m.seq);
+          // The slot frees when the handler answers, so the next lease can carry this message's completion.
+          const handlerDone = (): void => {
+            if (active.delete(m.seq)) poke();
+          };
+          const run = this.deliver(store, acks, handler, m, handlerDone).finally(() => {
+            handlerDone();
             running.delete(run);
-            poke();
           });
           running.add(run);
         }
@@ -164,15 +176,15 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
     } finally {
       // Drain: every handler already started settles and its outcome is applied before receive() returns.
       while (running.size > 0) await Promise.allSettled([...running]);
+      acks.flush();
       if (renewal) clearInterval(renewal);
-      unsubscribe();
       options.signal.removeEventListener('abort', poke);
       this.stopAll.signal.removeEventListener('abort', poke);
     }
     if (fatal !== undefined) throw fatal;
   }
 
-  private async deliver(store: QueueStore, handler: MessageHandler, m: LeasedMessage): Promise<void> {
+  private async deliver(store: QueueStore, acks: AckBatch, handler: MessageHandler, m: LeasedMessage, handlerDone: () => void): Promise<void> {
     let ok = false;
     let reason = 'the handler reported failure';
     try {
@@ -183,7 +195,9 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
     let outcome: SettledOutcome;
     try {
       if (ok) {
-        outcome = store.complete(m.seq, m.token) ? 'completed' : 'lease-lost';
+        const completing = acks.complete(m.seq, m.token);
+        handlerDone();
+        outcome = (await completing) ? 'completed' : 'lease-lost';
       } else {
         const released = store.release(m.seq, m.token, (n) => this.backoffMs(n), this.settings.maxDeliveryCount, reason);
         outcome = released === 'lease-lost' ? 'release-lost' : released;

@@ -17,35 +17,41 @@ export function watchArrivals(dataDir: string, queueName: string, onArrival: () 
   const store = QueueStore.acquire(dataDir);
   let nonEmpty = false;
   let recheck: NodeJS.Timeout | undefined;
+  let unsubscribe: (() => void) | undefined;
   let done = false;
+  // While the queue holds messages only the step back to empty matters: a slow timer sees it, instead of a query on
+  // every change of a busy file. While empty, every change to the file is checked at once.
   const check = (): void => {
+    if (done) return;
+    const baseline = store.dataVersion();
     let has: boolean;
     try {
       has = store.hasAny(queueName);
     } catch {
-      return; // a busy file: the next change or tick looks again
+      has = nonEmpty; // a busy file: the timer or the next change looks again
     }
     const arrived = has && !nonEmpty;
     nonEmpty = has;
-    // While the queue holds messages, only the step back to empty matters: a slow timer sees it, instead of a query
-    // on every change of a busy file. Once empty, every change is checked at once.
-    if (nonEmpty && !recheck) recheck = setInterval(check, NON_EMPTY_RECHECK_MS);
-    if (!nonEmpty && recheck) {
-      clearInterval(recheck);
+    if (nonEmpty) {
+      unsubscribe?.();
+      unsubscribe = undefined;
+      recheck ??= setInterval(check, NON_EMPTY_RECHECK_MS);
+    } else {
+      if (recheck) clearInterval(recheck);
       recheck = undefined;
+      unsubscribe ??= store.onChange(check, baseline);
     }
-    if (arrived && !done) onArrival();
+    if (arrived) onArrival();
   };
+  const baseline = store.dataVersion();
   nonEmpty = store.hasAny(queueName);
   if (nonEmpty) recheck = setInterval(check, NON_EMPTY_RECHECK_MS);
-  const unsubscribe = store.onChange(() => {
-    if (!nonEmpty) check();
-  });
+  else unsubscribe = store.onChange(check, baseline);
   return () => {
     if (done) return;
     done = true;
     if (recheck) clearInterval(recheck);
-    unsubscribe();
+    unsubscribe?.();
     store.unref();
   };
 }

@@ -16,7 +16,8 @@ import { SCHEMA, SQL } from './sql.js';
 
 export const QUEUE_FILE = 'queue.db';
 const BUSY_TIMEOUT_MS = 10_000;
-const CHANGE_POLL_MS = 3;
+const FAST_POLL_MS = 3;
+const SLOW_POLL_MS = 200;
 
 export interface LeasedMessage {
   seq: number;
@@ -26,6 +27,16 @@ export interface LeasedMessage {
   deliveryCount: number;
   /** Proves this delivery: completing or releasing with an older token does nothing. */
   token: string;
+}
+
+export interface Ack {
+  seq: number;
+  token: string;
+}
+
+export interface LeaseResult {
+  leased: LeasedMessage[];
+  completed: boolean[];
 }
 
 export type ReleaseOutcome = 'released' | 'dead-lettered' | 'lease-lost';
@@ -46,7 +57,8 @@ export class QueueStore {
   private readonly db: Database.Database;
   private readonly st: Statements;
   private readonly feed: ChangeFeed;
-  private readonly leaseTx: (queue: string, max: number, visibilityMs: number, maxDelivery: number) => LeasedMessage[];
+  private readonly leaseTx: (queue: string, max: number, visibilityMs: number, maxDelivery: number, acks: readonly Ack[]) => LeaseResult;
+  private readonly completeTx: (acks: readonly Ack[]) => boolean[];
   private readonly releaseTx: (seq: number, token: string, backoffMs: (deliveryCount: number) => number, maxDelivery: number, reason: string) => ReleaseOutcome;
   private readonly renewTx: (leases: ReadonlyArray<{ seq: number; token: string }>, visibilityMs: number) => number[];
   private readonly requeueTx: (queue: string, limit: number) => number;
@@ -80,9 +92,15 @@ export class QueueStore {
     }
     for (const k of ['total', 'inFlight', 'deadCount', 'nextVisible', 'lastDeadSeq'] as const) this.st[k].pluck();
     const versionStmt = this.db.prepare('PRAGMA data_version').pluck();
-    this.feed = new ChangeFeed(() => versionStmt.get() as number, CHANGE_POLL_MS);
+    this.feed = new ChangeFeed(() => versionStmt.get() as number, {
+      watchFile: `${file}-wal`, fastPollMs: FAST_POLL_MS, slowPollMs: SLOW_POLL_MS,
+    });
 
-    this.leaseTx = this.db.transaction((queue: string, max: number, visibilityMs: number, maxDelivery: number) => {
+    this.completeTx = this.db.transaction((acks: readonly Ack[]) => acks.map((a) => this.st.complete.run(a.seq, a.token).changes === 1))
+      .immediate as QueueStore['completeTx'];
+
+    this.leaseTx = this.db.transaction((queue: string, max: number, visibilityMs: number, maxDelivery: number, acks: readonly Ack[]) => {
+      const completed = acks.map((a) => this.st.complete.run(a.seq, a.token).changes === 1);
       const out: LeasedMessage[] = [];
       const now = Date.now();
       const token = newToken();
@@ -105,7 +123,7 @@ export class QueueStore {
         }
         if (deadLettered === 0) break;
       }
-      return out;
+      return { leased: out, completed };
     }).immediate as QueueStore['leaseTx'];
 
     this.releaseTx = this.db.transaction((seq: number, token: string, backoffMs: (n: number) => number, maxDelivery: number, reason: string) => {
@@ -150,9 +168,17 @@ export class QueueStore {
     return id;
   }
 
-  /** Leases up to max ready messages, oldest first, each for visibilityMs. */
-  lease(queue: string, max: number, visibilityMs: number, maxDeliveryCount: number): LeasedMessage[] {
-    return this.guard('lease', () => this.leaseTx(queue, max, visibilityMs, maxDeliveryCount));
+  /**
+   * Leases up to max ready messages, oldest first, each for visibilityMs. Completions given in acks are applied in
+   * the same transaction (completed[i]: whether acks[i]'s lease still held).
+   */
+  lease(queue: string, max: number, visibilityMs: number, maxDeliveryCount: number, acks: readonly Ack[] = []): LeaseResult {
+    return this.guard('lease', () => this.leaseTx(queue, max, visibilityMs, maxDeliveryCount, acks));
+  }
+
+  /** Completes several deliveries in one transaction; result[i] as complete() would answer for acks[i]. */
+  completeMany(acks: readonly Ack[]): boolean[] {
+    return this.guard('complete', () => this.completeTx(acks));
   }
 
   /** Deletes the message if this lease still holds it. false: the lease expired and someone else may have it. */
@@ -203,8 +229,13 @@ export class QueueStore {
   }
 
   /** Calls back on any change to the file (this process's writes at once, other processes' within milliseconds). */
-  onChange(listener: () => void): () => void {
-    return this.feed.subscribe(listener);
+  onChange(listener: () => void, baseline?: number): () => void {
+    return this.feed.subscribe(listener, baseline);
+  }
+
+  /** Changes when another process commits to the file: read it before a query, pass it to onChange after. */
+  dataVersion(): number | undefined {
+    return this.feed.version();
   }
 
   /** Gives back what acquire() took; the last user closes the file. */

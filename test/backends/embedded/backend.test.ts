@@ -13,7 +13,7 @@ import {
 } from '../../../src/backends/embedded/index.js';
 import type { QueueMessage } from '../../../src/backends/types.js';
 import { createLogger } from '../../../src/util/log.js';
-import { componentFromYaml } from '../../conformance/table.js';
+import { componentFromYaml } from '../../conformance/component.js';
 import { uniqueName } from '../../support/brokers.js';
 
 const logger = createLogger('embedded-test').child({}, { level: 'silent' });

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { EmbeddedBackend, parseEmbeddedComponent, type SettledOutcome } from '../../../src/backends/embedded/index.js';
 import type { QueueMessage } from '../../../src/backends/types.js';
 import { createLogger } from '../../../src/util/log.js';
-import { componentFromYaml } from '../../conformance/table.js';
+import { componentFromYaml } from '../../conformance/component.js';
 import { uniqueName } from '../../support/brokers.js';
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/worker.js');
