@@ -3,7 +3,11 @@
  * exist, create it with Dapr's creation properties, and count its messages. Behind an interface so the binding can
  * run where that API does not exist (the Service Bus emulator) or be watched in tests.
  */
-import { ServiceBusAdministrationClient, type CreateQueueOptions } from '@azure/service-bus';
+import type * as ServiceBusSdk from '@azure/service-bus';
+import type { ServiceBusAdministrationClient, CreateQueueOptions } from '@azure/service-bus';
+import { lazyModule } from '../../lazy-require.js';
+
+const sdk = lazyModule<typeof ServiceBusSdk>('@azure/service-bus');
 import type { QueueCreationProperties } from './metadata.js';
 
 export interface EntityCounts {
@@ -38,7 +42,7 @@ export class SdkQueueAdmin implements QueueAdmin {
   constructor(private readonly client: ServiceBusAdministrationClient) {}
 
   static fromConnectionString(connectionString: string): SdkQueueAdmin {
-    return new SdkQueueAdmin(new ServiceBusAdministrationClient(connectionString));
+    return new SdkQueueAdmin(new (sdk().ServiceBusAdministrationClient)(connectionString));
   }
 
   async queueExists(queue: string, signal?: AbortSignal): Promise<boolean> {

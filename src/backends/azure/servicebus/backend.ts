@@ -5,7 +5,11 @@
  * lockRenewalInSec while the app works. Unlike daprd, nothing is locked ahead of a free handler: maxActiveMessages
  * is an upper bound, and no more than the handlers can take now is ever locked (components-contrib#1526).
  */
-import { RetryMode, ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver, type ServiceBusSender } from '@azure/service-bus';
+import type * as ServiceBusSdk from '@azure/service-bus';
+import type { ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver, ServiceBusSender } from '@azure/service-bus';
+import { lazyModule } from '../../lazy-require.js';
+
+const sdk = lazyModule<typeof ServiceBusSdk>('@azure/service-bus');
 import { BrokerError, QscaleError } from '../../../errors.js';
 import type { Logger } from '../../../util/log.js';
 import type {
@@ -26,11 +30,11 @@ export interface ServiceBusClients {
 }
 
 export function defaultClients(s: ServiceBusSettings): ServiceBusClients {
-  const messaging = new ServiceBusClient(s.connection.withoutEntityPath, {
+  const messaging = new (sdk().ServiceBusClient)(s.connection.withoutEntityPath, {
     identifier: 'qscale',
     // The SDK's own retry is Dapr's publish retry: throttled sends back off from publishInitialRetryIntervalInMs.
     retryOptions: {
-      mode: RetryMode.Exponential,
+      mode: sdk().RetryMode.Exponential,
       maxRetries: s.publishMaxRetries,
       retryDelayInMs: Math.max(1, s.publishInitialRetryIntervalMs),
       timeoutInMs: s.timeoutMs,
