@@ -91,7 +91,8 @@ export async function buildProducer(opts: ProducerOptions): Promise<FastifyInsta
     const ms = Date.now() - started;
     if (outcome.aborted) {
       logger.warn({ sent: outcome.sent, requested: count }, `client went away: stopped after ${outcome.sent} of ${count} messages`);
-      return reply;
+      // Nobody reads this answer; sending it completes the request's lifecycle.
+      return reply.code(500).send({ errorCode: 'ERR_CLIENT_GONE', message: `client went away after ${outcome.sent} of ${count} messages`, sent: outcome.sent, requested: count });
     }
     if (outcome.error !== undefined) {
       const err = outcome.error;

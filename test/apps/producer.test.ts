@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import http from 'node:http';
+import { request } from 'undici';
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { buildProducer } from '../../apps/producer/app.js';
@@ -180,4 +181,28 @@ test('producer - GET /healthz answers 200', async () => {
     const res = await app.inject({ method: 'GET', url: '/healthz' });
     assert.equal(res.statusCode, 200);
   });
+});
+
+test('producer - a client that hangs up stops the run instead of sending on', async () => {
+  const fake = await startFakeSidecar();
+  const app = await buildProducer({ config: config(fake.url), logger: quietLogger(), connectWaitMs: 0 });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const ac = new AbortController();
+    const pending = request(`${url}/MessageProducer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ count: 1000, intervalMilliseconds: 50 }),
+      signal: ac.signal,
+    });
+    while (fake.requests.length < 2) await new Promise((r) => setTimeout(r, 10));
+    ac.abort();
+    await assert.rejects(pending);
+    const atAbort = fake.requests.length;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(fake.requests.length <= atAbort + 1, `sending stopped (${atAbort} at hang-up, ${fake.requests.length} after)`);
+  } finally {
+    await app.close();
+    await fake.close();
+  }
 });
