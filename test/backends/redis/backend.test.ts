@@ -1,0 +1,145 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { needBroker, uniqueName } from '../../support/brokers.js';
+import { redisBackend, redisStreamsTrigger } from '../../../src/backends/redis/index.js';
+import type { Backend } from '../../../src/backends/types.js';
+import { REDIS_ADDR, component, ctx, deleteKeys, eventually, trigger, withRedis } from './helpers.js';
+
+function backend(queue: string, extra: Record<string, string> = {}): Backend {
+  return redisBackend.create(component({ redisHost: REDIS_ADDR, queueName: queue, reconnectWaitInSeconds: '0.2', ...extra }), ctx);
+}
+
+test('redis init - wrong password for an ACL user: clear error naming component and broker, password never shown', async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const user = uniqueName('qscale-user');
+  await withRedis((r) => r.call('ACL', 'SETUSER', user, 'on', '>right-pw-123', '~*', '+@all'));
+  try {
+    const b = redisBackend.create(component({ redisHost: REDIS_ADDR, queueName: 'q', redisUsername: user, redisPassword: 'Wr0ngPassw0rd' }, { initTimeout: '3s' }), ctx);
+    await assert.rejects(b.init(), (err: Error) => {
+      assert.match(err.message, /component message-queue \(bindings\.qscale\.redis\): cannot connect to Redis at redis:\/\/qscale-user-[^:]+:\*\*\*@127\.0\.0\.1:6379\/0: login refused/);
+      assert.doesNotMatch(err.message, /Wr0ngPassw0rd/);
+      return true;
+    });
+    await b.close();
+  } finally {
+    await withRedis((r) => r.call('ACL', 'DELUSER', user));
+  }
+});
+
+test('redis init - nothing listening on the port: connection refused', async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const b = redisBackend.create(component({ redisHost: '127.0.0.1:6999', queueName: 'q', redisPassword: 'Secr3tPw' }, { initTimeout: '2s' }), ctx);
+  await assert.rejects(b.init(), (err: Error) => {
+    assert.match(err.message, /component message-queue \(bindings\.qscale\.redis\): cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:6999\/0: connection refused/);
+    assert.doesNotMatch(err.message, /Secr3tPw/);
+    return true;
+  });
+  await b.close();
+});
+
+test('redis receive - a consumer that dies holding a message: another takes it after the visibility timeout, count 2', async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = uniqueName('rds-crash');
+  const dying = backend(q, { visibilityTimeoutInSeconds: '1' });
+  await dying.init();
+  await dying.send(Buffer.from('job'), {});
+  const ac1 = new AbortController();
+  let held!: () => void;
+  const taken = new Promise<void>((r) => (held = r));
+  let unhang!: (ok: boolean) => void;
+  const dead = dying.receive(async () => {
+    held();
+    return new Promise<boolean>((r) => (unhang = r)); // does not answer: the process "hangs"
+  }, { concurrency: 1, signal: ac1.signal });
+  await taken;
+  // The "crash": connections gone without an outcome, no more renewals.
+  (dying as unknown as { closed: boolean }).closed = true;
+  for (const r of (dying as unknown as { readers: Set<{ disconnect(): void }> }).readers) r.disconnect();
+  (dying as unknown as { client: { disconnect(): void } }).client.disconnect();
+  const survivor = backend(q, { visibilityTimeoutInSeconds: '1' });
+  await survivor.init();
+  const ac2 = new AbortController();
+  let count = 0;
+  await survivor.receive(async (m) => {
+    count = m.deliveryCount;
+    ac2.abort();
+    return true;
+  }, { concurrency: 1, signal: ac2.signal });
+  assert.equal(count, 2);
+  assert.deepEqual(await survivor.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+  unhang(false);
+  ac1.abort();
+  await dead;
+  await survivor.close();
+  await deleteKeys(q, `${q}:dlq`);
+});
+
+test('redis receive - leases only concurrency entries; the rest stay ready', async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = uniqueName('rds-lease');
+  const b = backend(q);
+  await b.init();
+  for (let i = 0; i < 10; i++) await b.send(Buffer.from(String(i)), {});
+  const ac = new AbortController();
+  let started = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const run = b.receive(async () => {
+    started++;
+    await gate;
+    return true;
+  }, { concurrency: 3, signal: ac.signal });
+  await eventually(async () => started, (n) => n === 3);
+  assert.deepEqual(await b.depth(), { ready: 7, inFlight: 3, deadLettered: 0 });
+  ac.abort();
+  release();
+  await run;
+  assert.deepEqual(await b.depth(), { ready: 7, inFlight: 0, deadLettered: 0 });
+  await b.close();
+  await deleteKeys(q, `${q}:dlq`);
+});
+
+test('redis-streams trigger - streamLength, lag and pending read what the backend holds', async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = uniqueName('rds-trig');
+  const b = backend(q);
+  await b.init();
+  for (let i = 0; i < 9; i++) await b.send(Buffer.from(String(i)), {});
+  const ac = new AbortController();
+  let started = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const run = b.receive(async () => {
+    started++;
+    await gate;
+    return true;
+  }, { concurrency: 2, signal: ac.signal });
+  await eventually(async () => started, (n) => n === 2);
+  const length = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q }));
+  const lag = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q, consumerGroup: 'qscale', lagCount: '5' }));
+  const pending = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q, consumerGroup: 'qscale', activationLagCount: '2' }));
+  const depth = await b.depth();
+  assert.deepEqual(depth, { ready: 7, inFlight: 2, deadLettered: 0 });
+  assert.deepEqual(await length.metricAndActivity(), { value: depth.ready + depth.inFlight, active: true });
+  assert.deepEqual(await lag.metricAndActivity(), { value: depth.ready, active: true });
+  assert.deepEqual(await pending.metricAndActivity(), { value: depth.inFlight, active: false });
+  assert.equal(length.metricName, `s0-redis-streams-${q}`);
+  ac.abort();
+  release();
+  await run;
+  assert.deepEqual(await length.metricAndActivity(), { value: 7, active: true });
+  for (const s of [length, lag, pending]) await s.close();
+  await b.close();
+  await deleteKeys(q, `${q}:dlq`);
+});
+
+test('redis-streams trigger - unreachable Redis: the error names the trigger and the address, not the password', async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const s = redisStreamsTrigger.create(trigger({ address: '127.0.0.1:6999', stream: 'x', password: 'Secr3tPw' }));
+  await assert.rejects(s.metricAndActivity(), (err: Error) => {
+    assert.match(err.message, /trigger 0 \(redis-streams\) of ScaledObject consumer-scaler: cannot read stream 'x' at redis:\/\/:\*\*\*@127\.0\.0\.1:6999\/0: .*connection refused/);
+    assert.doesNotMatch(err.message, /Secr3tPw/);
+    return true;
+  });
+  await s.close();
+});
