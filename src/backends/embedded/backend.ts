@@ -57,7 +57,7 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
-    this.db().enqueue(this.queueName, data, metadata);
+    await this.db().enqueue(this.queueName, data, metadata);
   }
 
   async depth(): Promise<QueueDepth> {

@@ -39,6 +39,14 @@ export interface LeaseResult {
   completed: boolean[];
 }
 
+interface PendingSend {
+  queue: string;
+  id: string;
+  data: Buffer;
+  metadata: MessageMetadata;
+  done(err?: Error): void;
+}
+
 export type ReleaseOutcome = 'released' | 'dead-lettered' | 'lease-lost';
 
 type Statements = { [K in keyof typeof SQL]: Database.Statement };
@@ -63,6 +71,10 @@ export class QueueStore {
   private readonly renewTx: (leases: ReadonlyArray<{ seq: number; token: string }>, visibilityMs: number) => number[];
   private readonly requeueTx: (queue: string, limit: number) => number;
   private readonly depthTx: (queue: string) => QueueDepth;
+  private readonly insertTx: (rows: readonly PendingSend[]) => void;
+  /** Sends of this event-loop turn, written together in one transaction. */
+  private sends: PendingSend[] = [];
+  private sendsFlush: NodeJS.Immediate | undefined;
 
   /** Opens (or shares) the queue file of dataDir. Pair every call with unref(). */
   static acquire(dataDir: string): QueueStore {
@@ -152,6 +164,11 @@ export class QueueStore {
       return this.st.deleteDead.run(queue, last).changes;
     }).immediate as QueueStore['requeueTx'];
 
+    this.insertTx = this.db.transaction((rows: readonly PendingSend[]) => {
+      const now = Date.now();
+      for (const r of rows) this.st.insert.run(r.queue, r.id, r.data, JSON.stringify(r.metadata), now, now);
+    }).immediate as QueueStore['insertTx'];
+
     this.depthTx = this.db.transaction((queue: string) => {
       const total = this.st.total.get(queue) as number;
       const inFlight = this.st.inFlight.get(queue, Date.now()) as number;
@@ -160,12 +177,32 @@ export class QueueStore {
     }) as QueueStore['depthTx'];
   }
 
-  enqueue(queue: string, data: Buffer, metadata: MessageMetadata): string {
+  /**
+   * Stores a message; resolves once it is committed. Sends made in the same turn of the event loop (concurrent HTTP
+   * requests to a sidecar) share one transaction, in call order.
+   */
+  enqueue(queue: string, data: Buffer, metadata: MessageMetadata): Promise<string> {
     const id = randomUUID();
-    const now = Date.now();
-    this.guard('send', () => this.st.insert.run(queue, id, data, JSON.stringify(metadata), now, now));
-    this.feed.announce();
-    return id;
+    return new Promise((resolve, reject) => {
+      this.sends.push({ queue, id, data, metadata, done: (err) => (err ? reject(err) : resolve(id)) });
+      this.sendsFlush ??= setImmediate(() => this.flushSends());
+    });
+  }
+
+  private flushSends(): void {
+    if (this.sendsFlush) clearImmediate(this.sendsFlush);
+    this.sendsFlush = undefined;
+    const rows = this.sends;
+    if (rows.length === 0) return;
+    this.sends = [];
+    let failure: Error | undefined;
+    try {
+      this.guard('send', () => this.insertTx(rows));
+    } catch (err) {
+      failure = err instanceof Error ? err : new Error(String(err));
+    }
+    for (const r of rows) r.done(failure);
+    if (!failure) this.feed.announce();
   }
 
   /**
@@ -245,6 +282,7 @@ export class QueueStore {
     entry.refs -= 1;
     if (entry.refs > 0) return;
     open.delete(this.file);
+    this.flushSends();
     this.feed.stop();
     this.db.close();
   }

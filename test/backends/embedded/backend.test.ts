@@ -140,6 +140,14 @@ test('embedded - queues share one file without seeing each other\'s messages', a
   assert.deepEqual(fs.readdirSync(dataDir).filter((f) => f.endsWith('.db')), ['queue.db']);
 });
 
+test('embedded - sends made at the same time are stored in call order', async (t) => {
+  const b = open(tmp(), uniqueName('burst'));
+  t.after(() => b.close());
+  await Promise.all(Array.from({ length: 100 }, (_, i) => b.send(Buffer.from(String(i)), {})));
+  const got = await receiveFor(b, 500);
+  assert.deepEqual(got.map((m) => Number(m.data.toString())), Array.from({ length: 100 }, (_, i) => i));
+});
+
 test('embedded - sending to a closed backend is refused with the component name', async () => {
   const b = open(tmp(), 'closed-q');
   await b.close();
