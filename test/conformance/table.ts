@@ -6,8 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import pg from 'pg';
-import { parseManifests } from '../../src/components/manifests.js';
-import { resolveResources } from '../../src/components/resources.js';
+import { componentFromYaml } from './component.js';
 import type { ResolvedComponent } from '../../src/backends/types.js';
 import type { LocalBroker } from '../support/brokers.js';
 import { connect as natsConnect } from 'nats';
@@ -42,24 +41,7 @@ export interface ConformanceRow {
   skipReason?(): string | undefined;
 }
 
-/** A component built from real YAML, so positions and secret handling are what users get. */
-export function componentFromYaml(name: string, type: string, metadata: Record<string, string>): ResolvedComponent {
-  const items = Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`).join('\n');
-  const yaml = `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: ${name}
-spec:
-  type: ${type}
-  version: v1
-  metadata:
-${items}
-`;
-  const { components } = resolveResources(parseManifests(yaml, `conformance/${name}.yaml`));
-  const c = components[0];
-  if (!c) throw new Error(`no component parsed for ${type}`);
-  return c;
-}
+export { componentFromYaml };
 
 const PG_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
