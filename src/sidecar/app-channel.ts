@@ -3,12 +3,13 @@
  * keep-alive pool. There is no client timeout towards the app on purpose: work may legitimately take minutes, and
  * the backend's lease renewal (not an HTTP timeout) is what keeps such a message from being handed to someone else.
  */
+import http from 'node:http';
 import net from 'node:net';
-import { Pool } from 'undici';
 import type { QueueMessage } from '../backends/types.js';
 import { Semaphore } from './semaphore.js';
 
-const DIAL_INTERVAL_MS = 100;
+/** daprd dials every 100 ms; a shorter interval costs nothing and start-up time is scale-from-zero time. */
+const DIAL_INTERVAL_MS = 20;
 const PROBE_TIMEOUT_MS = 3000;
 /** Headers the HTTP client manages itself or that would break the connection: never copied from metadata. */
 const RESERVED = new Set(['content-type', 'content-length', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'te', 'trailer', 'proxy-connection', 'dapr-api-token']);
@@ -20,9 +21,11 @@ export type DeliveryOutcome = { ok: true } | { ok: false; reason: string };
 export type ProbeResult = { subscribed: true; status: number } | { subscribed: false; reason: string };
 
 export class AppChannel {
-  private readonly pool: Pool;
+  /** node's own keep-alive agent: no client library to load at start-up, one socket per concurrent call. */
+  private readonly agent: http.Agent;
   private readonly limiter: Semaphore | undefined;
   private reachable = false;
+  private closing = false;
   private reaching: Promise<boolean> | undefined;
   readonly origin: string;
 
@@ -33,12 +36,7 @@ export class AppChannel {
     maxConcurrency: number | undefined,
   ) {
     this.origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    this.pool = new Pool(this.origin, {
-      connections: maxConcurrency ?? null,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      keepAliveTimeout: 30_000,
-    });
+    this.agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: maxConcurrency ?? Infinity, scheduling: 'lifo' });
     this.limiter = maxConcurrency === undefined ? undefined : new Semaphore(maxConcurrency);
   }
 
@@ -82,14 +80,7 @@ export class AppChannel {
   /** daprd's subscription check: OPTIONS /<route>; 2xx or 405 means the app takes this binding. */
   async probe(route: string): Promise<ProbeResult> {
     try {
-      const res = await this.pool.request({
-        path: route,
-        method: 'OPTIONS',
-        headers: this.appApiToken ? { 'dapr-api-token': this.appApiToken } : {},
-        headersTimeout: PROBE_TIMEOUT_MS,
-        bodyTimeout: PROBE_TIMEOUT_MS,
-      });
-      await res.body.dump();
+      const res = await this.call(route, 'OPTIONS', this.appApiToken ? { 'dapr-api-token': this.appApiToken } : {}, undefined, PROBE_TIMEOUT_MS);
       if ((res.statusCode >= 200 && res.statusCode < 300) || res.statusCode === 405) {
         return { subscribed: true, status: res.statusCode };
       }
@@ -110,8 +101,7 @@ export class AppChannel {
     if (this.appApiToken) headers['dapr-api-token'] = this.appApiToken;
     if (this.limiter) await this.limiter.acquire();
     try {
-      const res = await this.pool.request({ path: route, method: 'POST', headers, body: msg.data });
-      await res.body.dump();
+      const res = await this.call(route, 'POST', headers, msg.data, 0);
       if (res.statusCode >= 200 && res.statusCode < 300) return { ok: true };
       return { ok: false, reason: `app answered ${res.statusCode}` };
     } catch (err) {
@@ -121,14 +111,31 @@ export class AppChannel {
     }
   }
 
-  /** Lets running calls finish. */
+  /** One request; the body is read to the end so the socket goes back to the pool. timeoutMs 0 = none. */
+  private call(path: string, method: string, headers: Record<string, string>, body: Buffer | undefined, timeoutMs: number): Promise<{ statusCode: number }> {
+    return new Promise((resolve, reject) => {
+      if (body) headers['content-length'] = String(body.length);
+      if (this.closing) headers.connection = 'close';
+      const req = http.request({ host: this.host, port: this.port, path, method, headers, agent: this.agent }, (res) => {
+        res.on('data', () => undefined);
+        res.on('end', () => resolve({ statusCode: res.statusCode ?? 0 }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.end(body);
+    });
+  }
+
+  /** Lets running calls finish: idle sockets close now, busy ones when their call ends. */
   async close(): Promise<void> {
-    await this.pool.close().catch(() => undefined);
+    this.closing = true;
+    for (const sockets of Object.values(this.agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
   }
 
   /** Aborts running calls: used only past the grace period. */
   async destroy(): Promise<void> {
-    await this.pool.destroy().catch(() => undefined);
+    this.agent.destroy();
   }
 }
 
