@@ -97,7 +97,9 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
 
   private async runLoop(store: QueueStore, handler: MessageHandler, options: ReceiveOptions): Promise<void> {
     const { settings } = this;
-    const limit = Math.max(1, Math.min(options.concurrency, settings.maxConcurrentHandlers));
+    // Unlimited (Infinity) or nonsense from the caller leaves the component's own bound.
+    const asked = Number.isFinite(options.concurrency) && options.concurrency >= 1 ? Math.floor(options.concurrency) : Infinity;
+    const limit = Math.min(asked, settings.maxConcurrentHandlers);
     const active = new Map<number, LeasedMessage>();
     const running = new Set<Promise<void>>();
     const acks = new AckBatch(store);
