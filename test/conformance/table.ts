@@ -2,8 +2,6 @@
  * What each backend claims, one row per binding type. The conformance suite runs every case over every row and
  * checks the claims; a broker owner adds a row here when adding a folder under src/backends/.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { componentFromYaml } from './component.js';
@@ -12,6 +10,7 @@ import type { LocalBroker } from '../support/brokers.js';
 import { connect as natsConnect } from 'nats';
 import { startProxy } from '../backends/nats/proxy.js';
 import { deleteKeys, dropQscaleConnections } from '../backends/redis/helpers.js';
+import { closeConnectionsOf } from '../backends/rabbitmq/helpers.js';
 import { deleteServiceBusQueue, serviceBusConnectionFromEnv, serviceBusSkipReason } from '../backends/azure/cloud.js';
 
 export interface ConformanceOptions {
@@ -122,8 +121,9 @@ export const rows: readonly ConformanceRow[] = [
       host: AMQP_URL, queueName, durable: 'true', maxDeliveryCount: String(o.maxDeliveryCount), reconnectWaitInSeconds: '1',
     }),
     claims: { fifo: true, deadLetter: true, depthInFlight: true },
-    dropConnection: async () => {
-      await promisify(execFile)('rabbitmqctl', ['close_all_connections', 'conformance']);
+    // Only this row's connections (named qscale:<component>): other work on the broker keeps going.
+    dropConnection: async (queueName) => {
+      await closeConnectionsOf(queueName);
     },
     cleanup: async (queueName) => {
       const conn = await amqp.connect(AMQP_URL);

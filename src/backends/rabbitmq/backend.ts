@@ -45,7 +45,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     this.type = component.type;
     this.subject = `component ${component.name} (${component.type})`;
     this.log = ctx.logger.child({ component: component.name });
-    this.link = new AmqpLink({ url: s.url, tls: s.tls, reconnectWaitMs: s.reconnectWaitMs, logger: this.log, subject: this.subject });
+    this.link = new AmqpLink({ url: s.url, tls: s.tls, reconnectWaitMs: s.reconnectWaitMs, logger: this.log, subject: this.subject,
+      connectionName: `qscale:${component.name}` });
     this.management = new ManagementClient(s.managementUrl ?? managementUrlFromAmqp(s.url), 3000);
     this.vhost = vhostOf(s.url);
     this.waitMs = Math.max(component.initTimeoutMs, s.reconnectWaitMs + 2000);

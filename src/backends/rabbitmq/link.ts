@@ -16,6 +16,8 @@ export interface LinkOptions {
   logger: Logger;
   /** "component message-queue (bindings.rabbitmq)" or "trigger 0 (rabbitmq) of ScaledObject x" */
   subject: string;
+  /** Shown by the broker (management UI, rabbitmqctl list_connections), e.g. "qscale:message-queue". */
+  connectionName: string;
 }
 
 /** Maps amqplib / socket failures to words a user can act on. */
@@ -97,7 +99,7 @@ export class AmqpLink {
 
   private async dial(timeoutMs: number): Promise<ChannelModel> {
     const { tls } = this.opts;
-    const socketOptions: Record<string, unknown> = { timeout: timeoutMs, clientProperties: { connection_name: 'qscale' } };
+    const socketOptions: Record<string, unknown> = { timeout: timeoutMs, clientProperties: { connection_name: this.opts.connectionName } };
     if (tls.ca) socketOptions.ca = [tls.ca];
     if (tls.cert) socketOptions.cert = tls.cert;
     if (tls.key) socketOptions.key = tls.key;

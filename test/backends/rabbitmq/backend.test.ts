@@ -4,10 +4,11 @@ import amqp from 'amqplib';
 import { needBroker, uniqueName } from '../../support/brokers.js';
 import { rabbitmqBackend } from '../../../src/backends/rabbitmq/index.js';
 import { hasDeadLetters, type Backend, type QueueMessage } from '../../../src/backends/types.js';
-import { AMQP_URL, closeAllConnections, component, ctx, deleteQueues, eventually, managementUp } from './helpers.js';
+import { AMQP_URL, closeConnectionsOf, component, ctx, deleteQueues, eventually, managementUp } from './helpers.js';
 
-function backend(queue: string, extra: Record<string, string> = {}): Backend {
-  return rabbitmqBackend.create(component({ host: AMQP_URL, queueName: queue, durable: 'true', reconnectWaitInSeconds: '1', ...extra }), ctx);
+function backend(queue: string, extra: Record<string, string> = {}, name?: string): Backend {
+  const md = { host: AMQP_URL, queueName: queue, durable: 'true', reconnectWaitInSeconds: '1', ...extra };
+  return rabbitmqBackend.create(component(md, name ? { name } : {}), ctx);
 }
 
 test('rabbitmq init - wrong password: clear error naming component and broker, password never shown', async (t) => {
@@ -214,8 +215,8 @@ test('rabbitmq depth - inFlight counts another process\'s unacked messages (mana
 test('rabbitmq reconnect - connections closed by the broker: sending and receiving resume, nothing lost', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = uniqueName('rmq-reconnect');
-  const producer = backend(q);
-  const consumer = backend(q);
+  const producer = backend(q, {}, q);
+  const consumer = backend(q, {}, q);
   await producer.init();
   await consumer.init();
   const total = 40;
@@ -227,7 +228,7 @@ test('rabbitmq reconnect - connections closed by the broker: sending and receivi
     return true;
   }, { concurrency: 4, signal: ac.signal });
   for (let i = 0; i < total / 2; i++) await producer.send(Buffer.from(String(i)), {});
-  await closeAllConnections();
+  assert.equal(await closeConnectionsOf(q), 2);
   for (let i = total / 2; i < total; i++) await producer.send(Buffer.from(String(i)), {});
   await eventually(async () => seen.size, (n) => n === total, 150, 200);
   ac.abort();

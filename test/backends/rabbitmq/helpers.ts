@@ -60,8 +60,22 @@ export async function deleteQueues(...names: string[]): Promise<void> {
   }
 }
 
-export async function closeAllConnections(): Promise<void> {
-  await promisify(execFile)('rabbitmqctl', ['close_all_connections', 'test']);
+/**
+ * Closes, from the broker's side, the connections of one component (named "qscale:<component>"), as a broker
+ * restart would, leaving every other connection on the broker alone (rabbitmqctl close_connection by pid).
+ */
+export async function closeConnectionsOf(componentName: string): Promise<number> {
+  const run = promisify(execFile);
+  const { stdout } = await run('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '--no-table-headers', '-q']);
+  let closed = 0;
+  for (const line of stdout.split('\n')) {
+    const pid = /^(<[^>]+>)/.exec(line)?.[1];
+    if (pid && line.includes(`{"connection_name","qscale:${componentName}"}`)) {
+      await run('rabbitmqctl', ['close_connection', pid, 'test']);
+      closed++;
+    }
+  }
+  return closed;
 }
 
 export async function managementUp(): Promise<boolean> {
