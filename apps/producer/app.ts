@@ -51,9 +51,9 @@ export async function buildProducer(opts: ProducerOptions): Promise<FastifyInsta
     }
   });
 
-  app.setErrorHandler((err: FastifyError, _req, reply) => {
+  app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      const ct = _req.headers['content-type'] ?? '(none)';
+      const ct = req.headers['content-type'] ?? '(none)';
       return reply.code(400).send(badRequest('content-type', `content-type must be application/json, got ${ct}`));
     }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {

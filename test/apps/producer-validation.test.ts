@@ -55,6 +55,11 @@ test('producer - every bad body gets a 400 naming the field, and nothing is sent
       assert.equal(res.statusCode, 400);
       assert.equal((res.json() as { field: string }).field, 'body');
     });
+    await t.test('producer - 413 on a body far larger than a request can be', async () => {
+      const res = await app.inject({ method: 'POST', url: '/MessageProducer', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ count: 1, intervalMilliseconds: 0, pad: 'x'.repeat(100_000) }) });
+      assert.equal(res.statusCode, 413);
+      assert.equal((res.json() as { errorCode: string }).errorCode, 'ERR_BODY_TOO_LARGE');
+    });
     assert.equal(fake.requests.length, 0);
     // Still serving after all of that.
     const ok = await app.inject({ method: 'POST', url: '/MessageProducer', headers: { 'content-type': 'application/json' }, payload: '{"count":1,"intervalMilliseconds":0}' });
