@@ -110,11 +110,13 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
       active.set(e.id, p);
     };
     let lastSweep = 0;
+    // One listener for the whole call: a new one per wait would pile up on a long-lived signal.
+    const aborted = whenAborted(signal);
     try {
       while (!signal.aborted && !this.closed) {
         const free = concurrency - active.size;
         if (free <= 0) {
-          await Promise.race([...active.values(), whenAborted(signal)]);
+          await Promise.race([...active.values(), aborted]);
           continue;
         }
         try {
