@@ -23,6 +23,7 @@ import type { Logger } from '../../util/log.js';
 import { natsMetadata } from './metadata.js';
 import { connectNats, describe, scrubNats, type NatsTarget } from './connect.js';
 
+const FETCH_EXPIRES_MS = 1000;
 const REASON = 'Qscale-Dead-Letter-Reason';
 const COUNT = 'Qscale-Delivery-Count';
 const ORIGIN = 'Qscale-Original-Id';
@@ -47,6 +48,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
   private jsm: JetStreamManager | undefined;
   private js: JetStreamClient | undefined;
   private closed = false;
+  private readonly batches = new Set<ConsumerMessages>();
 
   constructor(component: ResolvedComponent, ctx: BackendContext) {
     this.name = component.name;
@@ -108,7 +110,10 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     if (!nc) return;
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') this.logger.warn('NATS connection lost, reconnecting');
-      else if (s.type === 'reconnect') this.logger.info('NATS connection back');
+      else if (s.type === 'reconnect') {
+        this.logger.info('NATS connection back');
+        for (const b of this.batches) b.stop();
+      }
     }
   }
 
@@ -186,12 +191,17 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
         continue;
       }
       let batch: ConsumerMessages | undefined;
+      let watchdog: NodeJS.Timeout | undefined;
       const stop = (): void => batch?.stop();
       try {
         consumer ??= await js.consumers.get(this.stream, this.durable);
         // Only as many as there are free handlers: a message waiting in a buffer would burn its ack_wait.
-        batch = await consumer.fetch({ max_messages: free, expires: 1000 });
+        batch = await consumer.fetch({ max_messages: free, expires: FETCH_EXPIRES_MS });
         signal.addEventListener('abort', stop, { once: true });
+        // A pull request dies with the connection that sent it; the iterator may never hear of it, so it is cut
+        // after a reconnect and, failing that, after a deadline.
+        this.batches.add(batch);
+        watchdog = setTimeout(stop, FETCH_EXPIRES_MS + 2000);
         for await (const m of batch) {
           if (signal.aborted || this.closed) {
             m.nak();
@@ -209,6 +219,8 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
         await sleep(500, signal);
       } finally {
         signal.removeEventListener('abort', stop);
+        clearTimeout(watchdog);
+        if (batch) this.batches.delete(batch);
       }
     }
     await Promise.allSettled([...inFlight]);
@@ -242,19 +254,16 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     }
   }
 
-  /** ackAck waits for the server: an ack lost in a reconnect is sent again until the lease would have ended. */
+  /**
+   * Waits for the server to confirm the ack. One attempt only: the client refuses a second ack of the same message,
+   * and an ack that was lost means the message is delivered again (at least once, never lost).
+   */
   private async confirmAck(m: JsMsg): Promise<void> {
-    const deadline = Date.now() + this.ackWaitMs;
-    for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
-      try {
-        if (await m.ackAck({ timeout: 2000 })) return;
-      } catch (err) {
-        if (Date.now() + wait >= deadline || this.closed) {
-          this.logger.warn({ id: m.seq, error: scrubNats(errorMessage(err), this.target) }, 'ack not confirmed: the message may be delivered again');
-          return;
-        }
-      }
-      await sleep(wait);
+    try {
+      // ackAck's own timeout does not fire when the request was lost in a reconnect: bounded here.
+      await withTimeout(m.ackAck({ timeout: 5000 }), 6000);
+    } catch (err) {
+      this.logger.warn({ id: m.seq, error: scrubNats(errorMessage(err), this.target) }, 'ack not confirmed: the message may be delivered again');
     }
   }
 
@@ -352,6 +361,14 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener('abort', done, { once: true });
   });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }
 
 function aborted(signal: AbortSignal): Promise<void> {
