@@ -14,6 +14,7 @@ import pino from 'pino';
 import { rabbitmqBackend, rabbitmqTrigger } from '../src/backends/rabbitmq/index.js';
 import type { Backend, ResolvedComponent } from '../src/backends/types.js';
 import type { ResolvedTrigger } from '../src/autoscaler/scaler.js';
+import { endToEnd } from './broker-e2e.js';
 import { machineLine, writeSection } from './report.js';
 
 const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -147,6 +148,22 @@ async function main(): Promise<void> {
   await b.close();
   await withChannel(async (ch) => { await ch.deleteQueue(q); await ch.deleteQueue(`${q}-dlq`); });
 
+  const e2eQueue = `${q}-e2e`;
+  const e2e = await endToEnd(`apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: message-queue
+spec:
+  type: bindings.rabbitmq
+  version: v1
+  metadata:
+  - {name: host, value: "${AMQP_URL}"}
+  - {name: queueName, value: "${e2eQueue}"}
+  - {name: durable, value: "true"}
+  - {name: maxConcurrentHandlers, value: "16"}
+`, N);
+  await withChannel(async (ch) => { await ch.deleteQueue(e2eQueue); await ch.deleteQueue(`${e2eQueue}-dlq`); });
+
   const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
   const table = [
     '| operation | raw amqplib (mean of 2 runs) | qscale backend | qscale / raw |',
@@ -163,8 +180,12 @@ async function main(): Promise<void> {
   const text = `\`node dist/bench/broker-rabbitmq.js ${N}\`: RabbitMQ ${'3.10'} on 127.0.0.1, durable queue, persistent messages
 of the seed's shape, one process. Raw = amqplib by hand (ConfirmChannel, prefetch 16); qscale = \`bindings.rabbitmq\`
 (confirm per send; receive with concurrency 16 = prefetch 16, delivery count and outcome per message).
+Everything shares the machine's CPUs with whatever else runs: ratios move by about ±20 % from run to run.
 
 ${table}
+
+End to end through two \`qscale sidecar\` processes (producer's: POST /v1.0/bindings/message-queue, 32 in flight;
+consumer's: delivery to an app, 16 at a time): **${fmt(e2e)} msgs/s** from first send to last delivery.
 
 Trigger against the true depth (30 messages, 4 held by handlers):
 
