@@ -38,6 +38,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
   private pub: { conn: ChannelModel; ch: ConfirmChannel } | undefined;
   private admin: { conn: ChannelModel; ch: Channel } | undefined;
   private localInFlight = 0;
+  /** When the management API last failed: not asked again for a while, so depth() stays fast without it. */
+  private managementDownAt = -Infinity;
   private closed = false;
 
   constructor(private readonly component: ResolvedComponent, private readonly s: RabbitmqSettings, ctx: BackendContext) {
@@ -167,11 +169,11 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
           [DELIVERY_COUNT_HEADER]: deliveryCount,
           [DEAD_LETTER_REASON_HEADER]: `failed ${deliveryCount} deliveries (maxDeliveryCount ${this.s.maxDeliveryCount})`,
           [SOURCE_QUEUE_HEADER]: this.s.queueName,
-        }));
+        }, false));
         ch.ack(msg);
         this.log.warn(`message ${String(msg.properties.messageId ?? '')} dead-lettered to '${this.s.deadLetterQueue}' after ${deliveryCount} deliveries`);
       } else {
-        await confirmPublish(ch, this.s.queueName, msg.content, republishOptions(msg, { [DELIVERY_COUNT_HEADER]: deliveryCount }));
+        await confirmPublish(ch, this.s.queueName, msg.content, republishOptions(msg, { [DELIVERY_COUNT_HEADER]: deliveryCount }, true));
         ch.ack(msg);
       }
     } catch (err) {
@@ -191,11 +193,14 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     const ready = await this.count(this.s.queueName);
     const deadLettered = await this.count(this.s.deadLetterQueue).catch(() => 0);
     let inFlight = this.localInFlight;
-    try {
-      const q = await this.management.queue(this.vhost, this.s.queueName);
-      if (q) inFlight = Math.max(q.unacked, this.localInFlight);
-    } catch {
-      // management plugin off: local count only (said in the doc comment)
+    if (Date.now() - this.managementDownAt > 30_000) {
+      try {
+        const q = await this.management.queue(this.vhost, this.s.queueName);
+        if (q) inFlight = Math.max(q.unacked, this.localInFlight);
+      } catch (err) {
+        this.managementDownAt = Date.now();
+        this.log.debug(`management API unavailable, counting this process's unacked messages only: ${errorMessage(err)}`);
+      }
     }
     return { ready, inFlight, deadLettered };
   }

@@ -68,10 +68,14 @@ export function deliveryCountOf(msg: ConsumeMessage): number {
   return prior + 1 + (msg.fields.redelivered ? 1 : 0);
 }
 
-/** The properties of a delivered message, to publish it again unchanged except for its headers. */
-export function republishOptions(msg: ConsumeMessage, headers: Record<string, unknown>): Options.Publish {
+/**
+ * The properties of a delivered message, to publish it again unchanged except for its headers. A retry keeps its
+ * per-message TTL (counted again from the retry); a dead letter drops it, or it would expire out of the DLQ.
+ */
+export function republishOptions(msg: ConsumeMessage, headers: Record<string, unknown>, keepExpiration: boolean): Options.Publish {
   const p = msg.properties;
   const opts: Options.Publish = { persistent: true, headers: { ...(p.headers ?? {}), ...headers } };
+  if (keepExpiration && p.expiration !== undefined) opts.expiration = String(p.expiration);
   if (p.contentType !== undefined) opts.contentType = p.contentType as string;
   if (p.contentEncoding !== undefined) opts.contentEncoding = p.contentEncoding as string;
   if (p.priority !== undefined) opts.priority = p.priority as number;

@@ -239,3 +239,42 @@ test('rabbitmq reconnect - connections closed by the broker: sending and receivi
   await consumer.close();
   await deleteQueues(q, `${q}-dlq`);
 });
+
+test('rabbitmq init - an unreachable address fails within initTimeout instead of hanging', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  // 10.255.255.1 is unrouted: depending on the network the connect times out or is refused at once.
+  const b = rabbitmqBackend.create(component({ host: 'amqp://guest:Secr3tPw@10.255.255.1:5672', queueName: 'q' }, { initTimeout: '1s' }), ctx);
+  await assert.rejects(b.init(), (err: Error) => {
+    assert.match(err.message, /component message-queue \(bindings\.rabbitmq\): cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@10\.255\.255\.1:5672: /);
+    assert.doesNotMatch(err.message, /Secr3tPw/);
+    return true;
+  });
+  await b.close();
+});
+
+test('rabbitmq receive - a dead letter of a message with a TTL does not expire and names its source queue', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-ttl');
+  const b = backend(q, { maxDeliveryCount: '2' });
+  await b.init();
+  await b.send(Buffer.from('1'), { ttlInSeconds: '600' });
+  const ac = new AbortController();
+  let calls = 0;
+  const run = b.receive(async () => {
+    calls++;
+    return false;
+  }, { concurrency: 1, signal: ac.signal });
+  await eventually(() => b.depth(), (d) => d.deadLettered === 1);
+  ac.abort();
+  await run;
+  assert.equal(calls, 2);
+  const conn = await amqp.connect(AMQP_URL);
+  const ch = await conn.createChannel();
+  const dead = await ch.get(`${q}-dlq`, { noAck: true });
+  await conn.close();
+  assert.ok(dead);
+  assert.equal(dead.properties.expiration, undefined);
+  assert.equal(dead.properties.headers?.['x-qscale-source-queue'], q);
+  await b.close();
+  await deleteQueues(q, `${q}-dlq`);
+});
