@@ -143,8 +143,9 @@ export const rows: readonly ConformanceRow[] = [
       redisHost: '127.0.0.1:6379', queueName, maxDeliveryCount: String(o.maxDeliveryCount), reconnectWaitInSeconds: '0.2',
     }),
     claims: { fifo: true, deadLetter: true, depthInFlight: true },
-    dropConnection: async () => {
-      await dropQscaleConnections();
+    // Only this row's connections (named qscale:<component>): other work on the server keeps going.
+    dropConnection: async (queueName) => {
+      await dropQscaleConnections(queueName);
     },
     cleanup: (queueName) => deleteKeys(queueName, `${queueName}:dlq`),
   },

@@ -52,7 +52,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   async init(): Promise<void> {
-    const client = await this.connect(this.component.initTimeoutMs, 'qscale');
+    const client = await this.connect(this.component.initTimeoutMs, `qscale:${this.name}`);
     this.client = client;
     try {
       await ensureGroup(client, this.s.stream, this.s.group);
@@ -99,7 +99,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     const { signal } = options;
     const concurrency = Math.max(1, Math.floor(options.concurrency));
     // XREADGROUP BLOCK holds its connection: each receive() reads on its own one.
-    const reader = await this.connect(this.waitMs, 'qscale-reader');
+    const reader = await this.connect(this.waitMs, `qscale:${this.name}:reader`);
     this.readers.add(reader);
     const active = new Map<string, Promise<void>>();
     const renewer = setInterval(() => {

@@ -32,7 +32,10 @@ export function describeRedisError(err: unknown, password: string | undefined): 
   return msg;
 }
 
-/** A connected client. `fatal` holds the reason a start failed; after start, errors are logged by the caller. */
+/**
+ * A connected client, named (CLIENT SETNAME) so operators see who holds connections: "qscale:<component>".
+ * Fails with the reason the start failed; after start, errors are the caller's to log.
+ */
 export async function connectRedis(t: RedisTarget, timeoutMs: number, name: string): Promise<Redis> {
   let starting = true;
   let lastError: unknown;

@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { needBroker, uniqueName } from '../../support/brokers.js';
 import { redisBackend, redisStreamsTrigger } from '../../../src/backends/redis/index.js';
 import type { Backend } from '../../../src/backends/types.js';
-import { REDIS_ADDR, component, ctx, deleteKeys, eventually, trigger, withRedis } from './helpers.js';
+import { REDIS_ADDR, component, ctx, deleteKeys, dropQscaleConnections, eventually, trigger, withRedis } from './helpers.js';
 
-function backend(queue: string, extra: Record<string, string> = {}): Backend {
-  return redisBackend.create(component({ redisHost: REDIS_ADDR, queueName: queue, reconnectWaitInSeconds: '0.2', ...extra }), ctx);
+function backend(queue: string, extra: Record<string, string> = {}, name?: string): Backend {
+  const md = { redisHost: REDIS_ADDR, queueName: queue, reconnectWaitInSeconds: '0.2', ...extra };
+  return redisBackend.create(component(md, name ? { name } : {}), ctx);
 }
 
 test('redis init - wrong password for an ACL user: clear error naming component and broker, password never shown', async (t) => {
@@ -142,4 +143,44 @@ test('redis-streams trigger - unreachable Redis: the error names the trigger and
     return true;
   });
   await s.close();
+});
+
+test('redis init - an unreachable address fails within initTimeout instead of hanging', async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  // 10.255.255.1 is unrouted: depending on the network the connect times out or fails at once.
+  const b = redisBackend.create(component({ redisHost: '10.255.255.1:6379', queueName: 'q', redisPassword: 'Secr3tPw' }, { initTimeout: '1s' }), ctx);
+  await assert.rejects(b.init(), (err: Error) => {
+    assert.match(err.message, /component message-queue \(bindings\.qscale\.redis\): cannot connect to Redis at redis:\/\/:\*\*\*@10\.255\.255\.1:6379\/0: /);
+    assert.doesNotMatch(err.message, /Secr3tPw/);
+    return true;
+  });
+  await b.close();
+});
+
+test('redis receive - a dropped connection (CLIENT KILL) mid-stream loses nothing', async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = uniqueName('rds-kill');
+  const producer = backend(q, {}, q);
+  const consumer = backend(q, {}, q);
+  await producer.init();
+  await consumer.init();
+  const total = 40;
+  const seen = new Set<string>();
+  const ac = new AbortController();
+  const run = consumer.receive(async (m) => {
+    await new Promise((r) => setTimeout(r, 5));
+    seen.add(m.data.toString());
+    return true;
+  }, { concurrency: 4, signal: ac.signal });
+  for (let i = 0; i < total / 2; i++) await producer.send(Buffer.from(String(i)), {});
+  assert.equal(await dropQscaleConnections(q), 3); // producer, consumer, consumer's reader
+  for (let i = total / 2; i < total; i++) await producer.send(Buffer.from(String(i)), {});
+  await eventually(async () => seen.size, (n) => n === total, 300, 200);
+  ac.abort();
+  await run;
+  assert.equal(seen.size, total);
+  assert.deepEqual(await consumer.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+  await producer.close();
+  await consumer.close();
+  await deleteKeys(q, `${q}:dlq`);
 });

@@ -10,13 +10,13 @@ export const logger = createLogger('test', {});
 logger.level = 'error';
 export const ctx = { logger, dataDir: '.qscale-test' };
 
-export function component(metadata: Record<string, string>, opts: { initTimeout?: string } = {}): ResolvedComponent {
+export function component(metadata: Record<string, string>, opts: { initTimeout?: string; name?: string } = {}): ResolvedComponent {
   const lines = Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`);
   const yaml = [
     'apiVersion: dapr.io/v1alpha1',
     'kind: Component',
     'metadata:',
-    '  name: message-queue',
+    `  name: ${opts.name ?? 'message-queue'}`,
     'spec:',
     '  type: bindings.qscale.redis',
     '  version: v1',
@@ -62,17 +62,17 @@ export async function deleteKeys(...keys: string[]): Promise<void> {
 }
 
 /**
- * Kills qscale's client connections from another connection, as a Redis restart or a network cut would
- * (CLIENT KILL TYPE normal, narrowed to qscale's named connections so nothing else on the machine is hit).
+ * Kills one component's client connections (named "qscale:<component>...") from another connection, as a Redis
+ * restart or a network cut would: CLIENT KILL, narrowed so nothing else on the machine is hit.
  */
-export async function dropQscaleConnections(): Promise<number> {
+export async function dropQscaleConnections(componentName: string): Promise<number> {
   return withRedis(async (r) => {
     const list = (await r.call('CLIENT', 'LIST', 'TYPE', 'normal')) as string;
     let killed = 0;
     for (const line of list.split('\n')) {
       const id = /(?:^|\s)id=(\d+)/.exec(line)?.[1];
       const name = /(?:^|\s)name=(\S*)/.exec(line)?.[1] ?? '';
-      if (id && name.startsWith('qscale')) {
+      if (id && (name === `qscale:${componentName}` || name.startsWith(`qscale:${componentName}:`))) {
         await r.call('CLIENT', 'KILL', 'ID', id).catch(() => undefined);
         killed++;
       }
