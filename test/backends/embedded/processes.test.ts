@@ -75,6 +75,15 @@ async function drain(b: EmbeddedBackend, expected: number, concurrency = 4): Pro
   return got;
 }
 
+async function receiveFor(b: EmbeddedBackend, ms: number): Promise<QueueMessage[]> {
+  const got: QueueMessage[] = [];
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), ms);
+  await b.receive(async (m) => (got.push(m), true), { concurrency: 1, signal: ac.signal });
+  clearTimeout(timer);
+  return got;
+}
+
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'qscale-embedded-'));
 
 test('embedded processes - a receiver killed with SIGKILL while holding leases: its messages come back after the visibility timeout', async (t) => {
@@ -173,4 +182,28 @@ test('embedded processes - a message sent by another process wakes an idle recei
   await receiving;
   clearTimeout(giveUp);
   assert.deepEqual(got, ['ping-0']);
+});
+
+test('embedded processes - a message that crashes every receiver is dead-lettered after maxDeliveryCount, not redelivered forever', async (t) => {
+  const dataDir = tmp();
+  const queue = uniqueName('crash');
+  const b = backend(dataDir, queue, { maxDeliveryCount: '2', visibilityTimeoutInSec: '0.5' });
+  t.after(() => b.close());
+  await b.send(Buffer.from('"crashes the app"'), {});
+  for (let crash = 1; crash <= 2; crash++) {
+    // Each receiver takes the message and dies with it, as a process hitting a fatal bug would.
+    const holder = startWorker(t, 'hold', dataDir, queue, { concurrency: 1, visibilitySec: 0.5, maxDeliveryCount: 2 });
+    await holder.waitFor((l) => l === 'holding 1', `crash ${crash}: message taken`);
+    holder.child.kill('SIGKILL');
+    await holder.exited;
+  }
+  const end = Date.now() + GIVE_UP_MS;
+  while ((await b.depth()).deadLettered === 0 && Date.now() < end) {
+    const got = await receiveFor(b, 500);
+    assert.deepEqual(got, [], 'never delivered a third time');
+  }
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 1 });
+  const [dead] = await b.deadLetters(1);
+  assert.equal(dead?.deliveryCount, 2);
+  assert.match(dead?.reason ?? '', /MaxDeliveryCountExceeded: delivered 2 times and the last lease expired/);
 });
