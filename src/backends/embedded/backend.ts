@@ -74,7 +74,12 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
-    const store = this.db();
+    let store: QueueStore;
+    try {
+      store = this.db();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const loop = this.runLoop(store, handler, options);
     this.loops.add(loop);
     return loop.finally(() => this.loops.delete(loop));

@@ -152,6 +152,7 @@ test('embedded - sending to a closed backend is refused with the component name'
   const b = open(tmp(), 'closed-q');
   await b.close();
   await assert.rejects(b.send(Buffer.from('1'), {}), /component closed-q: the embedded queue backend is closed/);
+  await assert.rejects(b.receive(async () => true, { concurrency: 1, signal: new AbortController().signal }), /backend is closed/);
 });
 
 test('embedded - watchArrivals calls back when a message lands on an empty queue, not for each message after', async (t) => {
