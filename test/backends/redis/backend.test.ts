@@ -184,3 +184,38 @@ test('redis receive - a dropped connection (CLIENT KILL) mid-stream loses nothin
   await consumer.close();
   await deleteKeys(q, `${q}:dlq`);
 });
+
+test('redis receive - a handler working past the visibility timeout keeps its message: no other consumer gets it', async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = uniqueName('rds-renew');
+  const slow = backend(q, { visibilityTimeoutInSeconds: '1' });
+  const other = backend(q, { visibilityTimeoutInSeconds: '1' });
+  await slow.init();
+  await other.init();
+  await slow.send(Buffer.from('long job'), {});
+  const acSlow = new AbortController();
+  const acOther = new AbortController();
+  const deliveries: string[] = [];
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+  const runSlow = slow.receive(async (m) => {
+    deliveries.push(`slow#${m.deliveryCount}`);
+    await new Promise((r) => setTimeout(r, 3500)); // three and a half visibility timeouts
+    finish();
+    return true;
+  }, { concurrency: 1, signal: acSlow.signal });
+  await eventually(async () => deliveries.length, (n) => n === 1);
+  const runOther = other.receive(async (m) => {
+    deliveries.push(`other#${m.deliveryCount}`);
+    return true;
+  }, { concurrency: 1, signal: acOther.signal });
+  await finished;
+  acSlow.abort();
+  acOther.abort();
+  await Promise.all([runSlow, runOther]);
+  assert.deepEqual(deliveries, ['slow#1']);
+  assert.deepEqual(await other.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+  await slow.close();
+  await other.close();
+  await deleteKeys(q, `${q}:dlq`);
+});
