@@ -7,7 +7,7 @@ import amqp from 'amqplib';
 import type { ChannelModel } from 'amqplib';
 import { BrokerError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
-import { passwordOf, redactUrl, scrub } from './url.js';
+import { passwordOf, redactUrl, scrub, vhostOf } from './url.js';
 
 export interface LinkOptions {
   url: string;
@@ -21,7 +21,7 @@ export interface LinkOptions {
 }
 
 /** Maps amqplib / socket failures to words a user can act on. */
-export function describeAmqpError(err: unknown, secrets: readonly (string | undefined)[] = []): string {
+export function describeAmqpError(err: unknown, secrets: readonly (string | undefined)[] = [], vhost?: string): string {
   const e = err as { code?: string | number; message?: string };
   const msg = scrub(errorMessage(err), secrets);
   if (e.code === 'ECONNREFUSED') return 'connection refused (is RabbitMQ running on that host and port?)';
@@ -29,6 +29,10 @@ export function describeAmqpError(err: unknown, secrets: readonly (string | unde
   if (e.code === 'ETIMEDOUT') return 'connection timed out';
   if (/ACCESS.REFUSED/i.test(msg) && /login/i.test(msg)) return 'login refused: check the user name and password';
   if (/NOT.ALLOWED/i.test(msg) && /vhost/i.test(msg)) return `virtual host refused: ${msg}`;
+  // The broker closes the handshake without words when the vhost is missing or not granted to the user.
+  if (/Expected ConnectionOpenOk/i.test(msg)) {
+    return `virtual host '${vhost ?? '/'}' refused: it does not exist or this user has no access to it`;
+  }
   return msg;
 }
 
@@ -56,7 +60,7 @@ export class AmqpLink {
       this.adopt(conn);
       return conn;
     } catch (err) {
-      throw new BrokerError(`${this.opts.subject}: cannot connect to RabbitMQ at ${this.where}: ${describeAmqpError(err, this.secrets)}`);
+      throw new BrokerError(`${this.opts.subject}: cannot connect to RabbitMQ at ${this.where}: ${describeAmqpError(err, this.secrets, vhostOf(this.opts.url))}`);
     } finally {
       clearTimeout(timer);
     }

@@ -148,7 +148,7 @@ class RabbitmqScaler implements Scaler {
       return (await this.ch.checkQueue(this.s.queueName)).messageCount;
     } catch (err) {
       throw new BrokerError(
-        `${this.trigger.subject}: cannot read queue '${this.s.queueName}' at ${redactUrl(this.s.url)}: ${describeAmqpError(err, [passwordOf(this.s.url)])}`,
+        `${this.trigger.subject}: cannot read queue '${this.s.queueName}' at ${redactUrl(this.s.url)}: ${describeAmqpError(err, [passwordOf(this.s.url)], this.s.vhost)}`,
       );
     }
   }

@@ -278,3 +278,10 @@ test('rabbitmq receive - a dead letter of a message with a TTL does not expire a
   await b.close();
   await deleteQueues(q, `${q}-dlq`);
 });
+
+test('rabbitmq init - a virtual host that does not exist is named in the error', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const b = rabbitmqBackend.create(component({ host: 'amqp://guest:guest@127.0.0.1:5672/no-such-vhost', queueName: 'q' }, { initTimeout: '3s' }), ctx);
+  await assert.rejects(b.init(), /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672\/no-such-vhost: virtual host 'no-such-vhost' refused/);
+  await b.close();
+});
