@@ -153,6 +153,36 @@ class RabbitmqScaler implements Scaler {
     }
   }
 
+  /**
+   * AMQP cannot announce an arrival without consuming it, so this peeks every second (a passive declare, or the
+   * management API's counters with protocol http) and calls back when the queue goes from empty to not empty.
+   */
+  watchArrivals(onArrival: () => void): () => void {
+    let last: number | undefined;
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      this.peek()
+        .then((n) => {
+          if (last === 0 && n > 0) onArrival();
+          last = n;
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          busy = false;
+        });
+    }, 1000);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private async peek(): Promise<number> {
+    if (!this.management) return this.viaAmqp();
+    const q = await this.management.queue(this.s.vhost, this.s.queueName);
+    return q ? q.total : 0;
+  }
+
   async close(): Promise<void> {
     const c = this.conn;
     this.conn = undefined;

@@ -113,6 +113,43 @@ class RedisStreamsScaler implements Scaler {
     return { value, active: value > this.activationTarget };
   }
 
+  /** A blocking XREAD on its own connection: Redis itself says when an entry lands. */
+  watchArrivals(onArrival: () => void): () => void {
+    let stopped = false;
+    let watcher: Redis | undefined;
+    const loop = async (): Promise<void> => {
+      // From the newest entry's id, not '$': '$' anew on each call would miss entries added between two calls.
+      let lastId: string | undefined;
+      while (!stopped) {
+        try {
+          watcher ??= await connectRedis(this.s.conn, 5000, 'qscale-keda:watch');
+          if (stopped) break;
+          if (lastId === undefined) {
+            const newest = (await watcher.call('XREVRANGE', this.s.queueName, '+', '-', 'COUNT', '1')) as unknown[][];
+            lastId = newest[0]?.[0] !== undefined ? String(newest[0][0]) : '0-0';
+          }
+          const reply = (await watcher.call('XREAD', 'COUNT', '1', 'BLOCK', '5000', 'STREAMS', this.s.queueName, lastId)) as unknown;
+          const entries = Array.isArray(reply) ? ((reply as unknown[][])[0]?.[1] as unknown[][] | undefined) : undefined;
+          const id = entries?.[0]?.[0];
+          if (id !== undefined) {
+            lastId = String(id);
+            onArrival();
+          }
+        } catch {
+          if (stopped) break;
+          watcher?.disconnect();
+          watcher = undefined;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    };
+    void loop();
+    return () => {
+      stopped = true;
+      watcher?.disconnect();
+    };
+  }
+
   async close(): Promise<void> {
     const c = this.client;
     this.client = undefined;

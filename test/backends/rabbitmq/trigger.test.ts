@@ -84,3 +84,21 @@ test('rabbitmq trigger - a queue that does not exist is an error naming trigger,
   await assert.rejects(s.metricAndActivity(), /trigger 0 \(rabbitmq\) of ScaledObject consumer-scaler: cannot read queue 'no-such-queue-qscale' at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672.*NOT_FOUND/);
   await s.close();
 });
+
+test('rabbitmq trigger - watchArrivals calls back when an empty queue gets a message', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-watch');
+  const b = rabbitmqBackend.create(component({ host: AMQP_URL, queueName: q, durable: 'true' }), ctx);
+  await b.init();
+  const s = rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: q, mode: 'QueueLength', value: '5' }));
+  assert.ok(s.watchArrivals);
+  let arrivals = 0;
+  const stop = s.watchArrivals(() => arrivals++);
+  await new Promise((r) => setTimeout(r, 1500)); // one peek sees the queue empty
+  await b.send(Buffer.from('wake up'), {});
+  assert.equal(await eventually(async () => arrivals, (n) => n >= 1), 1);
+  stop();
+  await s.close();
+  await b.close();
+  await deleteQueues(q, `${q}-dlq`);
+});

@@ -219,3 +219,21 @@ test('redis receive - a handler working past the visibility timeout keeps its me
   await other.close();
   await deleteKeys(q, `${q}:dlq`);
 });
+
+test('redis-streams trigger - watchArrivals calls back when an entry lands, so activation need not wait a poll', async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = uniqueName('rds-watch');
+  const b = backend(q);
+  await b.init();
+  const s = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q }));
+  assert.ok(s.watchArrivals);
+  let arrivals = 0;
+  const stop = s.watchArrivals(() => arrivals++);
+  await new Promise((r) => setTimeout(r, 1000)); // let the watcher connect before the entry lands
+  await b.send(Buffer.from('wake up'), {});
+  assert.equal(await eventually(async () => arrivals, (n) => n >= 1), 1);
+  stop();
+  await s.close();
+  await b.close();
+  await deleteKeys(q, `${q}:dlq`);
+});
