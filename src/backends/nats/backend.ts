@@ -332,7 +332,10 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     this.closed = true;
     const nc = this.nc;
     this.nc = undefined;
-    await nc?.drain().catch(() => nc.close());
+    if (!nc) return;
+    // Naks and terms are fire-and-forget: flush them out first, but never wait long for a server that may be gone.
+    await withTimeout(nc.flush(), 2000).catch(() => undefined);
+    await nc.close().catch(() => undefined);
   }
 }
 
