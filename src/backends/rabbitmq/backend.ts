@@ -38,6 +38,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
   private pub: { conn: ChannelModel; ch: ConfirmChannel } | undefined;
   private admin: { conn: ChannelModel; ch: Channel } | undefined;
   private localInFlight = 0;
+  /** Ids of messages the broker returned as unroutable, seen before their confirm. */
+  private readonly returned = new Set<string>();
   /** When the management API last failed: not asked again for a while, so depth() stays fast without it. */
   private managementDownAt = -Infinity;
   private closed = false;
@@ -76,13 +78,21 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
-    const opts = publishOptions(metadata, this.s.contentType);
+    // mandatory: a message the broker cannot route (the queue was deleted) comes back instead of vanishing.
+    const opts = { ...publishOptions(metadata, this.s.contentType), mandatory: true };
+    const id = opts.messageId as string;
     const deadline = Date.now() + this.waitMs;
+    let redeclared = false;
     for (;;) {
       const ch = await this.publishChannel(Math.max(1, deadline - Date.now()));
       try {
         await confirmPublish(ch, this.s.queueName, data, opts);
-        return;
+        // The broker returns an unroutable message before it confirms it.
+        if (!this.returned.delete(id)) return;
+        if (redeclared) throw new Error(`queue '${this.s.queueName}' does not exist and could not be re-created`);
+        this.log.warn(`queue '${this.s.queueName}' vanished; declaring it again`);
+        await (await this.adminChannel(this.waitMs)).assertQueue(this.s.queueName, this.queueOptions());
+        redeclared = true;
       } catch (err) {
         // A dropped connection loses unconfirmed publishes: publish again once it is back (at-least-once).
         const dropped = this.pub?.ch !== ch || /closed/i.test(errorMessage(err));
@@ -123,6 +133,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     // Made before consume(): a delivery can arrive (and its handler abort) before consume() resolves.
     const aborted = whenAborted(signal);
     try {
+      // Declared again on every (re)connect, as daprd does: an auto-delete or deleted queue comes back.
+      await ch.assertQueue(this.s.queueName, this.queueOptions());
       // Per-consumer prefetch = what we can hand to the app right now: nothing waits leased in this process.
       await ch.prefetch(prefetch, false);
       const { consumerTag } = await ch.consume(this.s.queueName, (msg) => {
@@ -271,6 +283,9 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     const entry = { conn, ch };
     ch.on('error', (err: Error) => this.log.warn(`RabbitMQ publish channel error: ${describeAmqpError(err, this.secrets())}`));
     ch.on('close', () => { if (this.pub === entry) this.pub = undefined; });
+    ch.on('return', (msg: { properties: { messageId?: unknown } }) => {
+      if (typeof msg.properties.messageId === 'string') this.returned.add(msg.properties.messageId);
+    });
     this.pub = entry;
     return ch;
   }

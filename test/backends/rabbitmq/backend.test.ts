@@ -285,3 +285,16 @@ test('rabbitmq init - a virtual host that does not exist is named in the error',
   await assert.rejects(b.init(), /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672\/no-such-vhost: virtual host 'no-such-vhost' refused/);
   await b.close();
 });
+
+test('rabbitmq send - a queue deleted under a running producer is declared again: the message is not dropped', async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = uniqueName('rmq-gone');
+  const b = backend(q);
+  await b.init();
+  await b.send(Buffer.from('before'), {});
+  await deleteQueues(q);
+  await b.send(Buffer.from('after'), {});
+  assert.equal((await b.depth()).ready, 1);
+  await b.close();
+  await deleteQueues(q, `${q}-dlq`);
+});
