@@ -14,7 +14,7 @@ import pino from 'pino';
 import { rabbitmqBackend, rabbitmqTrigger } from '../src/backends/rabbitmq/index.js';
 import type { Backend, ResolvedComponent } from '../src/backends/types.js';
 import type { ResolvedTrigger } from '../src/autoscaler/scaler.js';
-import { endToEnd } from './broker-e2e.js';
+import { endToEnd } from './lib/broker-e2e.js';
 import { machineLine, writeSection } from './report.js';
 
 const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';

@@ -14,7 +14,7 @@ import pino from 'pino';
 import { redisBackend, redisStreamsTrigger } from '../src/backends/redis/index.js';
 import type { Backend, ResolvedComponent } from '../src/backends/types.js';
 import type { ResolvedTrigger } from '../src/autoscaler/scaler.js';
-import { endToEnd } from './broker-e2e.js';
+import { endToEnd } from './lib/broker-e2e.js';
 import { machineLine, writeSection } from './report.js';
 
 const args = process.argv.slice(2);

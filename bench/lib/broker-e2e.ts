@@ -1,7 +1,8 @@
 /**
  * End to end through two `qscale sidecar` processes on one broker, as the seed runs: a producer's sidecar takes
  * POST /v1.0/bindings/message-queue (32 in flight), a consumer's sidecar delivers each message to an app (POST
- * /message-queue, 16 at a time). Throughput = messages / (first send → last delivery). Used by broker-*.ts.
+ * /message-queue, 16 at a time). Throughput = messages / (first send → last delivery). Used by bench/broker-*.ts;
+ * kept under lib/ so `npm run bench` does not take it for a benchmark.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -9,7 +10,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
-import { ROOT } from './report.js';
+import { ROOT } from '../report.js';
 
 const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
 
