@@ -1,10 +1,17 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
 import { needBroker, uniqueName } from '../../support/brokers.js';
 import { rabbitmqBackend } from '../../../src/backends/rabbitmq/index.js';
 import { hasDeadLetters, type Backend, type QueueMessage } from '../../../src/backends/types.js';
 import { AMQP_URL, closeConnectionsOf, component, ctx, deleteQueues, eventually, managementUp } from './helpers.js';
+
+/** A unique queue name whose queue and dead-letter queue are deleted when the test ends, passed or not. */
+function queueFor(t: TestContext, prefix: string): string {
+  const q = uniqueName(prefix);
+  t.after(() => deleteQueues(q, `${q}-dlq`).catch(() => undefined));
+  return q;
+}
 
 function backend(queue: string, extra: Record<string, string> = {}, name?: string): Backend {
   const md = { host: AMQP_URL, queueName: queue, durable: 'true', reconnectWaitInSeconds: '1', ...extra };
@@ -35,7 +42,7 @@ test('rabbitmq init - nothing listening on the port: connection refused', async 
 
 test('rabbitmq init - queue exists with other settings: says which queue and why', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-conflict');
+  const q = queueFor(t, 'rmq-conflict');
   const durable = backend(q);
   await durable.init();
   const transient = rabbitmqBackend.create(component({ host: AMQP_URL, queueName: q, durable: 'false' }), ctx);
@@ -47,7 +54,7 @@ test('rabbitmq init - queue exists with other settings: says which queue and why
 
 test('rabbitmq send - Dapr mapping: persistent, metadata as headers, ttlInSeconds → expiration, priority, contentType', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-map');
+  const q = queueFor(t, 'rmq-map');
   const b = backend(q, { maxPriority: '5' });
   await b.init();
   await b.send(Buffer.from('{"n":1}'), { ttlInSeconds: '60', priority: '3', contentType: 'application/json', tenant: 'a b/c' });
@@ -71,7 +78,7 @@ test('rabbitmq send - Dapr mapping: persistent, metadata as headers, ttlInSecond
 
 test('rabbitmq send - a ttlInSeconds that is not a number is refused with the field named', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-badttl');
+  const q = queueFor(t, 'rmq-badttl');
   const b = backend(q);
   await b.init();
   await assert.rejects(b.send(Buffer.from('1'), { ttlInSeconds: 'soon' }), /metadata 'ttlInSeconds' must be a whole number of seconds, got 'soon'/);
@@ -82,7 +89,7 @@ test('rabbitmq send - a ttlInSeconds that is not a number is refused with the fi
 
 test('rabbitmq receive - metadata arrives query-escaped as Dapr delivers it; success acks', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-rt');
+  const q = queueFor(t, 'rmq-rt');
   const b = backend(q);
   await b.init();
   await b.send(Buffer.from('"hello"'), { tenant: 'a b/c' });
@@ -105,7 +112,7 @@ test('rabbitmq receive - metadata arrives query-escaped as Dapr delivers it; suc
 
 test('rabbitmq receive - a failing message is redelivered with a growing count, then dead-lettered at maxDeliveryCount', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-dlq');
+  const q = queueFor(t, 'rmq-dlq');
   const b = backend(q, { maxDeliveryCount: '3' });
   await b.init();
   await b.send(Buffer.from('"poison"'), {});
@@ -133,7 +140,7 @@ test('rabbitmq receive - a failing message is redelivered with a growing count, 
 
 test('rabbitmq receive - the delivery count survives a restart of the consumer', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-restart');
+  const q = queueFor(t, 'rmq-restart');
   const first = backend(q);
   await first.init();
   await first.send(Buffer.from('1'), {});
@@ -160,7 +167,7 @@ test('rabbitmq receive - the delivery count survives a restart of the consumer',
 
 test('rabbitmq receive - leases only concurrency messages; abort finishes and acks in-flight work, leaves the rest ready', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-lease');
+  const q = queueFor(t, 'rmq-lease');
   const b = backend(q);
   await b.init();
   for (let i = 0; i < 10; i++) await b.send(Buffer.from(String(i)), {});
@@ -196,7 +203,7 @@ test('rabbitmq depth - inFlight counts another process\'s unacked messages (mana
     t.skip('RabbitMQ management API is off: rabbitmq-plugins enable rabbitmq_management');
     return;
   }
-  const q = uniqueName('rmq-inflight');
+  const q = queueFor(t, 'rmq-inflight');
   const observer = backend(q);
   await observer.init();
   for (let i = 0; i < 5; i++) await observer.send(Buffer.from(String(i)), {});
@@ -214,7 +221,7 @@ test('rabbitmq depth - inFlight counts another process\'s unacked messages (mana
 
 test('rabbitmq reconnect - connections closed by the broker: sending and receiving resume, nothing lost', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-reconnect');
+  const q = queueFor(t, 'rmq-reconnect');
   const producer = backend(q, {}, q);
   const consumer = backend(q, {}, q);
   await producer.init();
@@ -254,7 +261,7 @@ test('rabbitmq init - an unreachable address fails within initTimeout instead of
 
 test('rabbitmq receive - a dead letter of a message with a TTL does not expire and names its source queue', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-ttl');
+  const q = queueFor(t, 'rmq-ttl');
   const b = backend(q, { maxDeliveryCount: '2' });
   await b.init();
   await b.send(Buffer.from('1'), { ttlInSeconds: '600' });
@@ -288,7 +295,7 @@ test('rabbitmq init - a virtual host that does not exist is named in the error',
 
 test('rabbitmq send - a queue deleted under a running producer is declared again: the message is not dropped', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-gone');
+  const q = queueFor(t, 'rmq-gone');
   const b = backend(q);
   await b.init();
   await b.send(Buffer.from('before'), {});

@@ -1,10 +1,17 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
 import { needBroker, uniqueName } from '../../support/brokers.js';
 import { parseRabbitmqTrigger, rabbitmqBackend, rabbitmqTrigger } from '../../../src/backends/rabbitmq/index.js';
 import { ConfigError } from '../../../src/errors.js';
 import { AMQP_URL, MGMT_URL, component, ctx, deleteQueues, eventually, managementUp, trigger } from './helpers.js';
+
+/** A unique queue name whose queues are deleted when the test ends, passed or not. */
+function queueFor(t: TestContext, prefix: string): string {
+  const q = uniqueName(prefix);
+  t.after(() => deleteQueues(q, `${q}-dlq`).catch(() => undefined));
+  return q;
+}
 
 const params: Array<[string, Record<string, string>, { queueName: string; target: number; activationTarget: number }]> = [
   ['legacy default: queueLength 20', { host: AMQP_URL, queueName: 'q' }, { queueName: 'q', target: 20, activationTarget: 0 }],
@@ -49,7 +56,7 @@ for (const [name, md, re] of bad) {
 
 test('rabbitmq trigger - amqp counts ready messages; http counts ready + unacked, as the backend\'s depth does', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-trig');
+  const q = queueFor(t, 'rmq-trig');
   const b = rabbitmqBackend.create(component({ host: AMQP_URL, queueName: q, durable: 'true' }), ctx);
   await b.init();
   for (let i = 0; i < 9; i++) await b.send(Buffer.from(String(i)), {});
@@ -87,7 +94,7 @@ test('rabbitmq trigger - a queue that does not exist is an error naming trigger,
 
 test('rabbitmq trigger - watchArrivals calls back when an empty queue gets a message', async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const q = uniqueName('rmq-watch');
+  const q = queueFor(t, 'rmq-watch');
   const b = rabbitmqBackend.create(component({ host: AMQP_URL, queueName: q, durable: 'true' }), ctx);
   await b.init();
   const s = rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: q, mode: 'QueueLength', value: '5' }));

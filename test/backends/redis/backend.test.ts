@@ -1,9 +1,16 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { needBroker, uniqueName } from '../../support/brokers.js';
 import { redisBackend, redisStreamsTrigger } from '../../../src/backends/redis/index.js';
 import type { Backend } from '../../../src/backends/types.js';
 import { REDIS_ADDR, component, ctx, deleteKeys, dropQscaleConnections, eventually, trigger, withRedis } from './helpers.js';
+
+/** A unique stream name whose stream and dead-letter stream are deleted when the test ends, passed or not. */
+function streamFor(t: TestContext, prefix: string): string {
+  const q = uniqueName(prefix);
+  t.after(() => deleteKeys(q, `${q}:dlq`).catch(() => undefined));
+  return q;
+}
 
 function backend(queue: string, extra: Record<string, string> = {}, name?: string): Backend {
   const md = { redisHost: REDIS_ADDR, queueName: queue, reconnectWaitInSeconds: '0.2', ...extra };
@@ -40,7 +47,7 @@ test('redis init - nothing listening on the port: connection refused', async (t)
 
 test('redis receive - a consumer that dies holding a message: another takes it after the visibility timeout, count 2', async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
-  const q = uniqueName('rds-crash');
+  const q = streamFor(t, 'rds-crash');
   const dying = backend(q, { visibilityTimeoutInSeconds: '1' });
   await dying.init();
   await dying.send(Buffer.from('job'), {});
@@ -77,7 +84,7 @@ test('redis receive - a consumer that dies holding a message: another takes it a
 
 test('redis receive - leases only concurrency entries; the rest stay ready', async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
-  const q = uniqueName('rds-lease');
+  const q = streamFor(t, 'rds-lease');
   const b = backend(q);
   await b.init();
   for (let i = 0; i < 10; i++) await b.send(Buffer.from(String(i)), {});
@@ -102,7 +109,7 @@ test('redis receive - leases only concurrency entries; the rest stay ready', asy
 
 test('redis-streams trigger - streamLength, lag and pending read what the backend holds', async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
-  const q = uniqueName('rds-trig');
+  const q = streamFor(t, 'rds-trig');
   const b = backend(q);
   await b.init();
   for (let i = 0; i < 9; i++) await b.send(Buffer.from(String(i)), {});
@@ -159,7 +166,7 @@ test('redis init - an unreachable address fails within initTimeout instead of ha
 
 test('redis receive - a dropped connection (CLIENT KILL) mid-stream loses nothing', async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
-  const q = uniqueName('rds-kill');
+  const q = streamFor(t, 'rds-kill');
   const producer = backend(q, {}, q);
   const consumer = backend(q, {}, q);
   await producer.init();
@@ -187,7 +194,7 @@ test('redis receive - a dropped connection (CLIENT KILL) mid-stream loses nothin
 
 test('redis receive - a handler working past the visibility timeout keeps its message: no other consumer gets it', async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
-  const q = uniqueName('rds-renew');
+  const q = streamFor(t, 'rds-renew');
   const slow = backend(q, { visibilityTimeoutInSeconds: '1' });
   const other = backend(q, { visibilityTimeoutInSeconds: '1' });
   await slow.init();
@@ -222,7 +229,7 @@ test('redis receive - a handler working past the visibility timeout keeps its me
 
 test('redis-streams trigger - watchArrivals calls back when an entry lands, so activation need not wait a poll', async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
-  const q = uniqueName('rds-watch');
+  const q = streamFor(t, 'rds-watch');
   const b = backend(q);
   await b.init();
   const s = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q }));
