@@ -105,7 +105,7 @@ export class Replica extends EventEmitter {
     for (const p of o.resourcesPaths) sidecarArgs.push('--resources-path', p);
     if (o.embedded) sidecarArgs.push('--embedded');
     if (o.appMaxConcurrency !== undefined) sidecarArgs.push('--app-max-concurrency', String(o.appMaxConcurrency));
-    const sidecarEnv: NodeJS.ProcessEnv = { ...process.env };
+    const sidecarEnv: NodeJS.ProcessEnv = { ...process.env, QSCALE_SUPERVISOR_PID: String(process.pid), QSCALE_APP_PID: String(this.app.pid ?? '') };
     for (const k of ['DAPR_API_TOKEN', 'APP_API_TOKEN']) if (o.env[k] !== undefined) sidecarEnv[k] = o.env[k];
     this.sidecar = spawn(process.execPath, sidecarArgs, { cwd: o.cwd, env: sidecarEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     o.logs.attach(this.sidecar, `${this.name} daprd`);

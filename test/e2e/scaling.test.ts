@@ -221,3 +221,24 @@ test('up - a replica killed with SIGKILL mid-work loses nothing', { timeout: 180
     await up.stop();
   }
 });
+
+test('up - replicas do not outlive a supervisor killed with SIGKILL', { timeout: 120_000 }, async () => {
+  const folder = tempFolder();
+  writeFiles(folder, { 'binding.yaml': COMPONENT, 'dapr.yaml': runFile({ WORK_MS: '100' }) });
+  const up = await startUp(folder, ARGS);
+  const s = await up.waitFor((st) => st.replicas.length === 2 && st.replicas.every((r) => r.ready), 60_000, 'both apps ready');
+  const pids = s.replicas.flatMap((r) => [r.pids.app, r.pids.sidecar]).filter((p): p is number => typeof p === 'number');
+  assert.equal(pids.length, 4);
+  up.child.kill('SIGKILL');
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const end = Date.now() + 60_000;
+  while (pids.some(alive) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(pids.filter(alive), [], 'every app and sidecar process exited');
+});

@@ -99,7 +99,8 @@ test('simulate - the replica timeline of qscale up follows the simulator within 
     const sim = JSON.parse(out) as { timeline: Row[]; summary: { drainSeconds: number; peakReplicas: number } };
     const realSteps = real.filter((r, i) => i === 0 || real[i - 1]!.desired !== r.desired).map((r) => `${(r.t / 1000).toFixed(1)}s:${r.desired}`);
     const simSteps = sim.timeline.filter((r, i) => i === 0 || sim.timeline[i - 1]!.desired !== r.desired).map((r) => `${r.t}s:${r.desired}`);
-    const context = `startup ${startup}; real desired ${realSteps.join(' ')}; simulated ${simSteps.join(' ')}`;
+    const decisions = (await up.status()).decisions.map((d) => `${((d.at - t0) / 1000).toFixed(1)}s ${d.kind} ${d.from}→${d.to}`);
+    const context = `startup ${startup}; real desired ${realSteps.join(' ')}; real decisions ${decisions.join(', ')}; simulated ${simSteps.join(' ')}`;
 
     // Drain time: within 10 %.
     const simDrain = sim.summary.drainSeconds * 1000;

@@ -28,4 +28,38 @@ export async function runSidecar(opts: SidecarCliOptions): Promise<void> {
       void handle.close().then((r) => exit(r.drained));
     });
   }
+  watchSupervisor(logger, async (stopApp) => {
+    const r = await handle.close();
+    stopApp();
+    exit(r.drained);
+  });
+}
+
+/**
+ * Started by `qscale up`, a replica must not outlive its supervisor (killed with -9, say): like a pod whose node
+ * went away, the sidecar then drains, stops its app and exits, so no orphan keeps leasing messages.
+ */
+function watchSupervisor(logger: { warn(msg: string): void }, stop: (stopApp: () => void) => Promise<void>): void {
+  const supervisor = Number(process.env.QSCALE_SUPERVISOR_PID);
+  if (!Number.isInteger(supervisor) || supervisor <= 0) return;
+  // Its log pipes close with the supervisor: a failed log write must not kill the sidecar before it has drained.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+  const app = Number(process.env.QSCALE_APP_PID);
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const timer = setInterval(() => {
+    if (alive(supervisor)) return;
+    clearInterval(timer);
+    logger.warn(`supervisor ${supervisor} is gone: draining, stopping the app and exiting`);
+    void stop(() => {
+      if (Number.isInteger(app) && app > 0 && alive(app)) process.kill(app, 'SIGTERM');
+    });
+  }, 500);
+  timer.unref();
 }
