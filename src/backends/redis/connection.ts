@@ -3,7 +3,11 @@
  * afterwards. ioredis replays commands that were in flight when the connection dropped, so a dropped connection
  * delays work but loses none.
  */
-import { Redis } from 'ioredis';
+import type * as IoRedis from 'ioredis';
+import type { Redis } from 'ioredis';
+import { lazyModule } from '../lazy-require.js';
+
+const ioredis = lazyModule<typeof IoRedis>('ioredis');
 import { BrokerError, errorMessage } from '../../errors.js';
 
 export interface RedisTarget {
@@ -39,7 +43,7 @@ export function describeRedisError(err: unknown, password: string | undefined): 
 export async function connectRedis(t: RedisTarget, timeoutMs: number, name: string): Promise<Redis> {
   let starting = true;
   let lastError: unknown;
-  const client = new Redis({
+  const client = new (ioredis().Redis)({
     host: t.host,
     port: t.port,
     ...(t.username ? { username: t.username } : {}),
