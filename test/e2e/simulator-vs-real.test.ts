@@ -108,17 +108,17 @@ test('simulate - the replica timeline of qscale up follows the simulator within 
     assert.ok(diff <= 0.1, `drain: real ${drainMs} ms vs simulated ${simDrain} ms (${(diff * 100).toFixed(1)} % apart); ${context}`);
     assert.equal(Math.max(...real.map((r) => r.desired)), sim.summary.peakReplicas, 'the same peak');
 
-    // Timeline: every real reading of the desired replicas is what the simulator had within one sync period of it.
-    const simDesiredAt = (ms: number): number => {
-      let d = 0;
-      for (const row of sim.timeline) if (row.t * 1000 <= ms) d = row.desired;
-      return d;
-    };
-    const misses = real.filter(({ t, desired }) => {
-      for (let dt = -SYNC; dt <= SYNC; dt += 50) if (simDesiredAt(t + dt) === desired) return false;
-      return true;
-    });
-    assert.deepEqual(misses.slice(0, 5), [], `real readings the simulator did not have within ${SYNC} ms (${misses.length} of ${real.length}); ${context}`);
+    // Timeline: every step of the simulator's replica count is reached by the real run within one sync period of
+    // its simulated time, and the real run changes its count only within one sync period of a simulated change.
+    // (The producer spreads the 60 messages over a fraction of a second where the model has them land at once, so
+    // the real run may pass through an intermediate count on the way; the times are what must agree.)
+    const simChanges = sim.timeline.filter((r, i) => i > 0 && sim.timeline[i - 1]!.desired !== r.desired).map((r) => ({ t: r.t * 1000, desired: r.desired }));
+    if (sim.timeline[0] && sim.timeline[0].desired !== 0) simChanges.unshift({ t: sim.timeline[0].t * 1000, desired: sim.timeline[0].desired });
+    const realChanges = real.filter((r, i) => i > 0 && real[i - 1]!.desired !== r.desired);
+    const unmatchedSim = simChanges.filter((c) => !real.some((r) => r.desired === c.desired && Math.abs(r.t - c.t) <= SYNC));
+    const unmatchedReal = realChanges.filter((c) => !simChanges.some((sc) => Math.abs(sc.t - c.t) <= SYNC));
+    assert.deepEqual(unmatchedSim, [], `simulated steps the real run did not reach within ${SYNC} ms; ${context}`);
+    assert.deepEqual(unmatchedReal, [], `real changes with no simulated change within ${SYNC} ms; ${context}`);
   } finally {
     await up.stop();
   }
