@@ -57,7 +57,8 @@ async function rawDrain(pool: pg.Pool, n: number): Promise<number> {
   return rate(n, () => inFlight(1, 1, async () => {
     while (seen < n) {
       const r = await pool.query(
-        `DELETE FROM ${RAW} WHERE id IN (SELECT id FROM ${RAW} ORDER BY id LIMIT 16 FOR UPDATE SKIP LOCKED) RETURNING id, data`,
+        `DELETE FROM ${RAW} WHERE id IN (SELECT id FROM ${RAW} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING id, data`,
+        [Math.min(16, n - seen)],
       );
       seen += r.rowCount ?? 0;
     }
