@@ -10,9 +10,9 @@
  * than maxDeliveryCount: if a receiver dies during the last delivery, the extra delivery moves the message to the
  * dead-letter stream without calling the handler again.
  */
-import {
-  AckPolicy, DeliverPolicy, headers, nanos, RetentionPolicy, StorageType,
-  type Consumer, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg, type NatsConnection,
+import type {
+  StorageType,
+  Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, NatsConnection,
 } from 'nats';
 import type {
   Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
@@ -21,7 +21,7 @@ import type {
 import { BrokerError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import { natsMetadata } from './metadata.js';
-import { connectNats, describe, scrubNats, type NatsTarget } from './connect.js';
+import { connectNats, describe, natsLib, scrubNats, type NatsTarget } from './connect.js';
 
 const FETCH_EXPIRES_MS = 1000;
 const REASON = 'Qscale-Dead-Letter-Reason';
@@ -64,7 +64,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     this.maxDeliveries = md.maxDeliveryCount;
     this.handlerCap = md.maxConcurrentHandlers ?? Number.POSITIVE_INFINITY;
     this.createStream = md.createStream;
-    this.storage = md.storage === 'memory' ? StorageType.Memory : StorageType.File;
+    this.storage = md.storage === 'memory' ? natsLib().StorageType.Memory : natsLib().StorageType.File;
     this.initTimeoutMs = component.initTimeoutMs;
     this.logger = ctx.logger.child({ component: component.name, stream: this.stream });
   }
@@ -129,7 +129,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
       await jsm.streams.add({
         name: this.stream,
         subjects: [this.natsSubject],
-        retention: RetentionPolicy.Workqueue,
+        retention: natsLib().RetentionPolicy.Workqueue,
         storage: this.storage,
       });
     } else if (!info.config.subjects?.some((s) => subjectMatches(s, this.natsSubject))) {
@@ -142,7 +142,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   private async ensureConsumer(jsm: JetStreamManager): Promise<void> {
-    const wanted = { ack_wait: nanos(this.ackWaitMs), max_deliver: this.maxDeliveries + 1 };
+    const wanted = { ack_wait: natsLib().nanos(this.ackWaitMs), max_deliver: this.maxDeliveries + 1 };
     const existing = await jsm.consumers.info(this.stream, this.durable).catch((err: unknown) => {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -150,8 +150,8 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     if (!existing) {
       await jsm.consumers.add(this.stream, {
         durable_name: this.durable,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
+        ack_policy: natsLib().AckPolicy.Explicit,
+        deliver_policy: natsLib().DeliverPolicy.All,
         filter_subject: this.natsSubject,
         ...wanted,
       });
@@ -167,7 +167,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
 
   async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
     const { js } = this.client();
-    const h = headers();
+    const h = natsLib().headers();
     for (const [k, v] of Object.entries(metadata)) h.set(k, v);
     try {
       await js.publish(this.natsSubject, data, { headers: h });
@@ -269,7 +269,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
 
   private async deadLetter(m: JsMsg, deliveries: number, reason: string): Promise<void> {
     const { js } = this.client();
-    const h = headers();
+    const h = natsLib().headers();
     for (const k of m.headers?.keys() ?? []) if (!/^nats-/i.test(k)) h.set(k, m.headers?.get(k) ?? '');
     h.set(REASON, reason);
     h.set(COUNT, String(deliveries));

@@ -2,7 +2,12 @@
  * Connecting to NATS the same way for the binding and the trigger's protocol fallback: reconnect forever (a
  * server restart must not end a receiver), bounded first connect, credentials kept out of every message.
  */
-import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
+import type * as NatsLib from 'nats';
+import type { ConnectionOptions, NatsConnection } from 'nats';
+import { lazyModule } from '../lazy-require.js';
+
+/** The nats client library, loaded on first use (see lazy-require.ts). */
+export const natsLib = lazyModule<typeof NatsLib>('nats');
 import { redactUrl } from './metadata.js';
 
 export interface NatsTarget {
@@ -25,7 +30,7 @@ export function connectNats(target: NatsTarget, name: string, timeoutMs: number)
   if (target.user) opts.user = target.user;
   if (target.password) opts.pass = target.password;
   if (target.token) opts.token = target.token;
-  return connect(opts);
+  return natsLib().connect(opts);
 }
 
 /** The servers as they may be printed. */
