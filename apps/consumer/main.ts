@@ -33,7 +33,14 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     if (closing) return;
     closing = true;
     logger.info(`${sig}: finishing ${inFlight()} message(s) in progress, then exiting`);
-    void app.close().then(() => {
+    const closed = app.close();
+    // close() waits for every connection; a caller's keep-alive connection would hold it for the keep-alive
+    // timeout (72 s) after the last answer. Once nothing is in progress, idle connections are closed at once.
+    const sweep = setInterval(() => {
+      if (inFlight() === 0) app.server.closeIdleConnections();
+    }, 20);
+    void closed.then(() => {
+      clearInterval(sweep);
       logger.info('all work finished; exiting');
       process.exit(0);
     });

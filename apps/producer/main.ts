@@ -33,6 +33,12 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     if (closing) return;
     closing = true;
     logger.info(`${sig}: finishing requests in progress, then exiting`);
-    void app.close().then(() => process.exit(0));
+    const closed = app.close();
+    // Keep-alive connections with no request in progress would hold close() for the keep-alive timeout.
+    const sweep = setInterval(() => app.server.closeIdleConnections(), 20);
+    void closed.then(() => {
+      clearInterval(sweep);
+      process.exit(0);
+    });
   });
 }
