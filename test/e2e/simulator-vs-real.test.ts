@@ -19,7 +19,7 @@ spec:
   pollingInterval: 1
   cooldownPeriod: 3
   minReplicaCount: 0
-  maxReplicaCount: 10
+  maxReplicaCount: 5
   advanced:
     horizontalPodAutoscalerConfig:
       behavior:
@@ -54,8 +54,8 @@ spec:
 
 interface Row { t: number; queue: number; inFlight: number; desired: number; replicas: number; reason: string }
 
-const MESSAGES = 60;
-const WORK = 3000;
+const MESSAGES = 40;
+const WORK = 4000;
 const SYNC = 1000;
 
 test('simulate - the replica timeline of qscale up follows the simulator within one sync period, drain times within 10 %', { timeout: 240_000 }, async () => {
@@ -110,7 +110,7 @@ test('simulate - the replica timeline of qscale up follows the simulator within 
 
     // Timeline: every step of the simulator's replica count is reached by the real run within one sync period of
     // its simulated time, and the real run changes its count only within one sync period of a simulated change.
-    // (The producer spreads the 60 messages over a fraction of a second where the model has them land at once, so
+    // (The producer spreads the messages over a fraction of a second where the model has them land at once, so
     // the real run may pass through an intermediate count on the way; the times are what must agree.)
     const simChanges = sim.timeline.filter((r, i) => i > 0 && sim.timeline[i - 1]!.desired !== r.desired).map((r) => ({ t: r.t * 1000, desired: r.desired }));
     if (sim.timeline[0] && sim.timeline[0].desired !== 0) simChanges.unshift({ t: sim.timeline[0].t * 1000, desired: sim.timeline[0].desired });
