@@ -18,6 +18,7 @@ import type { ResolvedTrigger } from '../src/autoscaler/scaler.js';
 import { TestNatsServer } from '../test/backends/nats/server.js';
 import { endToEnd } from './lib/broker-e2e.js';
 import { machineLine, writeSection } from './report.js';
+import { backendDrain, inFlight, rate } from './lib/measure.js';
 
 const NATS_URL = 'nats://127.0.0.1:4222';
 const args = process.argv.slice(2);
@@ -38,18 +39,7 @@ function trig(metadata: Record<string, string>): ResolvedTrigger {
   return { index: 0, type: 'nats-jetstream', metricType: 'AverageValue', metadata, subject: 'bench trigger', where: () => ({}) };
 }
 
-async function rate(n: number, fn: () => Promise<void>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return n / ((performance.now() - t0) / 1000);
-}
 
-async function inFlight(n: number, width: number, one: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) await one(next++);
-  }));
-}
 
 async function rawSetup(nc: NatsConnection, stream: string): Promise<void> {
   const jsm = await nc.jetstreamManager();
@@ -71,22 +61,6 @@ async function rawDrain(js: JetStreamClient, stream: string, n: number): Promise
   });
 }
 
-async function backendDrain(b: Backend, n: number): Promise<number> {
-  const ac = new AbortController();
-  let seen = 0;
-  let run: Promise<void> = Promise.resolve();
-  const r = await rate(n, () => new Promise<void>((resolve) => {
-    run = b.receive(async () => {
-      if (++seen === n) {
-        resolve();
-        ac.abort();
-      }
-      return true;
-    }, { concurrency: 16, signal: ac.signal });
-  }));
-  await run;
-  return r;
-}
 
 async function triggerVsDepth(url: string, monitoring: string | undefined): Promise<{ ready: number; inFlight: number; metric: number }> {
   const stream = `bench_nats_trig_${process.pid}`;

@@ -17,6 +17,7 @@ import type { Backend, ResolvedComponent } from '../src/backends/types.js';
 import type { ResolvedTrigger } from '../src/autoscaler/scaler.js';
 import { endToEnd } from './lib/broker-e2e.js';
 import { machineLine, writeSection } from './report.js';
+import { backendDrain, inFlight, rate } from './lib/measure.js';
 
 const PG_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const args = process.argv.slice(2);
@@ -35,18 +36,7 @@ function component(queueName: string): ResolvedComponent {
   };
 }
 
-async function rate(n: number, fn: () => Promise<void>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return n / ((performance.now() - t0) / 1000);
-}
 
-async function inFlight(n: number, width: number, one: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) await one(next++);
-  }));
-}
 
 async function rawSend(pool: pg.Pool, i: number): Promise<void> {
   await pool.query(`INSERT INTO ${RAW} (data) VALUES ($1)`, [body(i)]);
@@ -65,22 +55,6 @@ async function rawDrain(pool: pg.Pool, n: number): Promise<number> {
   }));
 }
 
-async function backendDrain(b: Backend, n: number): Promise<number> {
-  const ac = new AbortController();
-  let seen = 0;
-  let run: Promise<void> = Promise.resolve();
-  const r = await rate(n, () => new Promise<void>((resolve) => {
-    run = b.receive(async () => {
-      if (++seen === n) {
-        resolve();
-        ac.abort();
-      }
-      return true;
-    }, { concurrency: 16, signal: ac.signal });
-  }));
-  await run;
-  return r;
-}
 
 async function main(): Promise<void> {
   const q = `bench-pg-${process.pid}`;

@@ -16,6 +16,7 @@ import type { Backend, ResolvedComponent } from '../src/backends/types.js';
 import type { ResolvedTrigger } from '../src/autoscaler/scaler.js';
 import { endToEnd } from './lib/broker-e2e.js';
 import { machineLine, writeSection } from './report.js';
+import { backendDrain, inFlight, rate } from './lib/measure.js';
 
 const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 const MGMT_URL = 'http://guest:guest@127.0.0.1:15672';
@@ -37,18 +38,7 @@ function trig(metadata: Record<string, string>): ResolvedTrigger {
   return { index: 0, type: 'rabbitmq', metricType: 'AverageValue', metadata, subject: 'bench trigger', where: () => ({}) };
 }
 
-async function rate(n: number, fn: () => Promise<void>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return n / ((performance.now() - t0) / 1000);
-}
 
-async function inFlight(n: number, width: number, one: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) await one(next++);
-  }));
-}
 
 async function withChannel<T>(fn: (ch: amqp.ConfirmChannel) => Promise<T>): Promise<T> {
   const conn = await amqp.connect(AMQP_URL);
@@ -80,22 +70,6 @@ async function rawDrain(q: string, n: number): Promise<number> {
   });
 }
 
-async function backendDrain(b: Backend, n: number): Promise<number> {
-  const ac = new AbortController();
-  let seen = 0;
-  let run: Promise<void> = Promise.resolve();
-  const r = await rate(n, () => new Promise<void>((resolve) => {
-    run = b.receive(async () => {
-      if (++seen === n) {
-        resolve();
-        ac.abort();
-      }
-      return true;
-    }, { concurrency: 16, signal: ac.signal });
-  }));
-  await run;
-  return r;
-}
 
 async function main(): Promise<void> {
   const q = `bench-rmq-${process.pid}`;
