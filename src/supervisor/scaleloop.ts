@@ -12,6 +12,8 @@ import { errorMessage } from '../errors.js';
 import type { Deployment } from './deployment.js';
 import type { DecisionRecord, HpaLine } from './state.js';
 
+const ZERO_PROBE_MS = 1000;
+
 export interface ScaleLoopOptions {
   syncPeriodMs: number;
   downscaleStabilizationMs: number;
@@ -77,6 +79,14 @@ export class ScaleLoop {
             if (this.state && this.state.replicas === 0) this.enqueue(() => this.poll('a message landed on an empty queue'));
           }));
         }
+      }
+      // A trigger that cannot tell when work lands is read every second while the target is at zero, so
+      // activation still comes within a second (pollingInterval stays the upper bound).
+      if (this.scalers.some((s) => !s.watchArrivals) && this.autoscaler.pollingIntervalSeconds > ZERO_PROBE_MS / 1000) {
+        const probe = setInterval(() => {
+          if (this.state && this.state.replicas === 0) this.enqueue(() => this.poll('read while at zero replicas'));
+        }, ZERO_PROBE_MS);
+        this.unwatch.push(() => clearInterval(probe));
       }
     }
     this.enqueue(() => this.poll());
