@@ -68,13 +68,15 @@ test('simulate - the replica timeline of qscale up follows the simulator within 
   try {
     const s0 = await up.waitFor((s) => s.replicas.some((r) => r.appId === 'producer' && r.ready) && s.hpa[0]?.desired === 0, 60_000, 'producer ready, consumer at 0');
     // Measure how long a replica takes to start here, and tell the simulator (it models startup as one number).
-    const t0 = Date.now();
     const res = await request(`${s0.producerUrl}/MessageProducer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ count: MESSAGES, intervalMilliseconds: 0 }),
     });
     assert.equal(res.statusCode, 200, await res.body.text());
+    // The model's "0s:40" has all messages in the queue at t=0: the real clock starts when the producer answers,
+    // that is when the last message is stored (the first ones landed a fraction of a second earlier).
+    const t0 = Date.now();
     // How long a replica takes to start here (process start → ready), measured, since the simulator models it as
     // one number: readiness seen on each consumer replica's first ready reading.
     const startupMs = new Map<string, number>();
