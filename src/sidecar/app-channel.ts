@@ -7,6 +7,9 @@ import http from 'node:http';
 import net from 'node:net';
 import type { QueueMessage } from '../backends/types.js';
 import { Semaphore } from './semaphore.js';
+import { sleep } from '../util/abort.js';
+
+export { sleep };
 
 /** daprd dials every 100 ms; a shorter interval costs nothing and start-up time is scale-from-zero time. */
 const DIAL_INTERVAL_MS = 20;
@@ -139,15 +142,3 @@ export class AppChannel {
   }
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}

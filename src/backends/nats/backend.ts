@@ -22,6 +22,7 @@ import { BrokerError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import { natsMetadata } from './metadata.js';
 import { connectNats, describe, natsLib, scrubNats, type NatsTarget } from './connect.js';
+import { sleep } from '../../util/abort.js';
 
 const FETCH_EXPIRES_MS = 1000;
 const REASON = 'Qscale-Dead-Letter-Reason';
@@ -354,17 +355,6 @@ export function subjectMatches(pattern: string, subject: string): boolean {
   return p.length === s.length;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let t: NodeJS.Timeout | undefined;

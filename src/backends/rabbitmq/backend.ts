@@ -24,6 +24,7 @@ import {
 } from './message.js';
 import type { RabbitmqSettings } from './metadata.js';
 import { managementUrlFromAmqp, passwordOf, vhostOf } from './url.js';
+import { sleep, whenAborted } from '../../util/abort.js';
 
 export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
   readonly name: string;
@@ -312,19 +313,4 @@ function safely(fn: () => void): void {
   }
 }
 
-function whenAborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-}
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

@@ -26,6 +26,7 @@ import {
   ackAndDelete, claimIdle, deadLetter, deliveryCounts, ensureGroup, groupCounts, readNew, releaseForRetry, renew,
   type StreamEntry,
 } from './stream.js';
+import { sleep, whenAborted } from '../../util/abort.js';
 
 const BLOCK_MS = 1000;
 const SWEEP_EVERY_MS = 1000;
@@ -250,19 +251,4 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
   }
 }
 
-function whenAborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-}
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

@@ -1,17 +1,8 @@
 /** Small timing helpers for the Service Bus binding. */
+import { sleep } from '../../../util/abort.js';
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
+export { sleep };
+
 
 /** Rejects with `message` when `p` has not settled within `ms`; the timer never keeps the process alive. */
 export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
