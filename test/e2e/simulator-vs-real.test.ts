@@ -116,8 +116,9 @@ test('simulate - the replica timeline of qscale up follows the simulator within 
     // the real run may pass through an intermediate count on the way; the times are what must agree.)
     const simChanges = sim.timeline.filter((r, i) => i > 0 && sim.timeline[i - 1]!.desired !== r.desired).map((r) => ({ t: r.t * 1000, desired: r.desired }));
     if (sim.timeline[0] && sim.timeline[0].desired !== 0) simChanges.unshift({ t: sim.timeline[0].t * 1000, desired: sim.timeline[0].desired });
-    const realChanges = real.filter((r, i) => i > 0 && real[i - 1]!.desired !== r.desired);
-    const unmatchedSim = simChanges.filter((c) => !real.some((r) => r.desired === c.desired && Math.abs(r.t - c.t) <= SYNC));
+    // The real changes are the supervisor's decisions, with their own timestamps (status readings lag them).
+    const realChanges = (await up.status()).decisions.map((d) => ({ t: d.at - t0, desired: d.to }));
+    const unmatchedSim = simChanges.filter((c) => !realChanges.some((r) => r.desired === c.desired && Math.abs(r.t - c.t) <= SYNC));
     const unmatchedReal = realChanges.filter((c) => !simChanges.some((sc) => Math.abs(sc.t - c.t) <= SYNC));
     assert.deepEqual(unmatchedSim, [], `simulated steps the real run did not reach within ${SYNC} ms; ${context}`);
     assert.deepEqual(unmatchedReal, [], `real changes with no simulated change within ${SYNC} ms; ${context}`);
