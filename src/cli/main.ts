@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { QscaleError, errorMessage } from '../errors.js';
+import { exitCodeFor } from './codes.js';
 import { upCommand } from './up/index.js';
 import { sidecarCommand } from './sidecar/index.js';
 import { produceCommand } from './produce/index.js';
@@ -30,7 +31,7 @@ try {
   if (err instanceof QscaleError) {
     // An expected failure (bad config, unreachable broker): one clear line, no stack.
     process.stderr.write(`qscale: ${err.message}\n`);
-    process.exit(2);
+    process.exit(exitCodeFor(err));
   }
   process.stderr.write(`qscale: internal error: ${errorMessage(err)}\n${err instanceof Error ? err.stack ?? '' : ''}\n`);
   process.exit(70);
