@@ -33,7 +33,7 @@ async function run(replicas: number, handlers: number): Promise<{ row: Row; memo
   await producer.scaleTo(1);
   await consumer.scaleTo(replicas);
   await Promise.all([waitReady(producer, 1), waitReady(consumer, replicas)]);
-  const sidecarPort = producer.all()[0]!.opts.sidecarPort;
+  const sidecarPort = producer.all()[0]!.sidecarPort;
   const pool = new Pool(`http://127.0.0.1:${sidecarPort}`, { connections: SENDERS, pipelining: 1 });
   const body = JSON.stringify({ data: { text: 'Hello World' }, operation: 'create' });
   let next = 0;

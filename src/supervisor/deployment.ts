@@ -2,12 +2,26 @@
  * The replicas of one app, like a Deployment's ReplicaSet: scaleTo(n) starts or stops replicas. Which replica goes on
  * scale-in is chosen like the ReplicaSet controller does (not ready before ready, newer before older), with one
  * addition the cluster cannot make: a replica with less in-flight work goes first.
+ *
+ * What callers can rely on:
+ * - scaleTo(n) always resolves: a reconcile that fails is said once on the log sink and the next scaleTo applies.
+ *   After stopAll/killAll it does nothing, so no process is started once shutdown began.
+ * - whenReady() resolves with the first replica that is Ready (app port accepts, sidecar healthz 204).
+ * - list() shows every replica that has or may still get a process: starting, running, waiting in
+ *   CrashLoopBackOff, terminating. A replica leaves the list only once its processes are gone.
+ * - Lines for the user go through `logs.system`, one per event (a crash, a start failure shared by every replica
+ *   said once), never one per poll.
+ * - The run file's appPort / daprHTTPPort (fixedPorts) belong to one replica at a time and are never swapped for
+ *   a random port: when taken, that replica waits in CrashLoopBackOff with a line naming the port.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
 import type { RunFileApp } from './runfile.js';
 import { Replica, type ReplicaInfo } from './replica.js';
 import type { LogSink } from './logs.js';
-import { freePort, portFree } from './ports.js';
+import { sharedPorts, type PortPool } from './ports.js';
+import { crashBackoffBase, crashBackoffPolicy } from './backoff.js';
+import { errorMessage } from '../errors.js';
 
 export interface DeploymentOptions {
   app: RunFileApp;
@@ -15,8 +29,17 @@ export interface DeploymentOptions {
   dataDir: string;
   graceMs: number;
   logs: LogSink;
-  /** Use the run file's appPort / daprHTTPPort for the first replica when free (the producer's public address). */
+  /** Use the run file's appPort / daprHTTPPort for one replica (the producer's public address). */
   fixedPorts: boolean;
+  /** The run file's path, named with the app's line in start errors ("dapr.yaml:12"). */
+  runFile?: string;
+  /**
+   * The first CrashLoopBackOff delay in ms (doubling, capped at 30×). Default: QSCALE_CRASH_BACKOFF_MS, else the
+   * kubelet's 10 s (cap 5 min).
+   */
+  crashBackoffMs?: number;
+  /** Where fresh ports come from; one pool per process by default. */
+  ports?: PortPool;
 }
 
 export class Deployment {
@@ -27,17 +50,27 @@ export class Deployment {
   private readonly hash: string;
   private desired = 0;
   private reconciling: Promise<void> = Promise.resolve();
+  private queued = false;
+  private closed = false;
+  private lastFailure: string | undefined;
+  /** The replica holding the run file's fixed ports, if any. */
+  private fixedOwner: Replica | undefined;
+  /** Failures already said for this app (folded across replicas) until a replica is Ready again. */
+  private readonly said = new Set<string>();
+  private readyWaiters: Array<{ resolve: (r: ReplicaInfo) => void; reject: (e: Error) => void }> = [];
+  private readonly backoffBase: number;
 
   constructor(private readonly opts: DeploymentOptions) {
     this.appId = opts.app.appId;
     this.hash = createHash('sha256').update(JSON.stringify([opts.app.appId, opts.app.command])).digest('hex').slice(0, 10);
+    this.backoffBase = crashBackoffBase(opts.crashBackoffMs);
   }
 
   get desiredReplicas(): number {
     return this.desired;
   }
 
-  /** Replicas that are not terminating (what the HPA counts as current). */
+  /** Replicas that are not terminating (what the HPA counts as current), CrashLoopBackOff ones included. */
   get current(): number {
     return this.replicas.size;
   }
@@ -48,32 +81,82 @@ export class Deployment {
     return n;
   }
 
+  /** Every replica that has or may still get a process, terminating ones included. */
   list(): ReplicaInfo[] {
     return [...this.replicas.values(), ...this.terminating].map((r) => r.info());
   }
 
+  /** The replicas that are not terminating. */
   all(): Replica[] {
     return [...this.replicas.values()];
   }
 
-  /** Resolves once started replicas are spawned and stopped ones have begun draining (not finished). */
+  /**
+   * Resolves with the first replica seen Ready (at once when one already is). Rejects when the deployment is stopped
+   * first, or when `signal` aborts.
+   */
+  whenReady(signal?: AbortSignal): Promise<ReplicaInfo> {
+    for (const r of this.replicas.values()) if (r.ready) return Promise.resolve(r.info());
+    if (this.closed) return Promise.reject(new Error(`${this.appId} was stopped before a replica was Ready`));
+    if (signal?.aborted) return Promise.reject(new Error(`stopped waiting for ${this.appId} to be Ready`));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: (r: ReplicaInfo) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(r);
+        },
+        reject: (e: Error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      const onAbort = (): void => {
+        this.readyWaiters = this.readyWaiters.filter((w) => w !== waiter);
+        reject(new Error(`stopped waiting for ${this.appId} to be Ready`));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.readyWaiters.push(waiter);
+    });
+  }
+
+  /**
+   * Resolves once started replicas are spawned (or have failed to start and wait in CrashLoopBackOff) and stopped
+   * ones have begun draining (not finished). Never rejects; calls made while one runs fold into one reconcile.
+   */
   scaleTo(n: number): Promise<void> {
-    this.desired = n;
-    this.reconciling = this.reconciling.then(() => this.reconcile());
+    if (this.closed) return this.reconciling;
+    this.desired = Math.max(0, Math.floor(n));
+    if (!this.queued) {
+      this.queued = true;
+      this.reconciling = this.reconciling.then(async () => {
+        this.queued = false;
+        const target = this.desired;
+        try {
+          await this.reconcile();
+          this.lastFailure = undefined;
+        } catch (err) {
+          const msg = errorMessage(err);
+          if (msg !== this.lastFailure) this.opts.logs.system(`${this.appId}: could not scale to ${target}: ${msg} (the next scaling decision tries again)`);
+          this.lastFailure = msg;
+        }
+      });
+    }
     return this.reconciling;
   }
 
   private async reconcile(): Promise<void> {
-    const target = this.desired;
-    while (this.replicas.size < target) await this.startOne();
-    if (this.replicas.size > target) {
-      const victims = this.pickVictims(this.replicas.size - target);
-      for (const r of victims) {
-        this.replicas.delete(r.name);
-        this.terminating.add(r);
-        void r.stop().finally(() => this.terminating.delete(r));
-      }
+    if (this.closed) return;
+    while (this.replicas.size < this.desired && !this.closed) await this.startOne();
+    if (this.replicas.size > this.desired) {
+      if (this.desired > 0) await this.refreshInFlight(); // the choice among survivors reads fresh in-flight counts
+      for (const r of this.pickVictims(this.replicas.size - this.desired)) this.retire(r);
     }
+  }
+
+  private retire(r: Replica): void {
+    this.replicas.delete(r.name);
+    this.terminating.add(r);
+    void r.stop().finally(() => this.terminating.delete(r));
   }
 
   private pickVictims(count: number): Replica[] {
@@ -88,43 +171,82 @@ export class Deployment {
 
   private async startOne(): Promise<void> {
     const app = this.opts.app;
-    const first = this.replicas.size === 0 && this.terminating.size === 0;
-    const appPort = this.opts.fixedPorts && first && app.appPort && (await portFree(app.appPort)) ? app.appPort : await freePort();
-    const sidecarPort = this.opts.fixedPorts && first && app.daprHttpPort && (await portFree(app.daprHttpPort)) ? app.daprHttpPort : await freePort();
+    const fixed = this.opts.fixedPorts && this.fixedOwner === undefined && (app.appPort !== undefined || app.daprHttpPort !== undefined);
     const name = `${app.appId}-${this.hash}-${randomBytes(3).toString('hex').slice(0, 5)}`;
+    const runFile = this.opts.runFile ?? (app as RunFileApp & { file?: string }).file;
     const r = new Replica({
       name,
       appId: app.appId,
       command: app.command,
       cwd: app.appDir,
       env: app.env,
-      appPort,
-      sidecarPort,
+      appPort: fixed ? app.appPort : undefined,
+      sidecarPort: fixed ? app.daprHttpPort : undefined,
       resourcesPaths: app.resourcesPaths,
       embedded: this.opts.embedded,
       dataDir: this.opts.dataDir,
       appMaxConcurrency: app.appMaxConcurrency,
       graceMs: this.opts.graceMs,
       logs: this.opts.logs,
+      source: runFile ? `${displayPath(runFile)}:${app.line}` : `line ${app.line} of the run file`,
+      backoff: crashBackoffPolicy(this.backoffBase),
+      ports: this.opts.ports ?? sharedPorts,
+      report: (key, line) => this.say(key, line),
+    });
+    if (fixed) this.fixedOwner = r;
+    r.on('ready', (info: ReplicaInfo) => {
+      this.said.clear();
+      const waiters = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const w of waiters) w.resolve(info);
+    });
+    r.once('stopped', () => {
+      if (this.fixedOwner === r) this.fixedOwner = undefined;
     });
     this.replicas.set(name, r);
-    r.start();
+    await r.start();
   }
 
+  private say(key: string, line: string): void {
+    if (this.said.has(key)) return;
+    this.said.add(key);
+    this.opts.logs.system(line);
+  }
+
+  /** Reads every live replica's in-flight count (with the app's API token when it has one). */
   async refreshInFlight(): Promise<void> {
     await Promise.all([...this.replicas.values(), ...this.terminating].map((r) => r.refreshInFlight()));
   }
 
-  /** Graceful stop of every replica (in parallel). */
+  /** Graceful stop of every replica (in parallel); bounded by the grace period plus a few seconds. */
   async stopAll(): Promise<void> {
-    this.desired = 0;
+    this.close();
     await this.reconciling;
-    const all = [...this.replicas.values(), ...this.terminating];
-    this.replicas.clear();
-    await Promise.all(all.map((r) => r.stop()));
+    const all = [...this.replicas.values()];
+    for (const r of all) this.retire(r);
+    await Promise.all([...this.terminating].map((r) => r.stop()));
   }
 
+  /** kill -9 of every replica's processes; resolves once they are gone. */
   async killAll(): Promise<void> {
-    await Promise.all([...this.replicas.values(), ...this.terminating].map((r) => r.kill()));
+    this.close();
+    const all = [...this.replicas.values(), ...this.terminating];
+    await Promise.all(all.map((r) => r.kill()));
+    await this.reconciling;
+    for (const r of [...this.replicas.values()]) this.retire(r);
+    await Promise.all([...this.terminating].map((r) => r.kill()));
   }
+
+  private close(): void {
+    this.closed = true;
+    this.desired = 0;
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(new Error(`${this.appId} was stopped before a replica was Ready`));
+  }
+}
+
+function displayPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith('..') && rel.length < file.length ? rel : file;
 }

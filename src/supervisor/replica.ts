@@ -1,15 +1,27 @@
 /**
  * A replica is what a pod is with the Dapr injector: the app process and its sidecar process, started together,
- * stopped together. Scale-in stops the sidecar first (it stops taking messages and finishes in-flight work), then
- * the app, so nothing is lost and nothing drained in time is done twice.
+ * Ready together, ended together. It is one state machine with one exit path per pair of processes:
+ *
+ *   Pending → Starting → Running (Ready) → Terminating → Stopped
+ *                 ↘          ↓                ↑
+ *                  CrashLoopBackOff ──────────┘  (the pair is restarted after the kubelet's back-off)
+ *
+ * Each started pair has a generation number. Whichever of its processes ends first ends the pair, once: the other is
+ * killed and awaited before anything restarts, and the end of an older pair can never act on a newer one. Scale-in
+ * stops the sidecar first (it stops taking messages and finishes in-flight work), then the app, so nothing is lost
+ * and nothing drained in time is done twice.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import type { LogSink } from './logs.js';
+import { crashBackoffPolicy, planRestart, type BackoffEntry, type BackoffPolicy } from './backoff.js';
+import { describeExit, Proc, type ExitReason } from './proctree.js';
+import { portFree, sharedPorts, type PortPool } from './ports.js';
 
-export type ReplicaStatus = 'Pending' | 'Running' | 'Terminating' | 'CrashLoopBackOff' | 'Stopped';
+export type ReplicaStatus = 'Pending' | 'Starting' | 'Running' | 'Terminating' | 'CrashLoopBackOff' | 'Stopped';
 
 export interface ReplicaOptions {
   name: string;
@@ -17,8 +29,10 @@ export interface ReplicaOptions {
   command: string[];
   cwd: string;
   env: Record<string, string>;
-  appPort: number;
-  sidecarPort: number;
+  /** A fixed app port (the run file's appPort); without it every pair gets a fresh one. */
+  appPort?: number | undefined;
+  /** A fixed sidecar HTTP port (the run file's daprHTTPPort); without it every pair gets a fresh one. */
+  sidecarPort?: number | undefined;
   resourcesPaths: string[];
   embedded: boolean;
   dataDir: string;
@@ -26,6 +40,29 @@ export interface ReplicaOptions {
   /** Like terminationGracePeriodSeconds: how long a stopping replica may take to drain. */
   graceMs: number;
   logs: LogSink;
+  /** Where the app is declared, e.g. "dapr.yaml:12", named in every start error. */
+  source?: string;
+  /** Crash back-off; the kubelet's (10 s doubling to 5 min) by default. */
+  backoff?: BackoffPolicy;
+  /** Where fresh ports come from; shared by every replica of the process by default. */
+  ports?: PortPool;
+  /**
+   * Prints a failure line. The deployment folds a failure every replica shares (a missing command) into one line;
+   * `key` says what makes two lines the same failure. Defaults to logs.system.
+   */
+  report?: (key: string, line: string) => void;
+}
+
+/** Why the last pair ended: which process ended first and how. */
+export interface LastExit {
+  process: 'app' | 'daprd';
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when the pair could not start: missing command, bad working directory, fixed port in use. */
+  error?: string;
+  /** "SIGKILL", "code 1", or the start error. */
+  reason: string;
+  at: number;
 }
 
 export interface ReplicaInfo {
@@ -33,15 +70,47 @@ export interface ReplicaInfo {
   appId: string;
   status: ReplicaStatus;
   ready: boolean;
+  /** Crashes so far, one per ended pair (however many of its processes exited). */
   restarts: number;
+  /** When the replica was created (kubectl's AGE); a restart keeps it. */
   startedAt: number;
+  /** When the current pair was started; undefined between pairs. */
+  runningSince?: number | undefined;
+  /** The current pair's ports (the last pair's between pairs; 0 before the first). */
   appPort: number;
   sidecarPort: number;
   inFlight: number;
+  /** The processes running now: a pid is listed exactly while its process is alive. */
   pids: { app: number | undefined; sidecar: number | undefined };
+  lastExit?: LastExit | undefined;
+  /** In CrashLoopBackOff: when the next start is due. */
+  nextStartAt?: number | undefined;
 }
 
 const SIDECAR_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** How long a SIGKILLed process may take to be seen gone before the supervisor says so and moves on. */
+const KILL_WAIT_MS = 3000;
+const READY_POLL_MS = 100;
+const PROBE_TIMEOUT_MS = 1000;
+
+interface Pair {
+  gen: number;
+  appPort: number;
+  sidecarPort: number;
+  app: Proc;
+  sidecar: Proc | undefined;
+  startedAt: number;
+  readyAt: number | undefined;
+  /** Set by the first end seen; later ones are the same end. */
+  over: boolean;
+  portsReleased: boolean;
+}
+
+class StartError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
 
 export class Replica extends EventEmitter {
   readonly name: string;
@@ -49,18 +118,41 @@ export class Replica extends EventEmitter {
   status: ReplicaStatus = 'Pending';
   ready = false;
   restarts = 0;
-  startedAt = Date.now();
+  readonly startedAt = Date.now();
   inFlight = 0;
-  private app: ChildProcess | undefined;
-  private sidecar: ChildProcess | undefined;
+  lastExit: LastExit | undefined;
+  private gen = 0;
+  private pair: Pair | undefined;
+  private lastPorts = { app: 0, sidecar: 0 };
+  private launching: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
-  private readyPoll: NodeJS.Timeout | undefined;
+  private nextStartAt: number | undefined;
+  private readyTimer: NodeJS.Timeout | undefined;
+  private backoffEntry: BackoffEntry | undefined;
+  private readonly policy: BackoffPolicy;
+  private readonly ports: PortPool;
 
   constructor(readonly opts: ReplicaOptions) {
     super();
     this.name = opts.name;
     this.appId = opts.appId;
+    this.policy = opts.backoff ?? crashBackoffPolicy();
+    this.ports = opts.ports ?? sharedPorts;
+  }
+
+  /** The current (or last) pair's app port. */
+  get appPort(): number {
+    return this.pair?.appPort ?? this.lastPorts.app;
+  }
+
+  /** The current (or last) pair's sidecar HTTP port. */
+  get sidecarPort(): number {
+    return this.pair?.sidecarPort ?? this.lastPorts.sidecar;
+  }
+
+  get stopped(): boolean {
+    return this.stopping !== undefined;
   }
 
   info(): ReplicaInfo {
@@ -71,80 +163,266 @@ export class Replica extends EventEmitter {
       ready: this.ready,
       restarts: this.restarts,
       startedAt: this.startedAt,
-      appPort: this.opts.appPort,
-      sidecarPort: this.opts.sidecarPort,
+      runningSince: this.pair?.startedAt,
+      appPort: this.appPort,
+      sidecarPort: this.sidecarPort,
       inFlight: this.inFlight,
       pids: this.pids(),
+      lastExit: this.lastExit,
+      nextStartAt: this.nextStartAt,
     };
   }
 
-  start(): void {
+  /** PIDs of the processes alive now, for status and for tests that kill a replica's processes from outside. */
+  pids(): { app: number | undefined; sidecar: number | undefined } {
+    const p = this.pair;
+    return { app: p?.app.alive ? p.app.pid : undefined, sidecar: p?.sidecar?.alive ? p.sidecar.pid : undefined };
+  }
+
+  /**
+   * Starts the first pair. Resolves once its processes are spawned or its start has failed (the replica then waits
+   * in CrashLoopBackOff); never rejects.
+   */
+  start(): Promise<void> {
+    if (this.gen > 0 || this.stopping) return this.launching ?? Promise.resolve();
+    return this.launch();
+  }
+
+  private launch(): Promise<void> {
+    const run: Promise<void> = this.spawnPair()
+      .catch((err: unknown) => this.bug('start', err))
+      .finally(() => {
+        if (this.launching === run) this.launching = undefined;
+      });
+    this.launching = run;
+    return run;
+  }
+
+  private async spawnPair(): Promise<void> {
+    const gen = ++this.gen;
     const o = this.opts;
     this.status = 'Pending';
     this.ready = false;
-    this.startedAt = Date.now();
+    this.nextStartAt = undefined;
     const [cmd, ...args] = o.command;
-    const appEnv = {
-      ...process.env,
-      ...o.env,
-      APP_ID: o.appId,
-      APP_PORT: String(o.appPort),
-      DAPR_HTTP_PORT: String(o.sidecarPort),
-      DAPR_GRPC_PORT: '0',
-    };
-    this.app = spawn(cmd!, args, { cwd: o.cwd, env: appEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    o.logs.attach(this.app, `${this.name}`);
-    const sidecarArgs = [
-      SIDECAR_MAIN, 'sidecar',
-      '--app-id', o.appId,
-      '--app-port', String(o.appPort),
-      '--dapr-http-port', String(o.sidecarPort),
-      '--data-dir', o.dataDir,
-      '--dapr-graceful-shutdown-seconds', String(Math.max(1, Math.ceil(o.graceMs / 1000))),
-    ];
-    for (const p of o.resourcesPaths) sidecarArgs.push('--resources-path', p);
-    if (o.embedded) sidecarArgs.push('--embedded');
-    if (o.appMaxConcurrency !== undefined) sidecarArgs.push('--app-max-concurrency', String(o.appMaxConcurrency));
-    const sidecarEnv: NodeJS.ProcessEnv = { ...process.env, QSCALE_SUPERVISOR_PID: String(process.pid), QSCALE_APP_PID: String(this.app.pid ?? '') };
-    for (const k of ['DAPR_API_TOKEN', 'APP_API_TOKEN']) if (o.env[k] !== undefined) sidecarEnv[k] = o.env[k];
-    this.sidecar = spawn(process.execPath, sidecarArgs, { cwd: o.cwd, env: sidecarEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    o.logs.attach(this.sidecar, `${this.name} daprd`);
-    const onExit = (which: string) => (code: number | null, signal: NodeJS.Signals | null) => {
-      if (this.stopping) return;
-      o.logs.system(`${this.name}: ${which} exited (${signal ?? `code ${code}`}); restarting the replica`);
-      void this.crashed();
-    };
-    this.app.once('exit', onExit('app'));
-    this.sidecar.once('exit', onExit('daprd'));
-    this.pollReady();
-  }
-
-  /** Ready = the sidecar's /v1.0/healthz answers 204: components loaded and app reachable. */
-  private pollReady(): void {
-    const tick = async (): Promise<void> => {
-      if (this.stopping || this.status === 'CrashLoopBackOff') return;
-      try {
-        const res = await request(`http://127.0.0.1:${this.opts.sidecarPort}/v1.0/healthz`, { headersTimeout: 1000, bodyTimeout: 1000 });
-        await res.body.dump();
-        if (res.statusCode === 204) {
-          this.ready = true;
-          this.status = 'Running';
-          this.emit('ready');
-          return;
-        }
-      } catch {
-        // not listening yet
-      }
-      this.readyPoll = setTimeout(() => void tick(), 25);
-    };
-    void tick();
-  }
-
-  /** Reads the sidecar's in-flight count (status only; never blocks scaling). */
-  async refreshInFlight(): Promise<void> {
-    if (!this.ready || this.stopping) return;
+    let ports: { app: number; sidecar: number } | undefined;
     try {
-      const res = await request(`http://127.0.0.1:${this.opts.sidecarPort}/v1.0/metadata`, { headersTimeout: 500, bodyTimeout: 500 });
+      await checkDir(o.cwd);
+      ports = await this.takePorts();
+    } catch (err) {
+      if (this.stopping || gen !== this.gen) return;
+      const e = err instanceof StartError ? err : new StartError('ERR_START', String((err as Error).message ?? err));
+      this.pairEnded(undefined, 'app', { code: null, signal: null, spawnError: { code: e.code, message: e.message }, at: Date.now() });
+      return;
+    }
+    if (this.stopping || gen !== this.gen) {
+      this.releasePorts(ports);
+      return;
+    }
+    const app = new Proc(cmd!, args, {
+      cwd: o.cwd,
+      env: { ...process.env, ...o.env, APP_ID: o.appId, APP_PORT: String(ports.app), DAPR_HTTP_PORT: String(ports.sidecar), DAPR_GRPC_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }, (e) => describeSpawnError(cmd!, o.cwd, e));
+    let sidecar: Proc | undefined;
+    if (app.pid !== undefined) {
+      const sidecarArgs = [
+        SIDECAR_MAIN, 'sidecar',
+        '--app-id', o.appId,
+        '--app-port', String(ports.app),
+        '--dapr-http-port', String(ports.sidecar),
+        '--data-dir', o.dataDir,
+        '--dapr-graceful-shutdown-seconds', String(Math.max(1, Math.ceil(o.graceMs / 1000))),
+      ];
+      for (const p of o.resourcesPaths) sidecarArgs.push('--resources-path', p);
+      if (o.embedded) sidecarArgs.push('--embedded');
+      if (o.appMaxConcurrency !== undefined) sidecarArgs.push('--app-max-concurrency', String(o.appMaxConcurrency));
+      // The sidecar drains, stops its app and exits when the supervisor dies (src/cli/sidecar/run.ts).
+      const sidecarEnv: NodeJS.ProcessEnv = { ...process.env, QSCALE_SUPERVISOR_PID: String(process.pid), QSCALE_APP_PID: String(app.pid) };
+      for (const k of ['DAPR_API_TOKEN', 'APP_API_TOKEN']) if (o.env[k] !== undefined) sidecarEnv[k] = o.env[k];
+      sidecar = new Proc(process.execPath, sidecarArgs, { cwd: o.cwd, env: sidecarEnv, stdio: ['ignore', 'pipe', 'pipe'] }, (e) => `cannot start daprd: ${e.message}`);
+    }
+    const pair: Pair = { gen, appPort: ports.app, sidecarPort: ports.sidecar, app, sidecar, startedAt: Date.now(), readyAt: undefined, over: false, portsReleased: false };
+    this.pair = pair;
+    this.lastPorts = { app: ports.app, sidecar: ports.sidecar };
+    this.status = 'Starting';
+    if (app.child) o.logs.attach(app.child, this.name);
+    if (sidecar?.child) o.logs.attach(sidecar.child, `${this.name} daprd`);
+    void app.ended.then((r) => this.pairEnded(pair, 'app', r));
+    void sidecar?.ended.then((r) => this.pairEnded(pair, 'daprd', r));
+    if (app.pid !== undefined) this.pollReady(pair);
+  }
+
+  /** Fixed ports are used only once nothing listens there; never swapped for a random one. */
+  private async takePorts(): Promise<{ app: number; sidecar: number }> {
+    const o = this.opts;
+    const taken: Array<{ port: number; fixed: boolean }> = [];
+    const give = (): void => {
+      for (const t of taken) this.ports.release(t.port, t.fixed);
+    };
+    const fixed = async (port: number, field: string): Promise<number> => {
+      const where = ` (${field} of ${o.appId})`;
+      if (!this.ports.hold(port)) throw new StartError('EADDRINUSE', `port ${port}${where} is held by another replica of this supervisor`);
+      taken.push({ port, fixed: true });
+      if (!(await portFree(port))) {
+        throw new StartError('EADDRINUSE', `port ${port}${where} is in use by another process; stop what listens there or change ${field} in the run file`);
+      }
+      return port;
+    };
+    const fresh = async (): Promise<number> => {
+      const p = await this.ports.take();
+      taken.push({ port: p, fixed: false });
+      return p;
+    };
+    try {
+      const app = o.appPort !== undefined ? await fixed(o.appPort, 'appPort') : await fresh();
+      const sidecar = o.sidecarPort !== undefined ? await fixed(o.sidecarPort, 'daprHTTPPort') : await fresh();
+      return { app, sidecar };
+    } catch (err) {
+      give();
+      throw err;
+    }
+  }
+
+  private releasePorts(ports: { app: number; sidecar: number }): void {
+    this.ports.release(ports.app, ports.app === this.opts.appPort);
+    this.ports.release(ports.sidecar, ports.sidecar === this.opts.sidecarPort);
+  }
+
+  /** Ready as a pod with a TCP probe on the app and an HTTP probe on the sidecar: both must answer. Stops once Ready. */
+  private pollReady(pair: Pair): void {
+    const tick = async (): Promise<void> => {
+      this.readyTimer = undefined;
+      if (!this.current(pair)) return;
+      const ok = (await tcpAccepts(pair.appPort)) && (await this.sidecarHealthy(pair.sidecarPort));
+      if (!this.current(pair)) return;
+      if (ok) {
+        pair.readyAt = Date.now();
+        this.ready = true;
+        this.status = 'Running';
+        this.emit('ready', this.info());
+        return;
+      }
+      this.readyTimer = setTimeout(() => void tick().catch((err: unknown) => this.bug('readiness', err)), READY_POLL_MS);
+    };
+    void tick().catch((err: unknown) => this.bug('readiness', err));
+  }
+
+  private current(pair: Pair): boolean {
+    return !pair.over && !this.stopping && pair.gen === this.gen && this.pair === pair;
+  }
+
+  private async sidecarHealthy(port: number): Promise<boolean> {
+    try {
+      const res = await request(`http://127.0.0.1:${port}/v1.0/healthz`, { headers: this.tokenHeader(), headersTimeout: PROBE_TIMEOUT_MS, bodyTimeout: PROBE_TIMEOUT_MS });
+      await res.body.dump();
+      return res.statusCode === 204;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The token the sidecar requires: the app's env as the run file gives it, over the supervisor's own env. */
+  private tokenHeader(): Record<string, string> {
+    const token = this.opts.env.DAPR_API_TOKEN ?? process.env.DAPR_API_TOKEN;
+    return token ? { 'dapr-api-token': token } : {};
+  }
+
+  /**
+   * The one exit path of a pair. `pair` is undefined when the pair never got to spawn (bad working directory, fixed
+   * port in use). While the replica is stopping, stop() owns the processes and this does nothing.
+   */
+  private pairEnded(pair: Pair | undefined, which: 'app' | 'daprd', r: ExitReason): void {
+    if (pair) {
+      if (pair.over) return;
+      pair.over = true;
+    }
+    if (this.readyTimer) clearTimeout(this.readyTimer);
+    this.readyTimer = undefined;
+    if (this.stopping || (pair && pair.gen !== this.gen)) return;
+    const wasReady = pair?.readyAt !== undefined;
+    const survivor = pair ? (which === 'app' ? pair.sidecar : pair.app) : undefined;
+    this.ready = false;
+    this.status = 'CrashLoopBackOff';
+    this.restarts += 1;
+    this.lastExit = {
+      process: which,
+      code: r.code,
+      signal: r.signal,
+      ...(r.spawnError ? { error: r.spawnError.message } : {}),
+      reason: describeExit(r),
+      at: r.at,
+    };
+    this.emit('crash', this.lastExit);
+    void this.afterCrash(pair, which, r, wasReady, survivor?.alive ?? false).catch((err: unknown) => this.bug('restart', err));
+  }
+
+  private async afterCrash(pair: Pair | undefined, which: 'app' | 'daprd', r: ExitReason, wasReady: boolean, hadSurvivor: boolean): Promise<void> {
+    if (pair) await this.killPair(pair);
+    if (this.stopping || (pair && pair.gen !== this.gen)) return;
+    if (pair && this.pair === pair) this.pair = undefined;
+    const plan = planRestart(this.backoffEntry, r.at, Date.now(), this.policy);
+    this.backoffEntry = plan.entry;
+    const count = `restart ${this.restarts}`;
+    const o = this.opts;
+    if (r.spawnError) {
+      const when = plan.waitMs === 0 ? 'trying again now' : `CrashLoopBackOff, next try in ${seconds(plan.waitMs)}`;
+      const cmd = o.command.join(' ');
+      const where = o.source ? `${o.source}: ` : '';
+      this.report(`start ${r.spawnError.message}`, `${this.name}: ${where}cannot start \`${cmd}\`: ${r.spawnError.message} (${when}; ${count})`);
+    } else {
+      const when = plan.waitMs === 0 ? 'restarting it now' : `CrashLoopBackOff, restarting in ${seconds(plan.waitMs)}`;
+      const other = hadSurvivor ? (which === 'app' ? '; its daprd was stopped' : '; its app was stopped') : '';
+      const line = `${this.name}: ${which} exited (${describeExit(r)})${other} (${when}; ${count})`;
+      // A crash after the replica was Ready is news; a pair that keeps failing the same way before Ready is said once.
+      if (wasReady) o.logs.system(line);
+      else this.report(`${which} ${describeExit(r)}`, line);
+    }
+    if (plan.waitMs === 0) {
+      void this.launch();
+      return;
+    }
+    this.nextStartAt = Date.now() + plan.waitMs;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.stopping) void this.launch();
+    }, plan.waitMs);
+  }
+
+  private report(key: string, line: string): void {
+    if (this.opts.report) this.opts.report(key, line);
+    else this.opts.logs.system(line);
+  }
+
+  /** SIGKILL to both process groups; resolves once both are seen gone (ports given back) or the wait is over. */
+  private async killPair(pair: Pair): Promise<void> {
+    const procs = [pair.app, pair.sidecar].filter((p): p is Proc => p !== undefined);
+    const gone = await Promise.all(procs.map((p) => p.stop('SIGKILL', KILL_WAIT_MS)));
+    this.settlePorts(pair, gone.every(Boolean));
+  }
+
+  private settlePorts(pair: Pair, allGone: boolean): void {
+    if (pair.portsReleased) return;
+    if (allGone) {
+      pair.portsReleased = true;
+      this.releasePorts({ app: pair.appPort, sidecar: pair.sidecarPort });
+      return;
+    }
+    // Its ports stay held, so no later pair is given them.
+    const left = [pair.app, pair.sidecar].filter((p) => p?.alive).map((p) => p!.pid);
+    this.opts.logs.system(`${this.name}: process ${left.join(', ')} did not exit after SIGKILL within ${seconds(KILL_WAIT_MS)}`);
+  }
+
+  /** Reads the sidecar's in-flight count (status and scale-in choice; never blocks scaling). */
+  async refreshInFlight(): Promise<void> {
+    const pair = this.pair;
+    if (!pair || pair.over || pair.readyAt === undefined) return;
+    try {
+      const res = await request(`http://127.0.0.1:${pair.sidecarPort}/v1.0/metadata`, { headers: this.tokenHeader(), headersTimeout: 500, bodyTimeout: 500 });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        return;
+      }
       const body = (await res.body.json()) as { extended?: Record<string, unknown>; qscale?: { inFlight?: number } };
       const n = body.qscale?.inFlight ?? Number(body.extended?.['qscale.inFlight'] ?? 0);
       this.inFlight = Number.isFinite(n) ? n : 0;
@@ -153,76 +431,97 @@ export class Replica extends EventEmitter {
     }
   }
 
-  private async crashed(): Promise<void> {
-    this.ready = false;
-    this.status = 'CrashLoopBackOff';
-    await Promise.all([killAndWait(this.app, 'SIGKILL', 0), killAndWait(this.sidecar, 'SIGKILL', 0)]);
-    if (this.stopping) return;
-    this.restarts += 1;
-    // Like the kubelet: 1 s, 2 s, 4 s ... capped at 30 s.
-    const backoff = Math.min(30_000, 1000 * 2 ** Math.min(this.restarts - 1, 5));
-    this.restartTimer = setTimeout(() => {
-      if (!this.stopping) this.start();
-    }, backoff);
-  }
-
   /**
-   * Graceful stop: SIGTERM to the sidecar (stop taking messages, finish and ack in-flight work), wait for it up to
-   * the grace period, then stop the app. Past the grace period both are killed; leased messages return to the queue
-   * when their lease expires.
+   * Graceful stop, bounded by the grace period plus a few seconds: SIGTERM to the sidecar (it stops taking messages
+   * and finishes in-flight work), then the app. Past the grace period both are killed; leased messages return to the
+   * queue when their lease expires. A replica waiting in CrashLoopBackOff or still starting stops at once.
    */
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
-    this.stopping = (async () => {
-      if (this.restartTimer) clearTimeout(this.restartTimer);
-      if (this.readyPoll) clearTimeout(this.readyPoll);
-      this.status = 'Terminating';
-      this.ready = false;
-      this.emit('terminating');
-      const deadline = Date.now() + this.opts.graceMs;
-      const drained = await killAndWait(this.sidecar, 'SIGTERM', this.opts.graceMs);
-      if (!drained) {
-        this.opts.logs.system(`${this.name}: grace period of ${this.opts.graceMs / 1000}s over; killing it (its leased messages return to the queue)`);
-        await killAndWait(this.sidecar, 'SIGKILL', 2000);
-      }
-      const left = Math.max(1000, deadline - Date.now());
-      if (!(await killAndWait(this.app, 'SIGTERM', left))) await killAndWait(this.app, 'SIGKILL', 2000);
-      this.status = 'Stopped';
-      this.emit('stopped');
-    })();
+    this.stopping = this.terminate(false);
     return this.stopping;
   }
 
-  /** Immediate kill -9 of both processes (tests and the final Ctrl-C twice). */
+  /** Immediate kill -9 of both process groups (the second Ctrl-C, and tests). */
   async kill(): Promise<void> {
-    this.stopping ??= Promise.resolve();
-    await Promise.all([killAndWait(this.app, 'SIGKILL', 2000), killAndWait(this.sidecar, 'SIGKILL', 2000)]);
-    this.status = 'Stopped';
+    const pair = this.pair;
+    if (!this.stopping) this.stopping = this.terminate(true);
+    else if (pair) await this.killPair(pair);
+    await this.stopping;
   }
 
-  /** PIDs, for tests that kill a replica's processes from outside. */
-  pids(): { app: number | undefined; sidecar: number | undefined } {
-    return { app: this.app?.pid, sidecar: this.sidecar?.pid };
+  private async terminate(now: boolean): Promise<void> {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.readyTimer) clearTimeout(this.readyTimer);
+    this.restartTimer = undefined;
+    this.readyTimer = undefined;
+    this.nextStartAt = undefined;
+    this.status = 'Terminating';
+    this.ready = false;
+    this.emit('terminating');
+    // A start in progress sees `stopping` after its next await and spawns nothing.
+    if (this.launching) await this.launching;
+    const pair = this.pair;
+    if (pair) {
+      if (now || pair.over) await this.killPair(pair);
+      else await this.drain(pair);
+    }
+    this.status = 'Stopped';
+    this.emit('stopped');
+  }
+
+  private async drain(pair: Pair): Promise<void> {
+    const grace = this.opts.graceMs;
+    const deadline = Date.now() + grace;
+    const sidecar = pair.sidecar;
+    if (sidecar && !(await sidecar.stop('SIGTERM', grace))) {
+      this.opts.logs.system(`${this.name}: grace period of ${seconds(grace)} over; killing it (its leased messages return to the queue)`);
+      await sidecar.stop('SIGKILL', KILL_WAIT_MS);
+    }
+    if (!(await pair.app.stop('SIGTERM', Math.max(1000, deadline - Date.now())))) await pair.app.stop('SIGKILL', KILL_WAIT_MS);
+    this.settlePorts(pair, !pair.app.alive && !(sidecar?.alive ?? false));
+  }
+
+  /** A fault in the supervisor's own code: said once, never thrown out of an event handler. */
+  private bug(where: string, err: unknown): void {
+    this.opts.logs.system(`${this.name}: internal error during ${where}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   }
 }
 
-/** Sends a signal and waits for the exit, up to timeoutMs. True when the process is gone. */
-export function killAndWait(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs: number): Promise<boolean> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+async function checkDir(dir: string): Promise<void> {
+  try {
+    const st = await fs.stat(dir);
+    if (!st.isDirectory()) throw new StartError('ENOTDIR', `working directory ${dir} (appDirPath) is not a folder`);
+  } catch (err) {
+    if (err instanceof StartError) throw err;
+    throw new StartError('ENOENT', `working directory ${dir} (appDirPath) does not exist`);
+  }
+}
+
+function describeSpawnError(cmd: string, cwd: string, e: NodeJS.ErrnoException): string {
+  if (e.code === 'ENOENT') {
+    return cmd.includes('/') ? `command ${cmd} not found (no such file, relative to ${cwd})` : `command ${cmd} not found on PATH`;
+  }
+  if (e.code === 'EACCES') return `command ${cmd} is not executable (permission denied)`;
+  return `command ${cmd} could not be started: ${e.message}`;
+}
+
+/** True when something accepts TCP connections on the loopback port. */
+function tcpAccepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, timeoutMs);
-    const onExit = (): void => {
-      clearTimeout(timer);
-      resolve(true);
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    const done = (ok: boolean): void => {
+      socket.removeAllListeners();
+      socket.on('error', () => undefined);
+      socket.destroy();
+      resolve(ok);
     };
-    child.once('exit', onExit);
-    try {
-      child.kill(signal);
-    } catch {
-      // already gone
-    }
+    socket.setTimeout(PROBE_TIMEOUT_MS, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
   });
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${(ms / 1000).toFixed(1)}s`;
 }
