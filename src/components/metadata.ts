@@ -10,6 +10,11 @@ export interface FieldSpec {
   name: string;
   type: FieldType;
   description: string;
+  /**
+   * Parsed exactly like a value the user gives (a duration default is a string such as '1s' and becomes
+   * milliseconds; 10 and '10' are the same integer). A default the field's own parser rejects is a declaration bug:
+   * defineMetadata throws at once.
+   */
   default?: string | number | boolean;
   required?: boolean;
   /** Secrets (connection strings, passwords): never printed. */
@@ -83,9 +88,11 @@ function unitMs(unit: string): number {
 
 export function defineMetadata<const Fs extends readonly FieldSpec[]>(fields: Fs): MetadataSpec<Fs> {
   const byLower = new Map<string, FieldSpec>();
+  const defaults = new Map<string, unknown>();
   for (const f of fields) {
     byLower.set(f.name.toLowerCase(), f);
     for (const a of f.aliases ?? []) byLower.set(a.toLowerCase(), f);
+    if (f.default !== undefined) defaults.set(f.name, parseDefault(f));
   }
   return {
     fields,
@@ -102,7 +109,7 @@ export function defineMetadata<const Fs extends readonly FieldSpec[]>(fields: Fs
           if (f.required) {
             throw new ConfigError(`${ctx.subject}: missing required metadata '${f.name}'`, { ...ctx.where(), field: f.name });
           }
-          out[f.name] = f.default;
+          out[f.name] = defaults.get(f.name);
           continue;
         }
         out[f.name] = convert(f, g, ctx);
@@ -118,6 +125,16 @@ export function defineMetadata<const Fs extends readonly FieldSpec[]>(fields: Fs
       return out;
     },
   };
+}
+
+/** A default goes through the field's parser, as the same text given by the user would. */
+function parseDefault(f: FieldSpec): unknown {
+  if (f.type === 'duration' && typeof f.default !== 'string') {
+    // A bare number would read as seconds, which is never what a declaration of 100 or 10_000 meant.
+    throw new Error(`metadata field '${f.name}': a duration default must be a string with its unit, such as '1s' or '250ms'`);
+  }
+  const declaration: MetadataContext = { subject: `declared default of '${f.name}'`, where: () => ({}) };
+  return convert(f, { key: f.name, value: String(f.default) }, declaration);
 }
 
 /** Undeclared keys whose name says "secret" are redacted too: better safe in a log line. */

@@ -13,6 +13,7 @@ import type {
 import type { EmbeddedSettings } from './metadata.js';
 import { AckBatch } from './acks.js';
 import { QueueStore, type LeasedMessage, type ReleaseOutcome } from './store.js';
+import { redeliveryDelayMs } from '../redelivery.js';
 
 /** Upper bound on an idle wait, in case a wake-up was missed (e.g. the clock jumped). */
 const IDLE_RECHECK_MS = 1000;
@@ -206,7 +207,7 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
         handlerDone();
         outcome = (await completing) ? 'completed' : 'lease-lost';
       } else {
-        const released = store.release(m.seq, m.token, (n) => this.backoffMs(n), this.settings.maxDeliveryCount, reason);
+        const released = store.release(m.seq, m.token, (n) => redeliveryDelayMs(this.settings.redelivery, n), this.settings.maxDeliveryCount, reason);
         outcome = released === 'lease-lost' ? 'release-lost' : released;
       }
     } catch (err) {
@@ -235,11 +236,5 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
     } catch (err) {
       this.ctx.logger.error({ component: this.name, err: errorMessage(err) }, 'embedded queue: cannot renew leases');
     }
-  }
-
-  private backoffMs(deliveryCount: number): number {
-    const { retryBackoffMs, retryBackoffMaxMs } = this.settings;
-    if (retryBackoffMs <= 0) return 0;
-    return Math.min(retryBackoffMaxMs, retryBackoffMs * 2 ** Math.min(30, deliveryCount - 1));
   }
 }

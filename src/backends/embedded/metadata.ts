@@ -5,6 +5,7 @@
  */
 import { defineMetadata, type MetadataContext } from '../../components/metadata.js';
 import { ConfigError } from '../../errors.js';
+import { redeliveryFields, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
 import type { ResolvedComponent } from '../types.js';
 
 export const EMBEDDED_TYPE = 'bindings.qscale.embedded';
@@ -22,10 +23,7 @@ export const embeddedMetadata = defineMetadata([
   { name: 'maxConcurrentHandlers', type: 'integer', default: 1, min: 1, binding: 'input',
     description: 'Messages handed to the app at once (the lower of this and the sidecar\'s app max concurrency). ' +
       'Only that many are leased: nothing is prefetched.' },
-  { name: 'retryBackoff', type: 'duration', default: 100, binding: 'input',
-    description: 'Wait before a failed message is ready again; doubles with each delivery. 0s: at once.' },
-  { name: 'retryBackoffMax', type: 'duration', default: 10_000, binding: 'input',
-    description: 'Upper bound of the doubling retryBackoff.' },
+  ...redeliveryFields,
 ] as const);
 
 export interface EmbeddedSettings {
@@ -35,8 +33,7 @@ export interface EmbeddedSettings {
   renewEveryMs: number;
   maxDeliveryCount: number;
   maxConcurrentHandlers: number;
-  retryBackoffMs: number;
-  retryBackoffMaxMs: number;
+  redelivery: RedeliveryPolicy;
 }
 
 export function componentContext(c: ResolvedComponent): MetadataContext {
@@ -61,7 +58,6 @@ export function parseEmbeddedComponent(c: ResolvedComponent): EmbeddedSettings {
     renewEveryMs,
     maxDeliveryCount: m.maxDeliveryCount,
     maxConcurrentHandlers: m.maxConcurrentHandlers,
-    retryBackoffMs: m.retryBackoff,
-    retryBackoffMaxMs: m.retryBackoffMax,
+    redelivery: redeliveryPolicy(m, ctx),
   };
 }

@@ -3,6 +3,7 @@
  * "qscale" is in the binding type because Dapr has no JetStream queue binding: nobody should take it for Dapr's.
  */
 import { defineMetadata, type MetadataSpec } from '../../components/metadata.js';
+import { redeliveryFields } from '../redelivery.js';
 
 export const NATS_BINDING_TYPE = 'bindings.qscale.nats-jetstream';
 
@@ -32,6 +33,7 @@ const spec = defineMetadata([
   { name: 'maxConcurrentHandlers', type: 'integer', min: 1, binding: 'input', description: "Caps handler calls at once (the sidecar's --app-max-concurrency applies too; the lower wins)." },
   { name: 'createStream', type: 'boolean', default: true, description: 'Create the stream (work-queue retention) when it does not exist; false: a missing stream is an error.' },
   { name: 'storage', type: 'string', default: 'file', enum: ['file', 'memory'], description: 'Storage of a stream created here.' },
+  ...redeliveryFields,
 ] as const);
 
 /** natsURL is shown in logs, minus any user:password@ or token@ part. */

@@ -4,6 +4,7 @@
  * for one of Dapr's.
  */
 import { defineMetadata } from '../../components/metadata.js';
+import { redeliveryFields } from '../redelivery.js';
 
 export const POSTGRESQL_BINDING_TYPE = 'bindings.qscale.postgresql';
 
@@ -56,6 +57,7 @@ export const postgresqlMetadata = defineMetadata([
     binding: 'input',
     description: 'How often an idle receiver looks again when no NOTIFY arrived (lost notifications, expired leases).',
   },
+  ...redeliveryFields,
 ] as const);
 
 /**

@@ -4,6 +4,7 @@
  */
 import { defineMetadata, type MetadataContext } from '../../components/metadata.js';
 import { ConfigError } from '../../errors.js';
+import { redeliveryFields, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
 import type { ResolvedComponent } from '../types.js';
 
 export const RABBITMQ_TYPE = 'bindings.rabbitmq';
@@ -42,6 +43,7 @@ export const rabbitmqMetadata = defineMetadata([
   { name: 'managementUrl', type: 'string', sensitive: true,
     description: 'qscale: management API base URL (http://user:pass@host:15672) used to count unacked messages. ' +
       'Default: derived from host; when unreachable only this process\'s unacked messages are counted.' },
+  ...redeliveryFields,
 ] as const);
 
 export interface RabbitmqSettings {

@@ -4,6 +4,7 @@
  */
 import { defineMetadata, type MetadataContext } from '../../components/metadata.js';
 import { ConfigError } from '../../errors.js';
+import { redeliveryFields, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
 import type { ResolvedComponent } from '../types.js';
 
 export const REDIS_TYPE = 'bindings.qscale.redis';
@@ -25,6 +26,7 @@ export const redisMetadata = defineMetadata([
     description: 'A message held this long by a consumer that stopped renewing it (crashed) is given to another.' },
   { name: 'reconnectWaitInSeconds', type: 'number', default: 1, min: 0,
     description: 'Seconds between reconnect attempts after the connection dropped.' },
+  ...redeliveryFields,
 ] as const);
 
 export interface RedisSettings {

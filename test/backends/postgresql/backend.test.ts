@@ -1,5 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { BrokerError } from '../../../src/errors.js';
 import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
 import type { QueueMessage } from '../../../src/backends/types.js';
@@ -201,4 +202,45 @@ test('postgresql backend - an unreachable server fails init within initTimeout w
   assert.ok(err instanceof BrokerError);
   assert.match(err.message, /component message-queue \(bindings\.qscale\.postgresql\): cannot use PostgreSQL at postgres@10\.255\.255\.1:5432\/postgres: /);
   assert.doesNotMatch(err.message, /password=pw/);
+});
+
+test('postgresql backend - with the default pollInterval, a message whose last allowed lease expired is dead-lettered and leaves the count', { timeout: 60_000 }, async (t) => {
+  if (!(await needBroker(t, 'postgresql'))) return;
+  // Default metadata only (pollInterval 1s): the sweep of expired last-chance leases must run on its own.
+  const { b, table } = await open(t, { maxDeliveryCount: '2' });
+  await b.send(Buffer.from('"orphan"'), {});
+  // As a receiver killed during the last allowed delivery leaves it: delivered twice, lease run out.
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    await c.query(`UPDATE public."${table}" SET delivery_count = 2, lease_token = gen_random_uuid(), lease_until = now() - interval '1 second'`);
+  } finally {
+    await c.end();
+  }
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+  const delivered: number[] = [];
+  const ac = new AbortController();
+  const receiving = b.receive(async (m) => (delivered.push(m.deliveryCount), true), { concurrency: 1, signal: ac.signal });
+  try {
+    const end = Date.now() + 30_000;
+    while ((await b.depth()).deadLettered === 0) {
+      if (Date.now() > end) assert.fail('the expired last-chance message was never dead-lettered');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    ac.abort();
+    await receiving;
+  }
+  assert.deepEqual(delivered, [], 'not handed to the app a third time');
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 1 });
+  const [dead] = await b.deadLetters(1);
+  assert.match(dead?.reason ?? '', /lease expired on the last of 2 deliveries/);
+  const counted = new pg.Client({ connectionString: PG_URL });
+  await counted.connect();
+  try {
+    const r = await counted.query<{ n: number }>(`SELECT count(*)::int AS n FROM public."${table}"`);
+    assert.equal(r.rows[0]?.n, 0, "the trigger's query (a count of the queue table) no longer counts it");
+  } finally {
+    await counted.end();
+  }
 });

@@ -5,6 +5,7 @@
  */
 import { defineMetadata, type MetadataContext } from '../../../components/metadata.js';
 import { ConfigError } from '../../../errors.js';
+import { redeliveryFields, redeliveryPolicy, type RedeliveryPolicy } from '../../redelivery.js';
 import type { ResolvedComponent } from '../../types.js';
 import { parseConnectionString, type ConnectionParts } from './connection.js';
 import { SERVICEBUS_QUEUES_TYPE } from './trigger-params.js';
@@ -52,6 +53,7 @@ export const serviceBusMetadata = defineMetadata([
   { name: 'publishInitialRetryIntervalInMs', type: 'integer', default: 500, min: 0, binding: 'output',
     aliases: ['publishInitialRetryInternalInMs'],
     description: 'First wait before retrying a throttled send; it grows exponentially.' },
+  ...redeliveryFields,
 ] as const);
 
 export interface QueueCreationProperties {
