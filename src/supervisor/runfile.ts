@@ -20,7 +20,12 @@ export interface RunFileApp {
   /** Absolute resources folders for this app's sidecar. */
   resourcesPaths: string[];
   appMaxConcurrency: number | undefined;
+  /** Position in the run file's apps list. */
+  index: number;
+  /** The app's line in the run file. */
   line: number;
+  /** The line of each field the app gives (command, appDirPath, appPort, ...), for errors that point at it. */
+  lines: Record<string, number>;
 }
 
 export interface RunFile {
@@ -130,7 +135,9 @@ export function parseRunFile(text: string, file: string): RunFile {
       env: { ...commonEnv, ...readEnv(a.env, [...at, 'env'], err) },
       resourcesPaths: own.length > 0 ? own : commonResources.length > 0 ? commonResources : [base],
       appMaxConcurrency: appMaxConcurrency as number | undefined,
+      index: i,
       line: lineOf(at),
+      lines: Object.fromEntries(Object.keys(a).map((k) => [k, lineOf([...at, k])])),
     };
   });
   return { file, apps, notices };

@@ -30,6 +30,47 @@ export interface HpaLine {
   metric: string;
 }
 
+/** A condition as KEDA sets it on a ScaledObject's status (Ready, Active, Fallback, Paused). */
+export interface ConditionState {
+  status: 'True' | 'False' | 'Unknown';
+  /** One CamelCase word, KEDA's: ScaledObjectReady, TriggerError, PartialTriggerError, ScalerActive, ... */
+  reason: string;
+  message: string;
+}
+
+/** One trigger of a ScaledObject: its last reading, or why it could not be read. */
+export interface TriggerStatus {
+  index: number;
+  type: string;
+  name?: string;
+  metricType: 'AverageValue' | 'Value';
+  target: number;
+  activationTarget: number;
+  /** What the metric counts, in words. */
+  describes: string;
+  /** The metric's last value read (the whole queue, not per replica); undefined until a read succeeded. */
+  value?: number;
+  /** When `value` was read (ms since epoch). */
+  readAt?: number;
+  /** Why the last read failed; absent once a read succeeds again. */
+  error?: string;
+  /** When the current failure began. */
+  failingSince?: number;
+  /** Failed reads in a row, as KEDA's fallback counts them (only with a fallback configured). */
+  failures: number;
+}
+
+/** `kubectl get scaledobject`: the target, the bounds, KEDA's conditions and the triggers. */
+export interface ScaledObjectStatus {
+  name: string;
+  scaleTargetName: string;
+  appId: string;
+  min: number;
+  max: number;
+  conditions: { ready: ConditionState; active: ConditionState; fallback: ConditionState; paused: ConditionState };
+  triggers: TriggerStatus[];
+}
+
 export interface QueueState {
   binding: string;
   queue: string;
@@ -48,6 +89,7 @@ export interface SystemStatus {
   swaggerUrl: string | undefined;
   replicas: Array<ReplicaInfo & { ageSeconds: number }>;
   hpa: HpaLine[];
+  scaledObjects: ScaledObjectStatus[];
   queue: QueueState | undefined;
   queues: QueueState[];
   decisions: DecisionRecord[];

@@ -1,24 +1,24 @@
 /**
- * `qscale up`: reads a folder (Kubernetes YAML + the dapr.yaml run file), starts every app with its sidecar, and
- * scales the apps a ScaledObject targets. The control path is one straight line: scalers → KEDA step → HPA step →
- * Deployment.scaleTo, driven by the real clock (ScaleLoop) with the same pure functions the simulator uses.
+ * `qscale up`: reads a folder (Kubernetes YAML + the dapr.yaml run file) into a plan (plan.ts), refuses to start on
+ * any problem in it, then starts every app with its sidecar and scales the apps a ScaledObject targets. The control
+ * path is one straight line: scalers → KEDA step → HPA step → Deployment.scaleTo, driven by the real clock
+ * (ScaleLoop) with the same pure functions the simulator uses.
  */
+import net from 'node:net';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { loadManifests, type Manifest } from '../components/manifests.js';
-import { resolveResources } from '../components/resources.js';
-import { ConfigError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import { createLogSink, type LogSink } from './logs.js';
-import { findRunFile, loadRunFile, type RunFile, type RunFileApp } from './runfile.js';
 import { Deployment } from './deployment.js';
-import { readDeployments, appIdForTarget } from './apps.js';
 import { startControlServer } from './control.js';
 import { removeSupervisorFile, writeSupervisorFile, type DecisionRecord, type QueueState, type SystemStatus } from './state.js';
 import { ScaleLoop, type ScaleLoopOptions } from './scaleloop.js';
-import { createBackend, createScaler, findBackend } from '../backends/registry.js';
-import { loadScaledObjects } from '../autoscaler/index.js';
-import type { Backend, ResolvedComponent } from '../backends/types.js';
+import { loadSystem, planError, type InputQueue, type SystemPlan } from './plan.js';
+import { createBackend, createScaler } from '../backends/registry.js';
+import type { Backend } from '../backends/types.js';
 import { createLogger } from '../util/log.js';
+import { withTimeout } from '../util/timeout.js';
+import { sleep } from '../util/abort.js';
 
 export interface SystemOptions {
   folder: string;
@@ -36,177 +36,228 @@ export interface SystemOptions {
 export interface RunningSystem {
   status(): Promise<SystemStatus>;
   controlUrl: string;
-  producerUrl: string | undefined;
+  /** The Ready producer replica's address; undefined while none is Ready. */
+  readonly producerUrl: string | undefined;
+  /**
+   * Resolves with the producer's address once a producer replica is Ready and its port answers — the moment the
+   * printed curl works; undefined when there is no producer or the system stops first.
+   */
+  producerReady: Promise<string | undefined>;
   deployments: Map<string, Deployment>;
   loops: ScaleLoop[];
+  plan: SystemPlan;
   notices: string[];
   /** Graceful: stop scaling, drain every replica, close. */
   stop(): Promise<void>;
+  /** Immediate: kill -9 every process of every replica. */
+  kill(): Promise<void>;
 }
 
 const MAX_DECISIONS = 200;
+/** Bound on each broker read a status request makes (queue depth, a trigger's value). */
+const STATUS_READ_MS = 1500;
 
 export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   const logs = opts.logs ?? createLogSink();
-  const folder = path.resolve(opts.folder);
-  const runFilePath = opts.runFile ? path.resolve(opts.runFile) : await findRunFile(folder);
-  if (!runFilePath) {
-    throw new ConfigError(`no dapr.yaml run file in ${opts.folder}: it says how to start each app (see examples/seed/dapr.yaml), or pass --run-file`, { file: opts.folder });
-  }
-  const runFile: RunFile = await loadRunFile(runFilePath);
-  const notices = [...runFile.notices];
-  const manifests: Manifest[] = await loadManifests([folder]);
-  const deploymentsInfo = readDeployments(manifests);
+  const dataDir = path.resolve(opts.dataDir);
+  const plan = await loadSystem(opts.folder, {
+    runFile: opts.runFile,
+    embedded: opts.embedded,
+    dataDir,
+    requireRunFile: true,
+    controlPort: opts.controlPort || undefined,
+  });
+  const refused = planError(plan);
+  if (refused) throw refused;
+  const notices = [...plan.notices];
 
-  // Fail fast on config errors, for every app, before anything starts.
-  const componentsByApp = new Map<string, ResolvedComponent[]>();
-  for (const app of runFile.apps) {
-    const appManifests = samePaths(app.resourcesPaths, [folder]) ? manifests : await loadManifests(app.resourcesPaths);
-    const r = resolveResources(appManifests, { appId: app.appId, env: { ...process.env, ...app.env } });
-    for (const n of r.notices) if (!notices.includes(n)) notices.push(n);
-    for (const c of r.components) {
-      const def = findBackend(c.type);
-      if (!def) continue; // the sidecar reports unsupported types with file:line when it starts
-      def.metadata.parse(c.metadata, { subject: `component ${c.name} (${c.type})`, where: c.where });
-    }
-    componentsByApp.set(app.appId, r.components);
-  }
-  const secrets = resolveResources(manifests, {}).secrets;
-
+  // Nothing is spawned before the control endpoint listens: a failure up to here leaves nothing behind.
+  const deployments = new Map<string, Deployment>();
+  const loops: ScaleLoop[] = [];
+  const queues = plan.scaledObjects.flatMap((so) => plan.apps.find((a) => a.app.appId === so.appId)?.inputs ?? []).map((q) => new QueueDepth(q, opts.embedded, dataDir));
   const decisions: DecisionRecord[] = [];
   const record = (d: DecisionRecord): void => {
     decisions.push(d);
     if (decisions.length > MAX_DECISIONS) decisions.splice(0, decisions.length - MAX_DECISIONS);
     logs.system(`${d.scaledObject}: ${d.reason}`);
   };
-
-  const deployments = new Map<string, Deployment>();
-  const appById = new Map(runFile.apps.map((a) => [a.appId, a]));
-  for (const app of runFile.apps) {
-    deployments.set(app.appId, new Deployment({ app, embedded: opts.embedded, dataDir: path.resolve(opts.dataDir), graceMs: opts.graceMs, logs, fixedPorts: true }));
-  }
-
-  // ScaledObjects → one loop each, targeting an app of the run file.
-  const scaling = loadScaledObjects(manifests, {
-    secrets,
-    env: (target: string) => appById.get(appIdForTarget(target, deploymentsInfo))?.env,
-  });
-  notices.push(...scaling.notices);
-  const loopOpts: ScaleLoopOptions = {
-    syncPeriodMs: opts.syncPeriodMs,
-    downscaleStabilizationMs: opts.downscaleStabilizationMs,
-    instantActivation: opts.instantActivation,
-    record,
-  };
-  const loops: ScaleLoop[] = [];
-  for (const config of scaling.scaledObjects) {
-    const spec = config.spec;
-    const appId = appIdForTarget(spec.target, deploymentsInfo);
-    const dep = deployments.get(appId);
-    if (!dep) {
-      const at = spec.where(['spec', 'scaleTargetRef', 'name']);
-      throw new ConfigError(
-        `ScaledObject ${spec.name}: scaleTargetRef '${spec.target}' matches no app of ${path.relative(process.cwd(), runFile.file) || runFile.file} (apps: ${[...deployments.keys()].join(', ')})`,
-        { file: at.file, line: at.line, field: 'spec.scaleTargetRef.name' },
-      );
-    }
-    const scalers = config.triggers.map((t) => createScaler(t, { embedded: opts.embedded, dataDir: path.resolve(opts.dataDir) }));
-    loops.push(new ScaleLoop(config, dep, scalers, loopOpts));
-  }
-
-  // Queue depth for status: the input bindings of the scaled apps.
-  const queueBackends: Array<{ component: ResolvedComponent; backend: Backend; queue: string }> = [];
-  const scaledApps = new Set(loops.map((l) => l.appId));
-  const logger = createLogger('supervisor');
-  for (const appId of scaledApps) {
-    for (const c of componentsByApp.get(appId) ?? []) {
-      const def = findBackend(c.type);
-      if (!def) continue;
-      const direction = (c.metadata.direction ?? '').toLowerCase();
-      if (direction && !direction.includes('input')) continue;
-      try {
-        const backend = createBackend(c, { logger, dataDir: path.resolve(opts.dataDir) }, { embedded: opts.embedded });
-        await withTimeout(backend.init(), c.initTimeoutMs, `component ${c.name} (${c.type}) did not initialise within ${c.initTimeoutMs} ms`);
-        queueBackends.push({ component: c, backend, queue: def.queueName(c) });
-      } catch (err) {
-        notices.push(`queue depth of ${c.name} unavailable in status: ${errorMessage(err)}`);
-      }
-    }
-  }
-
-  // Fixed-size apps start now; scaled apps start at the Deployment's replicas and the loop takes over.
-  for (const app of runFile.apps) {
-    const dep = deployments.get(app.appId)!;
-    const loop = loops.find((l) => l.appId === app.appId);
-    const info = [...deploymentsInfo.values()].find((d) => d.appId === app.appId);
-    const initial = loop ? loop.initialReplicas(info?.replicas) : info?.replicas ?? 1;
-    await dep.scaleTo(initial);
-  }
-  for (const l of loops) l.start();
-
-  const producer = producerApp(runFile.apps);
-  const producerUrl = producer ? `http://127.0.0.1:${deployments.get(producer.appId)!.all()[0]?.opts.appPort ?? producer.appPort}` : undefined;
   const startedAt = Date.now();
+  const producerDeployment = (): Deployment | undefined => (plan.producer ? deployments.get(plan.producer.app.appId) : undefined);
+  const producerUrl = (): string | undefined => {
+    const r = producerDeployment()?.list().find((x) => x.ready);
+    return r ? `http://127.0.0.1:${r.appPort}` : undefined;
+  };
 
   const status = async (): Promise<SystemStatus> => {
-    await Promise.all([...deployments.values()].map((d) => d.refreshInFlight()));
+    const [queueStates] = await Promise.all([
+      Promise.all(queues.map((q) => q.read())),
+      Promise.all([...deployments.values()].map((d) => d.refreshInFlight())),
+      Promise.all(loops.map((l) => l.refresh(1000, STATUS_READ_MS))),
+    ]);
     const now = Date.now();
-    const queues: QueueState[] = await Promise.all(
-      queueBackends.map(async ({ component, backend, queue }) => {
-        try {
-          const d = await backend.depth();
-          return { binding: component.name, queue, ...d };
-        } catch (err) {
-          return { binding: component.name, queue, ready: 0, inFlight: 0, deadLettered: 0, error: errorMessage(err) };
-        }
-      }),
-    );
+    const url = producerUrl();
     return {
       pid: process.pid,
       startedAt,
       embedded: opts.embedded,
-      dataDir: path.resolve(opts.dataDir),
-      producerUrl,
-      swaggerUrl: producerUrl ? `${producerUrl}/swagger` : undefined,
+      dataDir,
+      producerUrl: url,
+      swaggerUrl: url ? `${url}/swagger` : undefined,
       replicas: [...deployments.values()].flatMap((d) => d.list()).map((r) => ({ ...r, ageSeconds: (now - r.startedAt) / 1000 })),
       hpa: loops.map((l) => l.hpaLine()),
-      queue: queues[0],
-      queues,
+      scaledObjects: loops.map((l) => l.status()),
+      queue: queueStates[0],
+      queues: queueStates,
       decisions: [...decisions],
     };
   };
-
   const control = await startControlServer(status, opts.controlPort);
-  await writeSupervisorFile(path.resolve(opts.dataDir), { pid: process.pid, controlUrl: control.url, producerUrl, startedAt, folder });
+  const folder = path.resolve(opts.folder);
+  await writeSupervisorFile(dataDir, { pid: process.pid, controlUrl: control.url, producerUrl: undefined, startedAt, folder });
 
+  const stopping = new AbortController();
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
+    stopping.abort();
     stopped ??= (async () => {
-      for (const l of loops) await l.stop();
+      await Promise.all(loops.map((l) => l.stop()));
       await Promise.all([...deployments.values()].map((d) => d.stopAll()));
-      for (const q of queueBackends) await q.backend.close().catch(() => undefined);
+      await Promise.all(queues.map((q) => q.close()));
       await control.server.close();
-      await removeSupervisorFile(path.resolve(opts.dataDir), process.pid);
+      await removeSupervisorFile(dataDir, process.pid);
     })();
     return stopped;
   };
-  return { status, controlUrl: control.url, producerUrl, deployments, loops, notices, stop };
-}
+  const kill = async (): Promise<void> => {
+    stopping.abort();
+    for (const l of loops) void l.stop();
+    await Promise.all([...deployments.values()].map((d) => d.killAll()));
+  };
 
-function producerApp(apps: RunFileApp[]): RunFileApp | undefined {
-  return apps.find((a) => a.appId === 'producer') ?? apps.find((a) => /produc/i.test(a.appId));
-}
-
-function samePaths(a: string[], b: string[]): boolean {
-  return a.length === b.length && a.every((p, i) => path.resolve(p) === path.resolve(b[i]!));
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(message)), ms)))]);
-  } finally {
-    if (t) clearTimeout(t);
+    const loopOpts: ScaleLoopOptions = {
+      syncPeriodMs: opts.syncPeriodMs,
+      downscaleStabilizationMs: opts.downscaleStabilizationMs,
+      instantActivation: opts.instantActivation,
+      record,
+      report: (line) => logs.system(line),
+    };
+    for (const a of plan.apps) {
+      deployments.set(a.app.appId, new Deployment({ app: a.app, embedded: opts.embedded, dataDir, graceMs: opts.graceMs, logs, fixedPorts: true, runFile: plan.runFile?.file }));
+    }
+    for (const so of plan.scaledObjects) {
+      const scalers = so.triggers.map((t) => createScaler(t.trigger, { embedded: opts.embedded, dataDir }));
+      loops.push(new ScaleLoop(so.config, deployments.get(so.appId)!, scalers, loopOpts));
+    }
+    // Fixed-size apps start now; scaled apps start at their initial count and the loop takes over.
+    for (const a of plan.apps) await deployments.get(a.app.appId)!.scaleTo(a.initialReplicas);
+    for (const l of loops) l.start();
+  } catch (err) {
+    await kill();
+    await stop();
+    throw err;
+  }
+
+  const producerReady = plan.producer ? whenProducerReady(() => producerDeployment()!, stopping.signal) : Promise.resolve(undefined);
+  void producerReady.then(async (url) => {
+    if (url && !stopping.signal.aborted) await writeSupervisorFile(dataDir, { pid: process.pid, controlUrl: control.url, producerUrl: url, startedAt, folder }).catch(() => undefined);
+  });
+
+  return {
+    status,
+    controlUrl: control.url,
+    get producerUrl() {
+      return producerUrl();
+    },
+    producerReady,
+    deployments,
+    loops,
+    plan,
+    notices,
+    stop,
+    kill,
+  };
+}
+
+/** A Ready producer replica whose app port accepts a connection: its address, then the printed curl works. */
+async function whenProducerReady(dep: () => Deployment, signal: AbortSignal): Promise<string | undefined> {
+  while (!signal.aborted) {
+    const r = await dep().whenReady(signal).catch(() => undefined);
+    if (!r) return undefined;
+    if (await accepts(r.appPort)) return `http://127.0.0.1:${r.appPort}`;
+    await sleep(50, signal);
+  }
+  return undefined;
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1000, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/**
+ * The depth of one input queue for status, read through the binding's own backend. Connects on first use and again
+ * after a failure; every read is bounded, so status answers during a broker outage with the error in the queue line.
+ */
+class QueueDepth {
+  private backend: Backend | undefined;
+  private pending: Promise<QueueState> | undefined;
+  private closed = false;
+  private readonly logger = createLogger('supervisor');
+
+  constructor(private readonly q: InputQueue, private readonly embedded: boolean, private readonly dataDir: string) {}
+
+  read(): Promise<QueueState> {
+    this.pending ??= this.readOnce().finally(() => {
+      this.pending = undefined;
+    });
+    const base = { binding: this.q.component.name, queue: this.q.queue };
+    return withTimeout(this.pending, STATUS_READ_MS, `queue depth: no answer within ${STATUS_READ_MS} ms`).catch((err: unknown) => ({
+      ...base, ready: 0, inFlight: 0, deadLettered: 0, error: errorMessage(err),
+    }));
+  }
+
+  private async readOnce(): Promise<QueueState> {
+    const c = this.q.component;
+    const base = { binding: c.name, queue: this.q.queue };
+    try {
+      if (!this.backend) {
+        const b = createBackend(c, { logger: this.logger, dataDir: this.dataDir }, { embedded: this.embedded });
+        try {
+          await withTimeout(b.init(), c.initTimeoutMs, `component ${c.name} (${c.type}) did not initialise within ${c.initTimeoutMs} ms`);
+        } catch (err) {
+          await b.close().catch(() => undefined);
+          throw err;
+        }
+        if (this.closed) {
+          await b.close().catch(() => undefined);
+          throw new Error('supervisor stopping');
+        }
+        this.backend = b;
+      }
+      return { ...base, ...(await this.backend.depth()) };
+    } catch (err) {
+      const b = this.backend;
+      this.backend = undefined;
+      if (b) void b.close().catch(() => undefined);
+      return { ...base, ready: 0, inFlight: 0, deadLettered: 0, error: errorMessage(err) };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pending) await withTimeout(this.pending, 2000, 'close').catch(() => undefined);
+    const b = this.backend;
+    this.backend = undefined;
+    if (b) await withTimeout(b.close(), 2000, 'close').catch(() => undefined);
   }
 }
 

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MAIN, ROOT } from '../e2e/harness.js';
+import { MAIN, ROOT, copySeedManifests, runFile } from '../e2e/harness.js';
 import { renderStatus } from '../../src/cli/status/run.js';
 import type { SystemStatus } from '../../src/supervisor/state.js';
 
@@ -13,7 +13,11 @@ function qscale(args: string[], cwd = ROOT) {
 }
 
 test('validate - the seed folder reads: component, legacy ScaledObject, TriggerAuthentication, skipped kinds', () => {
-  const r = qscale(['validate', 'examples/seed', '--json']);
+  // The seed's YAML with a run file of no fixed ports: whatever else listens on 5000 on this machine does not matter.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-validate-'));
+  copySeedManifests(dir);
+  writeFileSync(path.join(dir, 'dapr.yaml'), runFile());
+  const r = qscale(['validate', dir, '--json']);
   assert.equal(r.status, 0, r.stderr + r.stdout);
   const out = JSON.parse(r.stdout) as { ok: boolean; found: Array<{ kind: string; name: string; note: string }>; notices: string[] };
   assert.equal(out.ok, true);
@@ -25,7 +29,7 @@ test('validate - the seed folder reads: component, legacy ScaledObject, TriggerA
   assert.ok(out.notices.some((n) => /keda\.k8s\.io\/v1alpha1/.test(n)), 'the legacy API is noticed');
 });
 
-test('validate - a broken folder exits 1 naming file:line and field', () => {
+test('validate - a broken folder exits 2 (ERR_CONFIG) naming file:line and field', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-validate-'));
   writeFileSync(path.join(dir, 'q.yaml'), `apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -39,7 +43,7 @@ spec:
     value: "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0"
 `);
   const r = qscale(['validate', dir]);
-  assert.equal(r.status, 1);
+  assert.equal(r.status, 2);
   assert.match(r.stderr, /q\.yaml:\d+: component message-queue \(bindings\.azure\.servicebusqueues\): missing required metadata 'queueName'/);
   assert.doesNotMatch(r.stderr, /c2VjcmV0/);
 });
@@ -80,7 +84,7 @@ test('up - bad flags are named', () => {
 test('status - without a running system it says how to start one', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-status-'));
   const r = qscale(['status', '--data-dir', dir]);
-  assert.equal(r.status, 2);
+  assert.equal(r.status, 3, 'ERR_NOT_RUNNING exits 3');
   assert.match(r.stderr, /no running system found .*qscale up/);
 });
 
@@ -92,6 +96,19 @@ test('status - renders kubectl get pod / get hpa columns and the decisions with 
       { name: 'consumer-abc-2', appId: 'consumer', status: 'Pending', ready: false, restarts: 1, startedAt: 0, appPort: 3, sidecarPort: 4, inFlight: 0, pids: { app: 3, sidecar: 4 }, ageSeconds: 3 },
     ],
     hpa: [{ name: 'keda-hpa-consumer-scaler', reference: 'Deployment/consumer', targets: '23/5 (avg)', minPods: 1, maxPods: 10, replicas: 2, desired: 5, active: true, paused: false, metric: 'm' }],
+    scaledObjects: [{
+      name: 'consumer-scaler', scaleTargetName: 'consumer', appId: 'consumer', min: 0, max: 10,
+      conditions: {
+        ready: { status: 'False', reason: 'TriggerError', message: 'Triggers defined in ScaledObject are not working correctly: trigger 1 (rabbitmq): connect ECONNREFUSED 127.0.0.1:1' },
+        active: { status: 'True', reason: 'ScalerActive', message: 'm' },
+        fallback: { status: 'False', reason: 'NoFallbackFound', message: 'm' },
+        paused: { status: 'False', reason: 'ScaledObjectUnpaused', message: 'm' },
+      },
+      triggers: [
+        { index: 0, type: 'azure-servicebus', metricType: 'AverageValue', target: 5, activationTarget: 0, describes: 'ready + in flight messages of queue msgqueue', value: 46, readAt: 0, failures: 0 },
+        { index: 1, type: 'rabbitmq', metricType: 'AverageValue', target: 5, activationTarget: 0, describes: 'd', error: 'connect ECONNREFUSED 127.0.0.1:1', failingSince: 0, failures: 0 },
+      ],
+    }],
     queue: undefined,
     queues: [{ binding: 'message-queue', queue: 'msgqueue', ready: 40, inFlight: 6, deadLettered: 1 }],
     decisions: [{ at: 0, scaledObject: 'consumer-scaler', kind: 'hpa', from: 2, to: 5, reason: 'ceil(23/5)=5' }],
@@ -103,4 +120,9 @@ test('status - renders kubectl get pod / get hpa columns and the decisions with 
   assert.match(out, /^keda-hpa-consumer-scaler\s+Deployment\/consumer\s+23\/5 \(avg\)\s+1\s+10\s+2$/m);
   assert.match(out, /QUEUE msgqueue \(message-queue\): ready 40, in flight 6, dead-lettered 1/);
   assert.match(out, /consumer-scaler\s+hpa\s+2 → 5\s+ceil\(23\/5\)=5/);
+  assert.match(out, /^NAME\s+SCALETARGETNAME\s+MIN\s+MAX\s+READY\s+ACTIVE\s+FALLBACK\s+PAUSED\s+TRIGGERS$/m);
+  assert.match(out, /^consumer-scaler\s+consumer\s+0\s+10\s+False\s+True\s+False\s+False\s+azure-servicebus,rabbitmq$/m);
+  assert.match(out, /consumer-scaler Ready False \(TriggerError\): .*trigger 1 \(rabbitmq\): connect ECONNREFUSED/);
+  assert.match(out, /consumer-scaler trigger 0 \(azure-servicebus\): 46 \(ready \+ in flight messages of queue msgqueue\); target 5 per replica, activation 0/);
+  assert.match(out, /consumer-scaler trigger 1 \(rabbitmq\): ERROR connect ECONNREFUSED 127\.0\.0\.1:1/);
 });

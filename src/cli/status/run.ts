@@ -1,20 +1,22 @@
 import { request } from 'undici';
 import { QscaleError } from '../../errors.js';
+import { CliError } from '../codes.js';
+import { fmt } from '../../autoscaler/state.js';
 import { readSupervisorFile, type SystemStatus } from '../../supervisor/state.js';
 
 export async function runStatus(opts: { watch: boolean; json: boolean; dataDir: string; url?: string }): Promise<void> {
   const url = opts.url ?? (await readSupervisorFile(opts.dataDir))?.controlUrl;
   if (!url) {
-    throw new QscaleError('ERR_NOT_RUNNING', `no running system found (no ${opts.dataDir}/supervisor.json): start one with \`qscale up\`, or pass --url`);
+    throw new CliError('ERR_NOT_RUNNING', `no running system found (no ${opts.dataDir}/supervisor.json): start one with \`qscale up\`, or pass --url`);
   }
   const fetchOnce = async (): Promise<SystemStatus> => {
     try {
       const res = await request(`${url}/status`, { headersTimeout: 3000, bodyTimeout: 3000 });
-      if (res.statusCode !== 200) throw new QscaleError('ERR_STATUS', `supervisor at ${url} answered ${res.statusCode}: ${await res.body.text()}`);
+      if (res.statusCode !== 200) throw new CliError('ERR_STATUS', `supervisor at ${url} answered ${res.statusCode}: ${await res.body.text()}`);
       return (await res.body.json()) as SystemStatus;
     } catch (err) {
       if (err instanceof QscaleError) throw err;
-      throw new QscaleError('ERR_NOT_RUNNING', `cannot reach the supervisor at ${url} (is \`qscale up\` still running?)`);
+      throw new CliError('ERR_NOT_RUNNING', `cannot reach the supervisor at ${url} (is \`qscale up\` still running?)`);
     }
   };
   if (!opts.watch) {
@@ -42,6 +44,14 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3))).join('').trimEnd()).join('\n') + '\n';
 }
 
+function triggerLine(t: SystemStatus['scaledObjects'][number]['triggers'][number]): string {
+  const name = `trigger ${t.index} (${t.type}${t.name ? `, name ${t.name}` : ''})`;
+  const goal = `target ${fmt(t.target)}${t.metricType === 'AverageValue' ? ' per replica' : ''}, activation ${fmt(t.activationTarget)}`;
+  if (t.error !== undefined) return `${name}: ERROR ${t.error}${t.value !== undefined ? ` (last value ${fmt(t.value)})` : ''}`;
+  if (t.value === undefined) return `${name}: not read yet; ${goal}`;
+  return `${name}: ${fmt(t.value)} (${t.describes}); ${goal}`;
+}
+
 /** kubectl's columns, so the seed's `kubectl get pod` / `kubectl get hpa` read the same locally. */
 export function renderStatus(s: SystemStatus): string {
   let out = '';
@@ -53,9 +63,23 @@ export function renderStatus(s: SystemStatus): string {
   const hpa = [['NAME', 'REFERENCE', 'TARGETS', 'MINPODS', 'MAXPODS', 'REPLICAS']];
   for (const h of s.hpa) hpa.push([h.name, h.reference, h.targets, String(h.minPods), String(h.maxPods), String(h.replicas)]);
   if (s.hpa.length > 0) out += table(hpa) + '\n';
+  const sos = s.scaledObjects ?? [];
+  if (sos.length > 0) {
+    const rows = [['NAME', 'SCALETARGETNAME', 'MIN', 'MAX', 'READY', 'ACTIVE', 'FALLBACK', 'PAUSED', 'TRIGGERS']];
+    for (const so of sos) {
+      const c = so.conditions;
+      rows.push([so.name, so.scaleTargetName, String(so.min), String(so.max), c.ready.status, c.active.status, c.fallback.status, c.paused.status, so.triggers.map((t) => t.type).join(',')]);
+    }
+    out += table(rows);
+    for (const so of sos) {
+      if (so.conditions.ready.status !== 'True') out += `  ${so.name} Ready ${so.conditions.ready.status} (${so.conditions.ready.reason}): ${so.conditions.ready.message}\n`;
+      for (const t of so.triggers) out += `  ${so.name} ${triggerLine(t)}\n`;
+    }
+    out += '\n';
+  }
   for (const q of s.queues) {
     out += q.error
-      ? `QUEUE ${q.queue} (${q.binding}): ${q.error}\n`
+      ? `QUEUE ${q.queue} (${q.binding}): depth cannot be read: ${q.error}\n`
       : `QUEUE ${q.queue} (${q.binding}): ready ${q.ready}, in flight ${q.inFlight}, dead-lettered ${q.deadLettered}\n`;
   }
   if (s.decisions.length > 0) {
