@@ -4,6 +4,7 @@
  * collect_statistics_interval (5 s by default), so they trail the queue by up to that much.
  */
 import { BrokerError } from '../../errors.js';
+import { withTimeout } from '../../util/timeout.js';
 import { redactUrl, scrub } from './url.js';
 
 export interface ManagedQueue {
@@ -38,44 +39,50 @@ export class ManagementClient {
     return redactUrl(this.base);
   }
 
-  /** The queue's counters; undefined when the queue does not exist. */
+  /** The queue's counters; undefined when the queue does not exist. Answers or fails within the client's timeout. */
   async queue(vhost: string, name: string): Promise<ManagedQueue | undefined> {
     const url = `${this.base}/api/queues/${encodeURIComponent(vhost)}/${encodeURIComponent(name)}`;
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        headers: this.authHeader ? { authorization: this.authHeader } : {},
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (err) {
-      const cause = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
-      throw new BrokerError(`RabbitMQ management API at ${this.where} unreachable: ${scrub(cause, [this.password])}`);
-    }
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return undefined;
-    }
-    if (res.status === 401) {
-      await res.body?.cancel();
-      throw new BrokerError(`RabbitMQ management API at ${this.where} refused the credentials (401)`);
-    }
-    if (!res.ok) {
-      await res.body?.cancel();
-      throw new BrokerError(`RabbitMQ management API at ${this.where} answered ${res.status} for queue '${name}'`);
-    }
-    const body = (await res.json()) as {
-      messages_ready?: number;
-      messages_unacknowledged?: number;
-      messages?: number;
-      message_stats?: { publish_details?: { rate?: number } };
+    const abort = new AbortController();
+    const ask = async (): Promise<ManagedQueue | undefined> => {
+      let res: Response;
+      try {
+        res = await fetch(url, { headers: this.authHeader ? { authorization: this.authHeader } : {}, signal: abort.signal });
+      } catch (err) {
+        const e = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+        const cause = e instanceof Error ? e.message : String(e);
+        const refused = (e as { code?: unknown } | null)?.code === 'ECONNREFUSED';
+        throw new BrokerError(
+          `RabbitMQ management API at ${this.where} unreachable: ${scrub(cause, [this.password])}` +
+            (refused ? ' (is the management plugin on? rabbitmq-plugins enable rabbitmq_management)' : ''),
+        );
+      }
+      if (res.status === 404) {
+        await res.body?.cancel();
+        return undefined;
+      }
+      if (res.status === 401) {
+        await res.body?.cancel();
+        throw new BrokerError(`RabbitMQ management API at ${this.where} refused the credentials (401)`);
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new BrokerError(`RabbitMQ management API at ${this.where} answered ${res.status} for queue '${name}'`);
+      }
+      const body = (await res.json()) as {
+        messages_ready?: number;
+        messages_unacknowledged?: number;
+        messages?: number;
+        message_stats?: { publish_details?: { rate?: number } };
+      };
+      const ready = body.messages_ready ?? 0;
+      const unacked = body.messages_unacknowledged ?? 0;
+      return {
+        ready,
+        unacked,
+        total: body.messages ?? ready + unacked,
+        publishRate: body.message_stats?.publish_details?.rate ?? 0,
+      };
     };
-    const ready = body.messages_ready ?? 0;
-    const unacked = body.messages_unacknowledged ?? 0;
-    return {
-      ready,
-      unacked,
-      total: body.messages ?? ready + unacked,
-      publishRate: body.message_stats?.publish_details?.rate ?? 0,
-    };
+    return withTimeout(ask(), this.timeoutMs, `RabbitMQ management API at ${this.where}: no answer within ${this.timeoutMs} ms`, () => abort.abort());
   }
 }

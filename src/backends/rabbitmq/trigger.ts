@@ -6,7 +6,9 @@
 import amqp from 'amqplib';
 import type { Channel, ChannelModel } from 'amqplib';
 import { defineMetadata } from '../../components/metadata.js';
-import { BrokerError, ConfigError } from '../../errors.js';
+import { ConfigError } from '../../errors.js';
+import { withTimeout } from '../../util/timeout.js';
+import { TRIGGER_READ_TIMEOUT_MS, TriggerConnection, boundedRead } from '../trigger-support.js';
 import type { MetricAndActivity, MetricType, ResolvedTrigger, Scaler, TriggerDefinition } from '../../autoscaler/scaler.js';
 import { describeAmqpError } from './link.js';
 import { ManagementClient } from './management.js';
@@ -24,7 +26,7 @@ export const rabbitmqTriggerMetadata = defineMetadata([
   { name: 'excludeUnacknowledged', type: 'boolean', default: false,
     description: 'http only: count ready messages only.' },
   { name: 'useRegex', type: 'boolean', default: false, description: 'Not supported locally: queueName is one queue.' },
-  { name: 'timeout', type: 'integer', min: 1, description: 'http timeout in milliseconds.' },
+  { name: 'timeout', type: 'integer', min: 1, description: 'http only: timeout of a read in milliseconds (default 5000).' },
 ] as const);
 
 export interface RabbitmqTriggerSettings {
@@ -61,6 +63,12 @@ export function parseRabbitmqTrigger(trigger: ResolvedTrigger): RabbitmqTriggerS
   }
   if (md.excludeUnacknowledged && protocol !== 'http') throw fail('excludeUnacknowledged needs protocol http', 'excludeUnacknowledged');
   if (md.useRegex) throw fail('useRegex is not supported by qscale: name one queue', 'useRegex');
+  if (md.timeout !== undefined && protocol !== 'http') {
+    throw fail(`timeout applies to protocol http only (KEDA refuses it with amqp, whose reads qscale bounds at ${TRIGGER_READ_TIMEOUT_MS} ms)`, 'timeout');
+  }
+  if ((md.username === undefined) !== (md.password === undefined)) {
+    throw fail('username and password must be given together', md.username === undefined ? 'password' : 'username');
+  }
   if (md.username !== undefined) u.username = encodeURIComponent(md.username);
   if (md.password !== undefined) u.password = encodeURIComponent(md.password);
   const pathVhost = decodeURIComponent(u.pathname.replace(/^\//, ''));
@@ -76,7 +84,7 @@ export function parseRabbitmqTrigger(trigger: ResolvedTrigger): RabbitmqTriggerS
     url: u.toString().replace(/\/$/, ''),
     vhost,
     excludeUnacknowledged: md.excludeUnacknowledged,
-    timeoutMs: md.timeout ?? 5000,
+    timeoutMs: md.timeout ?? TRIGGER_READ_TIMEOUT_MS,
   };
 }
 
@@ -92,8 +100,9 @@ class RabbitmqScaler implements Scaler {
   readonly activationTarget: number;
   readonly describes: string;
   private readonly management: ManagementClient | undefined;
-  private conn: ChannelModel | undefined;
-  private ch: Channel | undefined;
+  private readonly link: TriggerConnection<ChannelModel>;
+  private channel: Promise<Channel> | undefined;
+  private readonly where: string;
 
   constructor(private readonly trigger: ResolvedTrigger, private readonly s: RabbitmqTriggerSettings) {
     this.metricName = rabbitmqMetricName(trigger.index, s.queueName);
@@ -101,56 +110,72 @@ class RabbitmqScaler implements Scaler {
     this.target = s.target;
     this.activationTarget = s.activationTarget;
     this.management = s.protocol === 'http' ? new ManagementClient(s.url, s.timeoutMs) : undefined;
+    this.where = this.management ? this.management.where : redactUrl(withoutPath(s.url));
     this.describes =
       s.protocol === 'amqp'
         ? `ready messages of queue ${s.queueName} (AMQP passive declare; unacked not counted)`
         : s.mode === 'MessageRate'
           ? `publish rate (messages/s) of queue ${s.queueName} (management API)`
           : `${s.excludeUnacknowledged ? 'ready' : 'ready + unacked'} messages of queue ${s.queueName} (management API)`;
+    this.link = new TriggerConnection(trigger.subject, () => this.connect(), (c) => disposeConnection(c));
   }
 
   async metricAndActivity(): Promise<MetricAndActivity> {
-    const value = this.management ? await this.viaHttp(this.management) : await this.viaAmqp();
-    return { value, active: value > this.activationTarget };
-  }
-
-  private async viaHttp(m: ManagementClient): Promise<number> {
-    let q;
-    try {
-      q = await m.queue(this.s.vhost, this.s.queueName);
-    } catch (err) {
-      throw new BrokerError(`${this.trigger.subject}: ${err instanceof Error ? err.message : String(err)}`);
+    const q = await this.read();
+    if (this.s.mode === 'MessageRate') {
+      // As KEDA: active while messages are published or still queued.
+      return { value: q.publishRate, active: q.publishRate > this.activationTarget || q.messages > this.activationTarget };
     }
-    if (!q) throw new BrokerError(`${this.trigger.subject}: queue '${this.s.queueName}' not found in vhost '${this.s.vhost}' at ${m.where}`);
-    if (this.s.mode === 'MessageRate') return q.publishRate;
-    return this.s.excludeUnacknowledged ? q.ready : q.total;
+    return { value: q.messages, active: q.messages > this.activationTarget };
   }
 
-  private async viaAmqp(): Promise<number> {
-    try {
-      if (!this.conn) {
-        const conn = await amqp.connect(this.s.url, { timeout: this.s.timeoutMs, clientProperties: { connection_name: 'qscale-keda' } });
-        conn.on('error', () => undefined);
-        conn.on('close', () => {
-          if (this.conn === conn) {
-            this.conn = undefined;
-            this.ch = undefined;
-          }
-        });
-        this.conn = conn;
-      }
-      if (!this.ch) {
-        const ch = await this.conn.createChannel();
+  /** The queue's count as the protocol tells it (and the publish rate over http), within the read bound. */
+  private read(): Promise<{ messages: number; publishRate: number }> {
+    return boundedRead(() => (this.management ? this.viaHttp(this.management) : this.viaAmqp()), {
+      subject: this.trigger.subject,
+      what: `queue '${this.s.queueName}' (vhost '${this.s.vhost}')`,
+      where: this.where,
+      ms: this.s.timeoutMs,
+      describe: (err) => describeAmqpError(err, [passwordOf(this.s.url)], this.s.vhost),
+      onTimeout: () => this.link.reset(),
+    });
+  }
+
+  private async viaHttp(m: ManagementClient): Promise<{ messages: number; publishRate: number }> {
+    const q = await m.queue(this.s.vhost, this.s.queueName);
+    if (!q) throw new Error(`the management API knows no queue '${this.s.queueName}' (404)`);
+    return { messages: this.s.excludeUnacknowledged ? q.ready : q.total, publishRate: q.publishRate };
+  }
+
+  private async connect(): Promise<ChannelModel> {
+    const conn = await amqp.connect(this.s.url, { timeout: this.s.timeoutMs, clientProperties: { connection_name: 'qscale-keda' } });
+    conn.on('error', () => undefined);
+    conn.on('close', () => this.link.reset(conn));
+    return conn;
+  }
+
+  /** A passive declare (what KEDA does): the ready count; fails with NOT_FOUND when the queue does not exist. */
+  private async viaAmqp(): Promise<{ messages: number; publishRate: number }> {
+    const conn = await this.link.get();
+    if (!this.channel) {
+      const p: Promise<Channel> = conn.createChannel().then((ch) => {
         ch.on('error', () => undefined);
-        ch.on('close', () => { if (this.ch === ch) this.ch = undefined; });
-        this.ch = ch;
-      }
-      return (await this.ch.checkQueue(this.s.queueName)).messageCount;
-    } catch (err) {
-      throw new BrokerError(
-        `${this.trigger.subject}: cannot read queue '${this.s.queueName}' at ${redactUrl(this.s.url)}: ${describeAmqpError(err, [passwordOf(this.s.url)], this.s.vhost)}`,
-      );
+        // A failed passive declare closes the channel (not the connection): the next read opens a new one.
+        ch.on('close', () => {
+          if (this.channel === p) this.channel = undefined;
+        });
+        return ch;
+      });
+      p.catch(() => {
+        if (this.channel === p) this.channel = undefined;
+      });
+      this.channel = p;
+      conn.once('close', () => {
+        if (this.channel === p) this.channel = undefined;
+      });
     }
+    const ch = await this.channel;
+    return { messages: (await ch.checkQueue(this.s.queueName)).messageCount, publishRate: 0 };
   }
 
   /**
@@ -161,14 +186,14 @@ class RabbitmqScaler implements Scaler {
     let last: number | undefined;
     let busy = false;
     const timer = setInterval(() => {
-      if (busy) return;
+      if (busy || this.link.isClosed) return;
       busy = true;
-      this.peek()
-        .then((n) => {
-          if (last === 0 && n > 0) onArrival();
-          last = n;
+      this.read()
+        .then((q) => {
+          if (last === 0 && q.messages > 0) onArrival();
+          last = q.messages;
         })
-        .catch(() => undefined)
+        .catch(() => undefined) // the poll reports read failures; the watch only looks for arrivals
         .finally(() => {
           busy = false;
         });
@@ -177,18 +202,28 @@ class RabbitmqScaler implements Scaler {
     return () => clearInterval(timer);
   }
 
-  private async peek(): Promise<number> {
-    if (!this.management) return this.viaAmqp();
-    const q = await this.management.queue(this.s.vhost, this.s.queueName);
-    return q ? q.total : 0;
-  }
-
   async close(): Promise<void> {
-    const c = this.conn;
-    this.conn = undefined;
-    this.ch = undefined;
-    if (c) await c.close().catch(() => undefined);
+    this.channel = undefined;
+    await this.link.close();
   }
+}
+
+/** The broker's address without the vhost path (messages name the vhost on their own). */
+function withoutPath(url: string): string {
+  try {
+    const u = new URL(url);
+    u.pathname = '';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/** Closes a connection; one whose broker no longer answers the close handshake has its socket destroyed. */
+async function disposeConnection(c: ChannelModel): Promise<void> {
+  await withTimeout(c.close(), 1000, 'close').catch(() => {
+    (c as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
+  });
 }
 
 export const rabbitmqTrigger: TriggerDefinition = {

@@ -6,6 +6,7 @@ import { parseManifests, resolveResources } from '../../../src/components/index.
 import type { ResolvedComponent } from '../../../src/backends/types.js';
 import type { ResolvedTrigger } from '../../../src/autoscaler/scaler.js';
 import { createLogger } from '../../../src/util/log.js';
+import { rabbitmqManagementUp } from '../../support/brokers.js';
 
 export const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 export const MGMT_URL = 'http://guest:guest@127.0.0.1:15672';
@@ -78,18 +79,8 @@ export async function closeConnectionsOf(componentName: string): Promise<number>
   return closed;
 }
 
-export async function managementUp(): Promise<boolean> {
-  try {
-    const r = await fetch('http://127.0.0.1:15672/api/overview', {
-      headers: { authorization: 'Basic ' + Buffer.from('guest:guest').toString('base64') },
-      signal: AbortSignal.timeout(2000),
-    });
-    await r.body?.cancel();
-    return r.ok;
-  } catch {
-    return false;
-  }
-}
+/** The management API answers (see requireBroker(t, 'rabbitmq-management') for tests that need it). */
+export const managementUp = rabbitmqManagementUp;
 
 /** Polls until check() holds (or gives up after many tries and returns the last value for the assertion). */
 export async function eventually<T>(read: () => Promise<T>, check: (v: T) => boolean, tries = 100, everyMs = 200): Promise<T> {

@@ -1,10 +1,12 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import amqp from 'amqplib';
-import { needBroker, uniqueName } from '../../support/brokers.js';
+import { closedPort, requireBroker, runAlone, silentServer, uniqueName } from '../../support/brokers.js';
 import { parseRabbitmqTrigger, rabbitmqBackend, rabbitmqTrigger } from '../../../src/backends/rabbitmq/index.js';
-import { ConfigError } from '../../../src/errors.js';
-import { AMQP_URL, MGMT_URL, component, ctx, deleteQueues, eventually, managementUp, trigger } from './helpers.js';
+import { BrokerError, ConfigError } from '../../../src/errors.js';
+import { AMQP_URL, MGMT_URL, component, ctx, deleteQueues, eventually, trigger } from './helpers.js';
 
 /** A unique queue name whose queues are deleted when the test ends, passed or not. */
 function queueFor(t: TestContext, prefix: string): string {
@@ -54,58 +56,175 @@ for (const [name, md, re] of bad) {
   });
 }
 
-test('rabbitmq trigger - amqp counts ready messages; http counts ready + unacked, as the backend\'s depth does', async (t) => {
-  if (!(await needBroker(t, 'rabbitmq'))) return;
+test('rabbitmq trigger - amqp counts ready messages only (a passive declare, as KEDA)', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-trig');
   const b = rabbitmqBackend.create(component({ host: AMQP_URL, queueName: q, durable: 'true' }), ctx);
+  t.after(() => b.close());
   await b.init();
   for (let i = 0; i < 9; i++) await b.send(Buffer.from(String(i)), {});
   const conn = await amqp.connect(AMQP_URL);
+  t.after(() => conn.close().catch(() => undefined));
   const ch = await conn.createChannel();
   await ch.prefetch(2);
   await ch.consume(q, () => undefined, { noAck: false });
   const viaAmqp = rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: q, mode: 'QueueLength', value: '5' }));
+  t.after(() => viaAmqp.close());
   const ready = await eventually(() => viaAmqp.metricAndActivity(), (m) => m.value === 7);
   assert.deepEqual(ready, { value: 7, active: true });
   assert.equal(viaAmqp.metricName, `s0-rabbitmq-${q}`);
   assert.equal((await b.depth()).ready, ready.value);
-  if (await managementUp()) {
-    const viaHttp = rabbitmqTrigger.create(trigger({ host: MGMT_URL, queueName: q, mode: 'QueueLength', value: '5' }));
-    const total = await eventually(() => viaHttp.metricAndActivity(), (m) => m.value === 9, 60, 500);
-    assert.deepEqual(total, { value: 9, active: true });
-    const d = await b.depth();
-    assert.equal(d.ready + d.inFlight, total.value);
-    await viaHttp.close();
-  } else if (process.env.CI === 'true') {
-    throw new Error('RabbitMQ management API (15672) is off: rabbitmq-plugins enable rabbitmq_management');
-  }
-  await viaAmqp.close();
-  await conn.close();
-  await b.close();
-  await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq trigger - a queue that does not exist is an error naming trigger, queue and broker', async (t) => {
-  if (!(await needBroker(t, 'rabbitmq'))) return;
+test('rabbitmq trigger - http counts ready + unacked, as the backend\'s depth does', { timeout: 90_000 }, async (t) => {
+  if (!(await requireBroker(t, 'rabbitmq'))) return;
+  if (!(await requireBroker(t, 'rabbitmq-management'))) return;
+  const q = queueFor(t, 'rmq-trig-http');
+  const b = rabbitmqBackend.create(component({ host: AMQP_URL, queueName: q, durable: 'true' }), ctx);
+  t.after(() => b.close());
+  await b.init();
+  for (let i = 0; i < 9; i++) await b.send(Buffer.from(String(i)), {});
+  const conn = await amqp.connect(AMQP_URL);
+  t.after(() => conn.close().catch(() => undefined));
+  const ch = await conn.createChannel();
+  await ch.prefetch(2);
+  await ch.consume(q, () => undefined, { noAck: false });
+  const viaHttp = rabbitmqTrigger.create(trigger({ host: MGMT_URL, queueName: q, mode: 'QueueLength', value: '5' }));
+  t.after(() => viaHttp.close());
+  const total = await eventually(() => viaHttp.metricAndActivity(), (m) => m.value === 9, 60, 500);
+  assert.deepEqual(total, { value: 9, active: true });
+  const d = await b.depth();
+  assert.equal(d.ready + d.inFlight, total.value);
+});
+
+test('rabbitmq trigger - a queue that does not exist is an error naming trigger, queue and broker', { timeout: 30_000 }, async (t) => {
+  if (!(await requireBroker(t, 'rabbitmq'))) return;
   const s = rabbitmqTrigger.create(trigger({ host: 'amqp://guest:guest@127.0.0.1:5672', queueName: 'no-such-queue-qscale' }));
-  await assert.rejects(s.metricAndActivity(), /trigger 0 \(rabbitmq\) of ScaledObject consumer-scaler: cannot read queue 'no-such-queue-qscale' at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672.*NOT_FOUND/);
-  await s.close();
+  t.after(() => s.close());
+  await assert.rejects(s.metricAndActivity(), /trigger 0 \(rabbitmq\) of ScaledObject consumer-scaler: cannot read queue 'no-such-queue-qscale' \(vhost '\/'\) at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672.*NOT_FOUND/);
+  // The failed declare closed the channel, not the trigger: the next read fails the same way, not as "channel closed".
+  await assert.rejects(s.metricAndActivity(), /NOT_FOUND/);
 });
 
-test('rabbitmq trigger - watchArrivals calls back when an empty queue gets a message', async (t) => {
-  if (!(await needBroker(t, 'rabbitmq'))) return;
+test('rabbitmq trigger - amqp: nothing listening rejects at once, naming the address, the password never', { timeout: 30_000 }, async (t) => {
+  const port = await closedPort();
+  const s = rabbitmqTrigger.create(trigger({ host: `amqp://guest:S3cretPw@127.0.0.1:${port}`, queueName: 'q', protocol: 'amqp' }));
+  t.after(() => s.close());
+  const err = await s.metricAndActivity().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof BrokerError, String(err));
+  assert.match(err.message, new RegExp(`^trigger 0 \\(rabbitmq\\) of ScaledObject consumer-scaler: cannot read queue 'q' \\(vhost '/'\\) at amqp://guest:\\*\\*\\*@127\\.0\\.0\\.1:${port}: connection refused`));
+  assert.doesNotMatch(err.message, /S3cretPw/);
+});
+
+test('rabbitmq trigger - amqp: a broker that accepts and never answers is a bounded error, not a hang', { timeout: 30_000 }, async (t) => {
+  const silent = await silentServer();
+  t.after(() => silent.close());
+  const s = rabbitmqTrigger.create(trigger({ host: `amqp://guest:guest@127.0.0.1:${silent.port}`, queueName: 'q' }));
+  t.after(() => s.close());
+  await assert.rejects(s.metricAndActivity(), new RegExp(`cannot read queue 'q' \\(vhost '/'\\) at amqp://guest:\\*\\*\\*@127\\.0\\.0\\.1:${silent.port}: (no answer within 5000 ms|connection timed out|connect ETIMEDOUT)`));
+});
+
+test('rabbitmq trigger - http: management API not listening names the address and how to turn it on', { timeout: 30_000 }, async (t) => {
+  const port = await closedPort();
+  const s = rabbitmqTrigger.create(trigger({ host: `http://guest:S3cretPw@127.0.0.1:${port}/`, queueName: 'q', mode: 'QueueLength', value: '5' }));
+  t.after(() => s.close());
+  const err = await s.metricAndActivity().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof BrokerError, String(err));
+  assert.match(err.message, new RegExp(`^trigger 0 \\(rabbitmq\\) of ScaledObject consumer-scaler: cannot read queue 'q' .*127\\.0\\.0\\.1:${port}.*ECONNREFUSED.*rabbitmq-plugins enable rabbitmq_management`));
+  assert.doesNotMatch(err.message, /S3cretPw/);
+});
+
+test('rabbitmq trigger - http: a management API that never answers fails after the trigger\'s timeout', { timeout: 30_000 }, async (t) => {
+  const silent = await silentServer();
+  t.after(() => silent.close());
+  const s = rabbitmqTrigger.create(trigger({ host: `http://guest:guest@127.0.0.1:${silent.port}/`, queueName: 'q', mode: 'QueueLength', value: '5', timeout: '300' }));
+  t.after(() => s.close());
+  await assert.rejects(s.metricAndActivity(), new RegExp(`cannot read queue 'q' .*127\\.0\\.0\\.1:${silent.port}.*no answer within 300 ms`));
+});
+
+/** A management API stand-in answering one queue's counters (404 for any other). */
+async function fakeManagement(t: TestContext, queue: string, body: object): Promise<string> {
+  const server = http.createServer((req, res) => {
+    if (req.url === `/api/queues/%2F/${queue}`) {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(body));
+    } else {
+      res.statusCode = 404;
+      res.end('{"error":"Object Not Found"}');
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  return `http://guest:guest@127.0.0.1:${(server.address() as AddressInfo).port}/`;
+}
+
+test('rabbitmq trigger - MessageRate: the metric is the publish rate; active while messages are still queued (as KEDA)', { timeout: 30_000 }, async (t) => {
+  const host = await fakeManagement(t, 'q', { messages: 4, messages_ready: 4, messages_unacknowledged: 0, message_stats: { publish_details: { rate: 0 } } });
+  const s = rabbitmqTrigger.create(trigger({ host, queueName: 'q', mode: 'MessageRate', value: '2' }));
+  t.after(() => s.close());
+  assert.deepEqual(await s.metricAndActivity(), { value: 0, active: true });
+  const missing = rabbitmqTrigger.create(trigger({ host, queueName: 'other', mode: 'QueueLength', value: '2' }));
+  t.after(() => missing.close());
+  await assert.rejects(missing.metricAndActivity(), /cannot read queue 'other' .*knows no queue 'other' \(404\)/);
+});
+
+test('rabbitmq trigger - KEDA\'s rules: timeout is for http only; username and password come together', () => {
+  assert.throws(() => rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: 'q', timeout: '1000' })), (err: Error) => {
+    assert.ok(err instanceof ConfigError);
+    assert.match(err.message, /^scaledobject\.yaml:12: .*timeout applies to protocol http only/);
+    return true;
+  });
+  assert.throws(() => rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: 'q', username: 'u' })), /username and password must be given together/);
+  rabbitmqTrigger.create(trigger({ host: MGMT_URL, queueName: 'q', timeout: '1000' }));
+});
+
+test('rabbitmq trigger - close() releases every connection: a process that polled, watched and closed exits by itself', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'rabbitmq'))) return;
+  const q = queueFor(t, 'rmq-close');
+  const setup = await amqp.connect(AMQP_URL);
+  await (await setup.createChannel()).assertQueue(q, { durable: false });
+  await setup.close();
+  const run = await runAlone(
+    `
+const trig = (md) => ({ index: 0, type: 'rabbitmq', metricType: 'AverageValue', metadata: md, subject: 'trigger 0 (rabbitmq) of ScaledObject s', where: () => ({}) });
+const make = (queueName) => rmq.rabbitmqTrigger.create(trig({ host: ${JSON.stringify(AMQP_URL)}, queueName, mode: 'QueueLength', value: '5' }));
+// The poll and the arrival watch read at the same moment: one connection between them.
+const a = make(${JSON.stringify(q)});
+const stop = a.watchArrivals(() => undefined);
+console.log('values', (await Promise.all([a.metricAndActivity(), a.metricAndActivity(), a.metricAndActivity()])).map((m) => m.value).join(','));
+await new Promise((r) => setTimeout(r, 1500));
+stop();
+await a.close();
+// close() while the first connection is still opening.
+const b = make(${JSON.stringify(q)});
+const pending = b.metricAndActivity().then(() => 'read', (e) => e.message);
+await b.close();
+console.log('after close:', await pending);
+// A read that failed (missing queue) and then close().
+const c = make('no-such-queue-qscale');
+await c.metricAndActivity().catch(() => undefined);
+await c.close();
+`,
+    { from: import.meta.url, imports: { rmq: '../../../src/backends/rabbitmq/index.js' } },
+  );
+  assert.equal(run.code, 0, `the process did not exit by itself: ${run.stdout}${run.stderr}`);
+  assert.match(run.stdout, /values 0,0,0/);
+  assert.match(run.stdout, /after close: (read|.*the trigger was closed)/);
+});
+
+test('rabbitmq trigger - watchArrivals calls back when an empty queue gets a message', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-watch');
   const b = rabbitmqBackend.create(component({ host: AMQP_URL, queueName: q, durable: 'true' }), ctx);
+  t.after(() => b.close());
   await b.init();
   const s = rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: q, mode: 'QueueLength', value: '5' }));
+  t.after(() => s.close());
   assert.ok(s.watchArrivals);
   let arrivals = 0;
   const stop = s.watchArrivals(() => arrivals++);
+  t.after(stop);
   await new Promise((r) => setTimeout(r, 1500)); // one peek sees the queue empty
   await b.send(Buffer.from('wake up'), {});
   assert.equal(await eventually(async () => arrivals, (n) => n >= 1), 1);
-  stop();
-  await s.close();
-  await b.close();
-  await deleteQueues(q, `${q}-dlq`);
 });
