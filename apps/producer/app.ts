@@ -5,6 +5,7 @@
 import { setMaxListeners } from 'node:events';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from '../../src/util/log.js';
+import { parseJson } from '../../src/util/json.js';
 import type { ProducerConfig } from './config.js';
 import { createBindingClient, SidecarError, type BindingClient } from './binding.js';
 import { parseProduceRequest } from './request.js';
@@ -12,6 +13,11 @@ import { sendAll } from './send.js';
 import { produceSchema, registerOpenApi } from './openapi.js';
 
 export const MESSAGE = { text: 'Hello World' } as const;
+
+/** The media types the seed's System.Text.Json input formatter read; anything else was 415 there and is here. */
+const JSON_TYPES = /^(?:application\/json|text\/json|application\/[^\s;/]+\+json)\s*(?:;.*)?$/i;
+/** ASP.NET Core MVC's JSON depth limit (MvcOptions' model binding recursion depth): deeper bodies are a 400. */
+const MAX_JSON_DEPTH = 32;
 
 export interface ProducerOptions {
   config: ProducerConfig;
@@ -38,23 +44,25 @@ export async function buildProducer(opts: ProducerOptions): Promise<FastifyInsta
 
   // One JSON parser with our own message, and no other: a form or text body is refused by name.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
+  app.addContentTypeParser(JSON_TYPES, { parseAs: 'string' }, (_req, text, done) => {
     const s = String(text);
     if (s.trim() === '') {
       done(Object.assign(new Error('body is empty: expected a JSON object like {"count": 1, "intervalMilliseconds": 0}'), { statusCode: 400, code: 'ERR_BAD_REQUEST' }));
       return;
     }
-    try {
-      done(null, JSON.parse(s));
-    } catch (err) {
-      done(Object.assign(new Error(`body is not valid JSON: ${(err as Error).message}`), { statusCode: 400, code: 'ERR_BAD_REQUEST' }));
-    }
+    const json = parseJson(s, MAX_JSON_DEPTH);
+    if (json.ok) done(null, json.value);
+    else done(Object.assign(new Error(`body is not valid JSON: ${json.reason}`), { statusCode: 400, code: 'ERR_BAD_REQUEST' }));
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       const ct = req.headers['content-type'] ?? '(none)';
-      return reply.code(400).send(badRequest('content-type', `content-type must be application/json, got ${ct}`));
+      return reply.code(415).send({
+        errorCode: 'ERR_UNSUPPORTED_MEDIA_TYPE',
+        message: `content-type must be application/json (or text/json, application/*+json), got ${ct}`,
+        field: 'content-type',
+      });
     }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply.code(413).send({ errorCode: 'ERR_BODY_TOO_LARGE', message: 'body is larger than 64 KiB; a request is two numbers' });

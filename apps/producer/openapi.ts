@@ -29,10 +29,9 @@ export const produceSchema = {
   body: {
     type: 'object',
     properties: {
-      count: { type: 'integer', minimum: 0, maximum: MAX_COUNT, description: 'how many messages to send' },
-      intervalMilliseconds: { type: 'integer', minimum: 0, maximum: MAX_INTERVAL_MS, description: 'pause between two messages' },
+      count: { type: 'integer', minimum: 0, maximum: MAX_COUNT, default: 0, description: 'how many messages to send (0 when left out)' },
+      intervalMilliseconds: { type: 'integer', minimum: 0, maximum: MAX_INTERVAL_MS, default: 0, description: 'pause between two messages (0 when left out)' },
     },
-    required: ['count', 'intervalMilliseconds'],
     example: { count: 1, intervalMilliseconds: 0 },
   },
   response: {
@@ -42,6 +41,7 @@ export const produceSchema = {
       properties: { sent: { type: 'integer' } },
     },
     400: { description: 'the body is not a valid request; field names the culprit', ...errorBody },
+    415: { description: 'the body is not JSON (content-type application/json, text/json or application/*+json)', ...errorBody },
     500: {
       description: 'the sidecar refused a message or could not be reached; sent says how many were stored before',
       type: 'object',

@@ -1,6 +1,11 @@
 /**
- * The body of POST /MessageProducer: `{"count": 50, "intervalMilliseconds": 0}`. Property names match
- * case-insensitively, as ASP.NET Core's binder did for the seed's Producer (`{"Count": 1}` worked there too).
+ * The body of POST /MessageProducer: `{"count": 50, "intervalMilliseconds": 0}`, read as the seed's Producer read
+ * it (ASP.NET Core 3.1 binding `class Produce { int Count; int IntervalMilliseconds; }` with System.Text.Json):
+ * - property names match case-insensitively (`{"Count": 1}` worked there too), the last of duplicates wins;
+ * - a missing property is 0 (`{"count": 1}` sends one message at once), unknown properties are ignored;
+ * - a value must be a JSON integer: a string ("5"), null, a fraction or a boolean is refused with 400, as there.
+ * Beyond the seed, a negative value and a count past MAX_COUNT are refused with 400 too: the seed's controller sent
+ * nothing for a negative count and failed after the first message for a negative interval.
  */
 import { MAX_COUNT, MAX_INTERVAL_MS } from './config.js';
 
@@ -26,15 +31,16 @@ function describe(v: unknown): string {
 }
 
 function field(body: Record<string, unknown>, name: string): { present: boolean; value: unknown } {
-  if (Object.hasOwn(body, name)) return { present: true, value: body[name] };
   const lower = name.toLowerCase();
-  const key = Object.keys(body).find((k) => k.toLowerCase() === lower);
+  let key: string | undefined;
+  for (const k of Object.keys(body)) if (k.toLowerCase() === lower) key = k;
   return key === undefined ? { present: false, value: undefined } : { present: true, value: body[key] };
 }
 
 function wholeNumber(body: Record<string, unknown>, name: string, max: number, unit: string, overHint = ''): number | BadRequest {
   const { present, value } = field(body, name);
-  if (!present) return { field: name, message: `${name} is missing: expected a whole number from 0 to ${max}${unit}` };
+  // default(int): the seed's model binder left a missing property at 0.
+  if (!present) return 0;
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     return { field: name, message: `${name} must be a whole number from 0 to ${max}${unit}, got ${describe(value)}` };
   }

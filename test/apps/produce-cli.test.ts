@@ -16,6 +16,7 @@ import { produceInChunks, chunkSize } from '../../src/cli/produce/client.js';
 import { resolveProducerUrl, DEFAULT_PRODUCER_URL } from '../../src/cli/produce/target.js';
 import { lineProgress } from '../../src/cli/produce/run.js';
 import { QscaleError } from '../../src/errors.js';
+import { CLI_ERRORS } from '../../src/cli/codes.js';
 import { startFakeSidecar, quietLogger, closedPort, type FakeAnswer, type FakeSidecar } from './support.js';
 
 async function withLiveProducer(answer: ((i: number) => FakeAnswer) | undefined, fn: (url: string, fake: FakeSidecar) => Promise<void>): Promise<void> {
@@ -171,16 +172,23 @@ test('produce - the command finds the producer of the running system through its
   });
 });
 
-test('produce - the command fails with one clear line and exit 2 on bad flags or an unreachable producer', async () => {
-  const bad = await runCli(['--count', 'ten']);
-  assert.equal(bad.code, 2);
-  assert.equal(bad.stderr.trim(), "qscale: --count must be a whole number from 1 to 9007199254740991, got 'ten'");
-  const negative = await runCli(['--count', '1', '--interval', '-5']);
-  assert.equal(negative.code, 2);
-  assert.match(negative.stderr, /--interval must be a whole number from 0 to 3600000, got '-5'/);
+test('produce - the command fails with one clear line and the catalog\'s exit status on bad flags or an unreachable producer', async () => {
+  const flagCases: Array<[string[], string]> = [
+    [['--count', 'ten'], "qscale: --count must be a whole number from 1 to 9007199254740991, got 'ten'"],
+    [['--count', '1', '--interval', '-5'], "qscale: --interval must be a whole number from 0 to 3600000, got '-5'"],
+    [['--cout', '3'], "qscale: unknown option '--cout' (Did you mean --count?)"],
+    [['--count'], "qscale: option '-n, --count <n>' argument missing"],
+    [['--count', '1', '--url', 'not a url'], "qscale: producer URL 'not a url' (from --url) is not a URL: expected e.g. http://127.0.0.1:5000"],
+  ];
+  for (const [args, line] of flagCases) {
+    const bad = await runCli(args);
+    assert.equal(bad.code, CLI_ERRORS.ERR_FLAG.exit, args.join(' '));
+    assert.equal(bad.stderr, `${line}\n`, 'exactly one line, naming the flag');
+    assert.equal(bad.stdout, '');
+  }
   const port = await closedPort();
   const gone = await runCli(['--count', '1', '--url', `http://127.0.0.1:${port}`]);
-  assert.equal(gone.code, 2);
+  assert.equal(gone.code, CLI_ERRORS.ERR_PRODUCER_UNREACHABLE.exit);
   assert.match(gone.stderr, new RegExp(`^qscale: cannot reach the producer at http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED, URL from --url\\)`));
   assert.ok(!/\n\s+at /.test(gone.stderr), 'no stack trace for an expected failure');
 });

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { CLI_ERRORS } from '../../src/cli/codes.js';
 import { call, componentYaml, freePort, queueDepth, spawnSidecar, startApp, tempDir, waitFor, writeComponents } from './support.js';
 
 const send = (port: number, data: unknown) =>
@@ -108,11 +109,11 @@ describe('qscale sidecar process - start-up', () => {
     }
   });
 
-  it('start-up - a component that fails to init stops the sidecar with exit 2, naming file, component and type, password redacted', async () => {
+  it('start-up - a component that fails to init stops the sidecar with ERR_COMPONENT_INIT\'s exit status, naming file, component and type, password redacted', async () => {
     const dir = tempDir();
     writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'q', host: 'amqp://user:hunter2pass@127.0.0.1:1' }, 'bindings.rabbitmq') });
     const sc = spawnSidecar(['--app-id', 'x', '--resources-path', dir]);
-    assert.equal(await sc.exited, 2);
+    assert.equal(await sc.exited, CLI_ERRORS.ERR_COMPONENT_INIT.exit);
     const line = sc.lines.find((l) => l.startsWith('qscale: '));
     assert.match(line ?? sc.lines.join('\n'), /q\.yaml:\d+: component message-queue \(bindings\.rabbitmq\): init failed: /);
     assert.ok(!sc.lines.some((l) => l.includes('hunter2pass')), sc.lines.join('\n'));
@@ -140,12 +141,17 @@ describe('qscale sidecar process - start-up', () => {
     [['--app-max-concurrency', '0'], /--app-max-concurrency must be an integer from 1/],
     [['--max-body-size', 'lots'], /--max-body-size must be a size such as 4Mi/],
     [['--dapr-graceful-shutdown-seconds', '-3'], /--dapr-graceful-shutdown-seconds must be a number of seconds >= 0/],
+    [['--app-prot', '3000'], /unknown option '--app-prot' \(Did you mean --app-port\?\)/],
+    [['--log-format', 'xml'], /option '--log-format <format>' argument 'xml' is invalid\. Allowed choices are text, json\./],
+    [['--app-port'], /option '--app-port <port>' argument missing/],
   ];
   for (const [args, message] of badFlags) {
-    it(`flags - ${args.join(' ')} is refused with a clear message and exit 2`, async () => {
+    it(`flags - ${args.join(' ')} is refused with one line naming the flag and ERR_FLAG's exit status`, async () => {
       const sc = spawnSidecar(['--app-id', 'x', ...args]);
-      assert.equal(await sc.exited, 2);
-      assert.match(sc.lines.join('\n'), message);
+      assert.equal(await sc.exited, CLI_ERRORS.ERR_FLAG.exit);
+      assert.equal(sc.lines.length, 1, sc.lines.join('\n'));
+      assert.match(sc.lines[0] ?? '', /^qscale: /);
+      assert.match(sc.lines[0] ?? '', message);
     });
   }
 
@@ -174,7 +180,7 @@ describe('qscale sidecar process - start-up', () => {
 });
 
 describe('qscale sidecar process - initTimeout', () => {
-  it('start-up - a broker that accepts the connection but never answers is given up after initTimeout, exit 2', async () => {
+  it('start-up - a broker that accepts the connection but never answers is given up after initTimeout, with ERR_COMPONENT_INIT\'s exit status', async () => {
     // A TCP listener that never speaks AMQP: the broker's connect hangs.
     const net = await import('node:net');
     const sockets: import('node:net').Socket[] = [];
@@ -188,7 +194,7 @@ describe('qscale sidecar process - initTimeout', () => {
     writeComponents(dir, { 'q.yaml': yaml });
     try {
       const sc = spawnSidecar(['--app-id', 'x', '--resources-path', dir]);
-      assert.equal(await sc.exited, 2);
+      assert.equal(await sc.exited, CLI_ERRORS.ERR_COMPONENT_INIT.exit);
       assert.match(sc.lines.join('\n'), /q\.yaml:\d+: component message-queue \(bindings\.rabbitmq\): init failed: .*(timed out after 1000 ms \(initTimeout\)|no answer)/);
     } finally {
       for (const s of sockets) s.destroy();

@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { QscaleError } from '../../errors.js';
+import { CliError } from '../codes.js';
 
 /** The producer's per-request maximum (apps/producer/config.ts MAX_COUNT). */
 export const PRODUCER_MAX_COUNT = 100_000;
@@ -80,7 +80,7 @@ export async function produceInChunks(run: ProduceRun): Promise<ProduceResult> {
     } catch (err) {
       if (run.signal?.aborted) throw err;
       const before = sent > 0 ? ` after ${sent} of ${run.count} messages were sent` : '';
-      throw new QscaleError(
+      throw new CliError(
         'ERR_PRODUCER_UNREACHABLE',
         `cannot reach the producer at ${run.url} (${causeCode(err)}, URL from ${run.source})${before}: start the system with \`qscale up\`, or pass --url`,
         { cause: err },
@@ -96,7 +96,7 @@ export async function produceInChunks(run: ProduceRun): Promise<ProduceResult> {
         // no count in the body
       }
       const done = sent + partial;
-      throw new QscaleError(
+      throw new CliError(
         status >= 500 ? 'ERR_PRODUCER_FAILED' : 'ERR_PRODUCER_REFUSED',
         `producer at ${run.url} answered ${status}: ${describeBody(text)} [${done} of ${run.count} messages sent in all]`,
       );

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { flagErrorsAsCliErrors } from '../flag-errors.js';
 
 export interface ProduceFlags {
   count: string;
@@ -10,7 +11,7 @@ export interface ProduceFlags {
 }
 
 export function produceCommand(): Command {
-  return new Command('produce')
+  const cmd = new Command('produce')
     .description("send messages through the producer app, like the seed's curl to POST /MessageProducer, with a progress bar for large runs")
     .option('-n, --count <n>', 'how many messages to send', '1')
     .option('-i, --interval <ms>', 'pause between two messages, in milliseconds', '0')
@@ -23,4 +24,5 @@ export function produceCommand(): Command {
       const { runProduce } = await import('./run.js');
       await runProduce(flags);
     });
+  return flagErrorsAsCliErrors(cmd);
 }

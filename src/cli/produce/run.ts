@@ -3,7 +3,7 @@
  * terminal, a line per ~10% otherwise (CI logs, pipes).
  */
 import cliProgress from 'cli-progress';
-import { QscaleError } from '../../errors.js';
+import { CliError } from '../codes.js';
 import type { ProduceFlags } from './index.js';
 import { resolveProducerUrl } from './target.js';
 import { produceInChunks, chunkSize, PRODUCER_MAX_COUNT, type ProduceResult } from './client.js';
@@ -13,7 +13,7 @@ const MAX_INTERVAL_MS = 3_600_000;
 function wholeNumber(flag: string, raw: string, min: number, max: number): number {
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
-    throw new QscaleError('ERR_BAD_FLAG', `${flag} must be a whole number from ${min} to ${max}, got '${raw}'`);
+    throw new CliError('ERR_FLAG', `${flag} must be a whole number from ${min} to ${max}, got '${raw}'`);
   }
   return n;
 }

@@ -1,5 +1,5 @@
 /** Turns `qscale sidecar` flags (and daprd's environment fallbacks) into SidecarOptions, refusing bad values early. */
-import { QscaleError } from '../../errors.js';
+import { CliError } from '../codes.js';
 import type { SidecarOptions } from '../../sidecar/options.js';
 import type { SidecarCliOptions } from './index.js';
 
@@ -11,14 +11,14 @@ const UNITS: Record<string, number> = {
 export function parseSize(flag: string, text: string): number {
   const m = SIZE_RE.exec(text.trim());
   const n = m ? Number(m[1]) * (UNITS[(m[2] ?? 'b').toLowerCase()] ?? 1) : NaN;
-  if (!Number.isFinite(n) || n < 1) throw new QscaleError('ERR_FLAGS', `${flag} must be a size such as 4Mi, 512Ki or 1048576, got '${text}'`);
+  if (!Number.isFinite(n) || n < 1) throw new CliError('ERR_FLAG', `${flag} must be a size such as 4Mi, 512Ki or 1048576, got '${text}'`);
   return Math.floor(n);
 }
 
 function integer(flag: string, text: string, min: number, max: number): number {
   const n = Number(text.trim());
   if (text.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
-    throw new QscaleError('ERR_FLAGS', `${flag} must be an integer from ${min} to ${max}, got '${text}'`);
+    throw new CliError('ERR_FLAG', `${flag} must be an integer from ${min} to ${max}, got '${text}'`);
   }
   return n;
 }
@@ -33,7 +33,7 @@ export function parseSidecarFlags(opts: SidecarCliOptions, env: NodeJS.ProcessEn
   const httpPort = port(opts.daprHttpPort !== undefined ? '--dapr-http-port' : 'DAPR_HTTP_PORT', opts.daprHttpPort ?? env.DAPR_HTTP_PORT);
   const grace = Number(opts.daprGracefulShutdownSeconds);
   if (!Number.isFinite(grace) || grace < 0) {
-    throw new QscaleError('ERR_FLAGS', `--dapr-graceful-shutdown-seconds must be a number of seconds >= 0, got '${opts.daprGracefulShutdownSeconds}'`);
+    throw new CliError('ERR_FLAG', `--dapr-graceful-shutdown-seconds must be a number of seconds >= 0, got '${opts.daprGracefulShutdownSeconds}'`);
   }
   return {
     appId: appId && appId !== '' ? appId : `sidecar-${process.pid}`,

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { flagErrorsAsCliErrors } from '../flag-errors.js';
 
 export interface SidecarCliOptions {
   appId?: string;
@@ -21,7 +22,7 @@ export interface SidecarCliOptions {
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 export function sidecarCommand(): Command {
-  return new Command('sidecar')
+  const cmd = new Command('sidecar')
     .description("a Dapr-compatible sidecar (daprd's HTTP bindings API) for one app: output bindings to a broker, input bindings delivered to the app")
     .option('--app-id <id>', 'the app id (scopes of components are matched against it; env APP_ID)')
     .option('--app-port <port>', "the port the app listens on; without it input bindings are not read (env APP_PORT)")
@@ -46,4 +47,5 @@ export function sidecarCommand(): Command {
       const { runSidecar } = await import('./run.js');
       await runSidecar(opts);
     });
+  return flagErrorsAsCliErrors(cmd);
 }
