@@ -14,6 +14,7 @@ import type { Scaler } from '../autoscaler/scaler.js';
 import { fmt } from '../autoscaler/state.js';
 import { errorMessage } from '../errors.js';
 import { withTimeout } from '../util/timeout.js';
+import { sleep } from '../util/abort.js';
 import { describeTrigger } from './plan.js';
 import type { ConditionState, DecisionRecord, HpaLine, ScaledObjectStatus, TriggerStatus } from './state.js';
 
@@ -318,7 +319,10 @@ export class ScaleLoop {
     if (this.syncTimer) clearTimeout(this.syncTimer);
     for (const u of this.unwatch) u();
     this.unwatch = [];
-    await withTimeout(this.chain, this.readTimeoutMs + 1000, 'step in progress').catch(() => undefined);
+    // A ref'd timer: stopping must not let the process exit early while a step is still being waited for.
+    const bound = new AbortController();
+    await Promise.race([this.chain, sleep(this.readTimeoutMs + 1000, bound.signal)]);
+    bound.abort();
     await Promise.all(this.scalers.map((s) => withTimeout(s.close(), 2000, 'scaler close').catch(() => undefined)));
   }
 
