@@ -2,9 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BrokerError, ConfigError } from '../../../src/errors.js';
 import { natsJetStreamTrigger } from '../../../src/backends/nats/index.js';
+import { createNatsJetStreamScaler } from '../../../src/backends/nats/trigger.js';
 import { NatsBackend } from '../../../src/backends/nats/backend.js';
 import type { ResolvedTrigger } from '../../../src/autoscaler/scaler.js';
-import { needBroker } from '../../support/brokers.js';
+import { closedPort, needBroker, requireBroker, runAlone, silentServer } from '../../support/brokers.js';
 import { component, ctx, LOCAL_NATS, streamName } from './support.js';
 import { TestNatsServer } from './server.js';
 
@@ -112,4 +113,125 @@ test('nats trigger - a stream that does not exist is an error naming the trigger
   assert.ok(err instanceof BrokerError);
   assert.match(err.message, /trigger 0 \(nats-jetstream\) of ScaledObject consumer-scaler: cannot read NATS JetStream lag from .*stream 'ghost' not found in account '\$G'/);
   await scaler.close();
+});
+
+const LOCAL_ONLY = /the NATS monitoring endpoint 127\.0\.0\.1:\d+ cannot be reached \(connection refused\); reading the same lag \(num_pending \+ num_ack_pending of consumer .*\) over the JetStream API at nats:\/\/127\.0\.0\.1:\d+\. Local only: KEDA reads the monitoring endpoint alone, so on a cluster start the server with monitoring \(nats-server -m 8222\)/;
+
+test('nats trigger - monitoring off: the same lag over the JetStream API, equal to the monitoring figure, with one notice', { timeout: 60_000 }, async (t) => {
+  const server = await TestNatsServer.start();
+  const stream = streamName();
+  const b = new NatsBackend(component({ natsURL: server.url, stream, consumer: 'workers' }), ctx());
+  const notices: string[] = [];
+  const base = { account: '$G', stream, consumer: 'workers', lagThreshold: '5' };
+  const viaMonitoring = natsJetStreamTrigger.create(trigger({ natsServerMonitoringEndpoint: server.monitoringEndpoint, ...base }));
+  const off = `127.0.0.1:${await closedPort()}`;
+  const fallback = createNatsJetStreamScaler(trigger({ natsServerMonitoringEndpoint: off, natsURL: server.url, ...base }), { notify: (l) => notices.push(l) });
+  t.after(async () => {
+    await fallback.close();
+    await viaMonitoring.close();
+    await b.close();
+    await server.stop();
+  });
+  await b.init();
+  for (let i = 0; i < 4; i++) await b.send(Buffer.from('1'), {});
+  const ac = new AbortController();
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let started!: () => void;
+  const inHandler = new Promise<void>((r) => (started = r));
+  const receiving = b.receive(async () => (started(), await held, true), { concurrency: 1, signal: ac.signal });
+  t.after(async () => {
+    ac.abort();
+    release();
+    await receiving;
+  });
+  await inHandler;
+  const want = await viaMonitoring.metricAndActivity();
+  assert.deepEqual(want, { value: 4, active: true }, '3 pending + 1 ack pending');
+  for (let i = 0; i < 3; i++) assert.deepEqual(await fallback.metricAndActivity(), want);
+  assert.equal(notices.length, 1, `one notice, not one per poll: ${notices.join('\n')}`);
+  assert.match(notices[0] ?? '', LOCAL_ONLY);
+  assert.match(notices[0] ?? '', new RegExp(`^trigger 0 \\(nats-jetstream\\) of ScaledObject consumer-scaler: the NATS monitoring endpoint ${off.replace(/\./g, '\\.')} `));
+});
+
+test('nats trigger - monitoring off, no natsURL: reads the client port 4222 of the monitoring host (the machine server)', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'nats'))) return;
+  const stream = streamName();
+  const b = new NatsBackend(component({ natsURL: LOCAL_NATS, stream }), ctx());
+  const notices: string[] = [];
+  const scaler = createNatsJetStreamScaler(
+    trigger({ natsServerMonitoringEndpoint: `127.0.0.1:${await closedPort()}`, account: '$G', stream, consumer: `${stream}-consumer` }),
+    { notify: (l) => notices.push(l) },
+  );
+  t.after(async () => {
+    await scaler.close();
+    await b.close();
+    const { connect } = await import('nats');
+    const nc = await connect({ servers: LOCAL_NATS });
+    const jsm = await nc.jetstreamManager();
+    for (const s of [stream, `${stream}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
+    await nc.close();
+  });
+  await b.init();
+  for (let i = 0; i < 2; i++) await b.send(Buffer.from('1'), {});
+  assert.deepEqual(await scaler.metricAndActivity(), { value: 2, active: true });
+  assert.equal(notices.length, 1);
+  assert.match(notices[0] ?? '', /over the JetStream API at nats:\/\/127\.0\.0\.1:4222\./);
+});
+
+test('nats trigger - monitoring and client port both closed: one error naming both addresses', { timeout: 30_000 }, async (t) => {
+  const mon = `127.0.0.1:${await closedPort()}`;
+  const api = `nats://127.0.0.1:${await closedPort()}`;
+  const notices: string[] = [];
+  const scaler = createNatsJetStreamScaler(trigger({ natsServerMonitoringEndpoint: mon, natsURL: api, account: '$G', stream: 's', consumer: 'c' }), { notify: (l) => notices.push(l) });
+  t.after(() => scaler.close());
+  const err = await scaler.metricAndActivity().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof BrokerError, String(err));
+  assert.equal(
+    err.message,
+    `trigger 0 (nats-jetstream) of ScaledObject consumer-scaler: cannot read NATS JetStream lag from the monitoring endpoint ${mon} (connection refused) nor from the JetStream API at ${api}: connection refused`,
+  );
+  assert.deepEqual(notices, [], 'no notice when the JetStream API did not answer either');
+});
+
+test('nats trigger - servers that accept and never answer: bounded errors, not hangs', { timeout: 30_000 }, async (t) => {
+  const silent = await silentServer();
+  t.after(() => silent.close());
+  const closed = `nats://127.0.0.1:${await closedPort()}`;
+  const mon = createNatsJetStreamScaler(trigger({ natsServerMonitoringEndpoint: `127.0.0.1:${silent.port}`, natsURL: closed, account: '$G', stream: 's', consumer: 'c' }), { timeoutMs: 300 });
+  const api = createNatsJetStreamScaler(trigger({ natsURL: `nats://127.0.0.1:${silent.port}`, account: '$G', stream: 's', consumer: 'c' }), { timeoutMs: 300 });
+  t.after(() => mon.close());
+  t.after(() => api.close());
+  await assert.rejects(mon.metricAndActivity(), new RegExp(`from the monitoring endpoint 127\\.0\\.0\\.1:${silent.port} \\(no answer within 300 ms\\) nor from the JetStream API at ${closed.replace(/\./g, '\\.')}: connection refused`));
+  await assert.rejects(api.metricAndActivity(), new RegExp(`from the JetStream API at nats://127\\.0\\.0\\.1:${silent.port}: .*(no answer within 300 ms|TIMEOUT)`, 'i'));
+});
+
+test('nats trigger - over the JetStream API, a stream that does not exist names the stream', { timeout: 30_000 }, async (t) => {
+  if (!(await requireBroker(t, 'nats'))) return;
+  const scaler = natsJetStreamTrigger.create(trigger({ natsURL: LOCAL_NATS, account: '$G', stream: 'ghost_qscale', consumer: 'c' }));
+  t.after(() => scaler.close());
+  await assert.rejects(scaler.metricAndActivity(), /trigger 0 \(nats-jetstream\) of ScaledObject consumer-scaler: cannot read NATS JetStream lag from the JetStream API at nats:\/\/127\.0\.0\.1:4222: stream 'ghost_qscale' not found in account '\$G'/);
+});
+
+test('nats trigger - close() releases the connection: a process that read, and closed mid-connect, exits by itself', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'nats'))) return;
+  const off = `127.0.0.1:${await closedPort()}`;
+  const run = await runAlone(
+    `
+const trig = (md) => ({ index: 0, type: 'nats-jetstream', metricType: 'AverageValue', metadata: md, subject: 'trigger 0 (nats-jetstream) of ScaledObject s', where: () => ({}) });
+const md = { natsServerMonitoringEndpoint: ${JSON.stringify(off)}, natsURL: ${JSON.stringify(LOCAL_NATS)}, account: '$G', stream: 'ghost_qscale', consumer: 'c' };
+const a = nats.createNatsJetStreamScaler(trig(md), { notify: () => undefined });
+await Promise.all([a.metricAndActivity().catch((e) => console.log('read:', e.message)), a.metricAndActivity().catch(() => undefined)]);
+await a.close();
+const { natsServerMonitoringEndpoint: _, ...apiOnly } = md;
+const b = nats.createNatsJetStreamScaler(trig(apiOnly), { notify: () => undefined });
+const pending = b.metricAndActivity().then(() => 'read', (e) => e.message);
+await b.close();
+console.log('after close:', await pending);
+`,
+    { from: import.meta.url, imports: { nats: '../../../src/backends/nats/trigger.js' } },
+  );
+  assert.equal(run.code, 0, `the process did not exit by itself: ${run.stdout}${run.stderr}`);
+  assert.match(run.stdout, /read: .*stream 'ghost_qscale' not found/);
+  assert.match(run.stdout, /after close: .*the trigger was closed/);
 });
