@@ -3,6 +3,7 @@
  * lines, `qscale status --json`, the consumer's log lines.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, readdirSync, copyFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,10 @@ export const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
 
 export interface UpProcess {
   child: ChildProcess;
+  /** Set as QSCALE_E2E_RUN in the environment of `qscale up`, inherited by every process it starts. */
+  marker: string;
+  /** Resolves with the exit code (null when a signal ended it). */
+  exited: Promise<number | null>;
   lines: string[];
   dataDir: string;
   folder: string;
@@ -23,7 +28,13 @@ export interface UpProcess {
   countLines(re: RegExp): number;
   status(): Promise<SystemStatus>;
   waitFor(pred: (s: SystemStatus) => boolean, timeoutMs?: number, what?: string): Promise<SystemStatus>;
-  stop(): Promise<number | null>;
+  /** SIGINT (or the signal given), then SIGKILL if it has not exited after 60 s. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface StartOptions {
+  /** Added to the environment of `qscale up` (and so of every process it starts). */
+  env?: Record<string, string>;
 }
 
 export function tempFolder(prefix = 'qscale-e2e-'): string {
@@ -65,11 +76,12 @@ ${env({ WORK_MS: '5000', ...consumerEnv })}
 `;
 }
 
-export async function startUp(folder: string, args: string[] = []): Promise<UpProcess> {
+export async function startUp(folder: string, args: string[] = [], options: StartOptions = {}): Promise<UpProcess> {
   const dataDir = path.join(folder, '.qscale');
+  const marker = randomBytes(8).toString('hex');
   const child = spawn(process.execPath, [MAIN, 'up', folder, '--data-dir', dataDir, ...args], {
     cwd: folder,
-    env: { ...process.env, QSCALE_LOG_LEVEL: process.env.QSCALE_LOG_LEVEL ?? 'info' },
+    env: { ...process.env, QSCALE_LOG_LEVEL: process.env.QSCALE_LOG_LEVEL ?? 'info', ...options.env, QSCALE_E2E_RUN: marker },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -92,6 +104,8 @@ export async function startUp(folder: string, args: string[] = []): Promise<UpPr
   };
   const up: UpProcess = {
     child,
+    marker,
+    exited: exit,
     lines,
     dataDir,
     folder,
@@ -126,9 +140,9 @@ export async function startUp(folder: string, args: string[] = []): Promise<UpPr
       }
       throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last?.hpa)} ${JSON.stringify(last?.queue)}; last lines:\n${lines.slice(-30).join('\n')}`);
     },
-    async stop() {
+    async stop(signal = 'SIGINT') {
       if (exited !== undefined) return exited;
-      child.kill('SIGINT');
+      child.kill(signal);
       const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
       const code = await exit;
       clearTimeout(t);
@@ -141,4 +155,93 @@ export async function startUp(folder: string, args: string[] = []): Promise<UpPr
 /** Replicas of an app that are not terminating. */
 export function running(s: SystemStatus, appId = 'consumer'): number {
   return s.replicas.filter((r) => r.appId === appId && r.status !== 'Terminating' && r.status !== 'Stopped').length;
+}
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  /** One letter, as /proc/<pid>/stat has it: R, S, D, Z (zombie: exited, not yet reaped) ... */
+  state: string;
+  cmdline: string;
+}
+
+function readProc(pid: number): ProcInfo | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+    return { pid, ppid: Number(rest[1]), state: rest[0] ?? '?', cmdline };
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+function hasEnv(pid: number, entry: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(entry);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Every live process of a `qscale up` run, itself excluded: its descendants by parent pid, and any process carrying
+ * its marker in the environment (which also finds a child re-parented to init after its parent died). Zombies
+ * (exited, not yet reaped) are left out.
+ */
+export function runProcesses(up: Pick<UpProcess, 'child' | 'marker'>): ProcInfo[] {
+  const all: ProcInfo[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const p = readProc(Number(name));
+    if (p) all.push(p);
+  }
+  const root = up.child.pid;
+  const children = new Map<number, number[]>();
+  for (const p of all) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
+  const found = new Set<number>();
+  const stack = [...(root !== undefined ? children.get(root) ?? [] : [])];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    if (found.has(pid)) continue;
+    found.add(pid);
+    stack.push(...(children.get(pid) ?? []));
+  }
+  const entry = `QSCALE_E2E_RUN=${up.marker}`;
+  for (const p of all) if (p.pid !== root && !found.has(p.pid) && hasEnv(p.pid, entry)) found.add(p.pid);
+  return all.filter((p) => found.has(p.pid) && p.state !== 'Z').sort((a, b) => a.pid - b.pid);
+}
+
+/** The app and sidecar pids status shows, every replica. */
+export function statusPids(s: SystemStatus): number[] {
+  return s.replicas
+    .flatMap((r) => [r.pids?.app, r.pids?.sidecar])
+    .filter((p): p is number => typeof p === 'number')
+    .sort((a, b) => a - b);
+}
+
+/**
+ * Checks that the processes of the run are exactly the ones status shows. Status and /proc are read one after the
+ * other, so a replica starting or stopping between the reads can make them differ for a moment: a reading counts
+ * only when two status reads around the /proc walk agree, and the check retries a few times before it reports.
+ */
+export async function processTreeMatchesStatus(up: UpProcess, tries = 25): Promise<{ ok: boolean; detail: string; pids: number[] }> {
+  let detail = '';
+  for (let i = 0; i < tries; i++) {
+    const before = statusPids(await up.status());
+    const procs = runProcesses(up);
+    const after = statusPids(await up.status());
+    const seen = procs.map((p) => p.pid);
+    if (before.join() === after.join()) {
+      if (seen.join() === after.join()) return { ok: true, detail: '', pids: seen };
+      const extra = procs.filter((p) => !after.includes(p.pid)).map((p) => `${p.pid} (ppid ${p.ppid}, ${p.state}) ${p.cmdline}`);
+      const missing = after.filter((p) => !seen.includes(p));
+      detail = `status shows pids [${after.join(', ')}]; running: [${seen.join(', ')}]; not in status: ${extra.join('; ') || 'none'}; in status but not running: ${missing.join(', ') || 'none'}`;
+    } else {
+      detail = `status changed while reading /proc: [${before.join(', ')}] then [${after.join(', ')}]`;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { ok: false, detail, pids: [] };
 }
