@@ -6,7 +6,8 @@
  */
 import type { Redis } from 'ioredis';
 import { defineMetadata } from '../../components/metadata.js';
-import { BrokerError, ConfigError, errorMessage } from '../../errors.js';
+import { ConfigError, errorMessage } from '../../errors.js';
+import { TRIGGER_READ_TIMEOUT_MS, TriggerConnection, boundedRead } from '../trigger-support.js';
 import type { MetricAndActivity, MetricType, QueueTriggerParams, ResolvedTrigger, Scaler, TriggerDefinition } from '../../autoscaler/scaler.js';
 import { connectRedis, describeRedisError, describeTarget, type RedisTarget } from './connection.js';
 import { groupCounts } from './stream.js';
@@ -80,7 +81,7 @@ class RedisStreamsScaler implements Scaler {
   readonly target: number;
   readonly activationTarget: number;
   readonly describes: string;
-  private client: Redis | undefined;
+  private readonly link: TriggerConnection<Redis>;
 
   constructor(private readonly trigger: ResolvedTrigger, private readonly s: RedisStreamsSettings) {
     this.metricName = redisStreamsMetricName(trigger.index, s.queueName);
@@ -93,24 +94,40 @@ class RedisStreamsScaler implements Scaler {
         : s.measure === 'pending'
           ? `entries of stream ${s.queueName} delivered to group ${s.group ?? ''} and not acked (pending)`
           : `entries in stream ${s.queueName} (XLEN: ready + in flight, acked entries are deleted)`;
+    this.link = new TriggerConnection(
+      trigger.subject,
+      () => connectRedis(this.s.conn, TRIGGER_READ_TIMEOUT_MS, 'qscale-keda'),
+      async (c) => {
+        c.disconnect();
+      },
+    );
   }
 
   async metricAndActivity(): Promise<MetricAndActivity> {
-    let value: number;
-    try {
-      this.client ??= await connectRedis(this.s.conn, 5000, 'qscale-keda');
-      const c = this.client;
-      if (this.s.measure === 'length') value = await c.xlen(this.s.queueName);
-      else {
-        const g = await groupCounts(c, this.s.queueName, this.s.group ?? '');
-        value = this.s.measure === 'lag' ? g.lag : g.pending;
-      }
-    } catch (err) {
-      throw new BrokerError(
-        `${this.trigger.subject}: cannot read stream '${this.s.queueName}' at ${describeTarget(this.s.conn)}: ${describeRedisError(err, this.s.conn.password) || errorMessage(err)}`,
-      );
-    }
+    const value = await boundedRead(() => this.read(), {
+      subject: this.trigger.subject,
+      what: `stream '${this.s.queueName}'`,
+      where: describeTarget(this.s.conn),
+      describe: (err) => describeRedisError(err, this.s.conn.password) || errorMessage(err),
+      // A connection whose commands hang (ioredis queues them while it reconnects) is dropped; the next read dials anew.
+      onTimeout: () => this.link.reset(),
+    });
     return { value, active: value > this.activationTarget };
+  }
+
+  private async read(): Promise<number> {
+    const c = await this.link.get();
+    let value: number;
+    if (this.s.measure === 'length') value = await c.xlen(this.s.queueName);
+    else {
+      const g = await groupCounts(c, this.s.queueName, this.s.group ?? '');
+      value = this.s.measure === 'lag' ? g.lag : g.pending;
+    }
+    // Redis answers 0 for a stream that does not exist: a wrong name must not read as an empty queue.
+    if (value === 0 && (await c.exists(this.s.queueName)) === 0) {
+      throw new Error(`the stream does not exist (the binding creates it, with its consumer group, when it starts)`);
+    }
+    return value;
   }
 
   /** A blocking XREAD on its own connection: Redis itself says when an entry lands. */
@@ -122,8 +139,11 @@ class RedisStreamsScaler implements Scaler {
       let lastId: string | undefined;
       while (!stopped) {
         try {
-          watcher ??= await connectRedis(this.s.conn, 5000, 'qscale-keda:watch');
-          if (stopped) break;
+          watcher ??= await connectRedis(this.s.conn, TRIGGER_READ_TIMEOUT_MS, 'qscale-keda:watch');
+          if (stopped) {
+            watcher.disconnect(); // connected after stop(): nobody else will close it
+            break;
+          }
           if (lastId === undefined) {
             const newest = (await watcher.call('XREVRANGE', this.s.queueName, '+', '-', 'COUNT', '1')) as unknown[][];
             lastId = newest[0]?.[0] !== undefined ? String(newest[0][0]) : '0-0';
@@ -151,9 +171,7 @@ class RedisStreamsScaler implements Scaler {
   }
 
   async close(): Promise<void> {
-    const c = this.client;
-    this.client = undefined;
-    if (c) await c.quit().catch(() => c.disconnect());
+    await this.link.close();
   }
 }
 

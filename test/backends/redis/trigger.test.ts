@@ -1,0 +1,80 @@
+/**
+ * KEDA's redis-streams trigger, its failures: a stream that does not exist, a Redis that is not there or never
+ * answers, and close() releasing every connection (the process that used the trigger exits by itself). The
+ * metric itself is tested next to the backend (backend.test.ts), against the same stream.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BrokerError } from '../../../src/errors.js';
+import { redisStreamsTrigger } from '../../../src/backends/redis/index.js';
+import { closedPort, requireBroker, runAlone, silentServer, uniqueName } from '../../support/brokers.js';
+import { REDIS_ADDR, deleteKeys, trigger, withRedis } from './helpers.js';
+
+test('redis-streams trigger - a stream that does not exist is an error, not an empty queue', { timeout: 30_000 }, async (t) => {
+  if (!(await requireBroker(t, 'redis'))) return;
+  const q = uniqueName('rs-missing');
+  const length = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q }));
+  const lag = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q, consumerGroup: 'qscale', lagCount: '5' }));
+  t.after(async () => {
+    await length.close();
+    await lag.close();
+    await deleteKeys(q);
+  });
+  for (const s of [length, lag]) {
+    const err = await s.metricAndActivity().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof BrokerError, String(err));
+    assert.equal(
+      err.message,
+      `trigger 0 (redis-streams) of ScaledObject consumer-scaler: cannot read stream '${q}' at redis://127.0.0.1:6379/0: the stream does not exist (the binding creates it, with its consumer group, when it starts)`,
+    );
+  }
+  // Once the stream exists, an empty one reads 0.
+  await withRedis((r) => r.call('XGROUP', 'CREATE', q, 'qscale', '0', 'MKSTREAM'));
+  assert.deepEqual(await length.metricAndActivity(), { value: 0, active: false });
+  assert.deepEqual(await lag.metricAndActivity(), { value: 0, active: false });
+});
+
+test('redis-streams trigger - nothing listening rejects naming the address, the password never', { timeout: 30_000 }, async (t) => {
+  const port = await closedPort();
+  const s = redisStreamsTrigger.create(trigger({ address: `127.0.0.1:${port}`, stream: 'x', password: 'Secr3tPw' }));
+  t.after(() => s.close());
+  const err = await s.metricAndActivity().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof BrokerError, String(err));
+  assert.equal(err.message, `trigger 0 (redis-streams) of ScaledObject consumer-scaler: cannot read stream 'x' at redis://:***@127.0.0.1:${port}/0: connection refused (is Redis running on that host and port?)`);
+});
+
+test('redis-streams trigger - a server that accepts and never answers is a bounded error, not a hang', { timeout: 30_000 }, async (t) => {
+  const silent = await silentServer();
+  t.after(() => silent.close());
+  const s = redisStreamsTrigger.create(trigger({ address: `127.0.0.1:${silent.port}`, stream: 'x' }));
+  t.after(() => s.close());
+  await assert.rejects(s.metricAndActivity(), new RegExp(`cannot read stream 'x' at redis://127\\.0\\.0\\.1:${silent.port}/0: (no answer within 5000 ms|connection timed out)`));
+});
+
+test('redis-streams trigger - close() releases every connection: a process that polled, watched and closed exits by itself', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'redis'))) return;
+  const q = uniqueName('rs-close');
+  await withRedis((r) => r.call('XGROUP', 'CREATE', q, 'qscale', '0', 'MKSTREAM'));
+  t.after(() => deleteKeys(q));
+  const run = await runAlone(
+    `
+const trig = (md) => ({ index: 0, type: 'redis-streams', metricType: 'AverageValue', metadata: md, subject: 'trigger 0 (redis-streams) of ScaledObject s', where: () => ({}) });
+const a = redis.redisStreamsTrigger.create(trig({ address: ${JSON.stringify(REDIS_ADDR)}, stream: ${JSON.stringify(q)} }));
+const stop = a.watchArrivals(() => undefined);
+console.log('values', (await Promise.all([a.metricAndActivity(), a.metricAndActivity()])).map((m) => m.value).join(','));
+stop();
+await a.close();
+// close() while the connection is still opening, and a watch stopped before its connection is up.
+const b = redis.redisStreamsTrigger.create(trig({ address: ${JSON.stringify(REDIS_ADDR)}, stream: ${JSON.stringify(q)} }));
+const stopB = b.watchArrivals(() => undefined);
+const pending = b.metricAndActivity().then(() => 'read', (e) => e.message);
+stopB();
+await b.close();
+console.log('after close:', await pending);
+`,
+    { from: import.meta.url, imports: { redis: '../../../src/backends/redis/index.js' } },
+  );
+  assert.equal(run.code, 0, `the process did not exit by itself: ${run.stdout}${run.stderr}`);
+  assert.match(run.stdout, /values 0,0/);
+  assert.match(run.stdout, /after close: (read|.*the trigger was closed)/);
+});
