@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { BrokerError, ConfigError, errorMessage } from '../../errors.js';
+import { TRIGGER_READ_TIMEOUT_MS, TriggerClosedError, boundedRead } from '../trigger-support.js';
 import type { MetricAndActivity, QueueTriggerParams, ResolvedTrigger, Scaler, TriggerDefinition } from '../../autoscaler/scaler.js';
 import { postgresqlTriggerMetadata } from './metadata.js';
 import { parseConnection, scrub, type PgConnection } from './connection.js';
@@ -74,6 +75,12 @@ function withEnv(raw: Readonly<Record<string, string>>): Record<string, string> 
   return out;
 }
 
+function describePgError(err: unknown, password: string | undefined): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused (is PostgreSQL running on that host and port?)';
+  return scrub(errorMessage(err), password);
+}
+
 function quote(v: string): string {
   return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
@@ -85,6 +92,7 @@ class PostgresScaler implements Scaler {
   readonly activationTarget: number;
   readonly describes: string;
   private readonly pool: pg.Pool;
+  private closed = false;
 
   constructor(
     private readonly trigger: ResolvedTrigger,
@@ -95,19 +103,26 @@ class PostgresScaler implements Scaler {
     this.target = p.target;
     this.activationTarget = p.activationTarget;
     this.describes = `value of the query on ${p.conn.describe} (queue ${p.queueName})`;
-    this.pool = new pg.Pool({ ...p.conn.config, max: 1, connectionTimeoutMillis: 5000, application_name: 'qscale:keda-postgresql' });
+    this.pool = new pg.Pool({
+      ...p.conn.config,
+      max: 1,
+      connectionTimeoutMillis: TRIGGER_READ_TIMEOUT_MS,
+      query_timeout: TRIGGER_READ_TIMEOUT_MS,
+      application_name: 'qscale:keda-postgresql',
+    });
     this.pool.on('error', () => undefined);
   }
 
   async metricAndActivity(): Promise<MetricAndActivity> {
-    let value: number;
-    try {
-      const r = await this.pool.query({ text: this.p.query, rowMode: 'array' });
-      const cell: unknown = r.rows[0]?.[0];
-      value = cell === null || cell === undefined ? 0 : Number(cell);
-    } catch (err) {
-      throw new BrokerError(`${this.trigger.subject}: could not query PostgreSQL at ${this.p.conn.describe}: ${scrub(errorMessage(err), this.p.conn.password)}`, { cause: err });
-    }
+    if (this.closed) throw new TriggerClosedError(this.trigger.subject);
+    const r = await boundedRead(() => this.pool.query({ text: this.p.query, rowMode: 'array' }), {
+      subject: this.trigger.subject,
+      what: `the query's value (queue ${this.p.queueName})`,
+      where: `PostgreSQL ${this.p.conn.describe}`,
+      describe: (err) => describePgError(err, this.p.conn.password),
+    });
+    const cell: unknown = r.rows[0]?.[0];
+    const value = cell === null || cell === undefined ? 0 : Number(cell);
     if (!Number.isFinite(value)) {
       throw new BrokerError(`${this.trigger.subject}: the query must return one numeric value`);
     }
@@ -115,6 +130,8 @@ class PostgresScaler implements Scaler {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.pool.end().catch(() => undefined);
   }
 }

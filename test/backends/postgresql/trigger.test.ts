@@ -4,7 +4,7 @@ import { BrokerError, ConfigError } from '../../../src/errors.js';
 import { postgresqlTrigger, queueFromQuery } from '../../../src/backends/postgresql/index.js';
 import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
 import type { ResolvedTrigger } from '../../../src/autoscaler/scaler.js';
-import { needBroker, uniqueName } from '../../support/brokers.js';
+import { closedPort, needBroker, requireBroker, runAlone, silentServer, uniqueName } from '../../support/brokers.js';
 import { component, ctx, dropQueue, PG_URL, tableName } from './support.js';
 
 /** Lines of the (imaginary) ScaledObject: each metadata key on its own line from 20 on. */
@@ -108,6 +108,58 @@ test('postgresql trigger - a wrong database gives an error naming the trigger an
   t.after(() => scaler.close());
   const err = await scaler.metricAndActivity().then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof BrokerError);
-  assert.match(err.message, /trigger 0 \(postgresql\) of ScaledObject consumer-scaler: could not query PostgreSQL at postgres@127\.0\.0\.1:5432\/no_such_db: .*no_such_db/);
+  assert.match(err.message, /trigger 0 \(postgresql\) of ScaledObject consumer-scaler: cannot read the query's value \(queue q\) at PostgreSQL postgres@127\.0\.0\.1:5432\/no_such_db: .*no_such_db/);
   assert.doesNotMatch(err.message, /Hush123/);
+});
+
+const QUERY = "SELECT count(*) FROM qscale_queue WHERE queue = 'q'";
+
+test('postgresql trigger - nothing listening rejects naming the server, the password never', { timeout: 30_000 }, async (t) => {
+  const port = await closedPort();
+  const scaler = postgresqlTrigger.create(trigger({ connection: `postgres://postgres:Hush123@127.0.0.1:${port}/postgres`, query: QUERY, targetQueryValue: '5' }));
+  t.after(() => scaler.close());
+  const err = await scaler.metricAndActivity().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof BrokerError, String(err));
+  assert.equal(
+    err.message,
+    `trigger 0 (postgresql) of ScaledObject consumer-scaler: cannot read the query's value (queue q) at PostgreSQL postgres@127.0.0.1:${port}/postgres: connection refused (is PostgreSQL running on that host and port?)`,
+  );
+});
+
+test('postgresql trigger - a server that accepts and never answers is a bounded error, not a hang', { timeout: 30_000 }, async (t) => {
+  const silent = await silentServer();
+  t.after(() => silent.close());
+  const scaler = postgresqlTrigger.create(trigger({ connection: `postgres://postgres@127.0.0.1:${silent.port}/postgres`, query: QUERY, targetQueryValue: '5' }));
+  t.after(() => scaler.close());
+  await assert.rejects(scaler.metricAndActivity(), new RegExp(`cannot read the query's value \\(queue q\\) at PostgreSQL postgres@127\\.0\\.0\\.1:${silent.port}/postgres: (no answer within 5000 ms|.*timeout)`, 'i'));
+});
+
+test('postgresql trigger - a queue table that does not exist is named in the error', { timeout: 30_000 }, async (t) => {
+  if (!(await requireBroker(t, 'postgresql'))) return;
+  const table = tableName();
+  const scaler = postgresqlTrigger.create(trigger({ connection: PG_URL, query: `SELECT count(*) FROM ${table} WHERE queue = 'q'`, targetQueryValue: '5' }));
+  t.after(() => scaler.close());
+  await assert.rejects(scaler.metricAndActivity(), new RegExp(`cannot read the query's value \\(queue q\\) at PostgreSQL .*: relation "${table}" does not exist`));
+});
+
+test('postgresql trigger - close() releases the connection: a process that queried and closed exits by itself', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'postgresql'))) return;
+  const run = await runAlone(
+    `
+const trig = (md) => ({ index: 0, type: 'postgresql', metricType: 'AverageValue', metadata: md, subject: 'trigger 0 (postgresql) of ScaledObject s', where: () => ({}) });
+const md = { connection: ${JSON.stringify(PG_URL)}, query: "SELECT 3", queueName: 'q', targetQueryValue: '5' };
+const a = pg.postgresqlTrigger.create(trig(md));
+console.log('values', (await Promise.all([a.metricAndActivity(), a.metricAndActivity()])).map((m) => m.value).join(','));
+await a.close();
+console.log('after close:', await a.metricAndActivity().then(() => 'read', (e) => e.message));
+const b = pg.postgresqlTrigger.create(trig(md));
+const pending = b.metricAndActivity().then(() => 'read', (e) => e.message);
+await b.close();
+console.log('mid-connect:', await pending);
+`,
+    { from: import.meta.url, imports: { pg: '../../../src/backends/postgresql/index.js' } },
+  );
+  assert.equal(run.code, 0, `the process did not exit by itself: ${run.stdout}${run.stderr}`);
+  assert.match(run.stdout, /values 3,3/);
+  assert.match(run.stdout, /after close: trigger 0 \(postgresql\) of ScaledObject s: the trigger was closed/);
 });
