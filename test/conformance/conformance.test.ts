@@ -3,9 +3,13 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import inspector from 'node:inspector';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { createBackend } from '../../src/backends/registry.js';
 import { hasDeadLetters, type Backend, type QueueMessage } from '../../src/backends/types.js';
 import { createLogger } from '../../src/util/log.js';
@@ -90,6 +94,32 @@ function gate(): { wait: Promise<void>; open(): void } {
   let open!: () => void;
   const wait = new Promise<void>((r) => (open = r));
   return { wait, open };
+}
+
+/**
+ * How many promises are alive right now, after a full garbage collection: the inspector's queryObjects walks the heap
+ * for every object whose prototype is Promise.prototype. A receive loop that retains something per message (a
+ * reaction on a promise that never settles keeps the promise it would resolve) shows up here one per message.
+ */
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+const inspectorSession = new inspector.Session();
+inspectorSession.connect();
+function inspect<T>(method: string, params: object): Promise<T> {
+  return new Promise((resolve, reject) => {
+    inspectorSession.post(method, params, (err, result) => (err ? reject(err) : resolve(result as T)));
+  });
+}
+async function livePromises(): Promise<number> {
+  gc();
+  gc();
+  const proto = await inspect<{ result: { objectId: string } }>('Runtime.evaluate', { expression: 'Promise.prototype', objectGroup: 'count' });
+  const found = await inspect<{ objects: { objectId: string } }>('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId, objectGroup: 'count' });
+  const n = await inspect<{ result: { value: number } }>('Runtime.callFunctionOn', {
+    objectId: found.objects.objectId, functionDeclaration: 'function () { return this.length; }', returnByValue: true,
+  });
+  await inspect('Runtime.releaseObjectGroup', { objectGroup: 'count' });
+  return n.result.value;
 }
 
 const json = (n: number): Buffer => Buffer.from(JSON.stringify({ n, text: 'héllo ✓' }));
@@ -273,6 +303,45 @@ for (const row of rows) {
       assert.equal(seen.size, 20);
     });
   }
+
+  test(name('receiving at concurrency 1 keeps nothing per message: no promise or abort listener piles up'), async (t) => {
+    const s = await setup(t, row);
+    if (!s) return;
+    const b = await s.open();
+    const total = 1500;
+    const warmup = 300;
+    let next = 0;
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < total) {
+        next += 1;
+        await b.send(json(next), {});
+      }
+    }));
+    const ac = new AbortController();
+    const giveUp = setTimeout(() => ac.abort(), GIVE_UP_MS * 2);
+    let atWarmup = 0;
+    let atEnd = 0;
+    let listeners = 0;
+    let seen = 0;
+    try {
+      await b.receive(async () => {
+        seen += 1;
+        listeners = Math.max(listeners, getEventListeners(ac.signal, 'abort').length);
+        if (seen === warmup) atWarmup = await livePromises();
+        if (seen === total) {
+          atEnd = await livePromises();
+          ac.abort();
+        }
+        return true;
+      }, { concurrency: 1, signal: ac.signal });
+    } finally {
+      clearTimeout(giveUp);
+    }
+    assert.equal(seen, total);
+    const kept = atEnd - atWarmup;
+    assert.ok(kept < (total - warmup) / 10, `${kept} more promises alive after ${total - warmup} more messages (${atWarmup} → ${atEnd})`);
+    assert.ok(listeners <= 4, `${listeners} abort listeners on the receive signal at once`);
+  });
 
   test(name('close twice is harmless'), async (t) => {
     const s = await setup(t, row);

@@ -14,6 +14,7 @@ import type { EmbeddedSettings } from './metadata.js';
 import { AckBatch } from './acks.js';
 import { QueueStore, type LeasedMessage, type ReleaseOutcome } from './store.js';
 import { redeliveryDelayMs } from '../redelivery.js';
+import { Wakeup } from '../../util/wakeup.js';
 
 /** Upper bound on an idle wait, in case a wake-up was missed (e.g. the clock jumped). */
 const IDLE_RECHECK_MS = 1000;
@@ -111,29 +112,17 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
     const acks = new AckBatch(store);
     const stopped = (): boolean => options.signal.aborted || this.stopAll.signal.aborted;
 
-    let wakePending = false;
-    let wake: (() => void) | undefined;
-    const poke = (): void => {
-      if (wake) wake();
-      else wakePending = true;
-    };
+    const wake = new Wakeup();
+    const poke = wake.poke;
     /** Sleeps until poked, stopped or ms passed; with watch, a commit to the file after `baseline` pokes too. */
-    const sleep = (ms: number, watch?: { baseline: number | undefined }): Promise<void> => {
-      if (wakePending || stopped()) {
-        wakePending = false;
-        return Promise.resolve();
+    const sleep = async (ms: number, watch?: { baseline: number | undefined }): Promise<void> => {
+      if (stopped()) return;
+      const unsubscribe = watch ? store.onChange(poke, watch.baseline) : undefined;
+      try {
+        await wake.wait(ms);
+      } finally {
+        unsubscribe?.();
       }
-      return new Promise((resolve) => {
-        const unsubscribe = watch ? store.onChange(poke, watch.baseline) : undefined;
-        const timer = setTimeout(done, ms);
-        function done(): void {
-          clearTimeout(timer);
-          unsubscribe?.();
-          wake = undefined;
-          resolve();
-        }
-        wake = done;
-      });
     };
     options.signal.addEventListener('abort', poke, { once: true });
     this.stopAll.signal.addEventListener('abort', poke, { once: true });

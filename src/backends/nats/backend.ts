@@ -23,6 +23,7 @@ import type { Logger } from '../../util/log.js';
 import { natsMetadata } from './metadata.js';
 import { connectNats, describe, natsLib, scrubNats, type NatsTarget } from './connect.js';
 import { sleep } from '../../util/abort.js';
+import { Wakeup } from '../../util/wakeup.js';
 
 const FETCH_EXPIRES_MS = 1000;
 const REASON = 'Qscale-Dead-Letter-Reason';
@@ -184,11 +185,13 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     const inFlight = new Set<Promise<void>>();
     let consumer: Consumer | undefined;
     let failing = false;
-    const stopped = aborted(signal);
+    // A finished handler or a stop wakes the loop; nothing is left behind per wait (see util/wakeup.ts).
+    const wake = new Wakeup();
+    signal.addEventListener('abort', wake.poke);
     while (!signal.aborted && !this.closed) {
       const free = limit - inFlight.size;
       if (free <= 0) {
-        await Promise.race([...inFlight, stopped]);
+        await wake.wait(Infinity);
         continue;
       }
       let batch: ConsumerMessages | undefined;
@@ -208,7 +211,10 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
             m.nak();
             continue;
           }
-          const p: Promise<void> = this.handle(m, handler).finally(() => inFlight.delete(p));
+          const p: Promise<void> = this.handle(m, handler).finally(() => {
+            inFlight.delete(p);
+            wake.poke();
+          });
           inFlight.add(p);
         }
         if (failing) this.logger.info('receiving again');
@@ -224,6 +230,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
         if (batch) this.batches.delete(batch);
       }
     }
+    signal.removeEventListener('abort', wake.poke);
     await Promise.allSettled([...inFlight]);
   }
 
@@ -362,11 +369,4 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(t));
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
 }

@@ -16,6 +16,7 @@ import { postgresqlMetadata } from './metadata.js';
 import { parseConnection, scrub, type PgConnection } from './connection.js';
 import { isIdentifier, queueSql, type QueueSql } from './sql.js';
 import { PgListener } from './listener.js';
+import { Wakeup } from '../../util/wakeup.js';
 
 interface Row {
   id: string;
@@ -143,14 +144,17 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
       this.listener = new PgListener(this.clientConfig(), this.sql.channel, this.queue, this.logger, this.conn.password);
       this.listener.start();
     }
-    const listener = this.listener;
     const inFlight = new Set<Promise<void>>();
     let lastSweep = 0;
     let failing = false;
+    // A notification, a finished handler or a stop wakes the loop; nothing is left behind per wait.
+    const wake = new Wakeup();
+    signal.addEventListener('abort', wake.poke);
+    const unsubscribe = this.listener.subscribe(wake.poke);
     while (!signal.aborted && !this.closed) {
       const free = limit - inFlight.size;
       if (free <= 0) {
-        await Promise.race([...inFlight, listener.wait(this.pollMs, signal)]);
+        await wake.wait(this.pollMs);
         continue;
       }
       let rows: Row[];
@@ -166,11 +170,11 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
       } catch (err) {
         if (!failing) this.logger.warn({ error: scrub(errorMessage(err), this.conn.password) }, 'cannot claim messages, retrying');
         failing = true;
-        await listener.wait(Math.min(this.pollMs, 1000), signal);
+        await wake.wait(Math.min(this.pollMs, 1000));
         continue;
       }
       if (rows.length === 0) {
-        await listener.wait(this.pollMs, signal);
+        await wake.wait(this.pollMs);
         continue;
       }
       rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
@@ -179,10 +183,15 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
         break;
       }
       for (const row of rows) {
-        const p: Promise<void> = this.handle(row, token, handler).finally(() => inFlight.delete(p));
+        const p: Promise<void> = this.handle(row, token, handler).finally(() => {
+          inFlight.delete(p);
+          wake.poke();
+        });
         inFlight.add(p);
       }
     }
+    unsubscribe();
+    signal.removeEventListener('abort', wake.poke);
     await Promise.allSettled([...inFlight]);
   }
 

@@ -27,20 +27,10 @@ export class PgListener {
     void this.connect();
   }
 
-  /** Resolves on a notification for this queue, after `ms`, or when `signal` aborts, whichever comes first. */
-  wait(ms: number, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-      this.waiters.add(done);
-    });
+  /** Calls `wake` on every notification for this queue (and after a reconnect); returns how to stop. */
+  subscribe(wake: () => void): () => void {
+    this.waiters.add(wake);
+    return () => this.waiters.delete(wake);
   }
 
   wakeAll(): void {

@@ -26,7 +26,8 @@ import {
   ackAndDelete, claimIdle, deadLetter, deliveryCounts, ensureGroup, groupCounts, readNew, releaseForRetry, renew,
   type StreamEntry,
 } from './stream.js';
-import { sleep, whenAborted } from '../../util/abort.js';
+import { sleep } from '../../util/abort.js';
+import { Wakeup } from '../../util/wakeup.js';
 
 const BLOCK_MS = 1000;
 const SWEEP_EVERY_MS = 1000;
@@ -106,18 +107,22 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     const renewer = setInterval(() => {
       renew(this.redis, this.s.stream, this.s.group, this.consumer, [...active.keys()]).catch(() => undefined);
     }, Math.max(200, Math.floor(this.s.visibilityMs / 3)));
+    // A finished handler or a stop wakes the loop; nothing is left behind per wait (see util/wakeup.ts).
+    const wake = new Wakeup();
+    signal.addEventListener('abort', wake.poke);
     const start = (e: StreamEntry, count: number): void => {
-      const p: Promise<void> = this.handle(e, count, handler).finally(() => active.delete(e.id));
+      const p: Promise<void> = this.handle(e, count, handler).finally(() => {
+        active.delete(e.id);
+        wake.poke();
+      });
       active.set(e.id, p);
     };
     let lastSweep = 0;
-    // One listener for the whole call: a new one per wait would pile up on a long-lived signal.
-    const aborted = whenAborted(signal);
     try {
       while (!signal.aborted && !this.closed) {
         const free = concurrency - active.size;
         if (free <= 0) {
-          await Promise.race([...active.values(), aborted]);
+          await wake.wait(Infinity);
           continue;
         }
         try {
@@ -147,6 +152,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
         }
       }
     } finally {
+      signal.removeEventListener('abort', wake.poke);
       while (active.size > 0) await Promise.allSettled([...active.values()]);
       clearInterval(renewer);
       this.readers.delete(reader);
