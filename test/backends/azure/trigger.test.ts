@@ -8,6 +8,7 @@ import { ServiceBusScaler, createServiceBusScaler, parseServiceBusTrigger, servi
 import type { EntityCounts, QueueAdmin } from '../../../src/backends/azure/servicebus/admin.js';
 import { RecordingAdmin } from './peer-admin.js';
 import { NAMESPACE_CS, SECRET_KEY, trigger } from './support.js';
+import { closedPort, runAlone } from '../../support/brokers.js';
 
 const QUEUE_CS = `${NAMESPACE_CS};EntityPath=msgqueue`;
 
@@ -102,4 +103,44 @@ test('servicebus trigger - a failing management call names the trigger, the queu
     assert.ok(!err.message.includes(SECRET_KEY), err.message);
     return true;
   });
+});
+
+test('servicebus trigger - a management API that never answers is a bounded error, and the call is aborted', { timeout: 30_000 }, async () => {
+  let aborted = false;
+  const silent: QueueAdmin = {
+    queueExists: async () => true,
+    createQueue: async () => undefined,
+    subscriptionCounts: () => new Promise<EntityCounts>(() => undefined),
+    // A request in flight holds the process open, as the SDK's socket would, until it is aborted.
+    queueCounts: (_q, signal) =>
+      new Promise<EntityCounts>(() => {
+        const inFlight = setInterval(() => undefined, 1000);
+        signal?.addEventListener('abort', () => {
+          aborted = true;
+          clearInterval(inFlight);
+        });
+      }),
+  };
+  const scaler = new ServiceBusScaler(trigger({}), parseServiceBusTrigger(trigger({ queueName: 'msgqueue', connection: NAMESPACE_CS })), silent);
+  await assert.rejects(
+    scaler.metricAndActivity(),
+    /^BrokerError: trigger 0 \(azure-servicebus\) of ScaledObject bindingconsumer-scaler: cannot read queue 'msgqueue' at qscale-test\.servicebus\.windows\.net: no answer within 5000 ms$/,
+  );
+  assert.ok(aborted, 'the SDK call is aborted, not left running');
+});
+
+test('servicebus trigger - the real SDK pointed at a closed port: rejects naming the address, never the key; the process exits', { timeout: 60_000 }, async () => {
+  const port = await closedPort();
+  const run = await runAlone(
+    `
+const trig = (md) => ({ index: 0, type: 'azure-servicebus', metricType: 'AverageValue', metadata: md, subject: 'trigger 0 (azure-servicebus) of ScaledObject s', where: () => ({}) });
+const s = sb.createServiceBusScaler(trig({ queueName: 'msgqueue', connection: 'Endpoint=sb://127.0.0.1:${port}/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=${SECRET_KEY}' }));
+console.log('read:', await s.metricAndActivity().then(() => 'value', (e) => e.message));
+await s.close();
+`,
+    { from: import.meta.url, imports: { sb: '../../../src/backends/azure/servicebus/trigger.js' } },
+  );
+  assert.equal(run.code, 0, `the process did not exit by itself: ${run.stdout}${run.stderr}`);
+  assert.match(run.stdout, new RegExp(`read: trigger 0 \\(azure-servicebus\\) of ScaledObject s: cannot read queue 'msgqueue' at 127\\.0\\.0\\.1:${port}: (.*ECONNREFUSED|no answer within 5000 ms)`));
+  assert.ok(!run.stdout.includes(SECRET_KEY));
 });

@@ -4,7 +4,8 @@
  * connectionFromEnv). Pod identity (namespace without connection) and useRegex are cluster-only: refused with a reason.
  */
 import { defineMetadata } from '../../../components/metadata.js';
-import { BrokerError, ConfigError } from '../../../errors.js';
+import { ConfigError } from '../../../errors.js';
+import { boundedRead } from '../../trigger-support.js';
 import type { MetricAndActivity, MetricType, ResolvedTrigger, Scaler, TriggerDefinition } from '../../../autoscaler/scaler.js';
 import { SdkQueueAdmin, type QueueAdmin } from './admin.js';
 import { parseConnectionString, secretsOf } from './connection.js';
@@ -92,18 +93,20 @@ export class ServiceBusScaler implements Scaler {
 
   async metricAndActivity(): Promise<MetricAndActivity> {
     const e = this.s.entity;
-    let value: number;
-    try {
-      const signal = AbortSignal.timeout(10_000);
-      const counts = e.kind === 'queue'
-        ? await this.admin.queueCounts(e.queueName, signal)
-        : await this.admin.subscriptionCounts(e.topicName, e.subscriptionName, signal);
-      value = counts.active;
-    } catch (err) {
-      const what = e.kind === 'queue' ? `queue '${e.queueName}'` : `subscription '${e.subscriptionName}' of topic '${e.topicName}'`;
-      throw new BrokerError(`${this.trigger.subject}: cannot read ${what} at ${this.s.host}: ${describeServiceBusError(err, this.secrets)}`);
-    }
-    return { value, active: value > this.activationTarget };
+    const abort = new AbortController();
+    const counts = await boundedRead(
+      () => (e.kind === 'queue'
+        ? this.admin.queueCounts(e.queueName, abort.signal)
+        : this.admin.subscriptionCounts(e.topicName, e.subscriptionName, abort.signal)),
+      {
+        subject: this.trigger.subject,
+        what: e.kind === 'queue' ? `queue '${e.queueName}'` : `subscription '${e.subscriptionName}' of topic '${e.topicName}'`,
+        where: this.s.host,
+        describe: (err) => describeServiceBusError(err, this.secrets),
+        onTimeout: () => abort.abort(),
+      },
+    );
+    return { value: counts.active, active: counts.active > this.activationTarget };
   }
 
   async close(): Promise<void> {
