@@ -103,7 +103,7 @@ export function createScaler(trigger: ResolvedTrigger, opts: { embedded: boolean
     );
   }
   if (opts.embedded || def.type === EMBEDDED_TRIGGER_TYPE) {
-    return createEmbeddedScaler(opts.dataDir, def.parseQueueParams(trigger), trigger.type, trigger.index);
+    return createEmbeddedScaler(opts.dataDir, def.parseQueueParams(trigger), trigger.type, trigger.index, trigger.subject);
   }
   return def.create(trigger);
 }

@@ -4,6 +4,7 @@
  * watchArrivals lets the autoscaler activate from zero the moment a message lands, instead of a pollingInterval later.
  */
 import type { MetricAndActivity, QueueTriggerParams, Scaler } from '../../autoscaler/scaler.js';
+import { TriggerClosedError, boundedRead } from '../trigger-support.js';
 import { QueueStore } from './store.js';
 
 /** While a queue holds messages, re-check at most this often whether it emptied (counting on every change is waste). */
@@ -56,7 +57,13 @@ export function watchArrivals(dataDir: string, queueName: string, onArrival: () 
   };
 }
 
-export function createEmbeddedScaler(dataDir: string, params: QueueTriggerParams, triggerType: string, index = 0): Scaler {
+export function createEmbeddedScaler(
+  dataDir: string,
+  params: QueueTriggerParams,
+  triggerType: string,
+  index = 0,
+  subject = `trigger ${index} (${triggerType})`,
+): Scaler {
   const store = QueueStore.acquire(dataDir);
   const unwatch = new Set<() => void>();
   let closed = false;
@@ -67,7 +74,13 @@ export function createEmbeddedScaler(dataDir: string, params: QueueTriggerParams
     activationTarget: params.activationTarget,
     describes: `ready + in flight messages of queue ${params.queueName} (embedded queue ${store.file})`,
     async metricAndActivity(): Promise<MetricAndActivity> {
-      const d = store.depth(params.queueName);
+      // After close() the store may be closed under this scaler: say so rather than read a closed file.
+      if (closed) throw new TriggerClosedError(subject);
+      const d = await boundedRead(async () => store.depth(params.queueName), {
+        subject,
+        what: `queue '${params.queueName}'`,
+        where: `the embedded queue ${store.file}`,
+      });
       const value = d.ready + d.inFlight;
       return { value, active: value > params.activationTarget };
     },
