@@ -58,8 +58,18 @@ export function writeFiles(folder: string, files: Record<string, string>): void 
   }
 }
 
-/** A run file for the seed's apps with this project's compiled apps. */
-export function runFile(consumerEnv: Record<string, string> = {}, producerEnv: Record<string, string> = {}): string {
+/**
+ * A consumer that logs `start <id> pid=<pid>` on every delivery and `processed <id> pid=<pid>` when done (the id is
+ * the message's `text` or `id`): a test can count deliveries, not only completions. Same HTTP contract as the seed's.
+ */
+export const LOGGING_CONSUMER = ['node', path.join(ROOT, 'dist/test/chaos/consumer.js')];
+
+/** A run file for the seed's apps with this project's compiled apps (or another consumer command). */
+export function runFile(
+  consumerEnv: Record<string, string> = {},
+  producerEnv: Record<string, string> = {},
+  consumerCommand: string[] = ['node', 'dist/apps/consumer/main.js'],
+): string {
   const env = (e: Record<string, string>): string => Object.entries(e).map(([k, v]) => `      ${k}: "${v}"`).join('\n');
   return `version: 1
 apps:
@@ -70,7 +80,7 @@ apps:
 ${env({ QSCALE_E2E: '1', ...producerEnv })}
   - appID: consumer
     appDirPath: ${ROOT}
-    command: ["node", "dist/apps/consumer/main.js"]
+    command: ${JSON.stringify(consumerCommand)}
     env:
 ${env({ WORK_MS: '5000', ...consumerEnv })}
 `;
