@@ -2,7 +2,7 @@
  * Replica tests run real processes: a tiny node app written into a temp folder and the real `qscale sidecar`, started
  * through the Deployment the way `qscale up` starts them. Every Deployment made here is killed by `cleanup()`.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -77,7 +77,7 @@ export function fixture(apps: string, files: Record<string, string> = {}): Fixtu
   writeFileSync(path.join(folder, 'app.mjs'), FAKE_APP);
   mkdirComponents(folder, files);
   const runFile = path.join(folder, 'dapr.yaml');
-  const text = `version: 1\ncommon:\n  resourcesPath: ./components\napps:\n${apps}`;
+  const text = `version: 1\ncommon:\n  resourcesPath: ./components\napps:\n${apps.replaceAll('{{folder}}', folder)}`;
   writeFileSync(runFile, text);
   const parsed = parseRunFile(text, runFile);
   const logs = new CapturedLogs();
@@ -148,6 +148,26 @@ export async function allGone(pids: number[], timeoutMs = 10_000): Promise<boole
     await sleep(50);
   }
   return pids.every((p) => !pidAlive(p));
+}
+
+/**
+ * The live processes whose command line names `folder` (the fixture's apps pass it as an argument and the sidecars
+ * get it as their resources path): the process tree to compare with what the Deployment lists.
+ */
+export function processesOf(folder: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (/\) Z /.test(stat)) continue; // a zombie is gone, only not yet reaped
+      if (cmd.includes(folder)) out.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out.sort((a, b) => a - b);
 }
 
 export function embeddedComponent(name: string, metadata: Record<string, string>): string {

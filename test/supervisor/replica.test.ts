@@ -4,13 +4,20 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { allGone, cleanup, embeddedComponent, fixture, only, pidAlive, pidsOf, post, sleep, waitUntil } from './replica-support.js';
-import { freePort } from '../../src/supervisor/ports.js';
+import { allGone, cleanup, embeddedComponent, fixture, only, pidAlive, pidsOf, post, processesOf, sleep, waitUntil } from './replica-support.js';
+import type { Deployment } from '../../src/supervisor/deployment.js';
+import { freePort, PortPool } from '../../src/supervisor/ports.js';
 
+/** The fake app; its folder is an argument so the process tree can be read back (processesOf). */
 const APP = (extra = '') => `  - appID: worker
     appDirPath: ./
-    command: ["node", "app.mjs"]
+    command: ["node", "app.mjs", "{{folder}}"]
 ${extra}`;
+
+/** The processes of a fixture equal the ones the Deployment lists. */
+function treeMatches(folder: string, d: Deployment): void {
+  assert.deepEqual(processesOf(folder), d.list().flatMap(pidsOf).sort((a, b) => a - b), 'the process tree is what the Deployment lists');
+}
 
 describe('replica - one crash is one restart', { timeout: 180_000 }, () => {
   after(cleanup);
@@ -42,9 +49,11 @@ describe('replica - one crash is one restart', { timeout: 180_000 }, () => {
       assert.doesNotMatch(f.logs.all(), /EADDRINUSE/);
       assert.equal(f.logs.systemMatching(/exited \(SIGKILL\)/).length, 1, f.logs.system_.join('\n'));
       assert.equal(now.lastExit?.signal, 'SIGKILL');
+      treeMatches(f.folder, d);
       await d.stopAll();
       assert.ok(await allGone(pidsOf(now)));
       assert.equal(d.list().length, 0);
+      assert.deepEqual(processesOf(f.folder), []);
     });
   }
 
@@ -124,9 +133,26 @@ describe('replica - start failures', { timeout: 120_000 }, () => {
     await d.scaleTo(3);
     const pids = d.list().flatMap(pidsOf);
     assert.equal(pids.length, 6, 'scaleTo resolves once every pair is spawned');
+    treeMatches(f.folder, d);
     await d.stopAll();
     assert.ok(await allGone(pids));
     assert.equal(d.list().length, 0);
+    // A replica stopped while its start waits for ports spawns nothing afterwards.
+    const slow = new (class extends PortPool {
+      override async take(): Promise<number> {
+        await sleep(300);
+        return super.take();
+      }
+    })();
+    const f2 = fixture(APP());
+    const d2 = f2.deployment(undefined, { ports: slow });
+    void d2.scaleTo(1);
+    await waitUntil('the replica is starting', () => d2.all().length === 1);
+    await d2.all()[0]!.stop();
+    await sleep(1000);
+    assert.equal(d2.all()[0]!.status, 'Stopped');
+    assert.deepEqual(processesOf(f2.folder), [], 'nothing was spawned after, or left by, the stop');
+    await d2.stopAll();
     await d.scaleTo(2);
     assert.equal(d.current, 0, 'nothing starts once the deployment is stopped');
     await assert.rejects(d.whenReady(), /stopped before a replica was Ready/);
