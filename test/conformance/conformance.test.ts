@@ -14,7 +14,7 @@ import { createBackend } from '../../src/backends/registry.js';
 import { hasDeadLetters, type Backend, type QueueMessage } from '../../src/backends/types.js';
 import { createLogger } from '../../src/util/log.js';
 import { needBroker, uniqueName } from '../support/brokers.js';
-import { rows, type ConformanceRow } from './table.js';
+import { QUICK_BACKOFF, SPACED_BACKOFF, rows, type Backoff, type ConformanceRow } from './table.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qscale-conformance-'));
 const logger = createLogger('conformance').child({}, { level: process.env.QSCALE_LOG_LEVEL ?? 'silent' });
@@ -26,7 +26,7 @@ interface Opened {
   open(): Promise<Backend>;
 }
 
-async function setup(t: TestContext, row: ConformanceRow, maxDeliveryCount = 10): Promise<Opened | undefined> {
+async function setup(t: TestContext, row: ConformanceRow, maxDeliveryCount = 10, backoff: Backoff = QUICK_BACKOFF): Promise<Opened | undefined> {
   const skipReason = row.skipReason?.();
   if (skipReason) {
     t.skip(skipReason);
@@ -42,7 +42,7 @@ async function setup(t: TestContext, row: ConformanceRow, maxDeliveryCount = 10)
   return {
     queue,
     async open() {
-      const b = createBackend(row.makeComponent(queue, { maxDeliveryCount }), { logger, dataDir }, { embedded: false });
+      const b = createBackend(row.makeComponent(queue, { maxDeliveryCount, backoff }), { logger, dataDir }, { embedded: false });
       opened.push(b);
       await b.init();
       return b;
@@ -167,6 +167,36 @@ for (const row of rows) {
     assert.ok(seen.every((x) => x.data === json(7).toString()));
     assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
   });
+
+  if (row.heldFor) {
+    const heldFor = row.heldFor;
+    test(name('a failed message is held back by the broker for the redelivery backoff, doubling with each failure'), async (t) => {
+      const s = await setup(t, row, 4, SPACED_BACKOFF);
+      if (!s) return;
+      const b = await s.open();
+      await b.send(json(5), {});
+      const deliveries: number[] = [];
+      const held: number[] = [];
+      const receiving = receiveUntil(b, async (m) => {
+        deliveries.push(m.deliveryCount);
+        return m.deliveryCount >= 3;
+      }, () => deliveries.length === 3);
+      for (const failed of [1, 2]) {
+        await until(() => deliveries.length >= failed, `delivery ${failed}`);
+        let h: number | undefined;
+        await until(async () => (h = await heldFor(s.queue, dataDir, failed)) !== undefined || deliveries.length > failed,
+          `the broker holding the message back after failure ${failed}`);
+        assert.equal(deliveries.length, failed, `read while the message waits out failure ${failed}'s backoff`);
+        held.push(h ?? NaN);
+      }
+      await receiving;
+      assert.deepEqual(deliveries, [1, 2, 3]);
+      // 2s then 4s (retryBackoff 2s doubling, capped at retryBackoffMax 4s); read a moment after each failure.
+      assert.ok(held[0]! > 0 && held[0]! <= 2000, `held ${held[0]} ms after the first failure`);
+      assert.ok(held[1]! > 2000 && held[1]! <= 4000, `held ${held[1]} ms after the second failure`);
+      assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+    });
+  }
 
   if (row.claims.deadLetter) {
     test(name('a message failing maxDeliveryCount times is dead-lettered and the next one still flows'), async (t) => {

@@ -1,7 +1,7 @@
 /**
  * NATS JetStream behind `bindings.qscale.nats-jetstream`: a work-queue stream and a durable pull consumer with
  * explicit acks. ack_wait is the visibility timeout, extended by progress acks (working()) while the handler works;
- * a failed handler naks (immediate redelivery).
+ * a failed handler naks with the redelivery wait as its delay: JetStream itself holds the message back that long.
  *
  * Dead letters: on the last allowed delivery that fails, the message is published to the stream `<stream>-dlq`
  * (confirmed by JetStream, de-duplicated by a message id) and then termed. Doing it in the failure path rather than
@@ -24,6 +24,7 @@ import { natsMetadata } from './metadata.js';
 import { connectNats, describe, natsLib, scrubNats, type NatsTarget } from './connect.js';
 import { sleep } from '../../util/abort.js';
 import { Wakeup } from '../../util/wakeup.js';
+import { redeliveryDelayMs, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
 
 const FETCH_EXPIRES_MS = 1000;
 const REASON = 'Qscale-Dead-Letter-Reason';
@@ -41,6 +42,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
   private readonly dlq: string;
   private readonly ackWaitMs: number;
   private readonly maxDeliveries: number;
+  private readonly redelivery: RedeliveryPolicy;
   private readonly handlerCap: number;
   private readonly createStream: boolean;
   private readonly storage: StorageType;
@@ -64,6 +66,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     this.dlq = `${md.stream}-dlq`;
     this.ackWaitMs = md.ackWait;
     this.maxDeliveries = md.maxDeliveryCount;
+    this.redelivery = redeliveryPolicy(md, { subject: this.subject, where: component.where });
     this.handlerCap = md.maxConcurrentHandlers ?? Number.POSITIVE_INFINITY;
     this.createStream = md.createStream;
     this.storage = md.storage === 'memory' ? natsLib().StorageType.Memory : natsLib().StorageType.File;
@@ -258,7 +261,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     } else if (deliveryCount >= this.maxDeliveries) {
       await this.deadLetter(m, deliveryCount, `handler failed ${deliveryCount} deliveries`);
     } else {
-      m.nak();
+      m.nak(redeliveryDelayMs(this.redelivery, deliveryCount));
     }
   }
 
@@ -287,7 +290,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
       await js.publish(this.dlq, m.data, { headers: h, msgID: `${this.stream}:${m.seq}` });
     } catch (err) {
       this.logger.warn({ id: m.seq, error: scrubNats(errorMessage(err), this.target) }, 'dead-letter publish failed: the message stays for redelivery');
-      m.nak();
+      m.nak(redeliveryDelayMs(this.redelivery, deliveries));
       return;
     }
     m.term();

@@ -17,6 +17,7 @@ import { parseConnection, scrub, type PgConnection } from './connection.js';
 import { isIdentifier, queueSql, type QueueSql } from './sql.js';
 import { PgListener } from './listener.js';
 import { Wakeup } from '../../util/wakeup.js';
+import { redeliveryDelayMs, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
 
 interface Row {
   id: string;
@@ -34,6 +35,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
   private readonly maxDeliveries: number;
   private readonly handlerCap: number;
   private readonly pollMs: number;
+  private readonly redelivery: RedeliveryPolicy;
   private readonly initTimeoutMs: number;
   private readonly conn: PgConnection;
   private readonly sql: QueueSql;
@@ -68,6 +70,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
     this.maxDeliveries = md.maxDeliveryCount;
     this.handlerCap = md.maxConcurrentHandlers ?? Number.POSITIVE_INFINITY;
     this.pollMs = md.pollInterval;
+    this.redelivery = redeliveryPolicy(md, { subject: this.subject, where: component.where });
     this.initTimeoutMs = component.initTimeoutMs;
     this.sql = queueSql(md.schema, md.table);
     this.logger = ctx.logger.child({ component: component.name, queue: this.queue });
@@ -228,7 +231,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
       await this.settle(this.sql.deadLetterOne, [row.id, token, `handler failed ${msg.deliveryCount} deliveries`], deadline);
       this.logger.warn({ id: row.id, deliveries: msg.deliveryCount }, 'message dead-lettered');
     } else {
-      await this.settle(this.sql.release, [row.id, token], deadline);
+      await this.settle(this.sql.release, [row.id, token, redeliveryDelayMs(this.redelivery, msg.deliveryCount) / 1000], deadline);
     }
   }
 

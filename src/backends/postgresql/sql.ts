@@ -3,7 +3,8 @@
  *
  * Layout: ONE table for every queue (a `queue` column), so a queue needs no DDL and KEDA's query is a plain count:
  *   <schema>.<table>              id bigserial (FIFO order), queue, data bytea, metadata jsonb, delivery_count,
- *                                 lease_token uuid + lease_until: a message is leased while lease_until >= now()
+ *                                 lease_token uuid + lease_until: a message is leased while lease_until >= now();
+ *                                 without a token, lease_until is when a failed message may be claimed again
  *   <schema>.<table>_dead_letter  messages that failed maxDeliveryCount times, with the reason
  * Claims take the oldest unleased rows with FOR UPDATE SKIP LOCKED, so concurrent receivers never wait on each
  * other nor take the same row. Every later step on a row (complete, release, renew, dead-letter) names the lease
@@ -88,7 +89,11 @@ export function queueSql(schema: string, table: string): QueueSql {
             SELECT id, queue, data, metadata, enqueued_at, delivery_count, $3 FROM d`,
     // $1 id, $2 lease token
     complete: `DELETE FROM ${t} WHERE id = $1 AND lease_token = $2`,
-    release: `UPDATE ${t} SET lease_token = NULL, lease_until = NULL WHERE id = $1 AND lease_token = $2`,
+    // A failed delivery: not claimable before lease_until (the redelivery backoff; NULL when there is none).
+    // $1 id, $2 lease token, $3 backoff in seconds
+    release: `UPDATE ${t} SET lease_token = NULL,
+                lease_until = CASE WHEN $3::float8 > 0 THEN clock_timestamp() + make_interval(secs => $3::float8) END
+              WHERE id = $1 AND lease_token = $2`,
     // Claimed while the receiver was stopping: handed back as if never delivered.
     unclaim: `UPDATE ${t} SET lease_token = NULL, lease_until = NULL, delivery_count = delivery_count - 1
               WHERE id = $1 AND lease_token = $2`,
@@ -100,9 +105,10 @@ export function queueSql(schema: string, table: string): QueueSql {
     renew: `UPDATE ${t} SET lease_until = clock_timestamp() + make_interval(secs => $3)
             WHERE id = $1 AND lease_token = $2`,
     // $1 queue, $2 maxDeliveryCount
+    // Ready includes messages waiting out a redelivery backoff (no lease token): they wait for a receiver too.
     depth: `SELECT
-              count(*) FILTER (WHERE (lease_until IS NULL OR lease_until < now()) AND delivery_count < $2)::int AS ready,
-              count(*) FILTER (WHERE lease_until >= now())::int AS in_flight,
+              count(*) FILTER (WHERE NOT (lease_token IS NOT NULL AND lease_until >= now()) AND delivery_count < $2)::int AS ready,
+              count(*) FILTER (WHERE lease_token IS NOT NULL AND lease_until >= now())::int AS in_flight,
               (SELECT count(*)::int FROM ${dl} WHERE queue = $1) AS dead
             FROM ${t} WHERE queue = $1`,
     // $1 queue, $2 limit

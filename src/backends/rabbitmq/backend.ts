@@ -2,8 +2,9 @@
  * bindings.rabbitmq: Dapr's RabbitMQ binding (same queue declaration, same message mapping) with what Dapr lacks:
  * publisher confirms, leases bounded by concurrency, counted redeliveries with a dead-letter queue, and depth.
  *
- * Failed deliveries: the message is republished to the tail of its queue with `x-delivery-count` incremented,
- * confirmed, and only then is the original acked; at maxDeliveryCount it goes to the dead-letter queue the same way.
+ * Failed deliveries: the message is republished with `x-delivery-count` incremented, confirmed, and only then is the
+ * original acked: to the retry queue of its redelivery wait, from which RabbitMQ moves it back to the tail of its
+ * queue when the wait is over (retry.ts); at maxDeliveryCount to the dead-letter queue the same way.
  * The count lives in the message itself, so it survives restarts of qscale and of the broker (durable queue), and the
  * queue keeps exactly the declaration daprd gives it (a quorum queue's delivery-limit would need a different queue
  * type, which a queue daprd already created refuses). The price: a retried message loses its place in line, and a
@@ -25,6 +26,8 @@ import {
 import type { RabbitmqSettings } from './metadata.js';
 import { managementUrlFromAmqp, passwordOf, vhostOf } from './url.js';
 import { sleep, whenAborted } from '../../util/abort.js';
+import { redeliveryDelayMs, redeliveryDelays } from '../redelivery.js';
+import { retryQueueName, retryQueueOptions } from './retry.js';
 
 export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
   readonly name: string;
@@ -64,6 +67,7 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
       const ch = await this.adminChannel(this.component.initTimeoutMs);
       await ch.assertQueue(this.s.queueName, this.queueOptions());
       await ch.assertQueue(this.s.deadLetterQueue, { durable: true });
+      for (const delay of this.retryDelays()) await ch.assertQueue(retryQueueName(this.s.queueName, delay), retryQueueOptions(this.s.queueName, delay));
     } catch (err) {
       throw new BrokerError(`${this.subject}: cannot declare queue '${this.s.queueName}' on ${this.link.where}: ${describeAmqpError(err, this.secrets())}`);
     }
@@ -186,7 +190,12 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
         ch.ack(msg);
         this.log.warn(`message ${String(msg.properties.messageId ?? '')} dead-lettered to '${this.s.deadLetterQueue}' after ${deliveryCount} deliveries`);
       } else {
-        await confirmPublish(ch, this.s.queueName, msg.content, republishOptions(msg, { [DELIVERY_COUNT_HEADER]: deliveryCount }, true));
+        // The redelivery backoff: through the retry queue of this wait, or straight back when there is none.
+        const delay = redeliveryDelayMs(this.s.redelivery, deliveryCount);
+        const to = delay > 0 ? retryQueueName(this.s.queueName, delay) : this.s.queueName;
+        // Declared right before use: a retry queue deleted by hand must not swallow the message.
+        if (delay > 0) await ch.assertQueue(to, retryQueueOptions(this.s.queueName, delay));
+        await confirmPublish(ch, to, msg.content, republishOptions(msg, { [DELIVERY_COUNT_HEADER]: deliveryCount }, true));
         ch.ack(msg);
       }
     } catch (err) {
@@ -203,7 +212,9 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
    * ready messages.
    */
   async depth(): Promise<QueueDepth> {
-    const ready = await this.count(this.s.queueName);
+    let ready = await this.count(this.s.queueName);
+    // Messages waiting out a redelivery backoff are waiting to be delivered too.
+    for (const delay of this.retryDelays()) ready += await this.count(retryQueueName(this.s.queueName, delay)).catch(() => 0);
     const deadLettered = await this.count(this.s.deadLetterQueue).catch(() => 0);
     let inFlight = this.localInFlight;
     if (Date.now() - this.managementDownAt > 30_000) {
@@ -251,6 +262,11 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     if (this.closed) return;
     this.closed = true;
     await this.link.close();
+  }
+
+  /** The waits of the redelivery policy: one retry queue each. */
+  private retryDelays(): number[] {
+    return redeliveryDelays(this.s.redelivery, this.s.maxDeliveryCount);
   }
 
   private secrets(): (string | undefined)[] {

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Message, Options } from 'amqplib';
 import { QscaleError } from '../../errors.js';
 import type { MessageMetadata } from '../types.js';
+import { withoutDeathHeaders } from './retry.js';
 
 /** qscale's own headers: a failed delivery count that survives restarts, and why a message was dead-lettered. */
 export const DELIVERY_COUNT_HEADER = 'x-delivery-count';
@@ -74,7 +75,8 @@ export function deliveryCountOf(msg: ConsumeMessage): number {
  */
 export function republishOptions(msg: ConsumeMessage, headers: Record<string, unknown>, keepExpiration: boolean): Options.Publish {
   const p = msg.properties;
-  const opts: Options.Publish = { persistent: true, headers: { ...(p.headers ?? {}), ...headers } };
+  // The x-death headers RabbitMQ added on the way back from a retry queue stay behind.
+  const opts: Options.Publish = { persistent: true, headers: withoutDeathHeaders({ ...(p.headers ?? {}), ...headers }) };
   if (keepExpiration && p.expiration !== undefined) opts.expiration = String(p.expiration);
   if (p.contentType !== undefined) opts.contentType = p.contentType as string;
   if (p.contentEncoding !== undefined) opts.contentEncoding = p.contentEncoding as string;

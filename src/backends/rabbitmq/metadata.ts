@@ -61,6 +61,7 @@ export interface RabbitmqSettings {
   maxDeliveryCount: number;
   deadLetterQueue: string;
   managementUrl: string | undefined;
+  redelivery: RedeliveryPolicy;
 }
 
 export function componentContext(c: ResolvedComponent): MetadataContext {
@@ -92,6 +93,7 @@ export function parseRabbitmqComponent(c: ResolvedComponent): RabbitmqSettings {
     maxDeliveryCount: m.maxDeliveryCount,
     deadLetterQueue: m.deadLetterQueue ?? `${m.queueName}-dlq`,
     managementUrl: m.managementUrl,
+    redelivery: redeliveryPolicy(m, ctx),
   };
 }
 

@@ -7,8 +7,9 @@
  * redis-streams trigger reads the very same group. Acked entries are deleted, so the stream holds exactly the
  * queue: XLEN = ready + in flight.
  *
- * A failed delivery is not retried in a hot loop: the entry is marked idle and the next claim sweep (about a second
- * later, by any consumer) redelivers it with its count + 1; at maxDeliveryCount it moves to the dead-letter stream.
+ * A failed delivery is not retried in a hot loop: the entry is marked as idle for (visibility timeout − redelivery
+ * wait), so the claim sweep (every second, by any consumer) redelivers it once the wait is over, with its count + 1;
+ * the wait is therefore at most the visibility timeout. At maxDeliveryCount it moves to the dead-letter stream.
  * Long handlers keep their entries by renewing them every third of the visibility timeout.
  */
 import os from 'node:os';
@@ -28,6 +29,7 @@ import {
 } from './stream.js';
 import { sleep } from '../../util/abort.js';
 import { Wakeup } from '../../util/wakeup.js';
+import { redeliveryDelayMs } from '../redelivery.js';
 
 const BLOCK_MS = 1000;
 const SWEEP_EVERY_MS = 1000;
@@ -104,14 +106,18 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     const reader = await this.connect(this.waitMs, `qscale:${this.name}:reader`);
     this.readers.add(reader);
     const active = new Map<string, Promise<void>>();
+    // Entries whose handler still works: renewed. A failed one leaves at once, so renewal never cuts its wait short.
+    const working = new Set<string>();
     const renewer = setInterval(() => {
-      renew(this.redis, this.s.stream, this.s.group, this.consumer, [...active.keys()]).catch(() => undefined);
+      renew(this.redis, this.s.stream, this.s.group, this.consumer, [...working]).catch(() => undefined);
     }, Math.max(200, Math.floor(this.s.visibilityMs / 3)));
     // A finished handler or a stop wakes the loop; nothing is left behind per wait (see util/wakeup.ts).
     const wake = new Wakeup();
     signal.addEventListener('abort', wake.poke);
     const start = (e: StreamEntry, count: number): void => {
-      const p: Promise<void> = this.handle(e, count, handler).finally(() => {
+      working.add(e.id);
+      const p: Promise<void> = this.handle(e, count, handler, () => working.delete(e.id)).finally(() => {
+        working.delete(e.id);
         active.delete(e.id);
         wake.poke();
       });
@@ -160,17 +166,22 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     }
   }
 
-  private async handle(e: StreamEntry, deliveryCount: number, handler: MessageHandler): Promise<void> {
+  private async handle(e: StreamEntry, deliveryCount: number, handler: MessageHandler, answered: () => void): Promise<void> {
     let ok = false;
     try {
       ok = await handler({ id: e.id, data: e.data, metadata: e.meta, deliveryCount });
     } catch (err) {
       this.log.debug(`handler failed: ${errorMessage(err)}`);
     }
+    answered();
     try {
       if (ok) await ackAndDelete(this.redis, this.s.stream, this.s.group, e.id);
       else if (deliveryCount >= this.s.maxDeliveryCount) await this.toDeadLetters(e, deliveryCount);
-      else await releaseForRetry(this.redis, this.s.stream, this.s.group, this.consumer, e.id, this.s.visibilityMs);
+      else {
+        // Claimable once idle for the visibility timeout: looking idle for (timeout − wait) already, it is after the wait.
+        const wait = Math.min(this.s.visibilityMs, redeliveryDelayMs(this.s.redelivery, deliveryCount));
+        await releaseForRetry(this.redis, this.s.stream, this.s.group, this.consumer, e.id, this.s.visibilityMs - wait);
+      }
     } catch (err) {
       // Still pending in the group: the claim sweep redelivers it after the visibility timeout.
       this.log.warn(`outcome of message ${e.id} not recorded: ${describeRedisError(err, this.s.password)}`);

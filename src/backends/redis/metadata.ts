@@ -42,6 +42,7 @@ export interface RedisSettings {
   deadLetterStream: string;
   visibilityMs: number;
   reconnectWaitMs: number;
+  redelivery: RedeliveryPolicy;
 }
 
 export function componentContext(c: ResolvedComponent): MetadataContext {
@@ -80,5 +81,6 @@ export function parseRedisComponent(c: ResolvedComponent): RedisSettings {
     deadLetterStream: m.deadLetterQueue ?? `${m.queueName}:dlq`,
     visibilityMs: m.visibilityTimeoutInSeconds * 1000,
     reconnectWaitMs: m.reconnectWaitInSeconds * 1000,
+    redelivery: redeliveryPolicy(m, ctx),
   };
 }

@@ -80,7 +80,7 @@ export async function renew(r: Redis, stream: string, group: string, consumer: s
   await r.call('XCLAIM', stream, group, consumer, '0', ...ids, 'JUSTID');
 }
 
-/** Makes a failed entry look idle for idleMs, so the next claim sweep (of any consumer) redelivers it. */
+/** Makes a failed entry look idle for idleMs: a claim sweep (of any consumer) takes it once idle for its minimum. */
 export async function releaseForRetry(r: Redis, stream: string, group: string, consumer: string, id: string, idleMs: number): Promise<void> {
   await r.call('XCLAIM', stream, group, consumer, '0', id, 'IDLE', String(idleMs), 'JUSTID');
 }

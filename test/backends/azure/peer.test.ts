@@ -264,3 +264,27 @@ test(`${NAME} - invalid request metadata is refused before anything is sent`, as
   });
   assert.equal(peer.counts('msgqueue').active, 0);
 });
+
+test(`${NAME} - a failed message keeps its lock, renewed, for the redelivery backoff before it is abandoned; a drain abandons it at once`, { timeout: 60_000 }, async (t) => {
+  const { peer, backend } = await setup(t, { retryBackoff: '30s', lockRenewalInSec: '1', maxRetriableErrorsPerSec: '0' }, { lockDurationMs: 1500 });
+  await backend.send(Buffer.from('{"flaky":true}'), {});
+  let calls = 0;
+  let renewalsAtFailure = 0;
+  const ac = new AbortController();
+  const receiving = backend.receive(async () => {
+    calls++;
+    renewalsAtFailure = peer.stats.renewLocks;
+    return false;
+  }, { concurrency: 1, signal: ac.signal });
+  await until(() => calls >= 1, 'the first delivery');
+  // Two renewals after the failure: the backend has had every chance to abandon it, and still holds it.
+  await until(() => peer.stats.renewLocks >= renewalsAtFailure + 2, 'lock renewals while the message waits');
+  assert.equal(peer.stats.abandons, 0, 'not abandoned during the backoff');
+  assert.equal(peer.stats.lockExpiries, 0);
+  assert.deepEqual(peer.counts('msgqueue'), { active: 1, deadLetter: 0, locked: 1 });
+  assert.equal(calls, 1);
+  ac.abort();
+  await receiving;
+  assert.equal(peer.stats.abandons, 1, 'the drain gives it back at once');
+  assert.deepEqual(peer.counts('msgqueue'), { active: 1, deadLetter: 0, locked: 0 });
+});

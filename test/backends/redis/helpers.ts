@@ -89,3 +89,11 @@ export async function eventually<T>(read: () => Promise<T>, check: (v: T) => boo
   }
   return v;
 }
+
+/** The consumer group's pending entries with their idle time and delivery count (XPENDING, extended form). */
+export async function redisPending(stream: string, group: string): Promise<Array<{ id: string; idleMs: number; deliveries: number }>> {
+  return withRedis(async (r) => {
+    const rows = (await r.call('XPENDING', stream, group, '-', '+', '100')) as Array<[string, string, number, number]>;
+    return rows.map(([id, , idle, count]) => ({ id, idleMs: Number(idle), deliveries: Number(count) }));
+  });
+}

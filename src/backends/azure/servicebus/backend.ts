@@ -1,7 +1,9 @@
 /**
  * bindings.azure.servicebusqueues: Dapr's Service Bus queue binding on @azure/service-bus.
  * Peek-lock receive; the handler's true completes the message, anything else abandons it (the broker counts the
- * delivery and dead-letters at the queue's MaxDeliveryCount). Locks of messages in hand are renewed every
+ * delivery and dead-letters at the queue's MaxDeliveryCount). Service Bus has no delay on abandon, so the redelivery
+ * wait is spent holding the message's lock (renewed) before abandoning it; the held message keeps its handler slot,
+ * and a drain abandons it at once. Locks of messages in hand are renewed every
  * lockRenewalInSec while the app works. Unlike daprd, nothing is locked ahead of a free handler: maxActiveMessages
  * is an upper bound, and no more than the handlers can take now is ever locked (components-contrib#1526).
  */
@@ -21,6 +23,7 @@ import { describeServiceBusError, isFatal } from './errors.js';
 import { bodyBytes, deliveryCountOf, metadataOf, toServiceBusMessage } from './message.js';
 import type { ServiceBusSettings } from './metadata.js';
 import { RateLimiter, sleep, withTimeout } from './timing.js';
+import { redeliveryDelayMs } from '../../redelivery.js';
 
 /** The clients the binding works through; tests pass their own (see test/backends/azure). */
 export interface ServiceBusClients {
@@ -59,6 +62,7 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
   private readonly inHand = new Set<ServiceBusReceivedMessage>();
   private readonly receivers = new Set<ServiceBusReceiver>();
   private closed = false;
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly component: ResolvedComponent,
@@ -154,6 +158,8 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
     const mine = new Set<ServiceBusReceivedMessage>();
     const active = new Set<Promise<void>>();
     const limiter = new RateLimiter(this.s.maxRetriableErrorsPerSec);
+    // What cuts a redelivery wait short: this receive stopping, or the backend closing.
+    const stopping = AbortSignal.any([signal, this.closing.signal]);
     const renewal = this.s.lockRenewalMs > 0 ? setInterval(() => void this.renewLocks(receiver, mine), this.s.lockRenewalMs) : undefined;
     let backoff = this.s.minConnectionRecoveryMs;
     let fatal: unknown;
@@ -184,7 +190,7 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
             await receiver.abandonMessage(m).catch(() => undefined);
             continue;
           }
-          const p: Promise<void> = this.handle(receiver, m, mine, handler, limiter).finally(() => active.delete(p));
+          const p: Promise<void> = this.handle(receiver, m, mine, handler, limiter, stopping).finally(() => active.delete(p));
           active.add(p);
         }
       }
@@ -200,18 +206,19 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
 
   private async handle(
     receiver: ServiceBusReceiver, m: ServiceBusReceivedMessage, mine: Set<ServiceBusReceivedMessage>,
-    handler: MessageHandler, limiter: RateLimiter,
+    handler: MessageHandler, limiter: RateLimiter, stopping: AbortSignal,
   ): Promise<void> {
     mine.add(m);
     this.inHand.add(m);
     try {
       let ok = false;
+      const deliveryCount = deliveryCountOf(m);
       try {
         const call = handler({
           id: m.messageId === undefined ? String(m.sequenceNumber ?? '') : String(m.messageId),
           data: bodyBytes(m),
           metadata: metadataOf(m),
-          deliveryCount: deliveryCountOf(m),
+          deliveryCount,
         });
         ok = this.s.handlerTimeoutMs > 0
           ? await withTimeout(call, this.s.handlerTimeoutMs, `handler timed out after ${this.s.handlerTimeoutMs} ms`)
@@ -219,6 +226,8 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
       } catch (err) {
         this.log.debug(`handler failed for message ${String(m.messageId)}: ${describeServiceBusError(err, this.secrets)}`);
       }
+      // The redelivery wait, lock held and renewed; cut short by a drain or close.
+      if (!ok) await sleep(redeliveryDelayMs(this.s.redelivery, deliveryCount), stopping);
       try {
         if (ok) await receiver.completeMessage(m);
         else await receiver.abandonMessage(m);
@@ -298,6 +307,7 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.closing.abort();
     for (const r of [...this.receivers]) await r.close().catch(() => undefined);
     await this.sender?.close().catch(() => undefined);
     await this.clients.messaging.close().catch(() => undefined);

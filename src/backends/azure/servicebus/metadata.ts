@@ -80,6 +80,7 @@ export interface ServiceBusSettings {
   handlerTimeoutMs: number;
   publishMaxRetries: number;
   publishInitialRetryIntervalMs: number;
+  redelivery: RedeliveryPolicy;
   create: QueueCreationProperties;
 }
 
@@ -130,6 +131,7 @@ export function parseServiceBusComponent(c: ResolvedComponent): ServiceBusSettin
     handlerTimeoutMs: m.handlerTimeoutInSec * 1000,
     publishMaxRetries: m.publishMaxRetries,
     publishInitialRetryIntervalMs: m.publishInitialRetryIntervalInMs,
+    redelivery: redeliveryPolicy(m, ctx),
     create: {
       lockDurationSec: m.lockDurationInSec,
       // As in Dapr: defaultMessageTimeToLiveInSec wins, ttlInSeconds is its older name.
