@@ -48,7 +48,7 @@ async function startConsumer(env: Record<string, string>): Promise<Proc> {
   return p;
 }
 
-test('consumer - the process prints the seed line on stdout and logs on stderr', async () => {
+test('consumer - the process prints the seed line on stdout and logs on stderr', { timeout: 120_000 }, async () => {
   const p = await startConsumer({ WORK_MS: '50' });
   try {
     const res = await request(`${p.url}/message-queue`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"Hello World"}' });
@@ -63,7 +63,7 @@ test('consumer - the process prints the seed line on stdout and logs on stderr',
   }
 });
 
-test('consumer - SIGTERM finishes the message in progress, answers it 200, then exits 0', async () => {
+test('consumer - SIGTERM finishes the message in progress, answers it 200, then exits 0', { timeout: 120_000 }, async () => {
   const p = await startConsumer({ WORK_MS: '1500' });
   const inFlight = request(`${p.url}/message-queue`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"in flight at SIGTERM"}' });
   // The message is being worked on once the app holds it; give the request time to arrive.
@@ -77,7 +77,7 @@ test('consumer - SIGTERM finishes the message in progress, answers it 200, then 
   assert.ok(p.stdout.some((l) => l.startsWith('in flight at SIGTERM -- Received at: ')), 'its work completed');
 });
 
-test('consumer - a bad WORK_MS stops the process at start with the variable named', async () => {
+test('consumer - a bad WORK_MS stops the process at start with the variable named', { timeout: 120_000 }, async () => {
   const child = spawn(process.execPath, [MAIN], { env: { ...process.env, WORK_MS: 'soon' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));

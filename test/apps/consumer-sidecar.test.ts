@@ -53,7 +53,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
   throw new Error(`timed out waiting for ${what}\n${log()}`);
 }
 
-test('consumer - behind a real sidecar, good messages are printed and an unreadable one is dead-lettered after max deliveries', async () => {
+test('consumer - behind a real sidecar, good messages are printed and an unreadable one is dead-lettered after max deliveries', { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-apps-'));
   writeFileSync(path.join(dir, 'binding.yaml'), COMPONENT);
   const appPort = await closedPort();

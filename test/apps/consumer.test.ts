@@ -13,14 +13,14 @@ function consumer(over: Partial<ConsumerConfig> = {}, logger = quietLogger()): C
   return { ...c, printed };
 }
 
-test("consumer - the processed line reads exactly like the seed's .NET output", () => {
+test("consumer - the processed line reads exactly like the seed's .NET output", { timeout: 60_000 }, () => {
   const received = new Date(2019, 11, 24, 14, 42, 42);
   const finished = new Date(2019, 11, 24, 14, 42, 47);
   assert.equal(processedLine('Hello World', received, finished), 'Hello World -- Received at: 12/24/2019 14:42:42 -- Finished at: 12/24/2019 14:42:47');
   assert.equal(formatInvariant(new Date(2024, 0, 5, 3, 4, 5)), '01/05/2024 03:04:05', 'zero-padded, 24-hour clock');
 });
 
-test('consumer - a good message is worked on, printed in the seed format, and answered 200', async () => {
+test('consumer - a good message is worked on, printed in the seed format, and answered 200', { timeout: 60_000 }, async () => {
   const c = consumer();
   try {
     const res = await c.app.inject({ method: 'POST', url: '/message-queue', headers: { 'content-type': 'application/json' }, payload: '{"text":"Hello World"}' });
@@ -32,7 +32,7 @@ test('consumer - a good message is worked on, printed in the seed format, and an
   }
 });
 
-test('consumer - the text of the message is what is printed', async () => {
+test('consumer - the text of the message is what is printed', { timeout: 60_000 }, async () => {
   const c = consumer();
   try {
     const res = await c.app.inject({ method: 'POST', url: '/message-queue', headers: { 'content-type': 'application/json' }, payload: '{"Text":"Order 42","extra":true}' });
@@ -43,7 +43,7 @@ test('consumer - the text of the message is what is printed', async () => {
   }
 });
 
-test('consumer - OPTIONS on the route answers 200 (the sidecar subscription probe)', async () => {
+test('consumer - OPTIONS on the route answers 200 (the sidecar subscription probe)', { timeout: 60_000 }, async () => {
   const c = consumer();
   try {
     const res = await c.app.inject({ method: 'OPTIONS', url: '/message-queue' });
@@ -53,7 +53,7 @@ test('consumer - OPTIONS on the route answers 200 (the sidecar subscription prob
   }
 });
 
-test('consumer - BINDING_NAME changes the route', async () => {
+test('consumer - BINDING_NAME changes the route', { timeout: 60_000 }, async () => {
   const c = consumer({ route: 'orders' });
   try {
     assert.equal((await c.app.inject({ method: 'OPTIONS', url: '/orders' })).statusCode, 200);
@@ -75,7 +75,7 @@ const BAD: Array<{ name: string; payload: string; contentType?: string; says: Re
   { name: 'not JSON with another content-type', payload: '<xml/>', contentType: 'application/xml', says: /body is not JSON/ },
 ];
 
-test('consumer - every unreadable message gets a 400 with the reason and a log line', async (t) => {
+test('consumer - every unreadable message gets a 400 with the reason and a log line', { timeout: 60_000 }, async (t) => {
   const { logger, lines } = recordingLogger();
   const c = consumer({}, logger);
   try {
@@ -101,7 +101,7 @@ test('consumer - every unreadable message gets a 400 with the reason and a log l
   }
 });
 
-test('consumer - with APP_API_TOKEN set, requests without the right dapr-api-token get 401', async () => {
+test('consumer - with APP_API_TOKEN set, requests without the right dapr-api-token get 401', { timeout: 60_000 }, async () => {
   const { logger, lines } = recordingLogger();
   const c = consumer({ apiToken: 'app-secret-123' }, logger);
   try {
@@ -123,7 +123,7 @@ test('consumer - with APP_API_TOKEN set, requests without the right dapr-api-tok
   }
 });
 
-test('consumer - a bad environment is refused with the variable named', () => {
+test('consumer - a bad environment is refused with the variable named', { timeout: 60_000 }, () => {
   assert.throws(() => readConsumerConfig({ WORK_MS: 'five' }), /WORK_MS='five'/);
   assert.throws(() => readConsumerConfig({ WORK_MS: '-1' }), /WORK_MS='-1'/);
   assert.equal(readConsumerConfig({}).workMs, 5000);

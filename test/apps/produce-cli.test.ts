@@ -31,7 +31,7 @@ async function withLiveProducer(answer: ((i: number) => FakeAnswer) | undefined,
   }
 }
 
-test('produce - a large count goes in chunks, progress rises to the total, every message is stored', async () => {
+test('produce - a large count goes in chunks, progress rises to the total, every message is stored', { timeout: 120_000 }, async () => {
   await withLiveProducer(undefined, async (url, fake) => {
     const progress: number[] = [];
     const r = await produceInChunks({ url, source: '--url', count: 2500, intervalMs: 0, onProgress: (sent, total) => { assert.equal(total, 2500); progress.push(sent); } });
@@ -43,7 +43,7 @@ test('produce - a large count goes in chunks, progress rises to the total, every
   });
 });
 
-test('produce - with an interval the messages still go one at a time across chunks', async () => {
+test('produce - with an interval the messages still go one at a time across chunks', { timeout: 120_000 }, async () => {
   await withLiveProducer(() => ({ status: 204 }), async (url, fake) => {
     const progress: number[] = [];
     const r = await produceInChunks({ url, source: '--url', count: 7, intervalMs: 5, chunk: 3, onProgress: (s) => progress.push(s) });
@@ -53,14 +53,14 @@ test('produce - with an interval the messages still go one at a time across chun
   });
 });
 
-test('produce - chunk size gives about a second of work per request', () => {
+test('produce - chunk size gives about a second of work per request', { timeout: 120_000 }, () => {
   assert.equal(chunkSize(50, 0), 50);
   assert.equal(chunkSize(100_000, 0), 1000);
   assert.equal(chunkSize(100, 100), 10);
   assert.equal(chunkSize(100, 5000), 1);
 });
 
-test('produce - progress lines appear once per tenth, for logs that are not a terminal', () => {
+test('produce - progress lines appear once per tenth, for logs that are not a terminal', { timeout: 120_000 }, () => {
   const lines: string[] = [];
   const p = lineProgress((l) => lines.push(l));
   for (let s = 0; s <= 1000; s += 50) p.update(s, 1000);
@@ -69,7 +69,7 @@ test('produce - progress lines appear once per tenth, for logs that are not a te
   assert.equal(lines.at(-1), 'sent 1000/1000 (100%)');
 });
 
-test('produce - a producer that cannot be reached is named, with where its URL came from', async () => {
+test('produce - a producer that cannot be reached is named, with where its URL came from', { timeout: 120_000 }, async () => {
   const port = await closedPort();
   const url = `http://127.0.0.1:${port}`;
   await assert.rejects(
@@ -85,7 +85,7 @@ test('produce - a producer that cannot be reached is named, with where its URL c
   );
 });
 
-test("produce - a sidecar failure mid-run shows the producer's 500 body and how many were sent in all", async () => {
+test("produce - a sidecar failure mid-run shows the producer's 500 body and how many were sent in all", { timeout: 120_000 }, async () => {
   const daprError = '{"errorCode":"ERR_INVOKE_OUTPUT_BINDING","message":"error invoking output binding message-queue: broker down"}';
   await withLiveProducer((i) => (i < 1500 ? { status: 204 } : { status: 500, body: daprError }), async (url) => {
     const progress: number[] = [];
@@ -106,7 +106,7 @@ test("produce - a sidecar failure mid-run shows the producer's 500 body and how 
   });
 });
 
-test('produce - a 4xx from the producer is shown with its body', async () => {
+test('produce - a 4xx from the producer is shown with its body', { timeout: 120_000 }, async () => {
   const server = http.createServer((req, res) => {
     req.resume();
     res.statusCode = 400;
@@ -128,7 +128,7 @@ test('produce - a 4xx from the producer is shown with its body', async () => {
   }
 });
 
-test('produce - the URL comes from --url, then QSCALE_PRODUCER_URL, then the running supervisor, then the default', async () => {
+test('produce - the URL comes from --url, then QSCALE_PRODUCER_URL, then the running supervisor, then the default', { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-produce-'));
   assert.deepEqual(await resolveProducerUrl({ dataDir: dir, env: {} }), { url: DEFAULT_PRODUCER_URL, source: 'the default' });
   writeFileSync(path.join(dir, 'supervisor.json'), JSON.stringify({ pid: 1, controlUrl: 'http://127.0.0.1:1', producerUrl: 'http://127.0.0.1:5123', startedAt: 0, folder: '.' }));
@@ -152,7 +152,7 @@ function runCli(args: string[], env: Record<string, string> = {}): Promise<{ cod
   });
 }
 
-test('produce - the command prints progress lines on a pipe and a summary, exit 0', async () => {
+test('produce - the command prints progress lines on a pipe and a summary, exit 0', { timeout: 120_000 }, async () => {
   await withLiveProducer(undefined, async (url, fake) => {
     const r = await runCli(['--count', '3000', '--interval', '0', '--url', url]);
     assert.equal(r.code, 0, r.stderr);
@@ -162,7 +162,7 @@ test('produce - the command prints progress lines on a pipe and a summary, exit 
   });
 });
 
-test('produce - the command finds the producer of the running system through its data folder', async () => {
+test('produce - the command finds the producer of the running system through its data folder', { timeout: 120_000 }, async () => {
   await withLiveProducer(undefined, async (url, fake) => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-produce-'));
     writeFileSync(path.join(dir, 'supervisor.json'), JSON.stringify({ pid: 1, controlUrl: 'http://127.0.0.1:1', producerUrl: url, startedAt: 0, folder: '.' }));
@@ -172,7 +172,7 @@ test('produce - the command finds the producer of the running system through its
   });
 });
 
-test('produce - the command fails with one clear line and the catalog\'s exit status on bad flags or an unreachable producer', async () => {
+test('produce - the command fails with one clear line and the catalog\'s exit status on bad flags or an unreachable producer', { timeout: 120_000 }, async () => {
   const flagCases: Array<[string[], string]> = [
     [['--count', 'ten'], "qscale: --count must be a whole number from 1 to 9007199254740991, got 'ten'"],
     [['--count', '1', '--interval', '-5'], "qscale: --interval must be a whole number from 0 to 3600000, got '-5'"],

@@ -4,7 +4,7 @@ import { buildProducer } from '../../apps/producer/app.js';
 import { readProducerConfig } from '../../apps/producer/config.js';
 import { quietLogger } from './support.js';
 
-test('producer - the OpenAPI document describes POST /MessageProducer at the Swashbuckle path and /openapi.json', async () => {
+test('producer - the OpenAPI document describes POST /MessageProducer at the Swashbuckle path and /openapi.json', { timeout: 60_000 }, async () => {
   const app = await buildProducer({ config: readProducerConfig({}), logger: quietLogger() });
   try {
     for (const url of ['/swagger/v1/swagger.json', '/openapi.json']) {
@@ -27,7 +27,7 @@ test('producer - the OpenAPI document describes POST /MessageProducer at the Swa
   }
 });
 
-test('producer - the Swagger UI and its assets are served locally at /swagger', async () => {
+test('producer - the Swagger UI and its assets are served locally at /swagger', { timeout: 60_000 }, async () => {
   const app = await buildProducer({ config: readProducerConfig({}), logger: quietLogger() });
   try {
     const page = await app.inject({ method: 'GET', url: '/swagger' });

@@ -44,7 +44,7 @@ const UNSUPPORTED: Array<[string, string]> = [
   ['application/xml', '<Produce><Count>1</Count></Produce>'],
 ];
 
-test('producer - every bad body gets a 400 naming the field, and nothing is sent', async (t) => {
+test('producer - every bad body gets a 400 naming the field, and nothing is sent', { timeout: 60_000 }, async (t) => {
   const fake = await startFakeSidecar();
   const app = await buildProducer({ config: { ...readProducerConfig({}), sidecarUrl: fake.url }, logger: quietLogger(), connectWaitMs: 0 });
   try {
@@ -92,7 +92,7 @@ test('producer - every bad body gets a 400 naming the field, and nothing is sent
   }
 });
 
-test('producer - fields read as the seed\'s ASP.NET binder read them: missing is 0, names in any case, JSON media types', async (t) => {
+test('producer - fields read as the seed\'s ASP.NET binder read them: missing is 0, names in any case, JSON media types', { timeout: 60_000 }, async (t) => {
   const fake = await startFakeSidecar();
   const app = await buildProducer({ config: { ...readProducerConfig({}), sidecarUrl: fake.url }, logger: quietLogger(), connectWaitMs: 0 });
   try {
@@ -120,7 +120,7 @@ test('producer - fields read as the seed\'s ASP.NET binder read them: missing is
   }
 });
 
-test('producer - a bad environment is refused with the variable named', () => {
+test('producer - a bad environment is refused with the variable named', { timeout: 60_000 }, () => {
   assert.throws(() => readProducerConfig({ DAPR_HTTP_PORT: 'abc' }), /DAPR_HTTP_PORT='abc'/);
   assert.throws(() => readProducerConfig({ APP_PORT: '70000' }), /APP_PORT='70000'/);
   assert.throws(() => readProducerConfig({ BINDING_NAME: 'a/b' }), /BINDING_NAME='a\/b'/);

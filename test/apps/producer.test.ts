@@ -32,7 +32,7 @@ function post(app: FastifyInstance, body: unknown) {
   return app.inject({ method: 'POST', url: '/MessageProducer', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) });
 }
 
-test('producer - POST /MessageProducer sends the seed body to the binding and answers 200', async () => {
+test('producer - POST /MessageProducer sends the seed body to the binding and answers 200', { timeout: 120_000 }, async () => {
   await withProducer(undefined, {}, async (app, fake) => {
     const res = await post(app, { count: 3, intervalMilliseconds: 0 });
     assert.equal(res.statusCode, 200);
@@ -48,7 +48,7 @@ test('producer - POST /MessageProducer sends the seed body to the binding and an
   });
 });
 
-test('producer - the seed curl with the ASP.NET-style property case still works', async () => {
+test('producer - the seed curl with the ASP.NET-style property case still works', { timeout: 120_000 }, async () => {
   await withProducer(undefined, {}, async (app, fake) => {
     const res = await post(app, { Count: 1, IntervalMilliseconds: 0 });
     assert.equal(res.statusCode, 200);
@@ -56,7 +56,7 @@ test('producer - the seed curl with the ASP.NET-style property case still works'
   });
 });
 
-test('producer - count 0 sends nothing and answers 200', async () => {
+test('producer - count 0 sends nothing and answers 200', { timeout: 120_000 }, async () => {
   await withProducer(undefined, {}, async (app, fake) => {
     const res = await post(app, { count: 0, intervalMilliseconds: 0 });
     assert.equal(res.statusCode, 200);
@@ -64,7 +64,7 @@ test('producer - count 0 sends nothing and answers 200', async () => {
   });
 });
 
-test('producer - BINDING_NAME picks the binding and DAPR_API_TOKEN is sent as dapr-api-token', async () => {
+test('producer - BINDING_NAME picks the binding and DAPR_API_TOKEN is sent as dapr-api-token', { timeout: 120_000 }, async () => {
   await withProducer(undefined, { bindingName: 'orders', apiToken: 's3cret' }, async (app, fake) => {
     const res = await post(app, { count: 2, intervalMilliseconds: 0 });
     assert.equal(res.statusCode, 200);
@@ -73,7 +73,7 @@ test('producer - BINDING_NAME picks the binding and DAPR_API_TOKEN is sent as da
   });
 });
 
-test('producer - with an interval the messages go one after the other', async () => {
+test('producer - with an interval the messages go one after the other', { timeout: 120_000 }, async () => {
   await withProducer(() => ({ status: 204, delayMs: 5 }), {}, async (app, fake) => {
     const res = await post(app, { count: 4, intervalMilliseconds: 20 });
     assert.equal(res.statusCode, 200);
@@ -85,7 +85,7 @@ test('producer - with an interval the messages go one after the other', async ()
   });
 });
 
-test('producer - without an interval a large count is sent with at most 16 in flight and all are stored before 200', async () => {
+test('producer - without an interval a large count is sent with at most 16 in flight and all are stored before 200', { timeout: 120_000 }, async () => {
   await withProducer(() => ({ status: 204, delayMs: 2 }), {}, async (app, fake) => {
     const res = await post(app, { count: 500, intervalMilliseconds: 0 });
     assert.equal(res.statusCode, 200);
@@ -99,7 +99,7 @@ test('producer - without an interval a large count is sent with at most 16 in fl
 
 const DAPR_ERROR = '{"errorCode":"ERR_INVOKE_OUTPUT_BINDING","message":"error invoking output binding message-queue: queue msgqueue is full"}';
 
-test("producer - a sidecar error answers 500 with the sidecar's text and how many were sent before", async () => {
+test("producer - a sidecar error answers 500 with the sidecar's text and how many were sent before", { timeout: 120_000 }, async () => {
   const { logger, lines } = recordingLogger();
   const fake = await startFakeSidecar((i) => (i < 2 ? { status: 204 } : { status: 500, body: DAPR_ERROR }));
   const app = await buildProducer({ config: config(fake.url, { apiToken: 'tok-not-in-logs' }), logger, connectWaitMs: 0 });
@@ -123,7 +123,7 @@ test("producer - a sidecar error answers 500 with the sidecar's text and how man
   }
 });
 
-test('producer - concurrent sends stop at the first sidecar error and report what was stored', async () => {
+test('producer - concurrent sends stop at the first sidecar error and report what was stored', { timeout: 120_000 }, async () => {
   await withProducer((i) => (i === 40 ? { status: 500, body: DAPR_ERROR } : { status: 204, delayMs: 1 }), {}, async (app, fake) => {
     const res = await post(app, { count: 1000, intervalMilliseconds: 0 });
     assert.equal(res.statusCode, 500);
@@ -133,7 +133,7 @@ test('producer - concurrent sends stop at the first sidecar error and report wha
   });
 });
 
-test('producer - a sidecar that cannot be reached answers 500 naming its URL', async () => {
+test('producer - a sidecar that cannot be reached answers 500 naming its URL', { timeout: 120_000 }, async () => {
   const port = await closedPort();
   const app = await buildProducer({ config: config(`http://127.0.0.1:${port}`), logger: quietLogger(), connectWaitMs: 0 });
   try {
@@ -148,7 +148,7 @@ test('producer - a sidecar that cannot be reached answers 500 naming its URL', a
   }
 });
 
-test('producer - a sidecar that starts late is waited for', async () => {
+test('producer - a sidecar that starts late is waited for', { timeout: 120_000 }, async () => {
   const port = await closedPort();
   const app = await buildProducer({ config: config(`http://127.0.0.1:${port}`), logger: quietLogger(), connectWaitMs: 10_000 });
   try {
@@ -176,14 +176,14 @@ test('producer - a sidecar that starts late is waited for', async () => {
   }
 });
 
-test('producer - GET /healthz answers 200', async () => {
+test('producer - GET /healthz answers 200', { timeout: 120_000 }, async () => {
   await withProducer(undefined, {}, async (app) => {
     const res = await app.inject({ method: 'GET', url: '/healthz' });
     assert.equal(res.statusCode, 200);
   });
 });
 
-test('producer - a client that hangs up stops the run instead of sending on', async () => {
+test('producer - a client that hangs up stops the run instead of sending on', { timeout: 120_000 }, async () => {
   const fake = await startFakeSidecar();
   const app = await buildProducer({ config: config(fake.url), logger: quietLogger(), connectWaitMs: 0 });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });

@@ -16,7 +16,7 @@ import { loadScaledObjects } from '../../src/autoscaler/index.js';
 const ROOT = path.resolve(fileURLToPath(new URL('../../../', import.meta.url)));
 const SEED = path.join(ROOT, 'examples/seed');
 
-test('seed example - dapr.yaml starts the compiled producer on 5000 and consumer on 6000', async () => {
+test('seed example - dapr.yaml starts the compiled producer on 5000 and consumer on 6000', { timeout: 120_000 }, async () => {
   const rf = await loadRunFile(path.join(SEED, 'dapr.yaml'));
   assert.deepEqual(rf.notices, []);
   const byId = new Map(rf.apps.map((a) => [a.appId, a]));
@@ -34,7 +34,7 @@ test('seed example - dapr.yaml starts the compiled producer on 5000 and consumer
   }
 });
 
-test("seed example - the Component is the seed's message-queue on msgqueue with the secret's connection string", async () => {
+test("seed example - the Component is the seed's message-queue on msgqueue with the secret's connection string", { timeout: 120_000 }, async () => {
   const r = resolveResources(await loadManifests([SEED]), { appId: 'consumer', env: {} });
   assert.equal(r.components.length, 1);
   const c = r.components[0]!;
@@ -44,7 +44,7 @@ test("seed example - the Component is the seed's message-queue on msgqueue with 
   assert.match(c.metadata.connectionString ?? '', /^Endpoint=sb:\/\/example\.servicebus\.windows\.net\/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=/);
 });
 
-test('seed example - the Deployments name the Dapr app ids the ScaledObject targets', async () => {
+test('seed example - the Deployments name the Dapr app ids the ScaledObject targets', { timeout: 120_000 }, async () => {
   const deployments = readDeployments(await loadManifests([SEED]));
   assert.equal(deployments.get('consumer')?.appId, 'consumer');
   assert.equal(deployments.get('producer')?.appId, 'producer');
@@ -54,7 +54,7 @@ for (const [label, folder, apiVersion] of [
   ['legacy keda.k8s.io', SEED, 'keda.k8s.io/v1alpha1'],
   ['KEDA 2 keda.sh', path.join(SEED, 'keda-v2'), 'keda.sh/v1alpha1'],
 ] as const) {
-  test(`seed example - the ${label} ScaledObject scales consumer 0..10, one replica per 5 messages of msgqueue`, async () => {
+  test(`seed example - the ${label} ScaledObject scales consumer 0..10, one replica per 5 messages of msgqueue`, { timeout: 120_000 }, async () => {
     const manifests = await loadManifests([folder]);
     const secrets = resolveResources(manifests, { env: {} }).secrets;
     const { scaledObjects } = loadScaledObjects(manifests, { secrets, env: {} });

@@ -8,7 +8,7 @@ import { SEED_SCALEDOBJECT } from './fixtures.js';
 
 const T0 = 1_700_000_000_000;
 
-test('autoscaler - the seed ScaledObject: activation, HPA scale-out, hold, cooldown to 0', () => {
+test('autoscaler - the seed ScaledObject: activation, HPA scale-out, hold, cooldown to 0', { timeout: 60_000 }, () => {
   const spec = parseScaledObjects(parseManifests(SEED_SCALEDOBJECT, 'consumer-scaling.yaml')).scaledObjects[0]!;
   const a = createAutoscaler(spec, { triggers: [{ label: 'queue', metricType: 'AverageValue', target: 5, activationTarget: 0 }] }, T0);
   const decisions: Decision[] = [];
@@ -47,7 +47,7 @@ test('autoscaler - the seed ScaledObject: activation, HPA scale-out, hold, coold
   assert.deepEqual(a.nextDue(state), { poll: at(390 + 30), sync: at(390 + 15) });
 });
 
-test('autoscaler - sync with fresh readings uses them instead of the last poll', () => {
+test('autoscaler - sync with fresh readings uses them instead of the last poll', { timeout: 60_000 }, () => {
   const spec = parseScaledObjects(parseManifests(SEED_SCALEDOBJECT, 'x.yaml')).scaledObjects[0]!;
   const a = createAutoscaler(spec, { triggers: [{ label: 'queue', metricType: 'AverageValue', target: 5, activationTarget: 0 }], initialReplicas: 2 }, T0);
   const r = a.sync(a.initial, T0 + 1000, { observations: [{ value: 20 }] });

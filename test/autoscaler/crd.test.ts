@@ -87,19 +87,19 @@ function compare(crd: CrdNode, ours: Schema, at: string, out: string[]): void {
   if (t === 'int-or-string' && ours.type !== 'quantity') out.push(`${at}: CRD int-or-string, ours ${ours.type}`);
 }
 
-test('crd - ScaledObject: every spec field, type, minimum, enum and required list matches keda.sh_scaledobjects.yaml', { skip }, () => {
+test('crd - ScaledObject: every spec field, type, minimum, enum and required list matches keda.sh_scaledobjects.yaml', { timeout: 60_000, skip }, () => {
   const diffs: string[] = [];
   compare(crdSpec('keda.sh_scaledobjects.yaml'), SCALEDOBJECT_SPEC, 'spec', diffs);
   assert.deepEqual(diffs, []);
 });
 
-test('crd - TriggerAuthentication: every spec field the CRD lists is accepted, with its required fields', { skip }, () => {
+test('crd - TriggerAuthentication: every spec field the CRD lists is accepted, with its required fields', { timeout: 60_000, skip }, () => {
   const diffs: string[] = [];
   compare(crdSpec('keda.sh_triggerauthentications.yaml'), TRIGGERAUTH_SPEC, 'spec', diffs);
   assert.deepEqual(diffs, []);
 });
 
-test('crd - ClusterTriggerAuthentication has the same spec as TriggerAuthentication', { skip }, () => {
+test('crd - ClusterTriggerAuthentication has the same spec as TriggerAuthentication', { timeout: 60_000, skip }, () => {
   const diffs: string[] = [];
   compare(crdSpec('keda.sh_clustertriggerauthentications.yaml'), TRIGGERAUTH_SPEC, 'spec', diffs);
   assert.deepEqual(diffs, []);

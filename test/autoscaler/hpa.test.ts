@@ -34,41 +34,41 @@ const CALC: Array<[string, TriggerTarget, number, number, number, { replicas?: n
 ];
 
 for (const [name, trigger, current, value, expected, observed] of CALC) {
-  test(`hpa - ${name}`, () => {
+  test(`hpa - ${name}`, { timeout: 60_000 }, () => {
     const r = hpaStep(spec(1, 100), [trigger], state(current), [{ value }], NOW, undefined, observed);
     assert.equal(r.desiredReplicas, expected, r.note);
   });
 }
 
-test('hpa - the reason names the computation: ceil(23/5)=5', () => {
+test('hpa - the reason names the computation: ceil(23/5)=5', { timeout: 60_000 }, () => {
   const r = hpaStep(spec(1, 10), [avg(5)], state(4), [{ value: 23 }], NOW);
   assert.equal(r.decision?.reason, 'ceil(23/5)=5: 4 → 5');
 });
 
-test('hpa - within tolerance the reason says so: 5.2/5 (ratio 1.04 ≤ 1.1), keep 5', () => {
+test('hpa - within tolerance the reason says so: 5.2/5 (ratio 1.04 ≤ 1.1), keep 5', { timeout: 60_000 }, () => {
   const r = hpaStep(spec(1, 10), [avg(5)], state(5), [{ value: 26 }], NOW);
   assert.equal(r.decision, undefined);
   assert.equal(r.note, 'within tolerance: 5.2/5 (ratio 1.04 ≤ 1.1), keep 5');
 });
 
-test('hpa - several triggers: the highest proposal wins', () => {
+test('hpa - several triggers: the highest proposal wins', { timeout: 60_000 }, () => {
   const r = hpaStep(spec(1, 100), [avg(5), { ...avg(10), label: 'orders' }], state(2), [{ value: 20 }, { value: 90 }], NOW);
   assert.equal(r.desiredReplicas, 4, 'legacy limit max(2×2, 4) = 4 caps the 9 that orders wants');
   assert.match(r.decision!.reason, /^max\(queue: ceil\(20\/5\)=4, orders: ceil\(90\/10\)=9\)/);
 });
 
-test('hpa - at 0 replicas the HPA does nothing (KEDA activates)', () => {
+test('hpa - at 0 replicas the HPA does nothing (KEDA activates)', { timeout: 60_000 }, () => {
   const r = hpaStep(spec(0, 10), [avg(5)], state(0), [{ value: 100 }], NOW);
   assert.equal(r.desiredReplicas, 0);
   assert.equal(r.decision, undefined);
 });
 
-test('hpa - HPA minimum is max(minReplicaCount, 1): an empty queue keeps 1', () => {
+test('hpa - HPA minimum is max(minReplicaCount, 1): an empty queue keeps 1', { timeout: 60_000 }, () => {
   const r = hpaStep(spec(0, 10), [avg(5)], state(3), [{ value: 0 }], NOW);
   assert.equal(r.desiredReplicas, 1);
 });
 
-test('hpa - a failing trigger blocks scale-down but not scale-up', () => {
+test('hpa - a failing trigger blocks scale-down but not scale-up', { timeout: 60_000 }, () => {
   const two = [avg(5), { ...avg(5), label: 'orders' }];
   const down = hpaStep(spec(1, 10), two, state(4), [{ value: 0 }, { error: 'connection refused' }], NOW);
   assert.equal(down.desiredReplicas, 4);
@@ -80,7 +80,7 @@ test('hpa - a failing trigger blocks scale-down but not scale-up', () => {
   assert.match(none.note, /metrics unavailable/);
 });
 
-test('hpa - above maxReplicaCount goes straight to max', () => {
+test('hpa - above maxReplicaCount goes straight to max', { timeout: 60_000 }, () => {
   const r = hpaStep(spec(1, 5), [avg(5)], state(8), [{ value: 100 }], NOW);
   assert.equal(r.desiredReplicas, 5);
   assert.equal(r.decision?.reason, 'above maxReplicaCount 5: 8 → 5');
@@ -97,26 +97,26 @@ const LEGACY: Array<[string, Recommendation[], number, number]> = [
 ];
 
 for (const [name, recs, desired, expected] of LEGACY) {
-  test(`hpa - legacy downscale stabilization, ${name}`, () => {
+  test(`hpa - legacy downscale stabilization, ${name}`, { timeout: 60_000 }, () => {
     const r = hpaStep(spec(1, 100), [avg(1)], state(5, { recommendations: recs }), [{ value: desired }], NOW);
     assert.equal(r.desiredReplicas, expected, r.note);
   });
 }
 
-test('hpa - legacy scale-up limit: 10 replicas wanting 50 get 20 (max(2×10, 4))', () => {
+test('hpa - legacy scale-up limit: 10 replicas wanting 50 get 20 (max(2×10, 4))', { timeout: 60_000 }, () => {
   const r = hpaStep(spec(1, 1000), [avg(1)], state(10), [{ value: 50 }], NOW);
   assert.equal(r.desiredReplicas, 20);
   assert.equal(r.decision?.reason, 'ceil(50/1)=50, limited to 20 by the scale-up limit max(2×10, 4): 10 → 20');
 });
 
-test('hpa - legacy scale-up limit: 1 replica wanting 10 gets 4; maxReplicaCount below that wins', () => {
+test('hpa - legacy scale-up limit: 1 replica wanting 10 gets 4; maxReplicaCount below that wins', { timeout: 60_000 }, () => {
   assert.equal(hpaStep(spec(1, 10), [avg(5)], state(1), [{ value: 48 }], NOW).desiredReplicas, 4);
   const r = hpaStep(spec(1, 3), [avg(5)], state(1), [{ value: 48 }], NOW);
   assert.equal(r.desiredReplicas, 3);
   assert.match(r.decision!.reason, /limited to 3 by maxReplicaCount/);
 });
 
-test('hpa - legacy scale-down is held by the highest recommendation of the last 300 s, then follows', () => {
+test('hpa - legacy scale-down is held by the highest recommendation of the last 300 s, then follows', { timeout: 60_000 }, () => {
   let s = state(10);
   let r = hpaStep(spec(1, 10), [avg(5)], s, [{ value: 50 }], NOW);
   s = r.state;
@@ -127,7 +127,7 @@ test('hpa - legacy scale-down is held by the highest recommendation of the last 
   assert.equal(r.desiredReplicas, 1);
 });
 
-test('hpa - the downscale stabilization window is a parameter (--stabilization)', () => {
+test('hpa - the downscale stabilization window is a parameter (--stabilization)', { timeout: 60_000 }, () => {
   let r = hpaStep(spec(1, 10), [avg(5)], state(10), [{ value: 50 }], NOW);
   r = hpaStep(spec(1, 10), [avg(5)], r.state, [{ value: 0 }], NOW + 61_000, { downscaleStabilizationSeconds: 60, tolerance: 0.1 });
   assert.equal(r.desiredReplicas, 1);
@@ -201,7 +201,7 @@ const RULES: Array<[string, RuleCase]> = [
 ];
 
 for (const [name, c] of RULES) {
-  test(`hpa - ${name}`, () => {
+  test(`hpa - ${name}`, { timeout: 60_000 }, () => {
     const behavior = { scaleUp: c.up, scaleDown: c.down };
     const s = state(c.current, { upEvents: c.upEvents ?? [], downEvents: c.downEvents ?? [] });
     const r = hpaStep(spec(c.min, c.max, behavior), [avg(1)], s, [{ value: c.desired }], NOW);
@@ -209,13 +209,13 @@ for (const [name, c] of RULES) {
   });
 }
 
-test('hpa - scale-up policy Pods 4/15s limits 10 → 50 to 14, and says which policy', () => {
+test('hpa - scale-up policy Pods 4/15s limits 10 → 50 to 14, and says which policy', { timeout: 60_000 }, () => {
   const r = hpaStep(spec(1, 100, { scaleUp: { policies: [{ type: 'Pods', value: 4, periodSeconds: 15 }] } }), [avg(5)], state(10), [{ value: 250 }], NOW);
   assert.equal(r.desiredReplicas, 14);
   assert.equal(r.decision?.reason, 'ceil(250/5)=50, limited to 14 by scaleUp policy Pods 4/15s: 10 → 14');
 });
 
-test('hpa - selectPolicy Min picks the smaller limit; Disabled blocks the direction', () => {
+test('hpa - selectPolicy Min picks the smaller limit; Disabled blocks the direction', { timeout: 60_000 }, () => {
   const min = hpaStep(spec(1, 1000, { scaleUp: { ...rules(2, 60, 50, 60, 0), selectPolicy: 'Min' } }), [avg(1)], state(1), [{ value: 100 }], NOW);
   assert.equal(min.desiredReplicas, 2, 'min(1 + 2, ceil(1 × 1.5)) = 2');
   const minDown = hpaStep(spec(1, 1000, { scaleDown: { ...rules(2, 60, 50, 60, 0), selectPolicy: 'Min' } }), [avg(1)], state(5), [{ value: 0 }], NOW);
@@ -225,7 +225,7 @@ test('hpa - selectPolicy Min picks the smaller limit; Disabled blocks the direct
   assert.match(disabled.note, /scale-down disabled/);
 });
 
-test('hpa - behavior scaleDown window: the highest recommendation of the window holds, then it scales down', () => {
+test('hpa - behavior scaleDown window: the highest recommendation of the window holds, then it scales down', { timeout: 60_000 }, () => {
   const b = { scaleDown: { stabilizationWindowSeconds: 60 } };
   let r = hpaStep(spec(1, 10, b), [avg(5)], state(8), [{ value: 40 }], NOW);
   r = hpaStep(spec(1, 10, b), [avg(5)], r.state, [{ value: 5 }], NOW + 30_000);
@@ -235,7 +235,7 @@ test('hpa - behavior scaleDown window: the highest recommendation of the window 
   assert.equal(r.desiredReplicas, 1);
 });
 
-test('hpa - behavior scaleUp window: the lowest recommendation of the window holds', () => {
+test('hpa - behavior scaleUp window: the lowest recommendation of the window holds', { timeout: 60_000 }, () => {
   const b = { scaleUp: { stabilizationWindowSeconds: 60 } };
   let r = hpaStep(spec(1, 10, b), [avg(5)], state(2), [{ value: 10 }], NOW);
   r = hpaStep(spec(1, 10, b), [avg(5)], r.state, [{ value: 30 }], NOW + 15_000);
@@ -243,7 +243,7 @@ test('hpa - behavior scaleUp window: the lowest recommendation of the window hol
   assert.match(r.note, /held at 2 by the lowest recommendation of the last 60s \(scaleUp stabilization\)/);
 });
 
-test('hpa - behavior tolerance per direction replaces the default 0.1', () => {
+test('hpa - behavior tolerance per direction replaces the default 0.1', { timeout: 60_000 }, () => {
   const b = { scaleUp: { tolerance: 0.5 } };
   const r = hpaStep(spec(1, 10, b), [avg(5)], state(4), [{ value: 28 }], NOW);
   assert.equal(r.desiredReplicas, 4, 'ratio 1.4 is within an up tolerance of 0.5');

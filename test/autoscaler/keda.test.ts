@@ -34,49 +34,49 @@ function step(sp: KedaSpec, st: AutoscalerState, obs: Observation, now = s(1), t
   return kedaStep(sp, triggers, st, [obs], now);
 }
 
-test('keda - queue 23 > activation 0: 0 → 1, and the reason says so', () => {
+test('keda - queue 23 > activation 0: 0 → 1, and the reason says so', { timeout: 60_000 }, () => {
   const r = step(spec(), at(0), { value: 23 });
   assert.equal(r.desiredReplicas, 1);
   assert.equal(r.decision?.reason, 'queue 23 > activation 0: 0 → 1');
   assert.equal(r.state.lastActiveTime, s(1));
 });
 
-test('keda - activation is strictly greater: a queue equal to the activation value stays at 0', () => {
+test('keda - activation is strictly greater: a queue equal to the activation value stays at 0', { timeout: 60_000 }, () => {
   const r = step(spec(), at(0), { value: 3 }, s(1), [{ ...queue, activationTarget: 3 }]);
   assert.equal(r.desiredReplicas, 0);
   assert.equal(r.decision, undefined);
 });
 
-test('keda - from 0 it scales to max(minReplicaCount, 1)', () => {
+test('keda - from 0 it scales to max(minReplicaCount, 1)', { timeout: 60_000 }, () => {
   assert.equal(step(spec({ minReplicaCount: 3, idleReplicaCount: 0 }), at(0), { value: 1 }).desiredReplicas, 3);
 });
 
-test('keda - from idleReplicaCount it scales to minReplicaCount when active', () => {
+test('keda - from idleReplicaCount it scales to minReplicaCount when active', { timeout: 60_000 }, () => {
   const r = step(spec({ minReplicaCount: 5, idleReplicaCount: 0 }), at(0), { value: 1 });
   assert.equal(r.desiredReplicas, 5);
   const fromIdle = step(spec({ minReplicaCount: 5, idleReplicaCount: 2 }), at(2), { value: 1 });
   assert.equal(fromIdle.desiredReplicas, 5);
 });
 
-test('keda - active at N replicas leaves N to the HPA and renews lastActiveTime', () => {
+test('keda - active at N replicas leaves N to the HPA and renews lastActiveTime', { timeout: 60_000 }, () => {
   const r = step(spec(), at(4, { lastActiveTime: s(0) }), { value: 30 }, s(50));
   assert.equal(r.desiredReplicas, 4);
   assert.equal(r.state.lastActiveTime, s(50));
 });
 
-test('keda - inactive 10 replicas with min 0 and no lastActiveTime scale to 0 at once (initialCooldownPeriod 0)', () => {
+test('keda - inactive 10 replicas with min 0 and no lastActiveTime scale to 0 at once (initialCooldownPeriod 0)', { timeout: 60_000 }, () => {
   const r = step(spec(), at(10), { value: 0 });
   assert.equal(r.desiredReplicas, 0);
   assert.match(r.decision!.reason, /initialCooldownPeriod 0s over: 10 → 0$/);
 });
 
-test('keda - initialCooldownPeriod keeps replicas after creation until it is over', () => {
+test('keda - initialCooldownPeriod keeps replicas after creation until it is over', { timeout: 60_000 }, () => {
   const sp = spec({ initialCooldownPeriod: 120 });
   assert.equal(step(sp, at(2), { value: 0 }, s(60)).desiredReplicas, 2);
   assert.equal(step(sp, at(2), { value: 0 }, s(121)).desiredReplicas, 0);
 });
 
-test('keda - cooldownPeriod counts from the last active poll; scaling to 0 only once it is over', () => {
+test('keda - cooldownPeriod counts from the last active poll; scaling to 0 only once it is over', { timeout: 60_000 }, () => {
   const st = at(1, { lastActiveTime: s(0) });
   const early = step(spec(), st, { value: 0 }, s(300));
   assert.equal(early.desiredReplicas, 1, 'lastActiveTime + cooldown must be strictly before now');
@@ -86,29 +86,29 @@ test('keda - cooldownPeriod counts from the last active poll; scaling to 0 only 
   assert.equal(late.decision?.reason, 'inactive for 301s (cooldownPeriod 300s): 1 → 0');
 });
 
-test('keda - inactive scales to idleReplicaCount, not to 0', () => {
+test('keda - inactive scales to idleReplicaCount, not to 0', { timeout: 60_000 }, () => {
   const r = step(spec({ minReplicaCount: 5, idleReplicaCount: 1 }), at(5, { lastActiveTime: s(0) }), { value: 0 }, s(400));
   assert.equal(r.desiredReplicas, 1);
   assert.match(r.decision!.reason, /to idleReplicaCount: 5 → 1$/);
 });
 
-test('keda - below minReplicaCount (no idle) it raises to min even when inactive', () => {
+test('keda - below minReplicaCount (no idle) it raises to min even when inactive', { timeout: 60_000 }, () => {
   const r = step(spec({ minReplicaCount: 2 }), at(1), { value: 0 });
   assert.equal(r.desiredReplicas, 2);
   assert.equal(r.decision?.reason, 'below minReplicaCount 2: 1 → 2');
 });
 
-test('keda - with min > 0 and no idle, an inactive target stays at min (1 ↔ N is the HPA\'s job)', () => {
+test('keda - with min > 0 and no idle, an inactive target stays at min (1 ↔ N is the HPA\'s job)', { timeout: 60_000 }, () => {
   assert.equal(step(spec({ minReplicaCount: 2 }), at(4, { lastActiveTime: s(0) }), { value: 0 }, s(1000)).desiredReplicas, 4);
 });
 
-test('keda - an erroring trigger without fallback never scales to zero', () => {
+test('keda - an erroring trigger without fallback never scales to zero', { timeout: 60_000 }, () => {
   const r = step(spec(), at(3, { lastActiveTime: s(0) }), { error: 'connection refused' }, s(1000));
   assert.equal(r.desiredReplicas, 3);
   assert.match(r.note, /queue: connection refused; not scaling to zero while a trigger fails/);
 });
 
-test('keda - fallback: failureThreshold consecutive failures, then fallback.replicas through the metric, active', () => {
+test('keda - fallback: failureThreshold consecutive failures, then fallback.replicas through the metric, active', { timeout: 60_000 }, () => {
   const sp = spec({ fallback: { failureThreshold: 2, replicas: 6, behavior: 'static' } });
   let st = at(1, { lastActiveTime: s(0) });
   for (const n of [1, 2]) {
@@ -123,7 +123,7 @@ test('keda - fallback: failureThreshold consecutive failures, then fallback.repl
   assert.equal(ok.state.failures[0], 0, 'a good reading resets the count');
 });
 
-test('keda - fallback at 0 replicas activates the target', () => {
+test('keda - fallback at 0 replicas activates the target', { timeout: 60_000 }, () => {
   const sp = spec({ fallback: { failureThreshold: 0, replicas: 4, behavior: 'static' } });
   const r = step(sp, at(0), { error: 'timeout' });
   assert.equal(r.desiredReplicas, 1);
@@ -139,14 +139,14 @@ const FALLBACK_BEHAVIORS: Array<['static' | 'currentReplicas' | 'currentReplicas
   ['currentReplicasIfLower', 8, 6],
 ];
 for (const [behavior, current, replicas] of FALLBACK_BEHAVIORS) {
-  test(`keda - fallback behavior ${behavior} at ${current} replicas serves ${replicas} × target`, () => {
+  test(`keda - fallback behavior ${behavior} at ${current} replicas serves ${replicas} × target`, { timeout: 60_000 }, () => {
     const sp = spec({ fallback: { failureThreshold: 0, replicas: 6, behavior } });
     const r = step(sp, at(current, { lastActiveTime: s(0) }), { error: 'timeout' });
     assert.deepEqual(r.state.metrics[0], { value: replicas * 5, fallback: true });
   });
 }
 
-test('keda - paused-replicas pins the count; paused freezes it', () => {
+test('keda - paused-replicas pins the count; paused freezes it', { timeout: 60_000 }, () => {
   const pinned = step(spec({ paused: true, pausedReplicas: 3 }), at(7), { value: 100 });
   assert.equal(pinned.desiredReplicas, 3);
   assert.equal(pinned.decision?.reason, 'paused at autoscaling.keda.sh/paused-replicas: 7 → 3');
@@ -154,16 +154,16 @@ test('keda - paused-replicas pins the count; paused freezes it', () => {
   assert.equal(frozen.desiredReplicas, 7);
 });
 
-test('keda - paused-scale-in keeps an inactive target up; paused-scale-out keeps it at 0', () => {
+test('keda - paused-scale-in keeps an inactive target up; paused-scale-out keeps it at 0', { timeout: 60_000 }, () => {
   assert.equal(step(spec({ pausedScaleIn: true }), at(2, { lastActiveTime: s(0) }), { value: 0 }, s(1000)).desiredReplicas, 2);
   assert.equal(step(spec({ pausedScaleOut: true }), at(0), { value: 50 }).desiredReplicas, 0);
 });
 
-test('keda - force-activation activates an empty queue', () => {
+test('keda - force-activation activates an empty queue', { timeout: 60_000 }, () => {
   assert.equal(step(spec({ forceActivation: true }), at(0), { value: 0 }).desiredReplicas, 1);
 });
 
-test('keda - with two triggers, one active is enough, and a failing one does not renew the cooldown', () => {
+test('keda - with two triggers, one active is enough, and a failing one does not renew the cooldown', { timeout: 60_000 }, () => {
   const two = [queue, { ...queue, label: 'orders' }];
   const r = kedaStep(spec(), two, at(0), [{ value: 0 }, { value: 2 }], s(1));
   assert.equal(r.desiredReplicas, 1);

@@ -38,7 +38,7 @@ function rejects(text: string): ConfigError {
   assert.fail('expected a ConfigError');
 }
 
-test('scaledobject - defaults are KEDA\'s: polling 30, cooldown 300, initial cooldown 0, min 0, max 100, behavior unset', () => {
+test('scaledobject - defaults are KEDA\'s: polling 30, cooldown 300, initial cooldown 0, min 0, max 100, behavior unset', { timeout: 60_000 }, () => {
   const { scaledObjects } = parse(so(TRIGGER));
   const s = scaledObjects[0]!;
   assert.equal(s.target, 'consumer');
@@ -55,7 +55,7 @@ test('scaledobject - defaults are KEDA\'s: polling 30, cooldown 300, initial coo
   assert.equal(s.hpaName, 'keda-hpa-consumer-scaler');
 });
 
-test('scaledobject - the seed\'s legacy keda.k8s.io file is read as v2 with one notice', () => {
+test('scaledobject - the seed\'s legacy keda.k8s.io file is read as v2 with one notice', { timeout: 60_000 }, () => {
   const { scaledObjects, notices } = parse(SEED_SCALEDOBJECT);
   const s = scaledObjects[0]!;
   assert.equal(s.target, 'consumer');
@@ -69,12 +69,12 @@ test('scaledobject - the seed\'s legacy keda.k8s.io file is read as v2 with one 
   assert.match(notices[0]!, /queueLength → messageCount/);
 });
 
-test('scaledobject - legacy file without scaleTargetRef takes the deploymentName label', () => {
+test('scaledobject - legacy file without scaleTargetRef takes the deploymentName label', { timeout: 60_000 }, () => {
   const text = SEED_SCALEDOBJECT.replace('  scaleTargetRef:\n    deploymentName: consumer\n', '');
   assert.equal(parse(text).scaledObjects[0]!.target, 'consumer');
 });
 
-test('scaledobject - every field is read: idle, fallback, behavior, annotations, trigger options', () => {
+test('scaledobject - every field is read: idle, fallback, behavior, annotations, trigger options', { timeout: 60_000 }, () => {
   const text = so(
     `  pollingInterval: 5
   cooldownPeriod: 60
@@ -142,7 +142,7 @@ test('scaledobject - every field is read: idle, fallback, behavior, annotations,
   assert.equal(s.pausedScaleOut, false);
 });
 
-test('scaledobject - paused annotation: "true" pauses, "false" does not, anything unparsable pauses (as KEDA)', () => {
+test('scaledobject - paused annotation: "true" pauses, "false" does not, anything unparsable pauses (as KEDA)', { timeout: 60_000 }, () => {
   const at = (v: string) => parse(so(TRIGGER, `  annotations:\n    autoscaling.keda.sh/paused: "${v}"\n`)).scaledObjects[0]!.paused;
   assert.equal(at('true'), true);
   assert.equal(at('false'), false);
@@ -180,7 +180,7 @@ const BAD: Array<[string, string, RegExp, number]> = [
 ];
 
 for (const [name, text, message, line] of BAD) {
-  test(`scaledobject - rejects ${name}, naming file, line and field`, () => {
+  test(`scaledobject - rejects ${name}, naming file, line and field`, { timeout: 60_000 }, () => {
     const err = rejects(text);
     assert.match(err.message, message);
     assert.match(err.message, /^scaling\.yaml:\d+: ScaledObject consumer-scaler: |^scaling\.yaml:\d+: unsupported/);
@@ -188,14 +188,14 @@ for (const [name, text, message, line] of BAD) {
   });
 }
 
-test('scaledobject - legacy scaleType deployment is accepted, scaleType job refused', () => {
+test('scaledobject - legacy scaleType deployment is accepted, scaleType job refused', { timeout: 60_000 }, () => {
   const withType = (t: string) => SEED_SCALEDOBJECT.replace('  scaleTargetRef:\n', `  scaleType: ${t}\n  scaleTargetRef:\n`);
   assert.equal(parse(withType('deployment')).scaledObjects[0]!.target, 'consumer');
   const err = rejects(withType('job'));
   assert.match(err.message, /^scaling\.yaml:9: ScaledObject bindingconsumer-scaler: KEDA 1\.x scaleType 'job' is not supported locally/);
 });
 
-test('scaledobject - a name too long for the HPA name label is refused with the fix', () => {
+test('scaledobject - a name too long for the HPA name label is refused with the fix', { timeout: 60_000 }, () => {
   const long = 'c'.repeat(60);
   const err = rejects(so(TRIGGER).replace('name: consumer-scaler', `name: ${long}`));
   assert.match(err.message, new RegExp(`the HPA name 'keda-hpa-${long}' is 69 characters long; at most 63: set spec\\.advanced\\.horizontalPodAutoscalerConfig\\.name`));
@@ -203,13 +203,13 @@ test('scaledobject - a name too long for the HPA name label is refused with the 
   assert.equal(ok.scaledObjects[0]!.hpaName, 'short');
 });
 
-test('scaledobject - two ScaledObjects for one app are refused, naming the first', () => {
+test('scaledobject - two ScaledObjects for one app are refused, naming the first', { timeout: 60_000 }, () => {
   const text = so(TRIGGER) + '---\n' + so(TRIGGER).replace('name: consumer-scaler', 'name: other');
   const err = rejects(text);
   assert.match(err.message, /the workload 'consumer' is already managed by the ScaledObject 'consumer-scaler' \(scaling\.yaml:1\)/);
 });
 
-test('scaledobject - idleReplicaCount 0 with minReplicaCount 0 written out passes, as KEDA\'s webhook counts min as 1', () => {
+test('scaledobject - idleReplicaCount 0 with minReplicaCount 0 written out passes, as KEDA\'s webhook counts min as 1', { timeout: 60_000 }, () => {
   const s = parse(so('  idleReplicaCount: 0\n  minReplicaCount: 0\n' + TRIGGER)).scaledObjects[0]!;
   assert.equal(s.idleReplicaCount, 0);
 });

@@ -43,7 +43,7 @@ function rejects(text: string, env: Record<string, string> = {}): ConfigError {
   assert.fail('expected a ConfigError');
 }
 
-test('triggerauth - the seed: secretTargetRef resolves the connection from the Secret in the same folder', () => {
+test('triggerauth - the seed: secretTargetRef resolves the connection from the Secret in the same folder', { timeout: 60_000 }, () => {
   const { scaledObjects, notices } = load(SEED_SCALEDOBJECT + '---\n' + SEED_AUTH);
   const t = scaledObjects[0]!.triggers[0]!;
   assert.equal(t.metadata.connection, CONN);
@@ -55,14 +55,14 @@ test('triggerauth - the seed: secretTargetRef resolves the connection from the S
   assert.equal(notices.length, 1);
 });
 
-test('triggerauth - a missing secret names the TriggerAuthentication, file:line and key, never the value', () => {
+test('triggerauth - a missing secret names the TriggerAuthentication, file:line and key, never the value', { timeout: 60_000 }, () => {
   const text = SEED_SCALEDOBJECT + '---\n' + SEED_AUTH.replace('key: servicebus-consumer-scaling-connectionstring', 'key: wrong-key');
   const err = rejects(text);
   assert.match(err.message, /^deploy\.yaml:27: TriggerAuthentication trigger-auth-servicebus: secretTargetRef parameter 'connection' refers to secret 'servicebus-consumer-scaling' key 'wrong-key', not found/);
   assert.ok(!err.message.includes('TOPSECRET'));
 });
 
-test('triggerauth - authenticationRef to an absent TriggerAuthentication is an error at the trigger', () => {
+test('triggerauth - authenticationRef to an absent TriggerAuthentication is an error at the trigger', { timeout: 60_000 }, () => {
   const err = rejects(SEED_SCALEDOBJECT);
   assert.match(err.message, /^deploy\.yaml:19: trigger 0 \(azure-servicebus\) of ScaledObject bindingconsumer-scaler: authenticationRef names TriggerAuthentication 'trigger-auth-servicebus', which is not in these files/);
 });
@@ -80,7 +80,7 @@ spec:
       queueName: q
 ${meta}${auth}`;
 
-test('triggerauth - <param>FromEnv reads the target app\'s environment', () => {
+test('triggerauth - <param>FromEnv reads the target app\'s environment', { timeout: 60_000 }, () => {
   const { scaledObjects } = load(V2("      hostFromEnv: RABBIT_URL\n"), { RABBIT_URL: 'amqp://guest:guest@localhost:5672' });
   const t = scaledObjects[0]!.triggers[0]!;
   assert.equal(t.metadata.host, 'amqp://guest:guest@localhost:5672');
@@ -89,12 +89,12 @@ test('triggerauth - <param>FromEnv reads the target app\'s environment', () => {
   assert.equal(t.where('host').line, 12, 'a parameter read from the environment points at its FromEnv line');
 });
 
-test('triggerauth - <param>FromEnv with the variable unset names the variable and the line', () => {
+test('triggerauth - <param>FromEnv with the variable unset names the variable and the line', { timeout: 60_000 }, () => {
   const err = rejects(V2("      hostFromEnv: RABBIT_URL\n"));
   assert.match(err.message, /^deploy\.yaml:12: trigger 0 \(rabbitmq\) of ScaledObject s: metadata hostFromEnv reads environment variable RABBIT_URL of app 'consumer', which is not set/);
 });
 
-test('triggerauth - env entries and configMapTargetRef resolve; ClusterTriggerAuthentication works the same', () => {
+test('triggerauth - env entries and configMapTargetRef resolve; ClusterTriggerAuthentication works the same', { timeout: 60_000 }, () => {
   const text = V2('', `    authenticationRef:
       name: rabbit
       kind: ClusterTriggerAuthentication
@@ -125,7 +125,7 @@ data:
   assert.equal(t.metadata.vhostName, 'orders');
 });
 
-test('triggerauth - an env entry whose variable is unset is an error naming the TriggerAuthentication', () => {
+test('triggerauth - an env entry whose variable is unset is an error naming the TriggerAuthentication', { timeout: 60_000 }, () => {
   const text = V2('', `    authenticationRef:
       name: rabbit
 ---
@@ -142,7 +142,7 @@ spec:
   assert.match(err.message, /^deploy\.yaml:21: TriggerAuthentication rabbit: env parameter 'host' reads environment variable RABBIT_URL of app 'consumer', which is not set/);
 });
 
-test('triggerauth - cloud secret managers are accepted with a notice that they stay unresolved locally', () => {
+test('triggerauth - cloud secret managers are accepted with a notice that they stay unresolved locally', { timeout: 60_000 }, () => {
   const text = V2('', `    authenticationRef:
       name: vault
 ---
@@ -161,7 +161,7 @@ spec:
   assert.deepEqual(notices, ['deploy.yaml:15: TriggerAuthentication vault: azureKeyVault cannot be resolved locally; those parameters stay unset']);
 });
 
-test('triggerauth - schema errors: secretTargetRef without key, unknown field', () => {
+test('triggerauth - schema errors: secretTargetRef without key, unknown field', { timeout: 60_000 }, () => {
   const base = V2('', `    authenticationRef:
       name: a
 ---

@@ -46,7 +46,7 @@ function configError(fn: () => unknown): ConfigError {
   assert.fail('expected a ConfigError');
 }
 
-test('components - the seed binding-deployment.yaml resolves its secretKeyRef from the Secret in the folder', () => {
+test('components - the seed binding-deployment.yaml resolves its secretKeyRef from the Secret in the folder', { timeout: 60_000 }, () => {
   const r = load(SEED);
   assert.equal(r.components.length, 1);
   const c = r.components[0]!;
@@ -60,14 +60,14 @@ test('components - the seed binding-deployment.yaml resolves its secretKeyRef fr
   assert.deepEqual(c.where('queueName'), { file: 'deploy.yaml', line: 12 });
 });
 
-test('components - a missing secret names the file, line, secret and key, never a value', () => {
+test('components - a missing secret names the file, line, secret and key, never a value', { timeout: 60_000 }, () => {
   const text = SEED.replace('key: servicebus-management-connectionstring', 'key: nope');
   const err = configError(() => load(text));
   assert.match(err.message, /^deploy\.yaml:9: component message-queue: metadata 'connectionString' refers to secret 'servicebus-management' key 'nope'/);
   assert.doesNotMatch(err.message, /TOPSECRET/);
 });
 
-test('components - bad base64 in a Secret is reported without echoing the value', () => {
+test('components - bad base64 in a Secret is reported without echoing the value', { timeout: 60_000 }, () => {
   const text = SEED.replace(/servicebus-management-connectionstring: "[^"]+"/, 'servicebus-management-connectionstring: "not base64 !!TOPSECRET"');
   const err = configError(() => load(text));
   assert.match(err.message, /deploy\.yaml:22: Secret servicebus-management: data\.servicebus-management-connectionstring is not valid base64/);

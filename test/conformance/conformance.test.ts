@@ -127,7 +127,7 @@ const json = (n: number): Buffer => Buffer.from(JSON.stringify({ n, text: 'héll
 for (const row of rows) {
   const name = (what: string): string => `conformance ${row.name} - ${what}`;
 
-  test(name('round trip keeps the payload bytes and the metadata'), async (t) => {
+  test(name('round trip keeps the payload bytes and the metadata'), { timeout: 180_000 }, async (t) => {
     const s = await setup(t, row);
     if (!s) return;
     const b = await s.open();
@@ -141,7 +141,7 @@ for (const row of rows) {
     assert.equal(got[0]?.deliveryCount, 1);
   });
 
-  test(name('a message acked with true is gone: not delivered again'), async (t) => {
+  test(name('a message acked with true is gone: not delivered again'), { timeout: 180_000 }, async (t) => {
     const s = await setup(t, row);
     if (!s) return;
     const b = await s.open();
@@ -152,7 +152,7 @@ for (const row of rows) {
     assert.equal((await receiveFor(b, 300)).length, 0);
   });
 
-  test(name('a failed message is delivered again with a higher delivery count'), async (t) => {
+  test(name('a failed message is delivered again with a higher delivery count'), { timeout: 180_000 }, async (t) => {
     const s = await setup(t, row);
     if (!s) return;
     const b = await s.open();
@@ -170,7 +170,7 @@ for (const row of rows) {
 
   if (row.heldFor) {
     const heldFor = row.heldFor;
-    test(name('a failed message is held back by the broker for the redelivery backoff, doubling with each failure'), async (t) => {
+    test(name('a failed message is held back by the broker for the redelivery backoff, doubling with each failure'), { timeout: 180_000 }, async (t) => {
       const s = await setup(t, row, 4, SPACED_BACKOFF);
       if (!s) return;
       const b = await s.open();
@@ -199,7 +199,7 @@ for (const row of rows) {
   }
 
   if (row.claims.deadLetter) {
-    test(name('a message failing maxDeliveryCount times is dead-lettered and the next one still flows'), async (t) => {
+    test(name('a message failing maxDeliveryCount times is dead-lettered and the next one still flows'), { timeout: 180_000 }, async (t) => {
       const s = await setup(t, row, 3);
       if (!s) return;
       const b = await s.open();
@@ -224,7 +224,7 @@ for (const row of rows) {
     });
   }
 
-  test(name('every message handled successfully is delivered exactly once, with 4 handlers at a time'), async (t) => {
+  test(name('every message handled successfully is delivered exactly once, with 4 handlers at a time'), { timeout: 180_000 }, async (t) => {
     const s = await setup(t, row);
     if (!s) return;
     const b = await s.open();
@@ -242,7 +242,7 @@ for (const row of rows) {
   });
 
   if (row.claims.fifo) {
-    test(name('one receiver at a time gets messages in send order'), async (t) => {
+    test(name('one receiver at a time gets messages in send order'), { timeout: 180_000 }, async (t) => {
       const s = await setup(t, row);
       if (!s) return;
       const b = await s.open();
@@ -253,7 +253,7 @@ for (const row of rows) {
     });
   }
 
-  test(name('depth counts ready messages, and in-flight ones where claimed'), async (t) => {
+  test(name('depth counts ready messages, and in-flight ones where claimed'), { timeout: 180_000 }, async (t) => {
     const s = await setup(t, row);
     if (!s) return;
     const b = await s.open();
@@ -281,7 +281,7 @@ for (const row of rows) {
     assert.deepEqual(await b.depth(), { ready: 3, inFlight: 0, deadLettered: 0 });
   });
 
-  test(name('two receivers on one queue share the work, nothing twice'), async (t) => {
+  test(name('two receivers on one queue share the work, nothing twice'), { timeout: 180_000 }, async (t) => {
     const s = await setup(t, row);
     if (!s) return;
     const a = await s.open();
@@ -307,7 +307,7 @@ for (const row of rows) {
 
   if (row.dropConnection) {
     const drop = row.dropConnection;
-    test(name('a dropped broker connection is survived with nothing lost'), async (t) => {
+    test(name('a dropped broker connection is survived with nothing lost'), { timeout: 180_000 }, async (t) => {
       const s = await setup(t, row);
       if (!s) return;
       const b = await s.open();
@@ -334,7 +334,7 @@ for (const row of rows) {
     });
   }
 
-  test(name('receiving at concurrency 1 keeps nothing per message: no promise or abort listener piles up'), async (t) => {
+  test(name('receiving at concurrency 1 keeps nothing per message: no promise or abort listener piles up'), { timeout: 180_000 }, async (t) => {
     const s = await setup(t, row);
     if (!s) return;
     const b = await s.open();
@@ -373,7 +373,7 @@ for (const row of rows) {
     assert.ok(listeners <= 4, `${listeners} abort listeners on the receive signal at once`);
   });
 
-  test(name('close twice is harmless'), async (t) => {
+  test(name('close twice is harmless'), { timeout: 180_000 }, async (t) => {
     const s = await setup(t, row);
     if (!s) return;
     const b = await s.open();
@@ -382,7 +382,7 @@ for (const row of rows) {
     await b.close();
   });
 
-  test(name('aborting receive finishes the work in handlers: nothing lost, nothing twice'), async (t) => {
+  test(name('aborting receive finishes the work in handlers: nothing lost, nothing twice'), { timeout: 180_000 }, async (t) => {
     const s = await setup(t, row);
     if (!s) return;
     const first = await s.open();

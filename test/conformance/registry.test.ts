@@ -51,7 +51,7 @@ function isTriggerDefinition(v: unknown): v is TriggerDefinition {
   return !!d && typeof d.type === 'string' && typeof d.parseQueueParams === 'function' && typeof d.create === 'function';
 }
 
-test('registry - every backend folder is registered and has a conformance row', async () => {
+test('registry - every backend folder is registered and has a conformance row', { timeout: 60_000 }, async () => {
   const { modules, unregisteredCode } = backendFolders();
   assert.deepEqual(unregisteredCode, [], 'folders with a backend.ts but no index.ts registering it');
   assert.ok(modules.includes('embedded'));
@@ -73,14 +73,14 @@ test('registry - every backend folder is registered and has a conformance row', 
   assert.deepEqual(problems, []);
 });
 
-test('registry - lists are sorted, so adding a broker is one line in the right place', () => {
+test('registry - lists are sorted, so adding a broker is one line in the right place', { timeout: 60_000 }, () => {
   const types = backendDefinitions.map((d) => d.types[0] ?? '');
   assert.deepEqual(types, [...types].sort());
   const triggers = triggerDefinitions.map((d) => d.type);
   assert.deepEqual(triggers, [...triggers].sort());
 });
 
-test('registry - an unknown binding type names the component, the file:line and what is supported', () => {
+test('registry - an unknown binding type names the component, the file:line and what is supported', { timeout: 60_000 }, () => {
   const c = componentFromYaml('orders', 'bindings.foo', { queueName: 'q' });
   assert.throws(() => createBackend(c, { logger, dataDir: os.tmpdir() }, { embedded: true }), (err: Error) => {
     assert.match(err.message, /^conformance\/orders\.yaml:\d+: component orders: unsupported binding type 'bindings\.foo' \(supported: .*bindings\.qscale\.embedded.*\)/);
@@ -88,7 +88,7 @@ test('registry - an unknown binding type names the component, the file:line and 
   });
 });
 
-test('registry - --embedded serves the seed\'s Service Bus component from the embedded queue, queue name lower-cased', async () => {
+test('registry - --embedded serves the seed\'s Service Bus component from the embedded queue, queue name lower-cased', { timeout: 60_000 }, async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qscale-registry-'));
   const c = componentFromYaml('message-queue', 'bindings.azure.servicebusqueues', {
     queueName: 'MsgQueue', connectionString: 'Endpoint=sb://x.servicebus.windows.net/;SharedAccessKey=s3cr3t', maxDeliveryCount: '4',
@@ -105,7 +105,7 @@ test('registry - --embedded serves the seed\'s Service Bus component from the em
   await b.close();
 });
 
-test('registry - --embedded serves a rabbitmq component by its queue name, its maxDeliveryCount kept', async () => {
+test('registry - --embedded serves a rabbitmq component by its queue name, its maxDeliveryCount kept', { timeout: 60_000 }, async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qscale-registry-'));
   const c = componentFromYaml('jobs', 'bindings.rabbitmq', { host: 'amqp://guest:guest@nowhere:5672', queueName: 'Jobs', maxDeliveryCount: '3' });
   const b = createBackend(c, { logger, dataDir }, { embedded: true });
@@ -115,13 +115,13 @@ test('registry - --embedded serves a rabbitmq component by its queue name, its m
   await b.close();
 });
 
-test('registry - a bad embedded setting carried over from the component names the field and file:line', () => {
+test('registry - a bad embedded setting carried over from the component names the field and file:line', { timeout: 60_000 }, () => {
   const c = componentFromYaml('message-queue', 'bindings.azure.servicebusqueues', { queueName: 'q', maxConcurrentHandlers: 'lots' });
   assert.throws(() => createBackend(c, { logger, dataDir: os.tmpdir() }, { embedded: true }),
     /conformance\/message-queue\.yaml:\d+: component message-queue \(bindings\.azure\.servicebusqueues\): metadata 'maxConcurrentHandlers' must be an integer, got 'lots'/);
 });
 
-test('registry - supported binding types include the seed\'s Service Bus and RabbitMQ types', () => {
+test('registry - supported binding types include the seed\'s Service Bus and RabbitMQ types', { timeout: 60_000 }, () => {
   const types = supportedBindingTypes();
   for (const t of ['bindings.azure.servicebusqueues', 'bindings.rabbitmq', 'bindings.qscale.embedded']) assert.ok(types.includes(t), t);
   assert.ok((describeBinding('bindings.qscale.embedded')?.fields ?? []).some((f) => f.name === 'visibilityTimeoutInSec'));
@@ -147,7 +147,7 @@ const triggerCases: Array<{ name: string; type: string; metadata: Record<string,
 ];
 
 for (const c of triggerCases) {
-  test(`registry - embedded scaler from ${c.name}`, async () => {
+  test(`registry - embedded scaler from ${c.name}`, { timeout: 60_000 }, async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qscale-registry-'));
     const make = (): ReturnType<typeof createScaler> => createScaler(trigger(c.type, c.metadata), { embedded: true, dataDir });
     if (c.want instanceof RegExp) {

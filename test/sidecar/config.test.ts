@@ -6,7 +6,7 @@ import { API_ERRORS } from '../../src/sidecar/index.js';
 import { redactSecrets } from '../../src/sidecar/redact.js';
 import { ROOT, componentYaml, sidecarFor, tempDir, writeComponents } from './support.js';
 
-describe('sidecar config - binding metadata read by the sidecar', () => {
+describe('sidecar config - binding metadata read by the sidecar', { timeout: 60_000 }, () => {
   const bad: Array<[string, Record<string, string>, RegExp]> = [
     ['direction sideways', { direction: 'sideways' }, /q\.yaml:\d+: component message-queue \(bindings\.qscale\.embedded\): metadata 'direction' must be input, output or "input, output", got 'sideways'/],
     ['maxConcurrentHandlers 0', { maxConcurrentHandlers: '0' }, /q\.yaml:\d+: component message-queue \(bindings\.qscale\.embedded\): metadata 'maxConcurrentHandlers' must be/],
@@ -29,7 +29,7 @@ describe('sidecar config - binding metadata read by the sidecar', () => {
   });
 });
 
-describe('sidecar config - secrets stay out of messages', () => {
+describe('sidecar config - secrets stay out of messages', { timeout: 60_000 }, () => {
   const meta = {
     connectionString: 'Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey=abcDEF123+/=',
     host: 'amqp://guest:p%40ssw0rd@broker:5672',
@@ -49,7 +49,7 @@ describe('sidecar config - secrets stay out of messages', () => {
   }
 });
 
-describe('sidecar docs', () => {
+describe('sidecar docs', { timeout: 60_000 }, () => {
   it('docs - every API error code is documented in docs/sidecar.md', () => {
     const doc = readFileSync(path.join(ROOT, 'docs/sidecar.md'), 'utf8');
     const missing = Object.keys(API_ERRORS).filter((code) => !doc.includes(code));

@@ -6,7 +6,7 @@ import { call, componentYaml, freePort, queueDepth, spawnSidecar, tempDir, waitF
 
 const sdkLogger = { level: LogLevel.Error };
 
-describe('official @dapr/dapr SDK, unchanged, against qscale sidecar', () => {
+describe('official @dapr/dapr SDK, unchanged, against qscale sidecar', { timeout: 300_000 }, () => {
   it('sdk - DaprClient.binding.send reaches the queue and DaprServer.binding.receive gets it, with tokens both ways', async () => {
     const dir = tempDir();
     const dataDir = path.join(dir, '.qscale');

@@ -9,7 +9,7 @@ const send = (port: number, name: string, data: unknown, metadata: Record<string
 
 const posts = (received: Received[], url: string): Received[] => received.filter((r) => r.method === 'POST' && r.url === url);
 
-describe('sidecar delivery - into the app', () => {
+describe('sidecar delivery - into the app', { timeout: 300_000 }, () => {
   it('delivery - POST /<name> with the stored bytes, content-type application/json, metadata as lower-cased headers, APP_API_TOKEN', async () => {
     const dir = tempDir();
     writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'deliver' }) });
@@ -138,7 +138,7 @@ describe('sidecar delivery - into the app', () => {
   });
 });
 
-describe('sidecar delivery - what status reads', () => {
+describe('sidecar delivery - what status reads', { timeout: 300_000 }, () => {
   it('metadata - qscale.inFlight counts deliveries the app has not answered yet, then drops back to 0', async () => {
     const dir = tempDir();
     writeComponents(dir, { 'q.yaml': componentYaml('message-queue', { queueName: 'inflight' }) });
@@ -200,7 +200,7 @@ describe('sidecar delivery - what status reads', () => {
   });
 });
 
-describe('sidecar delivery - OPTIONS probe', () => {
+describe('sidecar delivery - OPTIONS probe', { timeout: 300_000 }, () => {
   const cases: Array<[string, number, boolean]> = [
     ['200 subscribes', 200, true],
     ['405 subscribes', 405, true],
@@ -260,7 +260,7 @@ describe('sidecar delivery - OPTIONS probe', () => {
   });
 });
 
-describe('sidecar delivery - concurrency', () => {
+describe('sidecar delivery - concurrency', { timeout: 300_000 }, () => {
   /** Holds every app call until `expected` run at once (or all that are left), then releases one: returns the peak. */
   async function maxConcurrent(metadata: Record<string, string>, appMaxConcurrency: number | undefined, messages: number, expected: number): Promise<number> {
     const dir = tempDir();

@@ -17,7 +17,7 @@ async function sidecarUp(port: number): Promise<void> {
   });
 }
 
-describe('qscale sidecar process - graceful stop', () => {
+describe('qscale sidecar process - graceful stop', { timeout: 300_000 }, () => {
   it('drain - on SIGTERM in-flight work finishes and is acked, nothing new is taken, nothing is redelivered, exit 0', async () => {
     const dir = tempDir();
     const dataDir = path.join(dir, '.qscale');
@@ -88,7 +88,7 @@ describe('qscale sidecar process - graceful stop', () => {
   });
 });
 
-describe('qscale sidecar process - start-up', () => {
+describe('qscale sidecar process - start-up', { timeout: 300_000 }, () => {
   it('start-up - logs each loaded component like daprd and says when --embedded serves a broker type', async () => {
     const dir = tempDir();
     writeComponents(dir, {
@@ -179,7 +179,7 @@ describe('qscale sidecar process - start-up', () => {
   });
 });
 
-describe('qscale sidecar process - initTimeout', () => {
+describe('qscale sidecar process - initTimeout', { timeout: 300_000 }, () => {
   it('start-up - a broker that accepts the connection but never answers is given up after initTimeout, with ERR_COMPONENT_INIT\'s exit status', async () => {
     // A TCP listener that never speaks AMQP: the broker's connect hangs.
     const net = await import('node:net');

@@ -50,7 +50,7 @@ ${spec}  triggers:
       queueName: msgqueue
 ${metadata}`;
 
-test('simulate - the seed: 50 messages, 5 s work, target 5, max 10 → peak 10, drains, back to 0 after cooldown', async () => {
+test('simulate - the seed: 50 messages, 5 s work, target 5, max 10 → peak 10, drains, back to 0 after cooldown', { timeout: 60_000 }, async () => {
   const r = await sim(SEED_SCALEDOBJECT, ['0s:50']);
   assert.equal(r.summary.peakReplicas, 10);
   assert.equal(r.summary.processed, 50);
@@ -63,7 +63,7 @@ test('simulate - the seed: 50 messages, 5 s work, target 5, max 10 → peak 10, 
   assert.ok(last.t - r.summary.drainSeconds! >= 300, 'back to 0 only once the cooldown is over');
 });
 
-test('simulate - load at or below the activation value keeps 0 replicas and the messages wait', async () => {
+test('simulate - load at or below the activation value keeps 0 replicas and the messages wait', { timeout: 60_000 }, async () => {
   const r = await sim(V2("      activationMessageCount: '10'\n"), ['0s:10', '2m:0']);
   assert.equal(r.summary.peakReplicas, 0);
   assert.equal(r.summary.decisions, 0);
@@ -71,13 +71,13 @@ test('simulate - load at or below the activation value keeps 0 replicas and the 
   assert.ok(r.timeline.every((row) => row.desired === 0));
 });
 
-test('simulate - one message more than the activation value activates', async () => {
+test('simulate - one message more than the activation value activates', { timeout: 60_000 }, async () => {
   const r = await sim(V2("      activationMessageCount: '10'\n"), ['0s:11']);
   assert.ok(r.summary.peakReplicas >= 1);
   assert.equal(r.summary.processed, 11);
 });
 
-test('simulate - without instant activation, scale-from-zero waits for the next poll', async () => {
+test('simulate - without instant activation, scale-from-zero waits for the next poll', { timeout: 60_000 }, async () => {
   const instant = await sim(SEED_SCALEDOBJECT, ['5s:1']);
   const pure = await sim(SEED_SCALEDOBJECT, ['5s:1'], { instantActivation: false });
   assert.equal(instant.decisions[0]!.at, 5000);
@@ -85,14 +85,14 @@ test('simulate - without instant activation, scale-from-zero waits for the next 
   assert.ok(pure.summary.maxWaitSeconds > instant.summary.maxWaitSeconds);
 });
 
-test('simulate - a rate load over a span sends rate × span messages', async () => {
+test('simulate - a rate load over a span sends rate × span messages', { timeout: 60_000 }, async () => {
   const r = await sim(SEED_SCALEDOBJECT, ['10s-70s:5/s']);
   assert.equal(r.summary.messages, 300);
   assert.equal(r.summary.processed, 300);
   assert.equal(r.summary.peakReplicas, 10);
 });
 
-test('simulate - a behavior with scaleUp Pods 1/15s grows one replica per sync', async () => {
+test('simulate - a behavior with scaleUp Pods 1/15s grows one replica per sync', { timeout: 60_000 }, async () => {
   const yaml = V2("      messageCount: '5'\n", `  advanced:
     horizontalPodAutoscalerConfig:
       behavior:
@@ -109,7 +109,7 @@ test('simulate - a behavior with scaleUp Pods 1/15s grows one replica per sync',
   assert.match(ups[0]!.reason, /limited to 2 by scaleUp policy Pods 1\/15s/);
 });
 
-test('simulate - more concurrency per replica drains the same load sooner', async () => {
+test('simulate - more concurrency per replica drains the same load sooner', { timeout: 60_000 }, async () => {
   const one = await sim(SEED_SCALEDOBJECT, ['0s:50']);
   const five = await sim(SEED_SCALEDOBJECT, ['0s:50'], { concurrency: 5 });
   assert.ok(five.summary.drainSeconds! < one.summary.drainSeconds!);
@@ -133,12 +133,12 @@ const BAD_FLAGS: Array<[string, Partial<SimulateFlags>, RegExp]> = [
   ['a bad duration', { duration: '1 day' }, /^--duration '1 day': not a duration/],
 ];
 for (const [name, flags, message] of BAD_FLAGS) {
-  test(`simulate - refuses ${name}, naming the flag and the value`, () => {
+  test(`simulate - refuses ${name}, naming the flag and the value`, { timeout: 60_000 }, () => {
     assert.throws(() => simulationOptions({ ...FLAGS, ...flags }), (err: unknown) => err instanceof FlagError && message.test(err.message));
   });
 }
 
-test('simulate - the command prints JSON with timeline and summary (real process)', async () => {
+test('simulate - the command prints JSON with timeline and summary (real process)', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-sim-'));
   const file = path.join(dir, 'consumer-scaling.yaml');
   writeFileSync(file, SEED_SCALEDOBJECT);
@@ -149,7 +149,7 @@ test('simulate - the command prints JSON with timeline and summary (real process
   assert.equal(out.summary.peakReplicas, 10);
 });
 
-test('simulate - the command exits 2 with one line naming a bad flag (real process)', async () => {
+test('simulate - the command exits 2 with one line naming a bad flag (real process)', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-sim-'));
   const file = path.join(dir, 'consumer-scaling.yaml');
   writeFileSync(file, SEED_SCALEDOBJECT);
@@ -160,7 +160,7 @@ test('simulate - the command exits 2 with one line naming a bad flag (real proce
   });
 });
 
-test('simulate - a config error in the file names file:line (real process)', async () => {
+test('simulate - a config error in the file names file:line (real process)', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-sim-'));
   const file = path.join(dir, 'bad.yaml');
   writeFileSync(file, SEED_SCALEDOBJECT.replace('maxReplicaCount: 10', 'maxReplicaCount: ten'));
@@ -171,7 +171,7 @@ test('simulate - a config error in the file names file:line (real process)', asy
   });
 });
 
-test('simulate - a folder with several ScaledObjects needs --scaled-object, and a wrong name lists the ones there', async () => {
+test('simulate - a folder with several ScaledObjects needs --scaled-object, and a wrong name lists the ones there', { timeout: 60_000 }, async () => {
   const { pickScaledObject } = await import('../../src/cli/simulate/run.js');
   const two = parseScaledObjects(parseManifests(SEED_SCALEDOBJECT + '---\n' + V2('').replace('name: consumer\n', 'name: producer\n'), 'deploy')).scaledObjects;
   assert.throws(() => pickScaledObject(two, 'deploy', undefined), /--scaled-object '': deploy holds 2 ScaledObjects \(bindingconsumer-scaler, consumer-scaler\): name one/);
@@ -179,7 +179,7 @@ test('simulate - a folder with several ScaledObjects needs --scaled-object, and 
   assert.equal(pickScaledObject(two, 'deploy', 'consumer-scaler').name, 'consumer-scaler');
 });
 
-test('simulate - a folder is read for its ScaledObjects only: the seed folder with its dapr.yaml run file', { skip: existsSync('examples/seed/consumer-scaling.yaml') ? false : 'examples/seed not present' }, async () => {
+test('simulate - a folder is read for its ScaledObjects only: the seed folder with its dapr.yaml run file', { timeout: 60_000, skip: existsSync('examples/seed/consumer-scaling.yaml') ? false : 'examples/seed not present' }, async () => {
   const { scaledObjectManifests } = await import('../../src/cli/simulate/run.js');
   const manifests = await scaledObjectManifests('examples/seed');
   const { scaledObjects } = parseScaledObjects(manifests);

@@ -12,7 +12,7 @@ function qscale(args: string[], cwd = ROOT) {
   return spawnSync(process.execPath, [MAIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env } });
 }
 
-test('validate - the seed folder reads: component, legacy ScaledObject, TriggerAuthentication, skipped kinds', () => {
+test('validate - the seed folder reads: component, legacy ScaledObject, TriggerAuthentication, skipped kinds', { timeout: 120_000 }, () => {
   // The seed's YAML with a run file of no fixed ports: whatever else listens on 5000 on this machine does not matter.
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-validate-'));
   copySeedManifests(dir);
@@ -29,7 +29,7 @@ test('validate - the seed folder reads: component, legacy ScaledObject, TriggerA
   assert.ok(out.notices.some((n) => /keda\.k8s\.io\/v1alpha1/.test(n)), 'the legacy API is noticed');
 });
 
-test('validate - a broken folder exits 2 (ERR_CONFIG) naming file:line and field', () => {
+test('validate - a broken folder exits 2 (ERR_CONFIG) naming file:line and field', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-validate-'));
   writeFileSync(path.join(dir, 'q.yaml'), `apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -48,14 +48,14 @@ spec:
   assert.doesNotMatch(r.stderr, /c2VjcmV0/);
 });
 
-test('up - a folder without a run file is a clear error, before anything starts', () => {
+test('up - a folder without a run file is a clear error, before anything starts', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-up-'));
   const r = qscale(['up', dir, '--data-dir', path.join(dir, '.q')]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /no dapr\.yaml run file in .*: it says how to start each app/);
 });
 
-test('up - a ScaledObject whose target is no app of the run file names its line', () => {
+test('up - a ScaledObject whose target is no app of the run file names its line', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-up-'));
   writeFileSync(path.join(dir, 'dapr.yaml'), `version: 1\napps:\n  - appID: producer\n    appDirPath: ${ROOT}\n    command: ["node", "dist/apps/producer/main.js"]\n`);
   writeFileSync(path.join(dir, 'so.yaml'), `apiVersion: keda.sh/v1alpha1
@@ -75,20 +75,20 @@ spec:
   assert.match(r.stderr, /so\.yaml:7: ScaledObject s: scaleTargetRef 'worker' matches no app of .*\(apps: producer\)/);
 });
 
-test('up - bad flags are named', () => {
+test('up - bad flags are named', { timeout: 120_000 }, () => {
   const r = qscale(['up', 'examples/seed', '--hpa-sync-period', 'often']);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--hpa-sync-period: 'often' is not a duration/);
 });
 
-test('status - without a running system it says how to start one', () => {
+test('status - without a running system it says how to start one', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-status-'));
   const r = qscale(['status', '--data-dir', dir]);
   assert.equal(r.status, 3, 'ERR_NOT_RUNNING exits 3');
   assert.match(r.stderr, /no running system found .*qscale up/);
 });
 
-test('status - renders kubectl get pod / get hpa columns and the decisions with reasons', () => {
+test('status - renders kubectl get pod / get hpa columns and the decisions with reasons', { timeout: 120_000 }, () => {
   const s: SystemStatus = {
     pid: 1, startedAt: 0, embedded: true, dataDir: '.qscale', producerUrl: 'http://127.0.0.1:5000', swaggerUrl: undefined,
     replicas: [

@@ -20,7 +20,7 @@ function treeMatches(folder: string, d: Deployment): void {
 }
 
 describe('replica - one crash is one restart', { timeout: 180_000 }, () => {
-  after(cleanup);
+  after(cleanup, { timeout: 60_000 });
 
   for (const victim of ['app', 'sidecar', 'both'] as const) {
     it(`replica - kill -9 of the ${victim === 'both' ? 'app and the sidecar at once' : victim}: exactly one restart, fresh ports, the old pair gone`, async () => {
@@ -81,7 +81,7 @@ describe('replica - one crash is one restart', { timeout: 180_000 }, () => {
 });
 
 describe('replica - start failures', { timeout: 120_000 }, () => {
-  after(cleanup);
+  after(cleanup, { timeout: 60_000 });
 
   const cases = [
     { name: 'a command that does not exist', app: `  - appID: worker\n    appDirPath: ./\n    command: ["nodee", "app.mjs"]\n`, line: /dapr\.yaml:\d+: cannot start `nodee app\.mjs`: command nodee not found on PATH/ },
@@ -160,7 +160,7 @@ describe('replica - start failures', { timeout: 120_000 }, () => {
 });
 
 describe('replica - fixed ports', { timeout: 120_000 }, () => {
-  after(cleanup);
+  after(cleanup, { timeout: 60_000 });
 
   it('replica - a fixed app port in use: a line naming the port and the app, never a silent move; it starts there once free', async () => {
     const port = await freePort();
@@ -194,7 +194,7 @@ describe('replica - fixed ports', { timeout: 120_000 }, () => {
 });
 
 describe('replica - in-flight and scale-in with an API token', { timeout: 120_000 }, () => {
-  after(cleanup);
+  after(cleanup, { timeout: 60_000 });
 
   it('replica - refreshInFlight reads the real in-flight count when DAPR_API_TOKEN is set; scale-in stops the idle replica', async () => {
     const token = 'tok-123';

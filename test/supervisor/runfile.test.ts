@@ -6,7 +6,7 @@ import { ConfigError } from '../../src/errors.js';
 
 const FILE = '/srv/app/dapr.yaml';
 
-test('run file - the seed run file: apps, ports, env, resources relative to the file', () => {
+test('run file - the seed run file: apps, ports, env, resources relative to the file', { timeout: 60_000 }, () => {
   const r = parseRunFile(`version: 1
 common:
   resourcesPath: ./components
@@ -36,13 +36,13 @@ apps:
   assert.equal(c!.appDir, path.resolve('/srv/app/consumer'));
 });
 
-test('run file - appID defaults to the folder name; resources default to the file’s folder', () => {
+test('run file - appID defaults to the folder name; resources default to the file’s folder', { timeout: 60_000 }, () => {
   const r = parseRunFile(`version: 1\napps:\n  - appDirPath: ./worker\n    command: [node, w.js]\n`, FILE);
   assert.equal(r.apps[0]!.appId, 'worker');
   assert.deepEqual(r.apps[0]!.resourcesPaths, ['/srv/app']);
 });
 
-test('run file - every error names the file, the line and the field', () => {
+test('run file - every error names the file, the line and the field', { timeout: 60_000 }, () => {
   const cases: Array<[string, RegExp]> = [
     ['version: 2\napps: []\n', /dapr\.yaml:1: unsupported run file version '2'/],
     ['version: 1\n', /dapr\.yaml:1: apps must be a non-empty list/],
@@ -58,7 +58,7 @@ test('run file - every error names the file, the line and the field', () => {
   }
 });
 
-test('run file - unknown app fields are noticed, not fatal', () => {
+test('run file - unknown app fields are noticed, not fatal', { timeout: 60_000 }, () => {
   const r = parseRunFile('version: 1\napps:\n  - appID: a\n    appDirPath: .\n    command: [n]\n    replicas: 3\n', FILE);
   assert.match(r.notices[0]!, /dapr\.yaml:6: apps\[0\]\.replicas is not a run file field; ignored/);
 });

@@ -26,7 +26,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-test('servicebus backend - unreachable namespace (closed port, emulator mode): init fails fast, names component and broker, no key', async () => {
+test('servicebus backend - unreachable namespace (closed port, emulator mode): init fails fast, names component and broker, no key', { timeout: 120_000 }, async () => {
   const port = await closedPort();
   const c = seedComponent({ disableEntityManagement: 'true' },
     `Endpoint=sb://127.0.0.1:${port}/;SharedAccessKeyName=Root;SharedAccessKey=${SECRET_KEY};UseDevelopmentEmulator=true`, '3s');
@@ -40,7 +40,7 @@ test('servicebus backend - unreachable namespace (closed port, emulator mode): i
   await b.close();
 });
 
-test('servicebus backend - unreachable management API (closed port over TLS): init gives up at initTimeout with a clear error, no key', async () => {
+test('servicebus backend - unreachable management API (closed port over TLS): init gives up at initTimeout with a clear error, no key', { timeout: 120_000 }, async () => {
   const port = await closedPort();
   const c = seedComponent({}, `Endpoint=sb://127.0.0.1:${port}/;SharedAccessKeyName=Root;SharedAccessKey=${SECRET_KEY}`, '2s');
   const b = serviceBusBackend.create(c, ctx);
@@ -52,7 +52,7 @@ test('servicebus backend - unreachable management API (closed port over TLS): in
   await b.close();
 });
 
-test('servicebus backend - entity management: a missing queue is created with Dapr\'s creation properties (recording stand-in for the management API)', async (t) => {
+test('servicebus backend - entity management: a missing queue is created with Dapr\'s creation properties (recording stand-in for the management API)', { timeout: 120_000 }, async (t) => {
   const peer = await AmqpTestPeer.start();
   t.after(() => peer.close());
   const c = seedComponent({ lockDurationInSec: '30', maxDeliveryCount: '4', defaultMessageTimeToLiveInSec: '3600' }, peer.connectionString());
@@ -68,7 +68,7 @@ test('servicebus backend - entity management: a missing queue is created with Da
   assert.deepEqual(createQueueOptions(s.create), { lockDuration: 'PT30S', defaultMessageTimeToLive: 'PT3600S', maxDeliveryCount: 4 });
 });
 
-test('servicebus backend - entity management: an existing queue is left alone; disableEntityManagement asks nothing', async (t) => {
+test('servicebus backend - entity management: an existing queue is left alone; disableEntityManagement asks nothing', { timeout: 120_000 }, async (t) => {
   const peer = await AmqpTestPeer.start();
   t.after(() => peer.close());
   for (const [md, want] of [[{}, ['queueExists']], [{ disableEntityManagement: 'true' }, []]] as const) {
@@ -83,7 +83,7 @@ test('servicebus backend - entity management: an existing queue is left alone; d
   }
 });
 
-test('servicebus backend - emulator connection strings skip the management API, and depth says why it cannot count', async (t) => {
+test('servicebus backend - emulator connection strings skip the management API, and depth says why it cannot count', { timeout: 120_000 }, async (t) => {
   const peer = await AmqpTestPeer.start();
   t.after(() => peer.close());
   const c = seedComponent({}, peer.connectionString());

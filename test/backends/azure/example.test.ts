@@ -14,7 +14,7 @@ import { parseServiceBusTrigger } from '../../../src/backends/azure/servicebus/t
 const here = path.dirname(fileURLToPath(import.meta.url));
 const folder = path.resolve(here, '../../../../examples/azure-servicebus');
 
-test('examples/azure-servicebus - the binding and the KEDA 2 trigger load and point at queue msgqueue', async () => {
+test('examples/azure-servicebus - the binding and the KEDA 2 trigger load and point at queue msgqueue', { timeout: 120_000 }, async () => {
   const r = await loadResources([folder], { appId: 'consumer' });
   const c = r.components.find((x) => x.name === 'message-queue');
   assert.ok(c);

@@ -13,7 +13,7 @@ import { FILE, NAMESPACE_CS, SECRET_KEY, bareComponent, seedComponent } from './
 
 const REFERENCE = '/work/shared/reference/dapr-bindings/bindings.azure-servicebusqueues.metadata.yaml';
 
-test('servicebus metadata - the seed component gets Dapr\'s binding defaults', () => {
+test('servicebus metadata - the seed component gets Dapr\'s binding defaults', { timeout: 60_000 }, () => {
   const s = parseServiceBusComponent(seedComponent());
   assert.equal(s.queueName, 'msgqueue');
   assert.equal(s.connection.host, 'qscale-test.servicebus.windows.net');
@@ -31,7 +31,7 @@ test('servicebus metadata - the seed component gets Dapr\'s binding defaults', (
   assert.deepEqual(s.create, { lockDurationSec: undefined, defaultMessageTtlSec: undefined, maxDeliveryCount: undefined, autoDeleteOnIdleSec: undefined });
 });
 
-test('servicebus metadata - every field of Dapr\'s metadata.yaml is declared, with the same default', (t) => {
+test('servicebus metadata - every field of Dapr\'s metadata.yaml is declared, with the same default', { timeout: 60_000 }, (t) => {
   if (!fs.existsSync(REFERENCE)) {
     t.skip(`reference file ${REFERENCE} is not on this machine`);
     return;
@@ -59,24 +59,24 @@ test('servicebus metadata - every field of Dapr\'s metadata.yaml is declared, wi
   assert.equal(declared.get('connectionString')?.sensitive, true);
 });
 
-test('servicebus metadata - queueName is lower-cased as Service Bus entity names are case-insensitive', () => {
+test('servicebus metadata - queueName is lower-cased as Service Bus entity names are case-insensitive', { timeout: 60_000 }, () => {
   const s = parseServiceBusComponent(bareComponent({ connectionString: NAMESPACE_CS, queueName: 'MsgQueue' }));
   assert.equal(s.queueName, 'msgqueue');
   assert.equal(serviceBusBackend.queueName(bareComponent({ connectionString: NAMESPACE_CS, queueName: 'MsgQueue' })), 'msgqueue');
 });
 
-test('servicebus metadata - creation properties, ttlInSeconds as the older name of defaultMessageTimeToLiveInSec', () => {
+test('servicebus metadata - creation properties, ttlInSeconds as the older name of defaultMessageTimeToLiveInSec', { timeout: 60_000 }, () => {
   const a = parseServiceBusComponent(seedComponent({ ttlInSeconds: '3600', lockDurationInSec: '30', maxDeliveryCount: '3', autoDeleteOnIdleInSec: '600' }));
   assert.deepEqual(a.create, { lockDurationSec: 30, defaultMessageTtlSec: 3600, maxDeliveryCount: 3, autoDeleteOnIdleSec: 600 });
   const b = parseServiceBusComponent(seedComponent({ ttlInSeconds: '3600', defaultMessageTimeToLiveInSec: '60' }));
   assert.equal(b.create.defaultMessageTtlSec, 60);
 });
 
-test('servicebus metadata - the misspelt publishInitialRetryInternalInMs Dapr still accepts is read', () => {
+test('servicebus metadata - the misspelt publishInitialRetryInternalInMs Dapr still accepts is read', { timeout: 60_000 }, () => {
   assert.equal(parseServiceBusComponent(seedComponent({ publishInitialRetryInternalInMs: '900' })).publishInitialRetryIntervalMs, 900);
 });
 
-test('servicebus metadata - maxConcurrentHandlers 0 means no limit of its own', () => {
+test('servicebus metadata - maxConcurrentHandlers 0 means no limit of its own', { timeout: 60_000 }, () => {
   assert.equal(parseServiceBusComponent(seedComponent({ maxConcurrentHandlers: '0' })).maxConcurrentHandlers, 0);
 });
 
@@ -96,7 +96,7 @@ const errorCases: Array<{ name: string; metadata: Record<string, string>; line: 
 ];
 
 for (const c of errorCases) {
-  test(`servicebus metadata - error: ${c.name}, at file:line`, () => {
+  test(`servicebus metadata - error: ${c.name}, at file:line`, { timeout: 60_000 }, () => {
     assert.throws(() => parseServiceBusComponent(seedComponent(c.metadata)), (err: Error & { code?: string; line?: number }) => {
       assert.equal(err.code, 'ERR_CONFIG');
       assert.ok(err.message.startsWith(`${FILE}:${c.line}: component message-queue (bindings.azure.servicebusqueues): `), err.message);
@@ -107,17 +107,17 @@ for (const c of errorCases) {
   });
 }
 
-test('servicebus metadata - missing queueName names the component and the file', () => {
+test('servicebus metadata - missing queueName names the component and the file', { timeout: 60_000 }, () => {
   assert.throws(() => parseServiceBusComponent(bareComponent({ connectionString: NAMESPACE_CS })),
     { message: /^azure\/binding\.yaml:\d+: component message-queue \(bindings\.azure\.servicebusqueues\): missing required metadata 'queueName'/ });
 });
 
-test('servicebus metadata - neither connectionString nor namespaceName: says which are accepted', () => {
+test('servicebus metadata - neither connectionString nor namespaceName: says which are accepted', { timeout: 60_000 }, () => {
   assert.throws(() => parseServiceBusComponent(bareComponent({ queueName: 'q' })),
     /missing required metadata 'connectionString' \(either connectionString or namespaceName is required\)/);
 });
 
-test('servicebus metadata - namespaceName alone (Azure AD) is refused with the way out', () => {
+test('servicebus metadata - namespaceName alone (Azure AD) is refused with the way out', { timeout: 60_000 }, () => {
   assert.throws(() => parseServiceBusComponent(bareComponent({ queueName: 'q', namespaceName: 'ns.servicebus.windows.net' })),
     (err: Error) => {
       assert.match(err.message, /^azure\/binding\.yaml:11: .*namespaceName \(Azure AD authentication\) is not supported by qscale: give connectionString/);
@@ -135,7 +135,7 @@ const badConnectionStrings: Array<{ name: string; cs: string; says: RegExp }> = 
 ];
 
 for (const c of badConnectionStrings) {
-  test(`servicebus metadata - bad connection string (${c.name}): component, file:line, reason, key never shown`, () => {
+  test(`servicebus metadata - bad connection string (${c.name}): component, file:line, reason, key never shown`, { timeout: 60_000 }, () => {
     assert.throws(() => parseServiceBusComponent(seedComponent({}, c.cs)), (err: Error) => {
       assert.ok(err.message.startsWith(`${FILE}:10: component message-queue (bindings.azure.servicebusqueues): metadata 'connectionString' is not a Service Bus connection string: `), err.message);
       assert.match(err.message, c.says);
@@ -145,7 +145,7 @@ for (const c of badConnectionStrings) {
   });
 }
 
-test('servicebus metadata - a queue-level connection string for another queue is refused', () => {
+test('servicebus metadata - a queue-level connection string for another queue is refused', { timeout: 60_000 }, () => {
   const cs = `${NAMESPACE_CS};EntityPath=orders`;
   assert.throws(() => parseServiceBusComponent(seedComponent({}, cs)), /the connection string's EntityPath 'orders' is not queueName 'msgqueue'/);
   // The seed's queue-level string (EntityPath=msgqueue) is fine, and the queue is always named explicitly.
@@ -153,7 +153,7 @@ test('servicebus metadata - a queue-level connection string for another queue is
   assert.ok(!ok.connection.withoutEntityPath.includes('EntityPath'));
 });
 
-test('servicebus metadata - redaction hides the connection string in logs', () => {
+test('servicebus metadata - redaction hides the connection string in logs', { timeout: 60_000 }, () => {
   const c = seedComponent();
   const shown = JSON.stringify(serviceBusMetadata.redact(c.metadata));
   assert.ok(!shown.includes(SECRET_KEY));

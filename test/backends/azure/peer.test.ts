@@ -68,12 +68,12 @@ async function until(check: () => boolean | Promise<boolean>, what: string): Pro
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-test(`${NAME} - init opens the connection and authorizes the queue with a $cbs token`, async (t) => {
+test(`${NAME} - init opens the connection and authorizes the queue with a $cbs token`, { timeout: 120_000 }, async (t) => {
   const { peer } = await setup(t);
   assert.ok(peer.stats.putTokens.some((a) => a === `sb://127.0.0.1:${peer.port}/msgqueue`), peer.stats.putTokens.join(', '));
 });
 
-test(`${NAME} - round trip: the app gets the producer's exact bytes and Dapr's binding headers`, async (t) => {
+test(`${NAME} - round trip: the app gets the producer's exact bytes and Dapr's binding headers`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t);
   const body = Buffer.from(JSON.stringify({ text: 'Hello World' }));
   await backend.send(body, { id: 'm-1', correlationID: 'c-1', Label: 'greeting', tenant: 'a b&c' });
@@ -97,7 +97,7 @@ test(`${NAME} - round trip: the app gets the producer's exact bytes and Dapr's b
   assert.match(got.metadata.EnqueuedTimeUtc ?? '', /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/);
 });
 
-test(`${NAME} - a bare JSON string body keeps its quotes (no JSON decoding on the way)`, async (t) => {
+test(`${NAME} - a bare JSON string body keeps its quotes (no JSON decoding on the way)`, { timeout: 120_000 }, async (t) => {
   const { backend } = await setup(t);
   await backend.send(Buffer.from('"hello"'), {});
   let got: QueueMessage | undefined;
@@ -105,7 +105,7 @@ test(`${NAME} - a bare JSON string body keeps its quotes (no JSON decoding on th
   assert.equal(got?.data.toString(), '"hello"');
 });
 
-test(`${NAME} - handler true completes the message: gone from the queue, not delivered again`, async (t) => {
+test(`${NAME} - handler true completes the message: gone from the queue, not delivered again`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t);
   await backend.send(Buffer.from('{"n":1}'), {});
   let n = 0;
@@ -114,7 +114,7 @@ test(`${NAME} - handler true completes the message: gone from the queue, not del
   assert.deepEqual(await backend.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test(`${NAME} - handler false abandons: delivered again with a higher count, dead-lettered at the broker's MaxDeliveryCount`, async (t) => {
+test(`${NAME} - handler false abandons: delivered again with a higher count, dead-lettered at the broker's MaxDeliveryCount`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t, { maxRetriableErrorsPerSec: '0' }, { maxDeliveryCount: 3 });
   await backend.send(Buffer.from('{"poison":true}'), { id: 'poison' });
   const counts: number[] = [];
@@ -124,7 +124,7 @@ test(`${NAME} - handler false abandons: delivered again with a higher count, dea
   assert.deepEqual(await backend.depth(), { ready: 0, inFlight: 0, deadLettered: 1 });
 });
 
-test(`${NAME} - a throwing handler counts as a failure: abandoned, not completed`, async (t) => {
+test(`${NAME} - a throwing handler counts as a failure: abandoned, not completed`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t, { maxRetriableErrorsPerSec: '0' });
   await backend.send(Buffer.from('{}'), {});
   let calls = 0;
@@ -137,7 +137,7 @@ test(`${NAME} - a throwing handler counts as a failure: abandoned, not completed
   assert.equal(peer.stats.completes, 1);
 });
 
-test(`${NAME} - lock renewal every lockRenewalInSec keeps a slow handler's message: delivered once`, async (t) => {
+test(`${NAME} - lock renewal every lockRenewalInSec keeps a slow handler's message: delivered once`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t, { lockRenewalInSec: '1' }, { lockDurationMs: 1500 });
   await backend.send(Buffer.from('{"slow":true}'), {});
   let deliveries = 0;
@@ -152,7 +152,7 @@ test(`${NAME} - lock renewal every lockRenewalInSec keeps a slow handler's messa
   assert.equal(peer.counts('msgqueue').active, 0);
 });
 
-test(`${NAME} - without lock renewal (lockRenewalInSec 0) the same slow handler loses its lock: delivered twice`, async (t) => {
+test(`${NAME} - without lock renewal (lockRenewalInSec 0) the same slow handler loses its lock: delivered twice`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t, { lockRenewalInSec: '0' }, { lockDurationMs: 1500 });
   await backend.send(Buffer.from('{"slow":true}'), {});
   let deliveries = 0;
@@ -166,7 +166,7 @@ test(`${NAME} - without lock renewal (lockRenewalInSec 0) the same slow handler 
   assert.ok(peer.stats.lockExpiries >= 1);
 });
 
-test(`${NAME} - never more than maxActiveMessages locked at once, whatever the sidecar allows`, async (t) => {
+test(`${NAME} - never more than maxActiveMessages locked at once, whatever the sidecar allows`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t, { maxActiveMessages: '2', maxConcurrentHandlers: '0' });
   for (let i = 0; i < 6; i++) await backend.send(Buffer.from(`{"i":${i}}`), {});
   let done = 0;
@@ -188,7 +188,7 @@ test(`${NAME} - never more than maxActiveMessages locked at once, whatever the s
   assert.ok(maxLocked <= 2, `locked at once: ${maxLocked}`);
 });
 
-test(`${NAME} - the seed's defaults handle messages one after the other`, async (t) => {
+test(`${NAME} - the seed's defaults handle messages one after the other`, { timeout: 120_000 }, async (t) => {
   const { backend } = await setup(t);
   for (let i = 0; i < 3; i++) await backend.send(Buffer.from(`{"i":${i}}`), {});
   let done = 0;
@@ -203,7 +203,7 @@ test(`${NAME} - the seed's defaults handle messages one after the other`, async 
   assert.equal(maxInHandler, 1);
 });
 
-test(`${NAME} - depth: ready is ActiveMessageCount minus this process's locked messages`, async (t) => {
+test(`${NAME} - depth: ready is ActiveMessageCount minus this process's locked messages`, { timeout: 120_000 }, async (t) => {
   const { backend } = await setup(t);
   for (let i = 0; i < 3; i++) await backend.send(Buffer.from(`{"i":${i}}`), {});
   assert.deepEqual(await backend.depth(), { ready: 3, inFlight: 0, deadLettered: 0 });
@@ -224,7 +224,7 @@ test(`${NAME} - depth: ready is ActiveMessageCount minus this process's locked m
   assert.deepEqual(await backend.depth(), { ready: 2, inFlight: 0, deadLettered: 0 });
 });
 
-test(`${NAME} - aborting receive lets handlers in progress finish and completes them: nothing redelivered`, async (t) => {
+test(`${NAME} - aborting receive lets handlers in progress finish and completes them: nothing redelivered`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t, { maxActiveMessages: '2', maxConcurrentHandlers: '2' });
   for (let i = 0; i < 2; i++) await backend.send(Buffer.from(`{"i":${i}}`), {});
   const ac = new AbortController();
@@ -244,7 +244,7 @@ test(`${NAME} - aborting receive lets handlers in progress finish and completes 
   assert.deepEqual(peer.counts('msgqueue'), { active: 0, deadLetter: 0, locked: 0 });
 });
 
-test(`${NAME} - handlerTimeoutInSec: a handler that takes too long gets its message abandoned`, async (t) => {
+test(`${NAME} - handlerTimeoutInSec: a handler that takes too long gets its message abandoned`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t, { handlerTimeoutInSec: '1', maxRetriableErrorsPerSec: '0' });
   await backend.send(Buffer.from('{}'), {});
   let calls = 0;
@@ -257,7 +257,7 @@ test(`${NAME} - handlerTimeoutInSec: a handler that takes too long gets its mess
   assert.equal(peer.stats.completes, 1);
 });
 
-test(`${NAME} - invalid request metadata is refused before anything is sent`, async (t) => {
+test(`${NAME} - invalid request metadata is refused before anything is sent`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t);
   await assert.rejects(backend.send(Buffer.from('{}'), { ttlInSeconds: 'soon' }), {
     code: 'ERR_MESSAGE_METADATA', message: /metadata 'ttlInSeconds' must be a whole number of seconds, got 'soon'/,

@@ -12,7 +12,7 @@ import { closedPort, runAlone } from '../../support/brokers.js';
 
 const QUEUE_CS = `${NAMESPACE_CS};EntityPath=msgqueue`;
 
-test('servicebus trigger - the seed\'s KEDA 1.x trigger: queueLength 5 through a TriggerAuthentication connection', () => {
+test('servicebus trigger - the seed\'s KEDA 1.x trigger: queueLength 5 through a TriggerAuthentication connection', { timeout: 120_000 }, () => {
   const s = parseServiceBusTrigger(trigger({ queueName: 'msgqueue', queueLength: '5', connection: QUEUE_CS }));
   assert.deepEqual(s.entity, { kind: 'queue', queueName: 'msgqueue' });
   assert.equal(s.target, 5);
@@ -20,20 +20,20 @@ test('servicebus trigger - the seed\'s KEDA 1.x trigger: queueLength 5 through a
   assert.equal(s.host, 'qscale-test.servicebus.windows.net');
 });
 
-test('servicebus trigger - KEDA v2 defaults: messageCount 5, activationMessageCount 0', () => {
+test('servicebus trigger - KEDA v2 defaults: messageCount 5, activationMessageCount 0', { timeout: 120_000 }, () => {
   const s = parseServiceBusTrigger(trigger({ queueName: 'msgqueue', connection: NAMESPACE_CS }));
   assert.equal(s.target, 5);
   assert.equal(s.activationTarget, 0);
   assert.equal(serviceBusTrigger.parseQueueParams(trigger({ queueName: 'MsgQueue', messageCount: '10', activationMessageCount: '2' })).target, 10);
 });
 
-test('servicebus trigger - topicName + subscriptionName measure the subscription', () => {
+test('servicebus trigger - topicName + subscriptionName measure the subscription', { timeout: 120_000 }, () => {
   const s = parseServiceBusTrigger(trigger({ topicName: 'orders', subscriptionName: 'billing', connection: NAMESPACE_CS }));
   assert.deepEqual(s.entity, { kind: 'subscription', topicName: 'orders', subscriptionName: 'billing' });
   assert.equal(serviceBusMetricName(0, s.metricEntity), 's0-azure-servicebus-orders');
 });
 
-test('servicebus trigger - KEDA\'s metric name: s<index>-azure-servicebus-<queue>', () => {
+test('servicebus trigger - KEDA\'s metric name: s<index>-azure-servicebus-<queue>', { timeout: 120_000 }, () => {
   assert.equal(serviceBusMetricName(0, 'msgqueue'), 's0-azure-servicebus-msgqueue');
   assert.equal(serviceBusMetricName(2, 'my.queue'), 's2-azure-servicebus-my-queue');
   assert.equal(createServiceBusScaler(trigger({ queueName: 'msgqueue', connection: NAMESPACE_CS }, 1), new RecordingAdmin()).metricName, 's1-azure-servicebus-msgqueue');
@@ -54,7 +54,7 @@ const errors: Array<{ name: string; metadata: Record<string, string>; line: numb
     message: /the target must be a number > 0, got 0/ },
 ];
 for (const c of errors) {
-  test(`servicebus trigger - error: ${c.name}, at file:line, key never shown`, () => {
+  test(`servicebus trigger - error: ${c.name}, at file:line, key never shown`, { timeout: 120_000 }, () => {
     assert.throws(() => parseServiceBusTrigger(trigger(c.metadata)), (err: Error) => {
       assert.ok(err.message.startsWith(`azure/consumer-scaling.yaml:${c.line}: trigger 0 (azure-servicebus) of ScaledObject bindingconsumer-scaler: `), err.message);
       assert.match(err.message, c.message);
@@ -64,7 +64,7 @@ for (const c of errors) {
   });
 }
 
-test('servicebus trigger - the metric is ActiveMessageCount; active only strictly above activationMessageCount', async () => {
+test('servicebus trigger - the metric is ActiveMessageCount; active only strictly above activationMessageCount', { timeout: 120_000 }, async () => {
   const cases: Array<{ active: number; activation: string; wantActive: boolean }> = [
     { active: 0, activation: '0', wantActive: false },
     { active: 1, activation: '0', wantActive: true },
@@ -81,14 +81,14 @@ test('servicebus trigger - the metric is ActiveMessageCount; active only strictl
   }
 });
 
-test('servicebus trigger - a subscription is counted through the subscription\'s runtime properties', async () => {
+test('servicebus trigger - a subscription is counted through the subscription\'s runtime properties', { timeout: 120_000 }, async () => {
   const admin = new RecordingAdmin(undefined, { active: 12, deadLetter: 0, scheduled: 0 });
   const scaler = createServiceBusScaler(trigger({ topicName: 'orders', subscriptionName: 'billing', connection: NAMESPACE_CS }), admin);
   assert.equal((await scaler.metricAndActivity()).value, 12);
   assert.deepEqual(admin.calls, [{ op: 'subscriptionCounts', topic: 'orders', subscription: 'billing' }]);
 });
 
-test('servicebus trigger - a failing management call names the trigger, the queue and the namespace, never the key', async () => {
+test('servicebus trigger - a failing management call names the trigger, the queue and the namespace, never the key', { timeout: 120_000 }, async () => {
   const failing: QueueAdmin = {
     queueExists: async () => true,
     createQueue: async () => undefined,

@@ -42,7 +42,7 @@ async function until(check: () => boolean | Promise<boolean>, what: string): Pro
   }
 }
 
-test('embedded - a handler working longer than the visibility timeout keeps its message: the lease is renewed', async (t) => {
+test('embedded - a handler working longer than the visibility timeout keeps its message: the lease is renewed', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('renew');
   const outcomes: SettledOutcome[] = [];
@@ -66,7 +66,7 @@ test('embedded - a handler working longer than the visibility timeout keeps its 
   assert.deepEqual(await slow.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('embedded - with renewal off, an overrunning handler loses its lease: the message goes to another receiver, the late ack does nothing', async (t) => {
+test('embedded - with renewal off, an overrunning handler loses its lease: the message goes to another receiver, the late ack does nothing', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('norenew');
   const outcomes: SettledOutcome[] = [];
@@ -92,7 +92,7 @@ test('embedded - with renewal off, an overrunning handler loses its lease: the m
   assert.deepEqual(await slow.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('embedded - a failed message waits out its retry backoff before it is delivered again', async (t) => {
+test('embedded - a failed message waits out its retry backoff before it is delivered again', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('backoff');
   const b = open(dataDir, queue, { retryBackoff: '30s' });
@@ -104,7 +104,7 @@ test('embedded - a failed message waits out its retry backoff before it is deliv
   assert.equal((await receiveFor(b, 300)).length, 0, 'not redelivered during the backoff');
 });
 
-test('embedded - dead letters can be read and requeued: they come back with a fresh delivery count', async (t) => {
+test('embedded - dead letters can be read and requeued: they come back with a fresh delivery count', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('requeue');
   const b = open(dataDir, queue, { maxDeliveryCount: '2' });
@@ -126,7 +126,7 @@ test('embedded - dead letters can be read and requeued: they come back with a fr
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('embedded - queues share one file without seeing each other\'s messages', async (t) => {
+test('embedded - queues share one file without seeing each other\'s messages', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const a = open(dataDir, uniqueName('qa'));
   const b = open(dataDir, uniqueName('qb'));
@@ -140,7 +140,7 @@ test('embedded - queues share one file without seeing each other\'s messages', a
   assert.deepEqual(fs.readdirSync(dataDir).filter((f) => f.endsWith('.db')), ['queue.db']);
 });
 
-test('embedded - sends made at the same time are stored in call order', async (t) => {
+test('embedded - sends made at the same time are stored in call order', { timeout: 120_000 }, async (t) => {
   const b = open(tmp(), uniqueName('burst'));
   t.after(() => b.close());
   await Promise.all(Array.from({ length: 100 }, (_, i) => b.send(Buffer.from(String(i)), {})));
@@ -148,14 +148,14 @@ test('embedded - sends made at the same time are stored in call order', async (t
   assert.deepEqual(got.map((m) => Number(m.data.toString())), Array.from({ length: 100 }, (_, i) => i));
 });
 
-test('embedded - sending to a closed backend is refused with the component name', async () => {
+test('embedded - sending to a closed backend is refused with the component name', { timeout: 120_000 }, async () => {
   const b = open(tmp(), 'closed-q');
   await b.close();
   await assert.rejects(b.send(Buffer.from('1'), {}), /component closed-q: the embedded queue backend is closed/);
   await assert.rejects(b.receive(async () => true, { concurrency: 1, signal: new AbortController().signal }), /backend is closed/);
 });
 
-test('embedded - watchArrivals calls back when a message lands on an empty queue, not for each message after', async (t) => {
+test('embedded - watchArrivals calls back when a message lands on an empty queue, not for each message after', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('arrive');
   const b = open(dataDir, queue);
@@ -176,7 +176,7 @@ test('embedded - watchArrivals calls back when a message lands on an empty queue
   stop();
 });
 
-test('embedded - the scaler counts ready and in-flight messages against its activation threshold', async (t) => {
+test('embedded - the scaler counts ready and in-flight messages against its activation threshold', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('scale');
   const b = open(dataDir, queue, { maxConcurrentHandlers: '2' });
@@ -216,7 +216,7 @@ const metadataErrors: Array<{ name: string; metadata: Record<string, string>; er
 ];
 
 for (const c of metadataErrors) {
-  test(`embedded metadata - ${c.name}: error names the component and file:line`, () => {
+  test(`embedded metadata - ${c.name}: error names the component and file:line`, { timeout: 120_000 }, () => {
     const comp = componentFromYaml('message-queue', 'bindings.qscale.embedded', c.metadata);
     assert.throws(() => parseEmbeddedComponent(comp), (err: Error) => {
       assert.match(err.message, /^conformance\/message-queue\.yaml:\d+: component message-queue \(bindings\.qscale\.embedded\): /);
@@ -226,7 +226,7 @@ for (const c of metadataErrors) {
   });
 }
 
-test('embedded metadata - Service Bus spelling lockDurationInSec sets the visibility timeout; renewal defaults to a third', () => {
+test('embedded metadata - Service Bus spelling lockDurationInSec sets the visibility timeout; renewal defaults to a third', { timeout: 120_000 }, () => {
   const comp = componentFromYaml('mq', 'bindings.qscale.embedded', { queueName: 'q', lockDurationInSec: '30' });
   const s = parseEmbeddedComponent(comp);
   assert.equal(s.visibilityMs, 30_000);

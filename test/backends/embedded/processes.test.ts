@@ -86,7 +86,7 @@ async function receiveFor(b: EmbeddedBackend, ms: number): Promise<QueueMessage[
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'qscale-embedded-'));
 
-test('embedded processes - a receiver killed with SIGKILL while holding leases: its messages come back after the visibility timeout', async (t) => {
+test('embedded processes - a receiver killed with SIGKILL while holding leases: its messages come back after the visibility timeout', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('kill');
   const sender = startWorker(t, 'send', dataDir, queue, { count: 6, prefix: 'job' });
@@ -107,7 +107,7 @@ test('embedded processes - a receiver killed with SIGKILL while holding leases: 
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('embedded processes - two processes on one queue with expiring leases never both complete one message', async (t) => {
+test('embedded processes - two processes on one queue with expiring leases never both complete one message', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('race');
   const total = 40;
@@ -140,7 +140,7 @@ test('embedded processes - two processes on one queue with expiring leases never
   assert.deepEqual(await producer.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('embedded processes - messages survive a restart of everything, and a killed receiver loses none of them', async (t) => {
+test('embedded processes - messages survive a restart of everything, and a killed receiver loses none of them', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('restart');
   const sender = startWorker(t, 'send', dataDir, queue, { count: 200, prefix: 'r' });
@@ -164,7 +164,7 @@ test('embedded processes - messages survive a restart of everything, and a kille
   assert.deepEqual(after.filter((p) => doneBefore.includes(p)), [], 'nothing completed before the kill came again');
 });
 
-test('embedded processes - a message sent by another process wakes an idle receiver', async (t) => {
+test('embedded processes - a message sent by another process wakes an idle receiver', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('wake');
   const b = backend(dataDir, queue);
@@ -184,7 +184,7 @@ test('embedded processes - a message sent by another process wakes an idle recei
   assert.deepEqual(got, ['ping-0']);
 });
 
-test('embedded processes - a message that crashes every receiver is dead-lettered after maxDeliveryCount, not redelivered forever', async (t) => {
+test('embedded processes - a message that crashes every receiver is dead-lettered after maxDeliveryCount, not redelivered forever', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();
   const queue = uniqueName('crash');
   const b = backend(dataDir, queue, { maxDeliveryCount: '2', visibilityTimeoutInSec: '0.5' });

@@ -41,7 +41,7 @@ async function receiveUntil(b: NatsBackend, handler: (m: QueueMessage) => Promis
   );
 }
 
-test('nats backend - messages arrive in publish order with their bytes and metadata, then the stream is empty', async (t) => {
+test('nats backend - messages arrive in publish order with their bytes and metadata, then the stream is empty', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'nats'))) return;
   const b = await open(t);
   for (let i = 0; i < 5; i++) await b.send(Buffer.from(JSON.stringify({ n: i })), { 'content-type': 'application/json', n: String(i) });
@@ -55,7 +55,7 @@ test('nats backend - messages arrive in publish order with their bytes and metad
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('nats backend - a failed message is redelivered with a higher count, then moved to <stream>-dlq after maxDeliveryCount', async (t) => {
+test('nats backend - a failed message is redelivered with a higher count, then moved to <stream>-dlq after maxDeliveryCount', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'nats'))) return;
   const b = await open(t, { maxDeliveryCount: '3' });
   await b.send(Buffer.from('"poison"'), { kind: 'bad' });
@@ -76,7 +76,7 @@ test('nats backend - a failed message is redelivered with a higher count, then m
   assert.match(dead[0]?.reason ?? '', /handler failed 3 deliveries/);
 });
 
-test('nats backend - progress acks keep a message leased while the handler outlives ackWait', async (t) => {
+test('nats backend - progress acks keep a message leased while the handler outlives ackWait', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'nats'))) return;
   const b = await open(t, { ackWait: '1s' });
   await b.send(Buffer.from('"slow"'), {});
@@ -99,7 +99,7 @@ test('nats backend - progress acks keep a message leased while the handler outli
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('nats backend - aborting drains: the handler in progress finishes and its message is acked', async (t) => {
+test('nats backend - aborting drains: the handler in progress finishes and its message is acked', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'nats'))) return;
   const b = await open(t);
   await b.send(Buffer.from('1'), {});
@@ -119,7 +119,7 @@ test('nats backend - aborting drains: the handler in progress finishes and its m
   assert.deepEqual(await b.depth(), { ready: 1, inFlight: 0, deadLettered: 0 });
 });
 
-test('nats backend - a server restart in the middle of the stream loses no message', async (t) => {
+test('nats backend - a server restart in the middle of the stream loses no message', { timeout: 120_000 }, async (t) => {
   const server = await TestNatsServer.start();
   t.after(() => server.stop());
   const b = await open(t, { ackWait: '3s' }, server.url);
@@ -157,7 +157,7 @@ test('nats backend - a server restart in the middle of the stream loses no messa
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('nats backend - an unreachable server fails init naming the component and the server', async (t) => {
+test('nats backend - an unreachable server fails init naming the component and the server', { timeout: 120_000 }, async (t) => {
   const b = new NatsBackend(component({ natsURL: 'nats://127.0.0.1:1', stream: 'x' }, '  initTimeout: 2s\n'), ctx());
   t.after(() => b.close());
   const err = await b.init().then(() => undefined, (e: unknown) => e);
@@ -165,7 +165,7 @@ test('nats backend - an unreachable server fails init naming the component and t
   assert.match(err.message, /^component message-queue \(bindings\.qscale\.nats-jetstream\): cannot use NATS JetStream at nats:\/\/127\.0\.0\.1:1: /);
 });
 
-test('nats backend - wrong credentials fail init with the password redacted', async (t) => {
+test('nats backend - wrong credentials fail init with the password redacted', { timeout: 120_000 }, async (t) => {
   const server = await TestNatsServer.start({ user: 'app', pass: 'right-one' });
   t.after(() => server.stop());
   const url = `nats://app:Wr0ngPass@127.0.0.1:${server.port}`;
@@ -177,7 +177,7 @@ test('nats backend - wrong credentials fail init with the password redacted', as
   assert.doesNotMatch(err.message, /Wr0ngPass/);
 });
 
-test('nats backend - a missing stream with createStream false is a clear error', async (t) => {
+test('nats backend - a missing stream with createStream false is a clear error', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'nats'))) return;
   const stream = streamName();
   const b = new NatsBackend(component({ natsURL: LOCAL_NATS, stream, createStream: 'false' }), ctx());

@@ -15,24 +15,24 @@ function configError(fn: () => unknown): ConfigError {
   assert.fail('expected a ConfigError');
 }
 
-test('nats metadata - missing stream names the component, the field and the file:line', () => {
+test('nats metadata - missing stream names the component, the field and the file:line', { timeout: 60_000 }, () => {
   const err = configError(() => new NatsBackend(component({ natsURL: LOCAL_NATS }), ctx()));
   assert.match(err.message, /^components\/queue\.yaml:\d+: component message-queue \(bindings\.qscale\.nats-jetstream\): missing required metadata 'stream'/);
 });
 
-test('nats metadata - a bad ackWait points at its own line', () => {
+test('nats metadata - a bad ackWait points at its own line', { timeout: 60_000 }, () => {
   const err = configError(() => new NatsBackend(component({ natsURL: LOCAL_NATS, stream: 's', ackWait: 'a while' }), ctx()));
   assert.equal(err.line, 13);
   assert.match(err.message, /metadata 'ackWait' must be a duration such as 5s, 250ms or 1m30s, got 'a while'/);
 });
 
-test('nats metadata - visibilityTimeoutInSec is accepted for ackWait and storage must be file or memory', () => {
+test('nats metadata - visibilityTimeoutInSec is accepted for ackWait and storage must be file or memory', { timeout: 60_000 }, () => {
   assert.doesNotThrow(() => new NatsBackend(component({ natsURL: LOCAL_NATS, stream: 's', visibilityTimeoutInSec: '30' }), ctx()));
   const err = configError(() => new NatsBackend(component({ natsURL: LOCAL_NATS, stream: 's', storage: 'disk' }), ctx()));
   assert.match(err.message, /metadata 'storage' must be one of file, memory, got 'disk'/);
 });
 
-test('nats metadata - the stream is the queue name for --embedded; credentials in natsURL are redacted, the host is not', () => {
+test('nats metadata - the stream is the queue name for --embedded; credentials in natsURL are redacted, the host is not', { timeout: 60_000 }, () => {
   const c = component({ natsURL: 'nats://app:s3cret@nats.local:4222,nats://tok@nats2.local:4222', stream: 'msgqueue', password: 'pw' });
   assert.equal(natsBackend.queueName(c), 'msgqueue');
   const r = natsBackend.metadata.redact(c.metadata);
@@ -41,7 +41,7 @@ test('nats metadata - the stream is the queue name for --embedded; credentials i
   assert.equal(r.stream, 'msgqueue');
 });
 
-test('nats subjects - wildcards match as NATS matches them', () => {
+test('nats subjects - wildcards match as NATS matches them', { timeout: 60_000 }, () => {
   assert.ok(subjectMatches('orders', 'orders'));
   assert.ok(subjectMatches('orders.*', 'orders.eu'));
   assert.ok(!subjectMatches('orders.*', 'orders.eu.1'));

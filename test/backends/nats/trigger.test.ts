@@ -31,14 +31,14 @@ function configError(fn: () => unknown): ConfigError {
   assert.fail('expected a ConfigError');
 }
 
-test("nats trigger - KEDA's defaults: lagThreshold 10, activation 0, the stream is the queue", () => {
+test("nats trigger - KEDA's defaults: lagThreshold 10, activation 0, the stream is the queue", { timeout: 120_000 }, () => {
   const p = natsJetStreamTrigger.parseQueueParams(
     trigger({ natsServerMonitoringEndpoint: 'nats.local:8222', account: '$G', stream: 'msgqueue', consumer: 'c' }),
   );
   assert.deepEqual(p, { queueName: 'msgqueue', target: 10, activationTarget: 0 });
 });
 
-test('nats trigger - missing consumer, missing endpoint and a bad lagThreshold are named with their line', () => {
+test('nats trigger - missing consumer, missing endpoint and a bad lagThreshold are named with their line', { timeout: 120_000 }, () => {
   const base = { natsServerMonitoringEndpoint: 'nats.local:8222', account: '$G', stream: 's' };
   assert.match(configError(() => natsJetStreamTrigger.parseQueueParams(trigger(base))).message, /missing required metadata 'consumer'/);
   const noEndpoint = configError(() => natsJetStreamTrigger.parseQueueParams(trigger({ account: '$G', stream: 's', consumer: 'c' })));
@@ -47,7 +47,7 @@ test('nats trigger - missing consumer, missing endpoint and a bad lagThreshold a
   assert.match(bad.message, /^scaledobject\.yaml:24: .*metadata 'lagThreshold' must be an integer, got 'ten'/);
 });
 
-test('nats trigger - the monitoring endpoint metric equals the true depth: pending plus ack pending', async (t) => {
+test('nats trigger - the monitoring endpoint metric equals the true depth: pending plus ack pending', { timeout: 120_000 }, async (t) => {
   const server = await TestNatsServer.start();
   const stream = streamName();
   const b = new NatsBackend(component({ natsURL: server.url, stream, consumer: 'workers' }), ctx());
@@ -81,7 +81,7 @@ test('nats trigger - the monitoring endpoint metric equals the true depth: pendi
   assert.equal(scaler.metricName, `s0-nats-jetstream-${stream}`.toLowerCase());
 });
 
-test('nats trigger - natsURL (qscale extension) reads the same lag over the protocol, from the machine server', async (t) => {
+test('nats trigger - natsURL (qscale extension) reads the same lag over the protocol, from the machine server', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'nats'))) return;
   const stream = streamName();
   const b = new NatsBackend(component({ natsURL: LOCAL_NATS, stream }), ctx());
@@ -103,7 +103,7 @@ test('nats trigger - natsURL (qscale extension) reads the same lag over the prot
   assert.equal((await noConsumer.metricAndActivity()).value, 3, "as KEDA: an unknown consumer reports the stream's last sequence");
 });
 
-test('nats trigger - a stream that does not exist is an error naming the trigger and the stream', async (t) => {
+test('nats trigger - a stream that does not exist is an error naming the trigger and the stream', { timeout: 120_000 }, async (t) => {
   const server = await TestNatsServer.start();
   t.after(() => server.stop());
   const scaler = natsJetStreamTrigger.create(

@@ -37,7 +37,7 @@ async function receiveUntil(
   await done;
 }
 
-test('postgresql backend - messages arrive in send order with their bytes and metadata, then the queue is empty', async (t) => {
+test('postgresql backend - messages arrive in send order with their bytes and metadata, then the queue is empty', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'postgresql'))) return;
   const { b } = await open(t);
   for (let i = 0; i < 5; i++) await b.send(Buffer.from(JSON.stringify({ n: i })), { 'content-type': 'application/json', n: String(i) });
@@ -50,7 +50,7 @@ test('postgresql backend - messages arrive in send order with their bytes and me
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('postgresql backend - a failed message is redelivered with a higher count, then dead-lettered after maxDeliveryCount', async (t) => {
+test('postgresql backend - a failed message is redelivered with a higher count, then dead-lettered after maxDeliveryCount', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'postgresql'))) return;
   const { b } = await open(t, { maxDeliveryCount: '3' });
   await b.send(Buffer.from('"poison"'), {});
@@ -65,7 +65,7 @@ test('postgresql backend - a failed message is redelivered with a higher count, 
   assert.match(dead[0]?.reason ?? '', /handler failed 3 deliveries/);
 });
 
-test('postgresql backend - the lease is renewed while a handler works longer than the visibility timeout', async (t) => {
+test('postgresql backend - the lease is renewed while a handler works longer than the visibility timeout', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'postgresql'))) return;
   const { b } = await open(t, { visibilityTimeoutInSec: '1' });
   await b.send(Buffer.from('"slow"'), {});
@@ -89,7 +89,7 @@ test('postgresql backend - the lease is renewed while a handler works longer tha
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('postgresql backend - a receiver whose lease expired cannot complete the message another receiver holds', async (t) => {
+test('postgresql backend - a receiver whose lease expired cannot complete the message another receiver holds', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'postgresql'))) return;
   const { b, table } = await open(t);
   await b.send(Buffer.from('"contested"'), {});
@@ -131,7 +131,7 @@ test('postgresql backend - a receiver whose lease expired cannot complete the me
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('postgresql backend - aborting drains: the handler in progress finishes and its message is acked', async (t) => {
+test('postgresql backend - aborting drains: the handler in progress finishes and its message is acked', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'postgresql'))) return;
   const { b } = await open(t);
   await b.send(Buffer.from('1'), {});
@@ -151,7 +151,7 @@ test('postgresql backend - aborting drains: the handler in progress finishes and
   assert.deepEqual(await b.depth(), { ready: 1, inFlight: 0, deadLettered: 0 });
 });
 
-test('postgresql backend - connections killed by the server mid-stream lose no message', async (t) => {
+test('postgresql backend - connections killed by the server mid-stream lose no message', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'postgresql'))) return;
   const { b } = await open(t, { visibilityTimeoutInSec: '2' });
   const appName = 'qscale:message-queue';
@@ -179,7 +179,7 @@ test('postgresql backend - connections killed by the server mid-stream lose no m
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('postgresql backend - an unknown user fails init naming the component and the server, never the password', async (t) => {
+test('postgresql backend - an unknown user fails init naming the component and the server, never the password', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'postgresql'))) return;
   const b = new PostgresBackend(
     component({ connectionString: 'postgres://nobody_here:Sup3rSecret@127.0.0.1:5432/postgres', queueName: 'q' }),
@@ -192,7 +192,7 @@ test('postgresql backend - an unknown user fails init naming the component and t
   assert.doesNotMatch(err.message, /Sup3rSecret/);
 });
 
-test('postgresql backend - an unreachable server fails init within initTimeout with a clear error', async (t) => {
+test('postgresql backend - an unreachable server fails init within initTimeout with a clear error', { timeout: 120_000 }, async (t) => {
   const b = new PostgresBackend(
     component({ connectionString: 'host=10.255.255.1 port=5432 user=postgres password=pw dbname=postgres', queueName: 'q' }, '  initTimeout: 1s\n'),
     ctx(),

@@ -16,12 +16,12 @@ function configError(fn: () => unknown): ConfigError {
   assert.fail('expected a ConfigError');
 }
 
-test('postgresql metadata - missing queueName names the component, the field and the file:line', () => {
+test('postgresql metadata - missing queueName names the component, the field and the file:line', { timeout: 60_000 }, () => {
   const err = configError(() => new PostgresBackend(component({ connectionString: PG_URL }), ctx()));
   assert.match(err.message, /^components\/queue\.yaml:\d+: component message-queue \(bindings\.qscale\.postgresql\): missing required metadata 'queueName'/);
 });
 
-test('postgresql metadata - a bad visibilityTimeoutInSec points at its own line', () => {
+test('postgresql metadata - a bad visibilityTimeoutInSec points at its own line', { timeout: 60_000 }, () => {
   const err = configError(() =>
     new PostgresBackend(component({ connectionString: PG_URL, queueName: 'q', visibilityTimeoutInSec: 'soon' }), ctx()),
   );
@@ -30,7 +30,7 @@ test('postgresql metadata - a bad visibilityTimeoutInSec points at its own line'
   assert.match(err.message, /metadata 'visibilityTimeoutInSec' must be an integer, got 'soon'/);
 });
 
-test('postgresql metadata - a table name that is not an identifier is refused', () => {
+test('postgresql metadata - a table name that is not an identifier is refused', { timeout: 60_000 }, () => {
   const err = configError(() =>
     new PostgresBackend(component({ connectionString: PG_URL, queueName: 'q', table: 'x; DROP TABLE y' }), ctx()),
   );
@@ -38,7 +38,7 @@ test('postgresql metadata - a table name that is not an identifier is refused', 
   assert.equal(err.line, 13);
 });
 
-test('postgresql metadata - an unparsable connection string is reported without its content', () => {
+test('postgresql metadata - an unparsable connection string is reported without its content', { timeout: 60_000 }, () => {
   const err = configError(() =>
     new PostgresBackend(component({ connectionString: "host=x password='s3cret", queueName: 'q' }), ctx()),
   );
@@ -46,7 +46,7 @@ test('postgresql metadata - an unparsable connection string is reported without 
   assert.doesNotMatch(err.message, /s3cret/);
 });
 
-test('postgresql metadata - the queue name is kept for --embedded and the connection string is redacted', () => {
+test('postgresql metadata - the queue name is kept for --embedded and the connection string is redacted', { timeout: 60_000 }, () => {
   const c = component({ connectionString: PG_URL, queueName: 'msgqueue' });
   assert.equal(postgresqlBackend.queueName(c), 'msgqueue');
   assert.deepEqual(postgresqlBackend.types, ['bindings.qscale.postgresql']);
@@ -55,7 +55,7 @@ test('postgresql metadata - the queue name is kept for --embedded and the connec
   assert.equal(redacted.queueName, 'msgqueue');
 });
 
-test('postgresql connection - keyword/value strings with quoted values, as KEDA builds them', () => {
+test('postgresql connection - keyword/value strings with quoted values, as KEDA builds them', { timeout: 60_000 }, () => {
   const c = parseConnection("host=db.local port=5433 user=app dbname=jobs sslmode=disable password='a b\\'c'");
   assert.equal(c.config.host, 'db.local');
   assert.equal(c.config.port, 5433);

@@ -30,7 +30,7 @@ function configError(fn: () => unknown): ConfigError {
   assert.fail('expected a ConfigError');
 }
 
-test("postgresql trigger - the queue name is read from the documented query shape", () => {
+test("postgresql trigger - the queue name is read from the documented query shape", { timeout: 120_000 }, () => {
   assert.equal(queueFromQuery("SELECT count(*) FROM qscale_queue WHERE queue = 'msgqueue'"), 'msgqueue');
   assert.equal(queueFromQuery("select COUNT(*) from public.qscale_queue where queue='jobs';"), 'jobs');
   assert.equal(queueFromQuery('SELECT max(id) FROM t'), undefined);
@@ -40,7 +40,7 @@ test("postgresql trigger - the queue name is read from the documented query shap
   assert.deepEqual(p, { queueName: 'msgqueue', target: 5, activationTarget: 0 });
 });
 
-test('postgresql trigger - a custom query needs the queueName extension, and the error says so at the query line', () => {
+test('postgresql trigger - a custom query needs the queueName extension, and the error says so at the query line', { timeout: 120_000 }, () => {
   const err = configError(() =>
     postgresqlTrigger.parseQueueParams(trigger({ connection: PG_URL, query: 'SELECT 42', targetQueryValue: '5' })),
   );
@@ -51,7 +51,7 @@ test('postgresql trigger - a custom query needs the queueName extension, and the
   assert.deepEqual(p, { queueName: 'jobs', target: 2.5, activationTarget: 3 });
 });
 
-test('postgresql trigger - missing targetQueryValue and missing host fields are named as KEDA names them', () => {
+test('postgresql trigger - missing targetQueryValue and missing host fields are named as KEDA names them', { timeout: 120_000 }, () => {
   const q = "SELECT count(*) FROM t WHERE queue = 'q'";
   assert.match(configError(() => postgresqlTrigger.parseQueueParams(trigger({ connection: PG_URL, query: q }))).message, /no targetQueryValue given/);
   const err = configError(() =>
@@ -61,7 +61,7 @@ test('postgresql trigger - missing targetQueryValue and missing host fields are 
   assert.match(configError(() => postgresqlTrigger.parseQueueParams(trigger({ connection: PG_URL, targetQueryValue: '5' }))).message, /missing required metadata 'query'/);
 });
 
-test('postgresql trigger - the metric equals the true queue depth, ready and in flight, through host/port fields', async (t) => {
+test('postgresql trigger - the metric equals the true queue depth, ready and in flight, through host/port fields', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'postgresql'))) return;
   const table = tableName();
   const queue = uniqueName('q');

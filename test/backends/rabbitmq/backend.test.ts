@@ -18,7 +18,7 @@ function backend(queue: string, extra: Record<string, string> = {}, name?: strin
   return rabbitmqBackend.create(component(md, name ? { name } : {}), ctx);
 }
 
-test('rabbitmq init - wrong password: clear error naming component and broker, password never shown', async (t) => {
+test('rabbitmq init - wrong password: clear error naming component and broker, password never shown', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const b = rabbitmqBackend.create(component({ host: 'amqp://guest:Wr0ngPassw0rd@127.0.0.1:5672', queueName: 'q' }, { initTimeout: '3s' }), ctx);
   await assert.rejects(b.init(), (err: Error) => {
@@ -29,7 +29,7 @@ test('rabbitmq init - wrong password: clear error naming component and broker, p
   await b.close();
 });
 
-test('rabbitmq init - nothing listening on the port: connection refused', async (t) => {
+test('rabbitmq init - nothing listening on the port: connection refused', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const b = rabbitmqBackend.create(component({ host: 'amqp://guest:Secr3tPw@127.0.0.1:5999', queueName: 'q' }, { initTimeout: '2s' }), ctx);
   await assert.rejects(b.init(), (err: Error) => {
@@ -40,7 +40,7 @@ test('rabbitmq init - nothing listening on the port: connection refused', async 
   await b.close();
 });
 
-test('rabbitmq init - queue exists with other settings: says which queue and why', async (t) => {
+test('rabbitmq init - queue exists with other settings: says which queue and why', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-conflict');
   const durable = backend(q);
@@ -219,7 +219,7 @@ test('rabbitmq depth - inFlight counts another process\'s unacked messages (mana
   await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq reconnect - connections closed by the broker: sending and receiving resume, nothing lost', async (t) => {
+test('rabbitmq reconnect - connections closed by the broker: sending and receiving resume, nothing lost', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-reconnect');
   const producer = backend(q, {}, q);
@@ -247,7 +247,7 @@ test('rabbitmq reconnect - connections closed by the broker: sending and receivi
   await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq init - an unreachable address fails within initTimeout instead of hanging', async (t) => {
+test('rabbitmq init - an unreachable address fails within initTimeout instead of hanging', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   // 10.255.255.1 is unrouted: depending on the network the connect times out or is refused at once.
   const b = rabbitmqBackend.create(component({ host: 'amqp://guest:Secr3tPw@10.255.255.1:5672', queueName: 'q' }, { initTimeout: '1s' }), ctx);
@@ -259,7 +259,7 @@ test('rabbitmq init - an unreachable address fails within initTimeout instead of
   await b.close();
 });
 
-test('rabbitmq receive - a dead letter of a message with a TTL does not expire and names its source queue', async (t) => {
+test('rabbitmq receive - a dead letter of a message with a TTL does not expire and names its source queue', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-ttl');
   const b = backend(q, { maxDeliveryCount: '2' });
@@ -286,14 +286,14 @@ test('rabbitmq receive - a dead letter of a message with a TTL does not expire a
   await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq init - a virtual host that does not exist is named in the error', async (t) => {
+test('rabbitmq init - a virtual host that does not exist is named in the error', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const b = rabbitmqBackend.create(component({ host: 'amqp://guest:guest@127.0.0.1:5672/no-such-vhost', queueName: 'q' }, { initTimeout: '3s' }), ctx);
   await assert.rejects(b.init(), /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672\/no-such-vhost: virtual host 'no-such-vhost' refused/);
   await b.close();
 });
 
-test('rabbitmq send - a queue deleted under a running producer is declared again: the message is not dropped', async (t) => {
+test('rabbitmq send - a queue deleted under a running producer is declared again: the message is not dropped', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-gone');
   const b = backend(q);

@@ -4,7 +4,7 @@ import { parseRabbitmqComponent } from '../../../src/backends/rabbitmq/index.js'
 import { ConfigError } from '../../../src/errors.js';
 import { component } from './helpers.js';
 
-test('rabbitmq metadata - Dapr defaults: non-durable, plain queue, text/plain, reconnect 5 s, dead-letter <queue>-dlq', () => {
+test('rabbitmq metadata - Dapr defaults: non-durable, plain queue, text/plain, reconnect 5 s, dead-letter <queue>-dlq', { timeout: 60_000 }, () => {
   const s = parseRabbitmqComponent(component({ host: 'amqp://u:p@h:5672', queueName: 'orders' }));
   assert.equal(s.durable, false);
   assert.equal(s.autoDelete, false);
@@ -18,7 +18,7 @@ test('rabbitmq metadata - Dapr defaults: non-durable, plain queue, text/plain, r
   assert.equal(s.deadLetterQueue, 'orders-dlq');
 });
 
-test('rabbitmq metadata - given values win: ttlInSeconds, maxPriority, durable, deadLetterQueue', () => {
+test('rabbitmq metadata - given values win: ttlInSeconds, maxPriority, durable, deadLetterQueue', { timeout: 60_000 }, () => {
   const s = parseRabbitmqComponent(component({
     host: 'amqp://h', queueName: 'q', ttlInSeconds: '60', maxPriority: '10', durable: 'true',
     deadLetterQueue: 'poison', maxDeliveryCount: '3',
@@ -37,7 +37,7 @@ const bad: Array<[string, Record<string, string>, RegExp, number]> = [
   ['host that is not amqp', { host: 'http://guest:s3cret-pw@h', queueName: 'q' }, /binding\.yaml:9: .*'host' must start with amqp:\/\/ or amqps:\/\//, 9],
 ];
 for (const [name, md, re, line] of bad) {
-  test(`rabbitmq metadata - ${name}`, () => {
+  test(`rabbitmq metadata - ${name}`, { timeout: 60_000 }, () => {
     assert.throws(() => parseRabbitmqComponent(component(md)), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       assert.match(err.message, re);

@@ -22,13 +22,13 @@ const params: Array<[string, Record<string, string>, { queueName: string; target
   ['mode MessageRate value 2.5 over http', { host: MGMT_URL, queueName: 'q', mode: 'MessageRate', value: '2.5' }, { queueName: 'q', target: 2.5, activationTarget: 0 }],
 ];
 for (const [name, md, want] of params) {
-  test(`rabbitmq trigger - ${name}`, () => {
+  test(`rabbitmq trigger - ${name}`, { timeout: 120_000 }, () => {
     assert.deepEqual(rabbitmqTrigger.parseQueueParams(trigger(md)), want);
     rabbitmqTrigger.create(trigger(md)); // parses connection settings too, without connecting
   });
 }
 
-test('rabbitmq trigger - protocol auto by scheme, vhostName overrides the host\'s vhost', () => {
+test('rabbitmq trigger - protocol auto by scheme, vhostName overrides the host\'s vhost', { timeout: 120_000 }, () => {
   const a = parseRabbitmqTrigger(trigger({ host: 'amqp://u:p@h:5672/prod', queueName: 'q' }));
   assert.equal(a.protocol, 'amqp');
   assert.equal(a.vhost, 'prod');
@@ -46,7 +46,7 @@ const bad: Array<[string, Record<string, string>, RegExp]> = [
   ['missing queueName', { host: AMQP_URL }, /missing required metadata 'queueName'/],
 ];
 for (const [name, md, re] of bad) {
-  test(`rabbitmq trigger - ${name}`, () => {
+  test(`rabbitmq trigger - ${name}`, { timeout: 120_000 }, () => {
     assert.throws(() => rabbitmqTrigger.create(trigger(md)), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       assert.match(err.message, re);

@@ -17,7 +17,7 @@ function backend(queue: string, extra: Record<string, string> = {}, name?: strin
   return redisBackend.create(component(md, name ? { name } : {}), ctx);
 }
 
-test('redis init - wrong password for an ACL user: clear error naming component and broker, password never shown', async (t) => {
+test('redis init - wrong password for an ACL user: clear error naming component and broker, password never shown', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const user = uniqueName('qscale-user');
   await withRedis((r) => r.call('ACL', 'SETUSER', user, 'on', '>right-pw-123', '~*', '+@all'));
@@ -34,7 +34,7 @@ test('redis init - wrong password for an ACL user: clear error naming component 
   }
 });
 
-test('redis init - nothing listening on the port: connection refused', async (t) => {
+test('redis init - nothing listening on the port: connection refused', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const b = redisBackend.create(component({ redisHost: '127.0.0.1:6999', queueName: 'q', redisPassword: 'Secr3tPw' }, { initTimeout: '2s' }), ctx);
   await assert.rejects(b.init(), (err: Error) => {
@@ -82,7 +82,7 @@ test('redis receive - a consumer that dies holding a message: another takes it a
   await deleteKeys(q, `${q}:dlq`);
 });
 
-test('redis receive - leases only concurrency entries; the rest stay ready', async (t) => {
+test('redis receive - leases only concurrency entries; the rest stay ready', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-lease');
   const b = backend(q);
@@ -107,7 +107,7 @@ test('redis receive - leases only concurrency entries; the rest stay ready', asy
   await deleteKeys(q, `${q}:dlq`);
 });
 
-test('redis-streams trigger - streamLength, lag and pending read what the backend holds', async (t) => {
+test('redis-streams trigger - streamLength, lag and pending read what the backend holds', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-trig');
   const b = backend(q);
@@ -141,7 +141,7 @@ test('redis-streams trigger - streamLength, lag and pending read what the backen
   await deleteKeys(q, `${q}:dlq`);
 });
 
-test('redis-streams trigger - unreachable Redis: the error names the trigger and the address, not the password', async (t) => {
+test('redis-streams trigger - unreachable Redis: the error names the trigger and the address, not the password', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const s = redisStreamsTrigger.create(trigger({ address: '127.0.0.1:6999', stream: 'x', password: 'Secr3tPw' }));
   await assert.rejects(s.metricAndActivity(), (err: Error) => {
@@ -152,7 +152,7 @@ test('redis-streams trigger - unreachable Redis: the error names the trigger and
   await s.close();
 });
 
-test('redis init - an unreachable address fails within initTimeout instead of hanging', async (t) => {
+test('redis init - an unreachable address fails within initTimeout instead of hanging', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   // 10.255.255.1 is unrouted: depending on the network the connect times out or fails at once.
   const b = redisBackend.create(component({ redisHost: '10.255.255.1:6379', queueName: 'q', redisPassword: 'Secr3tPw' }, { initTimeout: '1s' }), ctx);
@@ -164,7 +164,7 @@ test('redis init - an unreachable address fails within initTimeout instead of ha
   await b.close();
 });
 
-test('redis receive - a dropped connection (CLIENT KILL) mid-stream loses nothing', async (t) => {
+test('redis receive - a dropped connection (CLIENT KILL) mid-stream loses nothing', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-kill');
   const producer = backend(q, {}, q);
@@ -192,7 +192,7 @@ test('redis receive - a dropped connection (CLIENT KILL) mid-stream loses nothin
   await deleteKeys(q, `${q}:dlq`);
 });
 
-test('redis receive - a handler working past the visibility timeout keeps its message: no other consumer gets it', async (t) => {
+test('redis receive - a handler working past the visibility timeout keeps its message: no other consumer gets it', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-renew');
   const slow = backend(q, { visibilityTimeoutInSeconds: '1' });
@@ -227,7 +227,7 @@ test('redis receive - a handler working past the visibility timeout keeps its me
   await deleteKeys(q, `${q}:dlq`);
 });
 
-test('redis-streams trigger - watchArrivals calls back when an entry lands, so activation need not wait a poll', async (t) => {
+test('redis-streams trigger - watchArrivals calls back when an entry lands, so activation need not wait a poll', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-watch');
   const b = backend(q);

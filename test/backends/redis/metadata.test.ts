@@ -4,7 +4,7 @@ import { parseRedisComponent, redisStreamsTrigger } from '../../../src/backends/
 import { ConfigError } from '../../../src/errors.js';
 import { component, trigger } from './helpers.js';
 
-test('redis metadata - defaults: db 0, group qscale, 10 deliveries, dead letters in <queue>:dlq, 30 s visibility', () => {
+test('redis metadata - defaults: db 0, group qscale, 10 deliveries, dead letters in <queue>:dlq, 30 s visibility', { timeout: 60_000 }, () => {
   const s = parseRedisComponent(component({ redisHost: 'cache:6380', queueName: 'orders' }));
   assert.equal(s.host, 'cache');
   assert.equal(s.port, 6380);
@@ -16,7 +16,7 @@ test('redis metadata - defaults: db 0, group qscale, 10 deliveries, dead letters
   assert.equal(s.tls, false);
 });
 
-test('redis metadata - port defaults to 6379', () => {
+test('redis metadata - port defaults to 6379', { timeout: 60_000 }, () => {
   assert.equal(parseRedisComponent(component({ redisHost: '127.0.0.1', queueName: 'q' })).port, 6379);
 });
 
@@ -26,7 +26,7 @@ const bad: Array<[string, Record<string, string>, RegExp, number]> = [
   ['maxDeliveryCount 0', { redisHost: 'h', queueName: 'q', maxDeliveryCount: '0' }, /binding\.yaml:13: .*'maxDeliveryCount' must be >= 1, got '0'/, 13],
 ];
 for (const [name, md, re, line] of bad) {
-  test(`redis metadata - ${name}`, () => {
+  test(`redis metadata - ${name}`, { timeout: 60_000 }, () => {
     assert.throws(() => parseRedisComponent(component(md)), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       assert.match(err.message, re);
@@ -44,12 +44,12 @@ const params: Array<[string, Record<string, string>, { queueName: string; target
   ['streamLength 10', { address: 'h:6379', stream: 's', streamLength: '10' }, { queueName: 's', target: 10, activationTarget: 0 }],
 ];
 for (const [name, md, want] of params) {
-  test(`redis-streams trigger - ${name}`, () => {
+  test(`redis-streams trigger - ${name}`, { timeout: 60_000 }, () => {
     assert.deepEqual(redisStreamsTrigger.parseQueueParams(trigger(md)), want);
   });
 }
 
-test('redis-streams trigger - lagCount without consumerGroup names the field and line', () => {
+test('redis-streams trigger - lagCount without consumerGroup names the field and line', { timeout: 60_000 }, () => {
   assert.throws(() => redisStreamsTrigger.parseQueueParams(trigger({ address: 'h:1', stream: 's', lagCount: '3' })), (err: unknown) => {
     assert.ok(err instanceof ConfigError);
     assert.match(err.message, /^scaledobject\.yaml:12: trigger 0 \(redis-streams\) of ScaledObject consumer-scaler: lagCount needs consumerGroup/);
@@ -57,6 +57,6 @@ test('redis-streams trigger - lagCount without consumerGroup names the field and
   });
 });
 
-test('redis-streams trigger - no address at all', () => {
+test('redis-streams trigger - no address at all', { timeout: 60_000 }, () => {
   assert.throws(() => redisStreamsTrigger.parseQueueParams(trigger({ stream: 's' })), /no address given/);
 });
