@@ -101,6 +101,32 @@ describe('up refuses what validate reports', { timeout: 120_000 }, () => {
     }
   });
 
+  test('validate - a trigger on a queue its app does not read is a warning said once: scaling could not drain it', () => {
+    const dir = tempFolder('qscale-refuse-');
+    writeFiles(dir, {
+      'queue.yaml': COMPONENT,
+      'scaling.yaml': `apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: consumer-scaler
+spec:
+  scaleTargetRef:
+    name: consumer
+  triggers:
+  - type: qscale-embedded
+    metadata:
+      queueName: job
+      messageCount: "5"
+`,
+      'dapr.yaml': runFile(),
+    });
+    const r = qscaleMarked(['validate', dir], newMark());
+    assert.equal(r.status, 0, r.stderr);
+    const warnings = r.stdout.split('\n').filter((l) => l.startsWith('warning: '));
+    assert.equal(warnings.length, 1, r.stdout);
+    assert.match(warnings[0]!, /scaling\.yaml:\d+: ScaledObject consumer-scaler trigger 0 \(qscale-embedded\) watches queue 'job', but app consumer does not read it \(its input bindings read 'jobs' \(message-queue\)\)/);
+  });
+
   test('validate - every problem at once, each with its own line', () => {
     const dir = tempFolder('qscale-refuse-');
     writeFiles(dir, {

@@ -182,6 +182,51 @@ describe('qscale up', { timeout: 300_000 }, () => {
     }
   });
 
+  test('up - status during a broker outage answers with the error in the queue line, bounded', async () => {
+    // A "broker" that accepts connections and never answers: the worst outage, a read that would block.
+    const silent = net.createServer(() => undefined);
+    const held = new Set<net.Socket>();
+    silent.on('connection', (s) => {
+      held.add(s);
+      s.on('close', () => held.delete(s));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    const dir = tempFolder('qscale-up-');
+    writeFiles(dir, {
+      'queue.yaml': `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: message-queue
+spec:
+  type: bindings.rabbitmq
+  version: v1
+  metadata:
+  - name: host
+    value: amqp://guest:guest@127.0.0.1:${port}
+  - name: queueName
+    value: jobs
+scopes:
+- consumer
+`,
+      'scaling.yaml': RABBITMQ_SCALER('jobs', `amqp://guest:guest@127.0.0.1:${port}`),
+      'dapr.yaml': runFile({ WORK_MS: '0' }),
+    });
+    const run = await start(dir, []);
+    try {
+      const s = await run.up.waitFor((st) => st.queues.length === 1, 60_000, 'the status');
+      const q = s.queues[0]!;
+      assert.equal(q.binding, 'message-queue');
+      assert.match(q.error ?? '', /no answer within 1500 ms/, JSON.stringify(q));
+      assert.doesNotMatch(JSON.stringify(s), /guest:guest/);
+      await run.up.waitForLine(/ScaledObject jobs-scaler trigger 0 \(rabbitmq\): cannot read the metric: /, 60_000);
+    } finally {
+      await finish(run);
+      for (const c of held) c.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   test('up - SIGTERM after a crashed app was restarted: up exits 0 and no process is left', async () => {
     const dir = tempFolder('qscale-up-');
     writeFiles(dir, { 'queue.yaml': COMPONENT('jobs'), 'dapr.yaml': runFile({ WORK_MS: '0' }) });
