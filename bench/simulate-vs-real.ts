@@ -21,6 +21,7 @@ import { parseLoad, simulate, triggerTargets } from '../src/simulate/index.js';
 import type { SystemStatus } from '../src/supervisor/state.js';
 import { createLogger } from '../src/util/log.js';
 import { ROOT, machineLine, writeSection } from './report.js';
+import { seedComponent } from './system.js';
 
 const args = process.argv.slice(2);
 const WRITE = !args.includes('--no-write');
@@ -57,20 +58,6 @@ spec:
     metadata:
       queueName: msgqueue
       messageCount: "5"
-`;
-
-const COMPONENT = `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: message-queue
-spec:
-  type: bindings.azure.servicebusqueues
-  version: v1
-  metadata:
-  - name: connectionString
-    value: "Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=placeholder"
-  - name: queueName
-    value: msgqueue
 `;
 
 const RUN_FILE = `version: 1
@@ -117,7 +104,7 @@ async function prefill(folder: string, dataDir: string): Promise<void> {
 async function realRun(): Promise<Omit<Run, 'sim' | 'simDrainMs'>> {
   const folder = mkdtempSync(path.join(os.tmpdir(), 'qscale-bench-'));
   const dataDir = path.join(folder, '.qscale');
-  writeFileSync(path.join(folder, 'binding.yaml'), COMPONENT);
+  writeFileSync(path.join(folder, 'binding.yaml'), seedComponent());
   writeFileSync(path.join(folder, 'scaling.yaml'), SCALED_OBJECT);
   writeFileSync(path.join(folder, 'dapr.yaml'), RUN_FILE);
   await prefill(folder, dataDir);
@@ -253,10 +240,12 @@ The last run, step by step (step differences only where both took the same step)
 |---|---|---|---|
 ${table}
 
-The model gives every replica one start-up time; real replicas started together become Ready over a spread, which
-moves when their messages finish and so when the HPA sees the queue cross a multiple of 5 on the way down: the
-scale-down steps can come a sync period or more apart, or take a different path (5 → 3 where the model goes 5 → 4 → 3). The test
-suite therefore compares decision order only for a load whose order cannot depend on timing.
+Where they differ: the model runs the HPA's first sync in the same instant as the activation, the real loop on its next
+tick (up to one sync period later), which shifts every later step; and the model gives every replica one start-up
+time, while real replicas started together become Ready over a spread, which moves when their messages finish and so
+when the HPA sees the queue cross a multiple of 5 on the way down. Scale-down steps can therefore come a sync period
+or more apart, or take a different path (5 → 3 where the model goes 5 → 4 → 3); the test suite compares decision
+order only for a load whose order cannot depend on timing.
 
 ${machineLine()}
 `;

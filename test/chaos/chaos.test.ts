@@ -15,14 +15,12 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  MAIN, ROOT, processTreeMatchesStatus, runProcesses, running, startUp, tempFolder, writeFiles, type UpProcess,
+  MAIN, ROOT, processTreeMatchesStatus, queueBackend, runProcesses, running, scaledObjectYaml, startUp, tempFolder, writeFiles,
+  type UpProcess,
 } from '../e2e/harness.js';
 import { needBroker, uniqueName } from '../support/brokers.js';
-import { loadResources } from '../../src/components/index.js';
-import { createBackend } from '../../src/backends/registry.js';
 import type { Backend } from '../../src/backends/types.js';
 import type { SystemStatus } from '../../src/supervisor/state.js';
-import { createLogger } from '../../src/util/log.js';
 import { targets, type ChaosTarget } from './brokers.js';
 
 /** At least this many messages, each with its own id; more are sent while kills are still to come. */
@@ -39,33 +37,6 @@ const BACKLOG = 300;
 /** CrashLoopBackOff's first delay, short for a test (the kubelet's 10 s would make this run take minutes). */
 const CRASH_BACKOFF_MS = 300;
 const CONSUMER = path.join(ROOT, 'dist/test/chaos/consumer.js');
-
-function scaledObject(trigger: string): string {
-  return `apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata:
-  name: consumer-scaler
-spec:
-  scaleTargetRef:
-    name: consumer
-  pollingInterval: 1
-  cooldownPeriod: 2
-  minReplicaCount: 0
-  maxReplicaCount: ${MAX_REPLICAS}
-  advanced:
-    horizontalPodAutoscalerConfig:
-      behavior:
-        scaleUp:
-          stabilizationWindowSeconds: 0
-          policies:
-          - {type: Pods, value: 10, periodSeconds: 1}
-        scaleDown:
-          stabilizationWindowSeconds: 0
-          policies:
-          - {type: Percent, value: 100, periodSeconds: 1}
-  triggers:
-${trigger}`;
-}
 
 function runFile(): string {
   return `version: 1
@@ -152,17 +123,6 @@ class StatusWatch {
     this.stopped = true;
     await this.done;
   }
-}
-
-async function producerFor(folder: string, dataDir: string, embedded: boolean): Promise<Backend> {
-  const { components } = await loadResources([folder]);
-  const c = components.find((x) => x.name === 'message-queue');
-  assert.ok(c, 'the folder has the component message-queue');
-  const logger = createLogger('chaos-producer');
-  logger.level = 'error';
-  const b = createBackend(c, { logger, dataDir }, { embedded });
-  await b.init();
-  return b;
 }
 
 async function sendAll(producer: Backend, ids: string[]): Promise<void> {
@@ -269,7 +229,12 @@ async function chaos(t: TestContext, target: ChaosTarget): Promise<void> {
   const folder = tempFolder('qscale-chaos-');
   writeFiles(folder, {
     'binding.yaml': target.component(queue),
-    'scaling.yaml': scaledObject(target.trigger(queue, TARGET)),
+    'scaling.yaml': scaledObjectYaml({
+      maxReplicaCount: MAX_REPLICAS,
+      cooldownPeriod: 2,
+      scaleDown: { window: 0, policy: '{type: Percent, value: 100, periodSeconds: 1}' },
+      triggers: target.trigger(queue, TARGET),
+    }),
     'dapr.yaml': runFile(),
   });
   let up: UpProcess | undefined;
@@ -287,7 +252,7 @@ async function chaos(t: TestContext, target: ChaosTarget): Promise<void> {
     );
     const u = up;
     await u.waitFor((s) => s.hpa.length === 1 && running(s) === 0, 60_000, 'qscale up serving, the consumer at 0');
-    producer = await producerFor(folder, u.dataDir, target.args.includes('--embedded'));
+    producer = await queueBackend(folder, u.dataDir, target.args.includes('--embedded'));
     const log = new DeliveryLog(u);
     watch = new StatusWatch(u);
     const w = watch;

@@ -11,6 +11,10 @@ import { fileURLToPath } from 'node:url';
 import readline from 'node:readline';
 import { request } from 'undici';
 import type { SystemStatus } from '../../src/supervisor/state.js';
+import { loadResources } from '../../src/components/index.js';
+import { createBackend } from '../../src/backends/registry.js';
+import type { Backend } from '../../src/backends/types.js';
+import { createLogger } from '../../src/util/log.js';
 
 export const ROOT = path.resolve(fileURLToPath(new URL('../../../', import.meta.url)));
 export const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
@@ -56,6 +60,77 @@ export function writeFiles(folder: string, files: Record<string, string>): void 
     mkdirSync(path.dirname(p), { recursive: true });
     writeFileSync(p, text);
   }
+}
+
+export interface ScaledObjectOptions {
+  maxReplicaCount: number;
+  /** Seconds; KEDA's cooldown before 1 → 0. */
+  cooldownPeriod: number;
+  /** One scaleUp policy as a YAML flow map; default {type: Pods, value: 10, periodSeconds: 1}. No up stabilization. */
+  scaleUpPolicy?: string;
+  /** The scaleDown rules: a stabilization window (s) and one policy (flow map), or Disabled. */
+  scaleDown: { window: number; policy: string } | 'Disabled';
+  /** The `triggers:` entries, indented by two spaces. */
+  triggers: string;
+}
+
+/** ScaledObject consumer-scaler for the app `consumer`: pollingInterval 1 s, from 0, with the behavior given. */
+export function scaledObjectYaml(o: ScaledObjectOptions): string {
+  const down = o.scaleDown === 'Disabled'
+    ? '          selectPolicy: Disabled'
+    : `          stabilizationWindowSeconds: ${o.scaleDown.window}\n          policies:\n          - ${o.scaleDown.policy}`;
+  return `apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: consumer-scaler
+spec:
+  scaleTargetRef:
+    name: consumer
+  pollingInterval: 1
+  cooldownPeriod: ${o.cooldownPeriod}
+  minReplicaCount: 0
+  maxReplicaCount: ${o.maxReplicaCount}
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior:
+        scaleUp:
+          stabilizationWindowSeconds: 0
+          policies:
+          - ${o.scaleUpPolicy ?? '{type: Pods, value: 10, periodSeconds: 1}'}
+        scaleDown:
+${down}
+  triggers:
+${o.triggers}`;
+}
+
+/** The seed's trigger: azure-servicebus on msgqueue, one replica per 5 messages. */
+export function serviceBusTrigger(activation = 0): string {
+  return `  - type: azure-servicebus
+    metadata:
+      queueName: msgqueue
+      messageCount: "5"
+      activationMessageCount: "${activation}"
+`;
+}
+
+/**
+ * The backend of the folder's component message-queue, opened in the test process the way a sidecar opens it: a
+ * test sends (or reads) through the same code. The caller closes it.
+ */
+export async function queueBackend(folder: string, dataDir: string, embedded: boolean): Promise<Backend> {
+  const { components } = await loadResources([folder]);
+  const c = components.find((x) => x.name === 'message-queue');
+  if (!c) throw new Error(`no component message-queue in ${folder}`);
+  const logger = createLogger('test');
+  logger.level = 'error';
+  const b = createBackend(c, { logger, dataDir }, { embedded });
+  try {
+    await b.init();
+  } catch (err) {
+    await b.close().catch(() => undefined);
+    throw err;
+  }
+  return b;
 }
 
 /**

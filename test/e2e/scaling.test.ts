@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { execFileSync } from 'node:child_process';
-import { LOGGING_CONSUMER, MAIN, startUp, tempFolder, writeFiles, runFile, running, type UpProcess } from './harness.js';
+import { LOGGING_CONSUMER, MAIN, scaledObjectYaml, serviceBusTrigger, startUp, tempFolder, writeFiles, runFile, running, type UpProcess } from './harness.js';
 import type { SystemStatus } from '../../src/supervisor/state.js';
 
 const COMPONENT = `apiVersion: dapr.io/v1alpha1
@@ -38,39 +38,12 @@ stringData:
 `;
 
 function scaledObject(opts: { activation?: number; max?: number; cooldown?: number } = {}): string {
-  return `apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata:
-  name: consumer-scaler
-spec:
-  scaleTargetRef:
-    name: consumer
-  pollingInterval: 1
-  cooldownPeriod: ${opts.cooldown ?? 2}
-  minReplicaCount: 0
-  maxReplicaCount: ${opts.max ?? 10}
-  advanced:
-    horizontalPodAutoscalerConfig:
-      behavior:
-        scaleUp:
-          stabilizationWindowSeconds: 0
-          policies:
-          - type: Pods
-            value: 10
-            periodSeconds: 1
-        scaleDown:
-          stabilizationWindowSeconds: 2
-          policies:
-          - type: Percent
-            value: 100
-            periodSeconds: 1
-  triggers:
-  - type: azure-servicebus
-    metadata:
-      queueName: msgqueue
-      messageCount: "5"
-      activationMessageCount: "${opts.activation ?? 0}"
-`;
+  return scaledObjectYaml({
+    maxReplicaCount: opts.max ?? 10,
+    cooldownPeriod: opts.cooldown ?? 2,
+    scaleDown: { window: 2, policy: '{type: Percent, value: 100, periodSeconds: 1}' },
+    triggers: serviceBusTrigger(opts.activation),
+  });
 }
 
 async function produce(up: UpProcess, count: number): Promise<void> {

@@ -17,43 +17,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { LOGGING_CONSUMER, startUp, tempFolder, writeFiles } from './harness.js';
-import { loadResources, parseManifests } from '../../src/components/index.js';
-import { createBackend } from '../../src/backends/registry.js';
+import { LOGGING_CONSUMER, queueBackend, scaledObjectYaml, serviceBusTrigger, startUp, tempFolder, writeFiles } from './harness.js';
+import { parseManifests } from '../../src/components/index.js';
 import { parseScaledObjects } from '../../src/autoscaler/index.js';
 import { parseLoad, simulate, triggerTargets } from '../../src/simulate/index.js';
-import { createLogger } from '../../src/util/log.js';
 
 const MESSAGES = 40;
 const WORK_MS = 2000;
 const SYNC_MS = 1000;
 
-const SCALED_OBJECT = `apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata:
-  name: consumer-scaler
-spec:
-  scaleTargetRef:
-    name: consumer
-  pollingInterval: 1
-  cooldownPeriod: 3
-  minReplicaCount: 0
-  maxReplicaCount: 5
-  advanced:
-    horizontalPodAutoscalerConfig:
-      behavior:
-        scaleUp:
-          stabilizationWindowSeconds: 0
-          policies:
-          - {type: Pods, value: 2, periodSeconds: 2}
-        scaleDown:
-          selectPolicy: Disabled
-  triggers:
-  - type: azure-servicebus
-    metadata:
-      queueName: msgqueue
-      messageCount: "5"
-`;
+const SCALED_OBJECT = scaledObjectYaml({
+  maxReplicaCount: 5,
+  cooldownPeriod: 3,
+  scaleUpPolicy: '{type: Pods, value: 2, periodSeconds: 2}',
+  scaleDown: 'Disabled',
+  triggers: serviceBusTrigger(),
+});
 
 const COMPONENT = `apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -99,14 +78,8 @@ async function simulated(): Promise<string[]> {
 
 /** Stores the messages in the embedded queue the way a sidecar's output binding does, before anything runs. */
 async function prefill(folder: string, dataDir: string): Promise<void> {
-  const { components } = await loadResources([folder]);
-  const c = components.find((x) => x.name === 'message-queue');
-  assert.ok(c, 'the component message-queue');
-  const logger = createLogger('prefill');
-  logger.level = 'error';
-  const b = createBackend(c, { logger, dataDir }, { embedded: true });
+  const b = await queueBackend(folder, dataDir, true);
   try {
-    await b.init();
     for (let i = 0; i < MESSAGES; i++) await b.send(Buffer.from(JSON.stringify({ text: `sim-${i}` })), {});
   } finally {
     await b.close();
