@@ -4,7 +4,6 @@
  * path is one straight line: scalers → KEDA step → HPA step → Deployment.scaleTo, driven by the real clock
  * (ScaleLoop) with the same pure functions the simulator uses.
  */
-import net from 'node:net';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { errorMessage } from '../errors.js';
@@ -18,7 +17,6 @@ import { createBackend, createScaler } from '../backends/registry.js';
 import type { Backend } from '../backends/types.js';
 import { createLogger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
-import { sleep } from '../util/abort.js';
 
 export interface SystemOptions {
   folder: string;
@@ -179,28 +177,10 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   };
 }
 
-/** A Ready producer replica whose app port accepts a connection: its address, then the printed curl works. */
+/** The address of the first Ready producer replica (its app port accepts, its sidecar is healthy): the printed curl works. */
 async function whenProducerReady(dep: () => Deployment, signal: AbortSignal): Promise<string | undefined> {
-  while (!signal.aborted) {
-    const r = await dep().whenReady(signal).catch(() => undefined);
-    if (!r) return undefined;
-    if (await accepts(r.appPort)) return `http://127.0.0.1:${r.appPort}`;
-    await sleep(50, signal);
-  }
-  return undefined;
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    const done = (ok: boolean): void => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1000, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
+  const r = await dep().whenReady(signal).catch(() => undefined);
+  return r ? `http://127.0.0.1:${r.appPort}` : undefined;
 }
 
 /**

@@ -6,19 +6,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { ROOT, tempFolder, writeFiles } from '../e2e/harness.js';
-import { newMark, occupyPort, processesMarked, qscaleMarked } from './up-support.js';
+import { consumerScaledObject, embeddedComponent, newMark, occupyPort, processesMarked, qscaleMarked } from './up-support.js';
 
-const COMPONENT = `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: message-queue
-spec:
-  type: bindings.qscale.embedded
-  version: v1
-  metadata:
-  - name: queueName
-    value: jobs
-`;
+const COMPONENT = embeddedComponent('jobs');
+const KAFKA = embeddedComponent('jobs', 'audit', 'bindings.kafka');
 
 function runFile(consumer: { command?: string; appPort?: number } = {}, producerPort?: number): string {
   return `version: 1
@@ -66,7 +57,7 @@ describe('up refuses what validate reports', { timeout: 120_000 }, () => {
     const dir = tempFolder('qscale-refuse-');
     writeFiles(dir, {
       'queue.yaml': COMPONENT,
-      'other.yaml': COMPONENT.replace('message-queue', 'audit').replace('bindings.qscale.embedded', 'bindings.kafka'),
+      'other.yaml': KAFKA,
       'dapr.yaml': runFile(),
     });
     const mark = newMark();
@@ -105,19 +96,11 @@ describe('up refuses what validate reports', { timeout: 120_000 }, () => {
     const dir = tempFolder('qscale-refuse-');
     writeFiles(dir, {
       'queue.yaml': COMPONENT,
-      'scaling.yaml': `apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata:
-  name: consumer-scaler
-spec:
-  scaleTargetRef:
-    name: consumer
-  triggers:
-  - type: qscale-embedded
+      'scaling.yaml': consumerScaledObject(`type: qscale-embedded
     metadata:
       queueName: job
       messageCount: "5"
-`,
+`),
       'dapr.yaml': runFile(),
     });
     const r = qscaleMarked(['validate', dir], newMark());
@@ -131,7 +114,7 @@ spec:
     const dir = tempFolder('qscale-refuse-');
     writeFiles(dir, {
       'queue.yaml': COMPONENT,
-      'other.yaml': COMPONENT.replace('message-queue', 'audit').replace('bindings.qscale.embedded', 'bindings.kafka'),
+      'other.yaml': KAFKA,
       'dapr.yaml': runFile({ command: './missing.sh' }).replace(`appDirPath: ${ROOT}\n    command: ["node", "dist/apps/producer`, `appDirPath: ./nowhere\n    command: ["node", "dist/apps/producer`),
     });
     const r = qscaleMarked(['validate', dir, '--json'], newMark());

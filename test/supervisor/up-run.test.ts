@@ -9,41 +9,20 @@ import net from 'node:net';
 import amqp from 'amqplib';
 import { request } from 'undici';
 import { runFile, startUp, tempFolder, writeFiles, type UpProcess } from '../e2e/harness.js';
-import { needBroker, uniqueName } from '../support/brokers.js';
-import { MARK, closedPort, newMark, processesMarked } from './up-support.js';
+import { closedPort, needBroker, silentServer, uniqueName } from '../support/brokers.js';
+import { MARK, consumerScaledObject, embeddedComponent, newMark, processesMarked } from './up-support.js';
 
-const COMPONENT = (queue: string): string => `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: message-queue
-spec:
-  type: bindings.qscale.embedded
-  version: v1
-  metadata:
-  - name: queueName
-    value: ${queue}
-`;
+const COMPONENT = (queue: string): string => embeddedComponent(queue);
 
 /** A ScaledObject on the consumer with a RabbitMQ trigger (AMQP protocol) at `host`, read every second. */
-const RABBITMQ_SCALER = (queue: string, host: string): string => `apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata:
-  name: jobs-scaler
-spec:
-  scaleTargetRef:
-    name: consumer
-  pollingInterval: 1
-  minReplicaCount: 0
-  maxReplicaCount: 3
-  triggers:
-  - type: rabbitmq
+const RABBITMQ_SCALER = (queue: string, host: string): string => consumerScaledObject(`type: rabbitmq
     metadata:
       protocol: amqp
       host: ${host}
       queueName: ${queue}
       mode: QueueLength
       value: "5"
-`;
+`, '  pollingInterval: 1\n  minReplicaCount: 0\n  maxReplicaCount: 3\n');
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -85,6 +64,25 @@ async function until(pred: () => boolean, what: string, timeoutMs = 30_000): Pro
   }
 }
 
+/** A folder whose one app ignores the given signals (it only dies to SIGKILL), listening on APP_PORT. */
+function stubbornApp(ignored: NodeJS.Signals[]): string {
+  const dir = tempFolder('qscale-up-');
+  writeFiles(dir, {
+    'queue.yaml': COMPONENT('jobs'),
+    'stubborn.mjs': `import http from 'node:http';
+for (const sig of ${JSON.stringify(ignored)}) process.on(sig, () => {});
+http.createServer((q, r) => r.end('ok')).listen(Number(process.env.APP_PORT), '127.0.0.1');
+`,
+    'dapr.yaml': `version: 1
+apps:
+  - appID: stubborn
+    appDirPath: ${dir}
+    command: ["node", "stubborn.mjs"]
+`,
+  });
+  return dir;
+}
+
 describe('qscale up', { timeout: 300_000 }, () => {
   test('up - the producer lines come once it answers: the printed curl, run at once, gets 200', async () => {
     const dir = tempFolder('qscale-up-');
@@ -115,13 +113,13 @@ describe('qscale up', { timeout: 300_000 }, () => {
     });
     const run = await start(dir, []);
     try {
-      const failing = /\| ScaledObject jobs-scaler trigger 0 \(rabbitmq\): cannot read the metric: .*(ECONNREFUSED|connection refused).*; no scaling on it until it reads again/;
+      const failing = /\| ScaledObject consumer-scaler trigger 0 \(rabbitmq\): cannot read the metric: .*(ECONNREFUSED|connection refused).*; no scaling on it until it reads again/;
       const line = await run.up.waitForLine(failing, 60_000);
       assert.match(line, /\(the trigger: .*scaling\.yaml:\d+\)$/, 'the line says where the trigger is');
       assert.doesNotMatch(line, /guest:guest/, 'no credentials in the line');
       const s = await run.up.status();
       const so = s.scaledObjects[0]!;
-      assert.equal(so.name, 'jobs-scaler');
+      assert.equal(so.name, 'consumer-scaler');
       assert.equal(so.conditions.ready.status, 'False');
       assert.equal(so.conditions.ready.reason, 'TriggerError');
       assert.match(so.conditions.ready.message, /trigger 0 \(rabbitmq\): .*(ECONNREFUSED|connection refused)/);
@@ -156,7 +154,7 @@ describe('qscale up', { timeout: 300_000 }, () => {
         'dapr.yaml': runFile({ WORK_MS: '0' }),
       });
       run = await start(dir, []);
-      await run.up.waitForLine(/ScaledObject jobs-scaler trigger 0 \(rabbitmq\): cannot read the metric: .*(ECONNREFUSED|connection refused)/, 60_000);
+      await run.up.waitForLine(/ScaledObject consumer-scaler trigger 0 \(rabbitmq\): cannot read the metric: .*(ECONNREFUSED|connection refused)/, 60_000);
       // The broker "comes back": the trigger's port now leads to RabbitMQ.
       proxy = net.createServer((client) => {
         const upstream = net.connect(5672, '127.0.0.1');
@@ -168,7 +166,7 @@ describe('qscale up', { timeout: 300_000 }, () => {
         client.pipe(upstream).pipe(client);
       });
       await new Promise<void>((resolve) => proxy!.listen(port, '127.0.0.1', resolve));
-      await run.up.waitForLine(/ScaledObject jobs-scaler trigger 0 \(rabbitmq\): reads again \(value 0\) after failing for \d+s; scaling on it resumes/, 30_000);
+      await run.up.waitForLine(/ScaledObject consumer-scaler trigger 0 \(rabbitmq\): reads again \(value 0\) after failing for \d+s; scaling on it resumes/, 30_000);
       const s = await run.up.status();
       assert.equal(s.scaledObjects[0]!.conditions.ready.status, 'True');
       assert.equal(s.scaledObjects[0]!.triggers[0]!.value, 0);
@@ -184,14 +182,8 @@ describe('qscale up', { timeout: 300_000 }, () => {
 
   test('up - status during a broker outage answers with the error in the queue line, bounded', async () => {
     // A "broker" that accepts connections and never answers: the worst outage, a read that would block.
-    const silent = net.createServer(() => undefined);
-    const held = new Set<net.Socket>();
-    silent.on('connection', (s) => {
-      held.add(s);
-      s.on('close', () => held.delete(s));
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const port = (silent.address() as net.AddressInfo).port;
+    const silent = await silentServer();
+    const port = silent.port;
     const dir = tempFolder('qscale-up-');
     writeFiles(dir, {
       'queue.yaml': `apiVersion: dapr.io/v1alpha1
@@ -219,11 +211,10 @@ scopes:
       assert.equal(q.binding, 'message-queue');
       assert.match(q.error ?? '', /no answer within 1500 ms/, JSON.stringify(q));
       assert.doesNotMatch(JSON.stringify(s), /guest:guest/);
-      await run.up.waitForLine(/ScaledObject jobs-scaler trigger 0 \(rabbitmq\): cannot read the metric: /, 60_000);
+      await run.up.waitForLine(/ScaledObject consumer-scaler trigger 0 \(rabbitmq\): cannot read the metric: /, 60_000);
     } finally {
       await finish(run);
-      for (const c of held) c.destroy();
-      await new Promise<void>((resolve) => silent.close(() => resolve()));
+      await silent.close();
     }
   });
 
@@ -247,21 +238,7 @@ scopes:
   });
 
   test('up - an app that ignores SIGTERM: a second Ctrl-C kills at once, exit 130, no process left', { timeout: 90_000 }, async () => {
-    const dir = tempFolder('qscale-up-');
-    writeFiles(dir, {
-      'queue.yaml': COMPONENT('jobs'),
-      'stubborn.mjs': `import http from 'node:http';
-process.on('SIGTERM', () => {});
-process.on('SIGINT', () => {});
-http.createServer((q, r) => r.end('ok')).listen(Number(process.env.APP_PORT), '127.0.0.1');
-`,
-      'dapr.yaml': `version: 1
-apps:
-  - appID: stubborn
-    appDirPath: ${dir}
-    command: ["node", "stubborn.mjs"]
-`,
-    });
+    const dir = stubbornApp(['SIGTERM', 'SIGINT']);
     const run = await start(dir, ['--grace-period', '600s']);
     try {
       await run.up.waitFor((st) => st.replicas.some((r) => r.ready), 60_000, 'the app Ready');
@@ -276,20 +253,7 @@ apps:
   });
 
   test('up - an app that ignores SIGTERM: one SIGTERM still ends up after the grace period, no process left', { timeout: 90_000 }, async () => {
-    const dir = tempFolder('qscale-up-');
-    writeFiles(dir, {
-      'queue.yaml': COMPONENT('jobs'),
-      'stubborn.mjs': `import http from 'node:http';
-process.on('SIGTERM', () => {});
-http.createServer((q, r) => r.end('ok')).listen(Number(process.env.APP_PORT), '127.0.0.1');
-`,
-      'dapr.yaml': `version: 1
-apps:
-  - appID: stubborn
-    appDirPath: ${dir}
-    command: ["node", "stubborn.mjs"]
-`,
-    });
+    const dir = stubbornApp(['SIGTERM']);
     const run = await start(dir, ['--grace-period', '1s']);
     try {
       await run.up.waitFor((st) => st.replicas.some((r) => r.ready), 60_000, 'the app Ready');

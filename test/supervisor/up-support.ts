@@ -39,18 +39,6 @@ export function qscaleMarked(args: string[], mark: string, cwd = ROOT): { status
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A loopback port nothing listens on now. */
-export async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** A server listening on a loopback port, holding it for the test. */
 export async function occupyPort(): Promise<{ port: number; close(): Promise<void> }> {
   const s = net.createServer((c) => c.destroy());
@@ -59,4 +47,32 @@ export async function occupyPort(): Promise<{ port: number; close(): Promise<voi
     s.listen(0, '127.0.0.1', () => resolve());
   });
   return { port: (s.address() as net.AddressInfo).port, close: () => new Promise((r) => s.close(() => r())) };
+}
+
+/** A Component of the embedded queue (served without a broker, with or without --embedded). */
+export function embeddedComponent(queue: string, name = 'message-queue', type = 'bindings.qscale.embedded'): string {
+  return `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: ${name}
+spec:
+  type: ${type}
+  version: v1
+  metadata:
+  - name: queueName
+    value: ${queue}
+`;
+}
+
+/** A ScaledObject on the consumer with one trigger (its YAML from "type:" on, indented by four). */
+export function consumerScaledObject(trigger: string, spec = ''): string {
+  return `apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: consumer-scaler
+spec:
+  scaleTargetRef:
+    name: consumer
+${spec}  triggers:
+  - ${trigger.trimStart()}`;
 }
