@@ -274,6 +274,7 @@ async function chaos(t: TestContext, target: ChaosTarget): Promise<void> {
         else await sleep(50);
       }
     })();
+    production.catch(() => undefined); // awaited below; a send that fails fails the test there
 
     const modes: Kill['mode'][] = ['app', 'sidecar', 'app+sidecar'];
     try {
