@@ -15,6 +15,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import YAML from 'yaml';
 import { requireBroker, uniqueName, type LocalBroker } from '../support/brokers.js';
+import { deleteQueues } from '../backends/rabbitmq/helpers.js';
 import { ROOT, running, startUp, tempFolder, type UpProcess } from './harness.js';
 
 const MESSAGES = 20;
@@ -34,16 +35,7 @@ const EXAMPLES: Example[] = [
   {
     folder: 'rabbitmq',
     broker: 'rabbitmq',
-    async cleanup(q) {
-      const amqp = (await import('amqplib')).default;
-      const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
-      try {
-        const ch = await conn.createChannel();
-        for (const name of [q, `${q}-dlq`]) await ch.deleteQueue(name);
-      } finally {
-        await conn.close();
-      }
-    },
+    cleanup: (q) => deleteQueues(q, `${q}-dlq`),
   },
   {
     folder: 'redis',

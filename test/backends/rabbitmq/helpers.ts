@@ -50,14 +50,26 @@ export function trigger(metadata: Record<string, string>, index = 0): ResolvedTr
   };
 }
 
-/** Deletes queues a test created, from a separate connection. */
+/** Deletes queues a test created, with the retry queues the binding made for each (`<name>-retry-<ms>`). */
 export async function deleteQueues(...names: string[]): Promise<void> {
+  const all = [...names, ...(await retryQueuesOf(names))];
   const conn = await amqp.connect(AMQP_URL);
   try {
     const ch = await conn.createChannel();
-    for (const n of names) await ch.deleteQueue(n);
+    for (const n of all) await ch.deleteQueue(n);
   } finally {
     await conn.close();
+  }
+}
+
+/** The broker's queues named `<name>-retry-<ms>` for the given names (rabbitmqctl: AMQP cannot list queues). */
+async function retryQueuesOf(names: string[]): Promise<string[]> {
+  if (names.length === 0) return [];
+  try {
+    const { stdout } = await promisify(execFile)('rabbitmqctl', ['list_queues', 'name', '--no-table-headers', '-q'], { timeout: 30_000 });
+    return stdout.split('\n').map((l) => l.trim()).filter((q) => names.some((n) => q.startsWith(`${n}-retry-`) && /-retry-\d+ms$/.test(q)));
+  } catch {
+    return [];
   }
 }
 
