@@ -118,8 +118,8 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   const stop = (): Promise<void> => {
     stopping.abort();
     stopped ??= (async () => {
-      await Promise.all(loops.map((l) => l.stop()));
-      await Promise.all([...deployments.values()].map((d) => d.stopAll()));
+      // A Deployment takes no scale request once it stops, so scaling and draining stop side by side.
+      await Promise.all([...loops.map((l) => l.stop()), ...[...deployments.values()].map((d) => d.stopAll())]);
       await Promise.all(queues.map((q) => q.close()));
       await control.server.close();
       await removeSupervisorFile(dataDir, process.pid);

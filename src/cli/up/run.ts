@@ -5,8 +5,8 @@ import { createLogSink, type LogSink } from '../../supervisor/logs.js';
 import { withTimeout } from '../../util/timeout.js';
 import type { UpOptions } from './index.js';
 
-/** After the grace period, how long stopping may still take before what is left is killed. */
-const STOP_SLACK_MS = 5000;
+/** After the grace period, how long stopping may still take before what is left is killed (a replica's own bound is grace + 7 s at most). */
+const STOP_SLACK_MS = 10_000;
 /** How long a kill may take before `up` exits anyway. */
 const KILL_BOUND_MS = 3000;
 
@@ -55,7 +55,7 @@ export async function runUp(folder: string, opts: UpOptions): Promise<void> {
   logs.system(`status:     qscale status --watch   (${sys.controlUrl}/status)`);
   logs.system('Ctrl-C stops everything gracefully (in-flight work finishes first); press it twice to kill.');
   if (sys.plan.producer) {
-    logs.system(`producer ${sys.plan.producer.app.appId}: starting; its address is printed once it answers`);
+    logs.system(`producer (app ${sys.plan.producer.app.appId}): starting; its address and a request to try come once it answers`);
     void sys.producerReady.then((url) => {
       if (!url) return;
       logs.system(`producer:   ${url}  (Swagger UI: ${url}/swagger)`);
