@@ -100,7 +100,7 @@ test('postgresql trigger - the metric equals the true queue depth, ready and in 
   assert.equal(scaler.target, 5);
 });
 
-test('postgresql trigger - a wrong database gives an error naming the trigger and the server, not the password', async (t) => {
+test('postgresql trigger - a wrong database gives an error naming the trigger and the server, not the password', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'postgresql'))) return;
   const scaler = postgresqlTrigger.create(
     trigger({ connection: 'postgres://postgres:Hush123@127.0.0.1:5432/no_such_db', query: "SELECT count(*) FROM t WHERE queue = 'q'", targetQueryValue: '5' }),
