@@ -7,8 +7,12 @@
 import { BrokerError, errorMessage } from '../errors.js';
 import { withTimeout } from '../util/timeout.js';
 
-/** The bound on one trigger read: connect (when needed) and query. */
-export const TRIGGER_READ_TIMEOUT_MS = 5000;
+/**
+ * The bound on one trigger read, connect (when needed) and query: within KEDA's default HTTP timeout of 3 s
+ * (KEDA_HTTP_DEFAULT_TIMEOUT), which the supervisor also puts around every read, so that a read getting no answer
+ * fails in the trigger's own words, naming its target.
+ */
+export const TRIGGER_READ_TIMEOUT_MS = 2500;
 
 /** The rejection of a read after close(). */
 export class TriggerClosedError extends BrokerError {

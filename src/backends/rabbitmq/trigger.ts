@@ -26,7 +26,7 @@ export const rabbitmqTriggerMetadata = defineMetadata([
   { name: 'excludeUnacknowledged', type: 'boolean', default: false,
     description: 'http only: count ready messages only.' },
   { name: 'useRegex', type: 'boolean', default: false, description: 'Not supported locally: queueName is one queue.' },
-  { name: 'timeout', type: 'integer', min: 1, description: 'http only: timeout of a read in milliseconds (default 5000).' },
+  { name: 'timeout', type: 'integer', min: 1, description: 'http only: timeout of a read in milliseconds (default 2500).' },
 ] as const);
 
 export interface RabbitmqTriggerSettings {

@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { TRIGGER_READ_TIMEOUT_MS } from '../../../src/backends/trigger-support.js';
 import { ServiceBusScaler, createServiceBusScaler, parseServiceBusTrigger, serviceBusMetricName, serviceBusTrigger } from '../../../src/backends/azure/servicebus/trigger.js';
 import type { EntityCounts, QueueAdmin } from '../../../src/backends/azure/servicebus/admin.js';
 import { RecordingAdmin } from './peer-admin.js';
@@ -124,7 +125,7 @@ test('servicebus trigger - a management API that never answers is a bounded erro
   const scaler = new ServiceBusScaler(trigger({}), parseServiceBusTrigger(trigger({ queueName: 'msgqueue', connection: NAMESPACE_CS })), silent);
   await assert.rejects(
     scaler.metricAndActivity(),
-    /^BrokerError: trigger 0 \(azure-servicebus\) of ScaledObject bindingconsumer-scaler: cannot read queue 'msgqueue' at qscale-test\.servicebus\.windows\.net: no answer within 5000 ms$/,
+    /^BrokerError: trigger 0 \(azure-servicebus\) of ScaledObject bindingconsumer-scaler: cannot read queue 'msgqueue' at qscale-test\.servicebus\.windows\.net: no answer within 2500 ms$/,
   );
   assert.ok(aborted, 'the SDK call is aborted, not left running');
 });
@@ -141,6 +142,6 @@ await s.close();
     { from: import.meta.url, imports: { sb: '../../../src/backends/azure/servicebus/trigger.js' } },
   );
   assert.equal(run.code, 0, `the process did not exit by itself: ${run.stdout}${run.stderr}`);
-  assert.match(run.stdout, new RegExp(`read: trigger 0 \\(azure-servicebus\\) of ScaledObject s: cannot read queue 'msgqueue' at 127\\.0\\.0\\.1:${port}: (.*ECONNREFUSED|no answer within 5000 ms)`));
+  assert.match(run.stdout, new RegExp(`read: trigger 0 \\(azure-servicebus\\) of ScaledObject s: cannot read queue 'msgqueue' at 127\\.0\\.0\\.1:${port}: (.*ECONNREFUSED|no answer within ${TRIGGER_READ_TIMEOUT_MS} ms)`));
   assert.ok(!run.stdout.includes(SECRET_KEY));
 });

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { TRIGGER_READ_TIMEOUT_MS } from '../../../src/backends/trigger-support.js';
 import { BrokerError, ConfigError } from '../../../src/errors.js';
 import { postgresqlTrigger, queueFromQuery } from '../../../src/backends/postgresql/index.js';
 import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
@@ -131,7 +132,7 @@ test('postgresql trigger - a server that accepts and never answers is a bounded 
   t.after(() => silent.close());
   const scaler = postgresqlTrigger.create(trigger({ connection: `postgres://postgres@127.0.0.1:${silent.port}/postgres`, query: QUERY, targetQueryValue: '5' }));
   t.after(() => scaler.close());
-  await assert.rejects(scaler.metricAndActivity(), new RegExp(`cannot read the query's value \\(queue q\\) at PostgreSQL postgres@127\\.0\\.0\\.1:${silent.port}/postgres: (no answer within 5000 ms|.*timeout)`, 'i'));
+  await assert.rejects(scaler.metricAndActivity(), new RegExp(`cannot read the query's value \\(queue q\\) at PostgreSQL postgres@127\\.0\\.0\\.1:${silent.port}/postgres: (no answer within ${TRIGGER_READ_TIMEOUT_MS} ms|.*timeout)`, 'i'));
 });
 
 test('postgresql trigger - a queue table that does not exist is named in the error', { timeout: 30_000 }, async (t) => {

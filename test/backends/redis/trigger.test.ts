@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { TRIGGER_READ_TIMEOUT_MS } from '../../../src/backends/trigger-support.js';
 import { BrokerError } from '../../../src/errors.js';
 import { redisStreamsTrigger } from '../../../src/backends/redis/index.js';
 import { closedPort, requireBroker, runAlone, silentServer, uniqueName } from '../../support/brokers.js';
@@ -48,7 +49,7 @@ test('redis-streams trigger - a server that accepts and never answers is a bound
   t.after(() => silent.close());
   const s = redisStreamsTrigger.create(trigger({ address: `127.0.0.1:${silent.port}`, stream: 'x' }));
   t.after(() => s.close());
-  await assert.rejects(s.metricAndActivity(), new RegExp(`cannot read stream 'x' at redis://127\\.0\\.0\\.1:${silent.port}/0: (no answer within 5000 ms|connection timed out)`));
+  await assert.rejects(s.metricAndActivity(), new RegExp(`cannot read stream 'x' at redis://127\\.0\\.0\\.1:${silent.port}/0: (no answer within ${TRIGGER_READ_TIMEOUT_MS} ms|connection timed out)`));
 });
 
 test('redis-streams trigger - close() releases every connection: a process that polled, watched and closed exits by itself', { timeout: 60_000 }, async (t) => {
