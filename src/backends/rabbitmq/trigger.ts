@@ -6,7 +6,7 @@
 import amqp from 'amqplib';
 import type { Channel, ChannelModel } from 'amqplib';
 import { defineMetadata } from '../../components/metadata.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, errorMessage } from '../../errors.js';
 import { withTimeout } from '../../util/timeout.js';
 import { TRIGGER_READ_TIMEOUT_MS, TriggerConnection, boundedRead } from '../trigger-support.js';
 import type { MetricAndActivity, MetricType, ResolvedTrigger, Scaler, TriggerDefinition } from '../../autoscaler/scaler.js';
@@ -110,7 +110,7 @@ class RabbitmqScaler implements Scaler {
     this.target = s.target;
     this.activationTarget = s.activationTarget;
     this.management = s.protocol === 'http' ? new ManagementClient(s.url, s.timeoutMs) : undefined;
-    this.where = this.management ? this.management.where : redactUrl(withoutPath(s.url));
+    this.where = this.management ? `the RabbitMQ management API ${this.management.where}` : redactUrl(withoutPath(s.url));
     this.describes =
       s.protocol === 'amqp'
         ? `ready messages of queue ${s.queueName} (AMQP passive declare; unacked not counted)`
@@ -136,7 +136,10 @@ class RabbitmqScaler implements Scaler {
       what: `queue '${this.s.queueName}' (vhost '${this.s.vhost}')`,
       where: this.where,
       ms: this.s.timeoutMs,
-      describe: (err) => describeAmqpError(err, [passwordOf(this.s.url)], this.s.vhost),
+      describe: (err) =>
+        this.management
+          ? errorMessage(err).replace(`RabbitMQ management API at ${this.management.where} `, '').replace(/^unreachable: /, '')
+          : describeAmqpError(err, [passwordOf(this.s.url)], this.s.vhost),
       onTimeout: () => this.link.reset(),
     });
   }
