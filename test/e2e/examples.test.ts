@@ -16,6 +16,7 @@ import { request } from 'undici';
 import YAML from 'yaml';
 import { requireBroker, uniqueName, type LocalBroker } from '../support/brokers.js';
 import { deleteQueues } from '../backends/rabbitmq/helpers.js';
+import { targets as chaosTargets } from '../chaos/brokers.js';
 import { ROOT, running, startUp, tempFolder, type UpProcess } from './harness.js';
 
 const MESSAGES = 20;
@@ -30,6 +31,13 @@ interface Example {
   cleanup?: (q: string) => Promise<void>;
 }
 
+/** The chaos test's cleanup for a broker (it deletes the queue, its dead letters and their rows or streams). */
+function cleanupOf(broker: LocalBroker): (q: string) => Promise<void> {
+  const target = chaosTargets.find((t) => t.broker === broker);
+  if (!target) throw new Error(`no cleanup for ${broker}`);
+  return (q) => target.cleanup(q);
+}
+
 const EXAMPLES: Example[] = [
   { folder: 'seed', args: ['--embedded'] },
   {
@@ -37,50 +45,9 @@ const EXAMPLES: Example[] = [
     broker: 'rabbitmq',
     cleanup: (q) => deleteQueues(q, `${q}-dlq`),
   },
-  {
-    folder: 'redis',
-    broker: 'redis',
-    async cleanup(q) {
-      const { Redis } = await import('ioredis');
-      const r = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
-      await r.connect();
-      try {
-        await r.del(q, `${q}:dlq`);
-      } finally {
-        r.disconnect();
-      }
-    },
-  },
-  {
-    folder: 'postgresql',
-    broker: 'postgresql',
-    async cleanup(q) {
-      const pg = (await import('pg')).default;
-      const c = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-      await c.connect();
-      try {
-        for (const table of ['qscale_queue', 'qscale_queue_dead_letter']) {
-          await c.query(`DELETE FROM ${table} WHERE queue = $1`, [q]).catch(() => undefined);
-        }
-      } finally {
-        await c.end();
-      }
-    },
-  },
-  {
-    folder: 'nats',
-    broker: 'nats',
-    async cleanup(q) {
-      const { connect } = await import('nats');
-      const nc = await connect({ servers: 'nats://127.0.0.1:4222', timeout: 5000 });
-      try {
-        const jsm = await nc.jetstreamManager();
-        for (const s of [q, `${q}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
-      } finally {
-        await nc.close();
-      }
-    },
-  },
+  { folder: 'redis', broker: 'redis', cleanup: cleanupOf('redis') },
+  { folder: 'postgresql', broker: 'postgresql', cleanup: cleanupOf('postgresql') },
+  { folder: 'nats', broker: 'nats', cleanup: cleanupOf('nats') },
 ];
 
 /** The example's YAML with its queue renamed; its run file pointed at this repository with no fixed ports. */

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import type { TestContext } from 'node:test';
+import type { Backend } from '../../src/backends/types.js';
 
 export async function portOpen(port: number, host = '127.0.0.1', timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -80,8 +81,8 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
 }
 
-/** A port nothing listens on (it was free a moment ago): connecting to it is refused. */
-export async function closedPort(): Promise<number> {
+/** A port nothing listens on (it was free a moment ago): to listen on, or to be refused on. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -90,6 +91,30 @@ export async function closedPort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** A port connecting to which is refused (nothing listens on it). */
+export const closedPort = freePort;
+
+/**
+ * Starts receiving from a backend with one handler that holds the first message it gets: resolves once that
+ * message is in the handler (in flight). stop() releases it and ends the receive.
+ */
+export async function holdOne(b: Backend): Promise<{ stop: () => Promise<void> }> {
+  const ac = new AbortController();
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let started!: () => void;
+  const inHandler = new Promise<void>((r) => (started = r));
+  const receiving = b.receive(async () => (started(), await held, true), { concurrency: 1, signal: ac.signal });
+  await inHandler;
+  return {
+    async stop() {
+      ac.abort();
+      release();
+      await receiving;
+    },
+  };
 }
 
 /** A server that accepts connections and never says a word: a broker that hangs. */

@@ -4,26 +4,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { portOpen } from '../../support/brokers.js';
+import { freePort, portOpen } from '../../support/brokers.js';
 
 export const NATS_SERVER = '/usr/sbin/nats-server';
 
 export function natsServerAvailable(): boolean {
   return existsSync(NATS_SERVER);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export class TestNatsServer {

@@ -5,7 +5,7 @@ import { BrokerError, ConfigError } from '../../../src/errors.js';
 import { postgresqlTrigger, queueFromQuery } from '../../../src/backends/postgresql/index.js';
 import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
 import type { ResolvedTrigger } from '../../../src/autoscaler/scaler.js';
-import { closedPort, needBroker, requireBroker, runAlone, silentServer, uniqueName } from '../../support/brokers.js';
+import { closedPort, holdOne, needBroker, requireBroker, runAlone, silentServer, uniqueName } from '../../support/brokers.js';
 import { component, ctx, dropQueue, PG_URL, tableName } from './support.js';
 
 /** Lines of the (imaginary) ScaledObject: each metadata key on its own line from 20 on. */
@@ -83,19 +83,11 @@ test('postgresql trigger - the metric equals the true queue depth, ready and in 
   for (let i = 0; i < 2; i++) await b.send(Buffer.from('1'), {});
   assert.deepEqual(await scaler.metricAndActivity(), { value: 2, active: false }, 'not above the activation value');
   for (let i = 0; i < 5; i++) await b.send(Buffer.from('1'), {});
-  const ac = new AbortController();
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  let started!: () => void;
-  const inHandler = new Promise<void>((r) => (started = r));
-  const receiving = b.receive(async () => (started(), await held, true), { concurrency: 1, signal: ac.signal });
-  await inHandler;
+  const holding = await holdOne(b);
   const depth = await b.depth();
   assert.deepEqual(depth, { ready: 6, inFlight: 1, deadLettered: 0 });
   assert.deepEqual(await scaler.metricAndActivity(), { value: depth.ready + depth.inFlight, active: true });
-  ac.abort();
-  release();
-  await receiving;
+  await holding.stop();
   assert.equal((await scaler.metricAndActivity()).value, 6);
   assert.equal(scaler.metricName, 's0-postgresql');
   assert.equal(scaler.target, 5);

@@ -57,9 +57,9 @@ for (const [name, md, re] of bad) {
   });
 }
 
-test('rabbitmq trigger - amqp counts ready messages only (a passive declare, as KEDA)', { timeout: 60_000 }, async (t) => {
-  if (!(await requireBroker(t, 'rabbitmq'))) return;
-  const q = queueFor(t, 'rmq-trig');
+/** A queue of 9 messages, 2 of them held unacked by a raw consumer (another "process"); its binding for depth(). */
+async function queueWithTwoUnacked(t: TestContext, prefix: string): Promise<{ q: string; b: ReturnType<typeof rabbitmqBackend.create> }> {
+  const q = queueFor(t, prefix);
   const b = rabbitmqBackend.create(component({ host: AMQP_URL, queueName: q, durable: 'true' }), ctx);
   t.after(() => b.close());
   await b.init();
@@ -69,6 +69,12 @@ test('rabbitmq trigger - amqp counts ready messages only (a passive declare, as 
   const ch = await conn.createChannel();
   await ch.prefetch(2);
   await ch.consume(q, () => undefined, { noAck: false });
+  return { q, b };
+}
+
+test('rabbitmq trigger - amqp counts ready messages only (a passive declare, as KEDA)', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'rabbitmq'))) return;
+  const { q, b } = await queueWithTwoUnacked(t, 'rmq-trig');
   const viaAmqp = rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: q, mode: 'QueueLength', value: '5' }));
   t.after(() => viaAmqp.close());
   const ready = await eventually(() => viaAmqp.metricAndActivity(), (m) => m.value === 7);
@@ -80,16 +86,7 @@ test('rabbitmq trigger - amqp counts ready messages only (a passive declare, as 
 test('rabbitmq trigger - http counts ready + unacked, as the backend\'s depth does', { timeout: 90_000 }, async (t) => {
   if (!(await requireBroker(t, 'rabbitmq'))) return;
   if (!(await requireBroker(t, 'rabbitmq-management'))) return;
-  const q = queueFor(t, 'rmq-trig-http');
-  const b = rabbitmqBackend.create(component({ host: AMQP_URL, queueName: q, durable: 'true' }), ctx);
-  t.after(() => b.close());
-  await b.init();
-  for (let i = 0; i < 9; i++) await b.send(Buffer.from(String(i)), {});
-  const conn = await amqp.connect(AMQP_URL);
-  t.after(() => conn.close().catch(() => undefined));
-  const ch = await conn.createChannel();
-  await ch.prefetch(2);
-  await ch.consume(q, () => undefined, { noAck: false });
+  const { q, b } = await queueWithTwoUnacked(t, 'rmq-trig-http');
   const viaHttp = rabbitmqTrigger.create(trigger({ host: MGMT_URL, queueName: q, mode: 'QueueLength', value: '5' }));
   t.after(() => viaHttp.close());
   const total = await eventually(() => viaHttp.metricAndActivity(), (m) => m.value === 9, 60, 500);
