@@ -21,6 +21,18 @@ function trigger(metadata: Record<string, string>): ResolvedTrigger {
   };
 }
 
+/** Deletes a test's stream and its dead-letter stream on the machine's server. */
+async function deleteStreams(stream: string): Promise<void> {
+  const { connect } = await import('nats');
+  const nc = await connect({ servers: LOCAL_NATS });
+  try {
+    const jsm = await nc.jetstreamManager();
+    for (const s of [stream, `${stream}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
+  } finally {
+    await nc.close();
+  }
+}
+
 function configError(fn: () => unknown): ConfigError {
   try {
     fn();
@@ -83,12 +95,8 @@ test('nats trigger - natsURL (qscale extension) reads the same lag over the prot
   t.after(async () => {
     await scaler.close();
     await noConsumer.close();
-    const { connect } = await import('nats');
-    const nc = await connect({ servers: LOCAL_NATS });
-    const jsm = await nc.jetstreamManager();
     await b.close();
-    for (const s of [stream, `${stream}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
-    await nc.close();
+    await deleteStreams(stream);
   });
   for (let i = 0; i < 3; i++) await b.send(Buffer.from('1'), {});
   assert.deepEqual(await scaler.metricAndActivity(), { value: 3, active: true });
@@ -148,11 +156,7 @@ test('nats trigger - monitoring off, no natsURL: reads the client port 4222 of t
   t.after(async () => {
     await scaler.close();
     await b.close();
-    const { connect } = await import('nats');
-    const nc = await connect({ servers: LOCAL_NATS });
-    const jsm = await nc.jetstreamManager();
-    for (const s of [stream, `${stream}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
-    await nc.close();
+    await deleteStreams(stream);
   });
   await b.init();
   for (let i = 0; i < 2; i++) await b.send(Buffer.from('1'), {});
