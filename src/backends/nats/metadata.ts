@@ -63,6 +63,7 @@ export const natsTriggerMetadata = defineMetadata([
   {
     name: 'natsURL',
     type: 'string',
-    description: 'qscale extension: read the consumer over the NATS protocol when no monitoring endpoint is given.',
+    description:
+      'qscale extension: where the consumer is read over the JetStream API when no monitoring endpoint is given or it cannot be reached (default: port 4222 of the endpoint\'s host).',
   },
 ] as const);
