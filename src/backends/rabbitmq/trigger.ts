@@ -151,7 +151,9 @@ class RabbitmqScaler implements Scaler {
   }
 
   private async connect(): Promise<ChannelModel> {
-    const conn = await amqp.connect(this.s.url, { timeout: this.s.timeoutMs, clientProperties: { connection_name: 'qscale-keda' } });
+    // Named like KEDA's (keda-<namespace>-<ScaledObject>), so operators can tell whose connection it is.
+    const name = `qscale-keda: ${this.trigger.subject}`;
+    const conn = await amqp.connect(this.s.url, { timeout: this.s.timeoutMs, clientProperties: { connection_name: name } });
     conn.on('error', () => undefined);
     conn.on('close', () => this.link.reset(conn));
     return conn;

@@ -78,12 +78,17 @@ async function retryQueuesOf(names: string[]): Promise<string[]> {
  * restart would, leaving every other connection on the broker alone (rabbitmqctl close_connection by pid).
  */
 export async function closeConnectionsOf(componentName: string): Promise<number> {
+  return closeConnectionsNamed(`qscale:${componentName}`);
+}
+
+/** Closes, from the broker's side, every connection with this exact connection_name. */
+export async function closeConnectionsNamed(connectionName: string): Promise<number> {
   const run = promisify(execFile);
   const { stdout } = await run('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '--no-table-headers', '-q']);
   let closed = 0;
   for (const line of stdout.split('\n')) {
     const pid = /^(<[^>]+>)/.exec(line)?.[1];
-    if (pid && line.includes(`{"connection_name","qscale:${componentName}"}`)) {
+    if (pid && line.includes(`{"connection_name",${JSON.stringify(connectionName)}}`)) {
       await run('rabbitmqctl', ['close_connection', pid, 'test']);
       closed++;
     }

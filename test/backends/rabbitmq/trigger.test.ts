@@ -7,7 +7,7 @@ import amqp from 'amqplib';
 import { closedPort, requireBroker, runAlone, silentServer, uniqueName } from '../../support/brokers.js';
 import { parseRabbitmqTrigger, rabbitmqBackend, rabbitmqTrigger } from '../../../src/backends/rabbitmq/index.js';
 import { BrokerError, ConfigError } from '../../../src/errors.js';
-import { AMQP_URL, MGMT_URL, component, ctx, deleteQueues, eventually, trigger } from './helpers.js';
+import { AMQP_URL, MGMT_URL, closeConnectionsNamed, component, ctx, deleteQueues, eventually, trigger } from './helpers.js';
 
 /** A unique queue name whose queues are deleted when the test ends, passed or not. */
 function queueFor(t: TestContext, prefix: string): string {
@@ -208,6 +208,22 @@ await c.close();
   assert.equal(run.code, 0, `the process did not exit by itself: ${run.stdout}${run.stderr}`);
   assert.match(run.stdout, /values 0,0,0/);
   assert.match(run.stdout, /after close: (read|.*the trigger was closed)/);
+});
+
+test('rabbitmq trigger - a connection the broker closes (a restart) is opened again by the next read', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'rabbitmq'))) return;
+  const q = queueFor(t, 'rmq-reopen');
+  const setup = await amqp.connect(AMQP_URL);
+  await (await setup.createChannel()).assertQueue(q, { durable: false });
+  await setup.close();
+  const so = uniqueName('so');
+  const s = rabbitmqTrigger.create({ ...trigger({ host: AMQP_URL, queueName: q, mode: 'QueueLength', value: '5' }), subject: `trigger 0 (rabbitmq) of ScaledObject ${so}` });
+  t.after(() => s.close());
+  assert.deepEqual(await s.metricAndActivity(), { value: 0, active: false });
+  assert.equal(await closeConnectionsNamed(`qscale-keda: trigger 0 (rabbitmq) of ScaledObject ${so}`), 1, 'one connection, named after its trigger');
+  const again = await eventually(() => s.metricAndActivity().then((m) => m.value, (e: Error) => e.message), (v) => v === 0, 20, 250);
+  assert.equal(again, 0);
+  assert.equal(await closeConnectionsNamed(`qscale-keda: trigger 0 (rabbitmq) of ScaledObject ${so}`), 1, 'still one connection');
 });
 
 test('rabbitmq trigger - watchArrivals calls back when an empty queue gets a message', { timeout: 60_000 }, async (t) => {
