@@ -101,7 +101,8 @@ class RabbitmqScaler implements Scaler {
   readonly describes: string;
   private readonly management: ManagementClient | undefined;
   private readonly link: TriggerConnection<ChannelModel>;
-  private channel: Promise<Channel> | undefined;
+  /** The channel of the passive declares, on the connection it belongs to. */
+  private channel: { conn: ChannelModel; ch: Promise<Channel> } | undefined;
   private readonly where: string;
 
   constructor(private readonly trigger: ResolvedTrigger, private readonly s: RabbitmqTriggerSettings) {
@@ -140,7 +141,10 @@ class RabbitmqScaler implements Scaler {
         this.management
           ? errorMessage(err).replace(`RabbitMQ management API at ${this.management.where} `, '').replace(/^unreachable: /, '')
           : describeAmqpError(err, [passwordOf(this.s.url)], this.s.vhost),
-      onTimeout: () => this.link.reset(),
+      onTimeout: () => {
+        this.channel = undefined;
+        this.link.reset();
+      },
     });
   }
 
@@ -162,24 +166,24 @@ class RabbitmqScaler implements Scaler {
   /** A passive declare (what KEDA does): the ready count; fails with NOT_FOUND when the queue does not exist. */
   private async viaAmqp(): Promise<{ messages: number; publishRate: number }> {
     const conn = await this.link.get();
-    if (!this.channel) {
-      const p: Promise<Channel> = conn.createChannel().then((ch) => {
-        ch.on('error', () => undefined);
-        // A failed passive declare closes the channel (not the connection): the next read opens a new one.
-        ch.on('close', () => {
-          if (this.channel === p) this.channel = undefined;
-        });
-        return ch;
+    if (this.channel?.conn !== conn) {
+      const opened: { conn: ChannelModel; ch: Promise<Channel> } = {
+        conn,
+        ch: conn.createChannel().then((ch) => {
+          ch.on('error', () => undefined);
+          // A failed passive declare closes the channel (not the connection): the next read opens a new one.
+          ch.on('close', () => {
+            if (this.channel === opened) this.channel = undefined;
+          });
+          return ch;
+        }),
+      };
+      opened.ch.catch(() => {
+        if (this.channel === opened) this.channel = undefined;
       });
-      p.catch(() => {
-        if (this.channel === p) this.channel = undefined;
-      });
-      this.channel = p;
-      conn.once('close', () => {
-        if (this.channel === p) this.channel = undefined;
-      });
+      this.channel = opened;
     }
-    const ch = await this.channel;
+    const ch = await this.channel.ch;
     return { messages: (await ch.checkQueue(this.s.queueName)).messageCount, publishRate: 0 };
   }
 
