@@ -9,7 +9,7 @@
  * monitoring endpoint only, so a cluster needs the server started with -m. With `natsURL` and no monitoring
  * endpoint, the JetStream API is read from the start.
  */
-import type { NatsConnection } from 'nats';
+import type { JetStreamManager, NatsConnection } from 'nats';
 import { BrokerError, ConfigError, errorMessage } from '../../errors.js';
 import type { MetricAndActivity, QueueTriggerParams, ResolvedTrigger, Scaler, TriggerDefinition } from '../../autoscaler/scaler.js';
 import { createLogger } from '../../util/log.js';
@@ -114,6 +114,7 @@ class NatsJetStreamScaler implements Scaler {
   /** The monitoring endpoint could not be reached and the JetStream API answered: read there until it fails. */
   private overApi = false;
   private noticed = false;
+  private jsm: { nc: NatsConnection; jsm: Promise<JetStreamManager> } | undefined;
 
   constructor(
     private readonly trigger: ResolvedTrigger,
@@ -210,7 +211,15 @@ class NatsJetStreamScaler implements Scaler {
       this.link.reset(nc);
       nc = await this.link.get();
     }
-    const jsm = await nc.jetstreamManager({ timeout: this.timeoutMs });
+    // One manager per connection: making one asks the server whether JetStream is on.
+    if (this.jsm?.nc !== nc) {
+      const made = { nc, jsm: nc.jetstreamManager({ timeout: this.timeoutMs }) };
+      made.jsm.catch(() => {
+        if (this.jsm === made) this.jsm = undefined;
+      });
+      this.jsm = made;
+    }
+    const jsm = await this.jsm.jsm;
     try {
       const c = await jsm.consumers.info(this.p.stream, this.p.consumer);
       return c.num_pending + c.num_ack_pending;
