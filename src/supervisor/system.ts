@@ -149,6 +149,10 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     }
     // Fixed-size apps start now; scaled apps start at their initial count and the loop takes over.
     for (const a of plan.apps) await deployments.get(a.app.appId)!.scaleTo(a.initialReplicas);
+    // The scaled apps' input bindings are opened (queue declared, stream and consumer group created) before the
+    // first trigger read, so a fresh broker does not read as a missing queue. Bounded: a broker that is down shows
+    // in the trigger's error and the queue line, not here.
+    await Promise.all(queues.map((q) => q.read()));
     for (const l of loops) l.start();
   } catch (err) {
     await kill();
