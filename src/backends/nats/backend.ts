@@ -23,6 +23,8 @@ import type { Logger } from '../../util/log.js';
 import { natsMetadata } from './metadata.js';
 import { connectNats, describe, natsLib, scrubNats, type NatsTarget } from './connect.js';
 import { sleep } from '../../util/abort.js';
+import { withTimeout } from '../../util/timeout.js';
+import { DEPTH, SEND, bounded, noAnswer, unreachable, type BrokerAddress } from '../unreachable.js';
 import { Wakeup } from '../../util/wakeup.js';
 import { redeliveryDelayMs, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
 
@@ -52,6 +54,8 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
   private jsm: JetStreamManager | undefined;
   private js: JetStreamClient | undefined;
   private closed = false;
+  /** Between a disconnect and the reconnect: the server is known to be unreachable. */
+  private disconnected = false;
   private readonly batches = new Set<ConsumerMessages>();
 
   constructor(component: ResolvedComponent, ctx: BackendContext) {
@@ -114,11 +118,35 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
   private async watchStatus(nc: NatsConnection | undefined): Promise<void> {
     if (!nc) return;
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect') this.logger.warn('NATS connection lost, reconnecting');
-      else if (s.type === 'reconnect') {
+      if (s.type === 'disconnect') {
+        this.disconnected = true;
+        this.logger.warn('NATS connection lost, reconnecting');
+      } else if (s.type === 'reconnect') {
+        this.disconnected = false;
         this.logger.info('NATS connection back');
         for (const b of this.batches) b.stop();
       }
+    }
+  }
+
+  /**
+   * One request of send / depth, bounded by initTimeout. While the connection is lost it fails at once: the client
+   * would buffer a publish and keep the caller waiting until the server is back or the request times out.
+   */
+  private async call<T>(doing: string, run: () => Promise<T>): Promise<T> {
+    const address: BrokerAddress = { subject: this.subject, broker: 'NATS JetStream', where: describe(this.target) };
+    if (this.disconnected || this.nc?.isClosed()) {
+      throw unreachable(address, doing, 'connection lost', 'qscale reconnects every 250 ms');
+    }
+    try {
+      return await bounded(address, doing, this.initTimeoutMs, run());
+    } catch (err) {
+      // The connection went down under the request: say so rather than only that no answer came.
+      if (this.disconnected) throw unreachable(address, doing, 'connection lost', 'qscale reconnects every 250 ms', true);
+      if (err instanceof BrokerError) throw err;
+      // The client's own request timeout: the same words as ours.
+      if ((err as { code?: unknown }).code === 'TIMEOUT') throw noAnswer(address, doing, this.initTimeoutMs, err);
+      throw this.brokerError(`cannot ${doing}:`, err);
     }
   }
 
@@ -174,11 +202,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     const { js } = this.client();
     const h = natsLib().headers();
     for (const [k, v] of Object.entries(metadata)) h.set(k, v);
-    try {
-      await js.publish(this.natsSubject, data, { headers: h });
-    } catch (err) {
-      throw this.brokerError('cannot publish to', err);
-    }
+    await this.call(SEND, () => js.publish(this.natsSubject, data, { headers: h }));
   }
 
   async receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
@@ -272,7 +296,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
   private async confirmAck(m: JsMsg): Promise<void> {
     try {
       // ackAck's own timeout does not fire when the request was lost in a reconnect: bounded here.
-      await withTimeout(m.ackAck({ timeout: 5000 }), 6000);
+      await withTimeout(m.ackAck({ timeout: 5000 }), 6000, 'ack not confirmed within 6000 ms');
     } catch (err) {
       this.logger.warn({ id: m.seq, error: scrubNats(errorMessage(err), this.target) }, 'ack not confirmed: the message may be delivered again');
     }
@@ -299,15 +323,11 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
 
   async depth(): Promise<QueueDepth> {
     const { jsm } = this.client();
-    try {
-      const [c, d] = await Promise.all([
-        jsm.consumers.info(this.stream, this.durable),
-        jsm.streams.info(this.dlq).catch(() => undefined),
-      ]);
-      return { ready: c.num_pending, inFlight: c.num_ack_pending, deadLettered: d?.state.messages ?? 0 };
-    } catch (err) {
-      throw this.brokerError('cannot read the depth from', err);
-    }
+    const [c, d] = await this.call(DEPTH, () => Promise.all([
+      jsm.consumers.info(this.stream, this.durable),
+      jsm.streams.info(this.dlq).catch(() => undefined),
+    ]));
+    return { ready: c.num_pending, inFlight: c.num_ack_pending, deadLettered: d?.state.messages ?? 0 };
   }
 
   async ping(): Promise<void> {
@@ -345,7 +365,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     this.nc = undefined;
     if (!nc) return;
     // Naks and terms are fire-and-forget: flush them out first, but never wait long for a server that may be gone.
-    await withTimeout(nc.flush(), 2000).catch(() => undefined);
+    await withTimeout(nc.flush(), 2000, 'flush not confirmed within 2000 ms').catch(() => undefined);
     await nc.close().catch(() => undefined);
   }
 }
@@ -363,13 +383,4 @@ export function subjectMatches(pattern: string, subject: string): boolean {
     if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
   }
   return p.length === s.length;
-}
-
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }

@@ -17,6 +17,7 @@ import { parseConnection, scrub, type PgConnection } from './connection.js';
 import { isIdentifier, queueSql, type QueueSql } from './sql.js';
 import { PgListener } from './listener.js';
 import { Wakeup } from '../../util/wakeup.js';
+import { DEPTH, SEND, bounded, unreachable, type BrokerAddress } from '../unreachable.js';
 import { redeliveryDelayMs, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
 
 interface Row {
@@ -130,13 +131,31 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
-    try {
-      await this.retrying(Date.now() + this.initTimeoutMs, () =>
-        this.db().query(this.sql.insert, [this.queue, data, JSON.stringify(metadata), this.sql.channel]),
-      );
-    } catch (err) {
-      throw err instanceof BrokerError ? err : this.brokerError('cannot send to', err);
-    }
+    await this.call(SEND, (db) => db.query(this.sql.insert, [this.queue, data, JSON.stringify(metadata), this.sql.channel]));
+  }
+
+  /**
+   * One statement of send / depth / ping, bounded by initTimeout. A pooled connection the server dropped (restart,
+   * pg_terminate_backend) is retried once on a fresh one; a server that refuses connections fails the call at once,
+   * naming the cause.
+   */
+  private async call<T>(doing: string, run: (db: pg.Pool) => Promise<T>): Promise<T> {
+    const db = this.db();
+    const address: BrokerAddress = { subject: this.subject, broker: 'PostgreSQL', where: this.conn.describe };
+    const attempts = async (): Promise<T> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await run(db);
+        } catch (err) {
+          if (isRefused(err)) {
+            throw unreachable(address, doing, scrub(errorMessage(err), this.conn.password), 'qscale connects again on the next call');
+          }
+          if (attempt === 1 && isConnectionError(err) && !this.closed) continue;
+          throw this.brokerError(`cannot ${doing}:`, err);
+        }
+      }
+    };
+    return bounded(address, doing, this.initTimeoutMs, attempts());
   }
 
   async receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
@@ -263,21 +282,13 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   async depth(): Promise<QueueDepth> {
-    try {
-      const r = await this.db().query<{ ready: number; in_flight: number; dead: number }>(this.sql.depth, [this.queue, this.maxDeliveries]);
-      const row = r.rows[0];
-      return { ready: row?.ready ?? 0, inFlight: row?.in_flight ?? 0, deadLettered: row?.dead ?? 0 };
-    } catch (err) {
-      throw err instanceof BrokerError ? err : this.brokerError('cannot read the depth from', err);
-    }
+    const r = await this.call(DEPTH, (db) => db.query<{ ready: number; in_flight: number; dead: number }>(this.sql.depth, [this.queue, this.maxDeliveries]));
+    const row = r.rows[0];
+    return { ready: row?.ready ?? 0, inFlight: row?.in_flight ?? 0, deadLettered: row?.dead ?? 0 };
   }
 
   async ping(): Promise<void> {
-    try {
-      await this.db().query('SELECT 1');
-    } catch (err) {
-      throw err instanceof BrokerError ? err : this.brokerError('cannot reach', err);
-    }
+    await this.call('reach the server', (db) => db.query('SELECT 1'));
   }
 
   async deadLetters(limit: number): Promise<DeadLetter[]> {
@@ -299,6 +310,13 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
     this.pool = undefined;
     await pool?.end().catch(() => undefined);
   }
+}
+
+/** The server cannot be reached at all: trying again now would fail the same way. */
+function isRefused(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', '57P03'].includes(code)) return true;
+  return /connection timeout|timeout expired/i.test(errorMessage(err));
 }
 
 /** Errors after which the same statement can be tried again on a fresh connection. */

@@ -28,6 +28,7 @@ import { managementUrlFromAmqp, passwordOf, vhostOf } from './url.js';
 import { sleep, whenAborted } from '../../util/abort.js';
 import { redeliveryDelayMs, redeliveryDelays } from '../redelivery.js';
 import { retryQueueName, retryQueueOptions } from './retry.js';
+import { DEPTH, SEND, bounded, type BrokerAddress } from '../unreachable.js';
 
 export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
   readonly name: string;
@@ -37,8 +38,11 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
   private readonly subject: string;
   private readonly management: ManagementClient;
   private readonly vhost: string;
-  /** How long send / depth wait for a dropped connection to come back. */
+  /** How long deadLetters() waits for a dropped connection to come back. */
   private readonly waitMs: number;
+  /** Bound of one send or depth call (initTimeout): an outage never blocks its caller longer. */
+  private readonly callMs: number;
+  private readonly address: BrokerAddress;
   private pub: { conn: ChannelModel; ch: ConfirmChannel } | undefined;
   private admin: { conn: ChannelModel; ch: Channel } | undefined;
   private localInFlight = 0;
@@ -58,6 +62,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     this.management = new ManagementClient(s.managementUrl ?? managementUrlFromAmqp(s.url), 3000);
     this.vhost = vhostOf(s.url);
     this.waitMs = Math.max(component.initTimeoutMs, s.reconnectWaitMs + 2000);
+    this.callMs = component.initTimeoutMs;
+    this.address = { subject: this.subject, broker: 'RabbitMQ', where: this.link.where };
   }
 
   async init(): Promise<void> {
@@ -86,19 +92,22 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     // mandatory: a message the broker cannot route (the queue was deleted) comes back instead of vanishing.
     const opts = { ...publishOptions(metadata, this.s.contentType), mandatory: true };
     const id = opts.messageId as string;
-    const deadline = Date.now() + this.waitMs;
+    const deadline = Date.now() + this.callMs;
+    const left = (): number => Math.max(1, deadline - Date.now());
     let redeclared = false;
     for (;;) {
-      const ch = await this.publishChannel(Math.max(1, deadline - Date.now()));
+      // A broker known to be down fails the send here, at once.
+      const ch = await this.publishChannel(left(), SEND);
       try {
-        await confirmPublish(ch, this.s.queueName, data, opts);
+        await bounded(this.address, SEND, left(), confirmPublish(ch, this.s.queueName, data, opts));
         // The broker returns an unroutable message before it confirms it.
         if (!this.returned.delete(id)) return;
         if (redeclared) throw new Error(`queue '${this.s.queueName}' does not exist and could not be re-created`);
         this.log.warn(`queue '${this.s.queueName}' vanished; declaring it again`);
-        await (await this.adminChannel(this.waitMs)).assertQueue(this.s.queueName, this.queueOptions());
+        await (await this.adminChannel(left(), SEND)).assertQueue(this.s.queueName, this.queueOptions());
         redeclared = true;
       } catch (err) {
+        if (err instanceof BrokerError) throw err;
         // A dropped connection loses unconfirmed publishes: publish again once it is back (at-least-once).
         const dropped = this.pub?.ch !== ch || /closed/i.test(errorMessage(err));
         if (this.closed || Date.now() >= deadline || !dropped) {
@@ -115,7 +124,7 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     while (!signal.aborted && !this.closed) {
       let conn: ChannelModel;
       try {
-        conn = await this.link.get(this.s.reconnectWaitMs + 60_000, signal);
+        conn = await this.link.get(this.s.reconnectWaitMs + 60_000, { signal });
       } catch {
         continue;
       }
@@ -274,16 +283,18 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   private async count(queue: string): Promise<number> {
-    const ch = await this.adminChannel(this.waitMs);
+    const ch = await this.adminChannel(this.callMs, DEPTH);
     try {
-      return (await ch.checkQueue(queue)).messageCount;
+      return (await bounded(this.address, DEPTH, this.callMs, ch.checkQueue(queue))).messageCount;
     } catch (err) {
+      if (err instanceof BrokerError) throw err;
       throw new BrokerError(`${this.subject}: cannot read queue '${queue}': ${describeAmqpError(err, this.secrets())}`);
     }
   }
 
-  private async adminChannel(timeoutMs: number): Promise<Channel> {
-    const conn = await this.link.get(timeoutMs);
+  /** `doing`: fail at once when the broker is known to be down (see AmqpLink.get). */
+  private async adminChannel(timeoutMs: number, doing?: string): Promise<Channel> {
+    const conn = await this.link.get(timeoutMs, doing === undefined ? {} : { doing });
     if (this.admin?.conn === conn) return this.admin.ch;
     const ch = await conn.createChannel();
     const entry = { conn, ch };
@@ -293,8 +304,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     return ch;
   }
 
-  private async publishChannel(timeoutMs: number): Promise<ConfirmChannel> {
-    const conn = await this.link.get(timeoutMs);
+  private async publishChannel(timeoutMs: number, doing: string): Promise<ConfirmChannel> {
+    const conn = await this.link.get(timeoutMs, { doing });
     if (this.pub?.conn === conn) return this.pub.ch;
     const ch = await conn.createConfirmChannel();
     const entry = { conn, ch };

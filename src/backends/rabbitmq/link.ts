@@ -8,6 +8,7 @@ import type { ChannelModel } from 'amqplib';
 import { BrokerError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import { passwordOf, redactUrl, scrub, vhostOf } from './url.js';
+import { unreachable } from '../unreachable.js';
 
 export interface LinkOptions {
   url: string;
@@ -40,6 +41,8 @@ export class AmqpLink {
   private conn: ChannelModel | undefined;
   private closed = false;
   private reconnecting = false;
+  /** Why the last (re)connect attempt failed; cleared by a connection. While set, the broker is known to be down. */
+  private lastFailure: string | undefined;
   private readonly waiters = new Set<() => void>();
   private readonly secrets: (string | undefined)[];
   readonly where: string;
@@ -70,14 +73,20 @@ export class AmqpLink {
     return this.conn;
   }
 
-  /** The live connection, waiting through a reconnect for at most timeoutMs (or until signal aborts). */
-  async get(timeoutMs: number, signal?: AbortSignal): Promise<ChannelModel> {
+  /**
+   * The live connection, waiting through a reconnect for at most timeoutMs (or until signal aborts). With `doing`
+   * (send, depth: what the caller was about to do), a broker known to be down fails the call at once instead of
+   * waiting: the last reconnect attempt failed.
+   */
+  async get(timeoutMs: number, opts: { signal?: AbortSignal; doing?: string } = {}): Promise<ChannelModel> {
+    const { signal, doing } = opts;
     const deadline = Date.now() + timeoutMs;
     while (!this.conn) {
       if (this.closed) throw new BrokerError(`${this.opts.subject}: closed`);
       if (signal?.aborted) throw new BrokerError(`${this.opts.subject}: stopped`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new BrokerError(`${this.opts.subject}: RabbitMQ at ${this.where} is unreachable (reconnecting)`);
+      if (doing !== undefined && this.lastFailure !== undefined) throw this.down(doing, this.lastFailure);
+      if (left <= 0) throw this.down(doing ?? 'connect', `no connection within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
         const done = (): void => {
           clearTimeout(t);
@@ -91,6 +100,11 @@ export class AmqpLink {
       });
     }
     return this.conn;
+  }
+
+  private down(doing: string, cause: string): BrokerError {
+    return unreachable({ subject: this.opts.subject, broker: 'RabbitMQ', where: this.where }, doing, cause,
+      `qscale reconnects every ${this.opts.reconnectWaitMs / 1000} s (reconnectWaitInSeconds)`);
   }
 
   async close(): Promise<void> {
@@ -113,6 +127,7 @@ export class AmqpLink {
 
   private adopt(conn: ChannelModel): void {
     this.conn = conn;
+    this.lastFailure = undefined;
     // Without an 'error' listener a broker-side close would crash the process.
     conn.on('error', (err: Error) => {
       this.opts.logger.warn({ err: new Error(describeAmqpError(err, this.secrets)) }, 'RabbitMQ connection error');
@@ -146,7 +161,12 @@ export class AmqpLink {
           this.adopt(conn);
           this.opts.logger.info(`reconnected to RabbitMQ at ${this.where}`);
         } catch (err) {
-          this.opts.logger.warn(`reconnect to RabbitMQ at ${this.where} failed: ${describeAmqpError(err, this.secrets)}`);
+          const cause = describeAmqpError(err, this.secrets);
+          // Once per cause, not once per attempt.
+          if (cause !== this.lastFailure) this.opts.logger.warn(`reconnect to RabbitMQ at ${this.where} failed: ${cause}; retrying every ${this.opts.reconnectWaitMs} ms`);
+          this.lastFailure = cause;
+          // Calls waiting for the connection learn now that the broker is down.
+          for (const w of [...this.waiters]) w();
         }
       }
     } finally {

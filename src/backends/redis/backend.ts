@@ -29,7 +29,9 @@ import {
 } from './stream.js';
 import { sleep } from '../../util/abort.js';
 import { Wakeup } from '../../util/wakeup.js';
+import { withTimeout } from '../../util/timeout.js';
 import { redeliveryDelayMs } from '../redelivery.js';
+import { DEPTH, SEND, bounded, isNoAnswer, unreachable, type BrokerAddress } from '../unreachable.js';
 
 const BLOCK_MS = 1000;
 const SWEEP_EVERY_MS = 1000;
@@ -44,6 +46,11 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
   private readonly where: string;
   private readonly consumer = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private readonly waitMs: number;
+  /** Bound of one send or depth call (initTimeout): an outage never blocks its caller longer. */
+  private readonly callMs: number;
+  private readonly address: BrokerAddress;
+  /** Why the main connection's last attempt failed, while it is not ready: the broker is known to be down. */
+  private lastError: string | undefined;
   private closed = false;
 
   constructor(private readonly component: ResolvedComponent, private readonly s: RedisSettings, ctx: BackendContext) {
@@ -53,6 +60,8 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     this.where = describeTarget(s);
     this.log = ctx.logger.child({ component: component.name });
     this.waitMs = Math.max(component.initTimeoutMs, s.reconnectWaitMs + 5000);
+    this.callMs = component.initTimeoutMs;
+    this.address = { subject: this.subject, broker: 'Redis', where: this.where };
   }
 
   async init(): Promise<void> {
@@ -75,7 +84,9 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     }
     let down = false;
     c.on('error', (err: unknown) => {
-      if (!down && !this.closed) this.log.warn(`Redis connection error: ${describeRedisError(err, this.s.password)}`);
+      const cause = describeRedisError(err, this.s.password);
+      if (c === this.client && c.status !== 'ready') this.lastError = cause;
+      if (!down && !this.closed) this.log.warn(`Redis connection error: ${cause}`);
     });
     c.on('close', () => {
       if (!this.closed && !down) {
@@ -86,6 +97,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     c.on('ready', () => {
       if (down) this.log.info(`reconnected to Redis at ${this.where}`);
       down = false;
+      if (c === this.client) this.lastError = undefined;
     });
     return c;
   }
@@ -96,7 +108,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
-    await this.bounded('send to', this.redis.xadd(this.s.stream, '*', 'data', data, 'meta', JSON.stringify(metadata)));
+    await this.call(SEND, (r) => r.xadd(this.s.stream, '*', 'data', data, 'meta', JSON.stringify(metadata)));
   }
 
   async receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
@@ -196,15 +208,15 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
 
   /** ready: entries not yet delivered to the group (lag); inFlight: the group's pending entries, every consumer's. */
   async depth(): Promise<QueueDepth> {
-    const [g, dead] = await this.bounded('read', Promise.all([
-      groupCounts(this.redis, this.s.stream, this.s.group),
-      this.redis.xlen(this.s.deadLetterStream),
+    const [g, dead] = await this.call(DEPTH, (r) => Promise.all([
+      groupCounts(r, this.s.stream, this.s.group),
+      r.xlen(this.s.deadLetterStream),
     ]));
     return { ready: g.lag, inFlight: g.pending, deadLettered: dead };
   }
 
   async ping(): Promise<void> {
-    await this.bounded('ping', this.redis.ping());
+    await this.call('ping', (r) => r.ping());
   }
 
   async deadLetters(limit: number): Promise<DeadLetter[]> {
@@ -240,30 +252,56 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     this.client = undefined;
     if (c) {
       // Tidy the group's consumer list, but never drop a consumer that still holds entries: that would lose them.
-      try {
-        const mine = (await c.call('XPENDING', this.s.stream, this.s.group, '-', '+', '1', this.consumer)) as unknown[];
-        if (Array.isArray(mine) && mine.length === 0) await c.call('XGROUP', 'DELCONSUMER', this.s.stream, this.s.group, this.consumer);
-      } catch {
-        // best effort
+      // Only with a live connection, and bounded: a close must never wait on a broker that went away.
+      if (c.status === 'ready') {
+        try {
+          await withTimeout((async () => {
+            const mine = (await c.call('XPENDING', this.s.stream, this.s.group, '-', '+', '1', this.consumer)) as unknown[];
+            if (Array.isArray(mine) && mine.length === 0) await c.call('XGROUP', 'DELCONSUMER', this.s.stream, this.s.group, this.consumer);
+            await c.quit();
+          })(), 2000, 'close');
+        } catch {
+          // best effort
+        }
       }
-      await c.quit().catch(() => c.disconnect());
+      c.disconnect();
     }
   }
 
-  /** A command that waits through a reconnect, but not forever. */
-  private async bounded<T>(what: string, p: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
+  /**
+   * One command of send / depth / ping. While the connection is down and its last attempt failed, it fails at once
+   * and is not queued (a queued send would still run after the caller was told it failed); while a reconnect is under
+   * way it waits for it; either way never longer than callMs.
+   */
+  private async call<T>(doing: string, run: (r: Redis) => Promise<T>): Promise<T> {
+    const r = this.redis;
+    const meanwhile = `qscale reconnects every ${this.s.reconnectWaitMs / 1000} s (reconnectWaitInSeconds)`;
+    if (r.status !== 'ready') {
+      if (this.lastError !== undefined) throw unreachable(this.address, doing, this.lastError, meanwhile);
+      let settle = (): void => undefined;
+      const stop = (): void => {
+        r.off('ready', settle);
+        r.off('error', settle);
+      };
+      await bounded(this.address, doing, this.callMs, new Promise<void>((resolve, reject) => {
+        settle = (): void => {
+          stop();
+          if (r.status === 'ready') resolve();
+          else reject(unreachable(this.address, doing, this.lastError ?? 'connection lost', meanwhile));
+        };
+        r.on('ready', settle);
+        r.on('error', settle);
+      }), stop);
+    }
     try {
-      return await Promise.race([
-        p,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${this.waitMs} ms (reconnecting?)`)), this.waitMs);
-        }),
-      ]);
+      return await bounded(this.address, doing, this.callMs, run(r));
     } catch (err) {
-      throw new BrokerError(`${this.subject}: cannot ${what} stream '${this.s.stream}' at ${this.where}: ${describeRedisError(err, this.s.password)}`);
-    } finally {
-      clearTimeout(timer);
+      // The connection went down under the command: say so rather than only that no answer came.
+      if (isNoAnswer(err) && r.status !== 'ready' && this.lastError !== undefined) {
+        throw unreachable(this.address, doing, this.lastError, meanwhile, true);
+      }
+      if (err instanceof BrokerError) throw err;
+      throw new BrokerError(`${this.subject}: cannot ${doing} (stream '${this.s.stream}' at ${this.where}): ${describeRedisError(err, this.s.password)}`);
     }
   }
 }

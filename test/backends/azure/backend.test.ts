@@ -4,7 +4,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { ServiceBusBackend, defaultClients } from '../../../src/backends/azure/servicebus/backend.js';
 import { createQueueOptions } from '../../../src/backends/azure/servicebus/admin.js';
 import { parseServiceBusComponent } from '../../../src/backends/azure/servicebus/metadata.js';
@@ -13,18 +12,11 @@ import { createLogger } from '../../../src/util/log.js';
 import { AmqpTestPeer } from './amqp-peer.js';
 import { RecordingAdmin } from './peer-admin.js';
 import { SECRET_KEY, seedComponent } from './support.js';
+import { closedPort } from '../closed-port.js';
 
 const logger = createLogger('servicebus-test').child({}, { level: 'silent' });
 const ctx = { logger, dataDir: '/tmp' };
 
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 test('servicebus backend - unreachable namespace (closed port, emulator mode): init fails fast, names component and broker, no key', { timeout: 120_000 }, async () => {
   const port = await closedPort();

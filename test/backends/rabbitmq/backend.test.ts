@@ -1,6 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
+import { closedPort } from '../closed-port.js';
 import { needBroker, uniqueName } from '../../support/brokers.js';
 import { rabbitmqBackend } from '../../../src/backends/rabbitmq/index.js';
 import { hasDeadLetters, type Backend, type QueueMessage } from '../../../src/backends/types.js';
@@ -31,9 +32,10 @@ test('rabbitmq init - wrong password: clear error naming component and broker, p
 
 test('rabbitmq init - nothing listening on the port: connection refused', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
-  const b = rabbitmqBackend.create(component({ host: 'amqp://guest:Secr3tPw@127.0.0.1:5999', queueName: 'q' }, { initTimeout: '2s' }), ctx);
+  const port = await closedPort();
+  const b = rabbitmqBackend.create(component({ host: `amqp://guest:Secr3tPw@127.0.0.1:${port}`, queueName: 'q' }, { initTimeout: '2s' }), ctx);
   await assert.rejects(b.init(), (err: Error) => {
-    assert.match(err.message, /component message-queue \(bindings\.rabbitmq\): cannot connect to RabbitMQ at .*127\.0\.0\.1:5999: connection refused/);
+    assert.match(err.message, new RegExp(`component message-queue \\(bindings\\.rabbitmq\\): cannot connect to RabbitMQ at .*127\\.0\\.0\\.1:${port}: connection refused`));
     assert.doesNotMatch(err.message, /Secr3tPw/);
     return true;
   });

@@ -1,5 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { closedPort } from '../closed-port.js';
 import { needBroker, uniqueName } from '../../support/brokers.js';
 import { redisBackend, redisStreamsTrigger } from '../../../src/backends/redis/index.js';
 import type { Backend } from '../../../src/backends/types.js';
@@ -36,9 +37,10 @@ test('redis init - wrong password for an ACL user: clear error naming component 
 
 test('redis init - nothing listening on the port: connection refused', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
-  const b = redisBackend.create(component({ redisHost: '127.0.0.1:6999', queueName: 'q', redisPassword: 'Secr3tPw' }, { initTimeout: '2s' }), ctx);
+  const port = await closedPort();
+  const b = redisBackend.create(component({ redisHost: `127.0.0.1:${port}`, queueName: 'q', redisPassword: 'Secr3tPw' }, { initTimeout: '2s' }), ctx);
   await assert.rejects(b.init(), (err: Error) => {
-    assert.match(err.message, /component message-queue \(bindings\.qscale\.redis\): cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:6999\/0: connection refused/);
+    assert.match(err.message, new RegExp(`component message-queue \\(bindings\\.qscale\\.redis\\): cannot connect to Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0: connection refused`));
     assert.doesNotMatch(err.message, /Secr3tPw/);
     return true;
   });

@@ -22,7 +22,9 @@ import { secretsOf } from './connection.js';
 import { describeServiceBusError, isFatal } from './errors.js';
 import { bodyBytes, deliveryCountOf, metadataOf, toServiceBusMessage } from './message.js';
 import type { ServiceBusSettings } from './metadata.js';
-import { RateLimiter, sleep, withTimeout } from './timing.js';
+import { RateLimiter } from './timing.js';
+import { sleep } from '../../../util/abort.js';
+import { withTimeout } from '../../../util/timeout.js';
 import { redeliveryDelayMs } from '../../redelivery.js';
 
 /** The clients the binding works through; tests pass their own (see test/backends/azure). */

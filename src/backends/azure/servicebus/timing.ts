@@ -1,18 +1,5 @@
-/** Small timing helpers for the Service Bus binding. */
+/** Dapr's maxRetriableErrorsPerSec for the Service Bus binding. */
 import { sleep } from '../../../util/abort.js';
-
-export { sleep };
-
-
-/** Rejects with `message` when `p` has not settled within `ms`; the timer never keeps the process alive. */
-export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-    timer.unref();
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Spaces calls to take() at least 1/rate seconds apart (the first is immediate); rate 0 = no limit. */
 export class RateLimiter {

@@ -1,0 +1,193 @@
+/**
+ * A broker outage seen by send() and depth() — what an app's POST /v1.0/bindings/... and the supervisor's /status
+ * call: each backend talks to its real broker through a relay the test can make refuse connections (the broker is
+ * down) or swallow them (a black hole). Calls must fail with an error naming the component, the broker, its address
+ * and the cause, never hang; and work again once the broker is back.
+ */
+import { describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import amqp from 'amqplib';
+import { connect as natsConnect } from 'nats';
+import pg from 'pg';
+import { parseManifests } from '../../src/components/manifests.js';
+import { resolveResources } from '../../src/components/resources.js';
+import { createBackend } from '../../src/backends/registry.js';
+import { DEFAULT_REDELIVERY, redeliveryDelays } from '../../src/backends/redelivery.js';
+import { retryQueueName } from '../../src/backends/rabbitmq/retry.js';
+import type { Backend, ResolvedComponent } from '../../src/backends/types.js';
+import { BrokerError } from '../../src/errors.js';
+import { createLogger } from '../../src/util/log.js';
+import { needBroker, uniqueName, type LocalBroker } from '../support/brokers.js';
+import { startProxy, type CuttableProxy } from './proxy.js';
+import { deleteKeys } from './redis/helpers.js';
+
+const logger = createLogger('outage-test').child({}, { level: process.env.QSCALE_LOG_LEVEL ?? 'silent' });
+/** Guards against a hang, never asserts speed. */
+const GIVE_UP_MS = 30_000;
+
+interface Row {
+  broker: LocalBroker;
+  /** As errors name it. */
+  name: string;
+  port: number;
+  type: string;
+  metadata(queue: string, proxy: CuttableProxy): Record<string, string>;
+  cleanup(queue: string): Promise<void>;
+}
+
+const rows: Row[] = [
+  {
+    broker: 'rabbitmq', name: 'RabbitMQ', port: 5672, type: 'bindings.rabbitmq',
+    metadata: (q, p) => ({ host: `amqp://guest:guest@127.0.0.1:${p.port}`, queueName: q, reconnectWaitInSeconds: '0.5' }),
+    cleanup: async (q) => {
+      const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
+      try {
+        const ch = await conn.createChannel();
+        const retries = redeliveryDelays(DEFAULT_REDELIVERY, 10).map((d) => retryQueueName(q, d));
+        for (const name of [q, `${q}-dlq`, ...retries]) await ch.deleteQueue(name);
+      } finally {
+        await conn.close();
+      }
+    },
+  },
+  {
+    broker: 'redis', name: 'Redis', port: 6379, type: 'bindings.qscale.redis',
+    metadata: (q, p) => ({ redisHost: `127.0.0.1:${p.port}`, queueName: q, reconnectWaitInSeconds: '0.5' }),
+    cleanup: (q) => deleteKeys(q, `${q}:dlq`),
+  },
+  {
+    broker: 'postgresql', name: 'PostgreSQL', port: 5432, type: 'bindings.qscale.postgresql',
+    metadata: (q, p) => ({ connectionString: `postgres://postgres@127.0.0.1:${p.port}/postgres`, queueName: q, table: tableOf(q) }),
+    cleanup: async (q) => {
+      const c = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+      await c.connect();
+      try {
+        await c.query(`DROP TABLE IF EXISTS public."${tableOf(q)}", public."${tableOf(q)}_dead_letter"`);
+      } finally {
+        await c.end();
+      }
+    },
+  },
+  {
+    broker: 'nats', name: 'NATS JetStream', port: 4222, type: 'bindings.qscale.nats-jetstream',
+    metadata: (q, p) => ({ natsURL: p.url('nats'), stream: q, storage: 'memory' }),
+    cleanup: async (q) => {
+      const nc = await natsConnect({ servers: 'nats://127.0.0.1:4222' });
+      try {
+        const jsm = await nc.jetstreamManager();
+        for (const s of [q, `${q}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
+      } finally {
+        await nc.close();
+      }
+    },
+  },
+];
+
+function tableOf(queue: string): string {
+  return `outage_${queue.replace(/[^a-z0-9]/gi, '_')}`.slice(0, 48);
+}
+
+function component(name: string, type: string, metadata: Record<string, string>): ResolvedComponent {
+  const items = Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`).join('\n');
+  const yaml = `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: ${name}
+spec:
+  type: ${type}
+  version: v1
+  initTimeout: 2s
+  metadata:
+${items}
+`;
+  const c = resolveResources(parseManifests(yaml, 'components/queue.yaml')).components[0];
+  if (!c) throw new Error('no component parsed');
+  return c;
+}
+
+/** Either words an outage may take: unreachable with its cause, or no answer within the bound (initTimeout 2s). */
+function clearError(subject: string, broker: string, port: number): RegExp {
+  const at = `${broker} at [^ ]*127\\.0\\.0\\.1:${port}[^ ]*`;
+  return new RegExp(`^${subject}: cannot (send|read the queue depth)( \\(the message (was not|may still be) stored\\))?: ` +
+    `(${at} is unreachable \\(.+\\); .+|no answer from ${at} within 2000 ms)\\. Check that ${broker} is running and reachable at that address$`);
+}
+
+async function failure(p: Promise<unknown>): Promise<Error> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof BrokerError, `expected a BrokerError, got ${String(err)}`);
+  return err;
+}
+
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  const end = Date.now() + GIVE_UP_MS;
+  while (!(await check())) {
+    if (Date.now() > end) assert.fail(`gave up waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function open(t: TestContext, row: Row): Promise<{ b: Backend; proxy: CuttableProxy; subject: string } | undefined> {
+  if (!(await needBroker(t, row.broker))) return undefined;
+  const proxy = await startProxy(row.port);
+  const queue = uniqueName('outage');
+  const b = createBackend(component('orders', row.type, row.metadata(queue, proxy)), { logger, dataDir: '.qscale-test' }, { embedded: false });
+  t.after(async () => {
+    await b.close();
+    await proxy.close();
+    await row.cleanup(queue);
+  });
+  await b.init();
+  return { b, proxy, subject: `component orders \\(${row.type.replace(/\./g, '\\.')}\\)` };
+}
+
+for (const row of rows) {
+  describe(`${row.name} outage`, { timeout: 120_000 }, () => {
+    it(`${row.name} outage - a broker that refuses connections fails send and depth at once, naming broker, address and cause; both work again when it is back`, async (t) => {
+      const o = await open(t, row);
+      if (!o) return;
+      const { b, proxy, subject } = o;
+      await b.send(Buffer.from('"before"'), {});
+      assert.equal((await b.depth()).ready, 1);
+      await proxy.setMode('refuse');
+      const where = `[^ ]*127\\.0\\.0\\.1:${proxy.port}[^ ]*`;
+      // The call under way when the connection drops may learn of it only from its bound; the next ones know.
+      const first = await failure(b.send(Buffer.from('"during 1"'), {}));
+      assert.match(first.message, clearError(subject, row.name, proxy.port));
+      const sent = await failure(b.send(Buffer.from('"during 2"'), {}));
+      assert.match(sent.message, new RegExp(`^${subject}: cannot send \\(the message was not stored\\): ${row.name} at ${where} is unreachable \\(.+\\); .+\\. Check that ${row.name} is running and reachable at that address$`));
+      const depth = await failure(b.depth());
+      assert.match(depth.message, new RegExp(`^${subject}: cannot read the queue depth: ${row.name} at ${where} is unreachable \\(.+\\)`));
+      // Both from what the backend knows (the cause), not from having waited out a bound.
+      for (const e of [sent, depth]) assert.doesNotMatch(e.message, /within \d+ ms/);
+      await proxy.setMode('relay');
+      await until(() => b.send(Buffer.from('"after"'), {}).then(() => true, () => false), 'a send once the broker is back');
+      // What the queue holds says whether the errors told the truth: "not stored" never is, "may still be" may be.
+      const want = ['"before"', '"after"'];
+      const maybe = /may still be stored/.test(first.message) ? ['"during 1"'] : [];
+      let stored = 0;
+      await until(async () => (stored = (await b.depth().catch(() => undefined))?.ready ?? 0) >= want.length, 'the depth once the broker is back');
+      const got: string[] = [];
+      const ac = new AbortController();
+      const giveUp = setTimeout(() => ac.abort(), GIVE_UP_MS);
+      await b.receive(async (m) => {
+        got.push(m.data.toString());
+        if (got.length === stored) ac.abort();
+        return true;
+      }, { concurrency: 1, signal: ac.signal });
+      clearTimeout(giveUp);
+      assert.ok(want.every((w) => got.includes(w)), `received ${got.join(', ')}`);
+      assert.deepEqual(got.filter((g) => !want.includes(g) && !maybe.includes(g)), [], 'nothing a send was told was not stored');
+    });
+
+    it(`${row.name} outage - a broker that accepts connections and never answers: send and depth fail with a clear error instead of hanging`, async (t) => {
+      const o = await open(t, row);
+      if (!o) return;
+      const { b, proxy, subject } = o;
+      await b.send(Buffer.from('"before"'), {});
+      await proxy.setMode('blackhole');
+      const clear = clearError(subject, row.name, proxy.port);
+      assert.match((await failure(b.send(Buffer.from('"during"'), {}))).message, clear);
+      assert.match((await failure(b.depth())).message, clear);
+    });
+  });
+}
