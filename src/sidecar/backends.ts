@@ -2,25 +2,18 @@
  * Turns components into initialised backends, each init bounded by the component's initTimeout. A failure stops
  * the sidecar with an error naming the component and its type, unless the component says ignoreErrors.
  */
-import { QscaleError, errorMessage } from '../errors.js';
+import { QscaleError } from '../errors.js';
 import type { Backend, ResolvedComponent } from '../backends/types.js';
 import type { Logger } from '../util/log.js';
 import type { BackendFactory } from './options.js';
 import { planBinding, type BindingPlan } from './bindings.js';
-import { redactSecrets } from './redact.js';
+import { withTimeout } from '../util/timeout.js';
+import { describeCause } from './outage.js';
 
 export interface LoadedBinding {
   plan: BindingPlan;
   component: ResolvedComponent;
   backend: Backend;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms (initTimeout)`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 export async function loadBindings(
@@ -35,13 +28,12 @@ export async function loadBindings(
     try {
       const plan = planBinding(component);
       backend = await create(component, { logger: ctx.logger.child({ component: component.name }), dataDir: ctx.dataDir }, { embedded: ctx.embedded });
-      await withTimeout(backend.init(), component.initTimeoutMs, 'init');
+      await withTimeout(backend.init(), component.initTimeoutMs, `init timed out after ${component.initTimeoutMs} ms (initTimeout)`);
       loaded.push({ plan, component, backend });
       ctx.logger.info(`loaded component ${component.name} (${component.type})`);
     } catch (err) {
       if (backend) await backend.close().catch(() => undefined);
-      let reason = redactSecrets(errorMessage(err), component);
-      if (reason.startsWith(`${subject}: `)) reason = reason.slice(subject.length + 2);
+      const reason = describeCause(err, component);
       // A config error already names file:line and the component; anything else gets both added.
       const message = err instanceof QscaleError && err.code === 'ERR_CONFIG' ? reason : `${component.file}:${component.line}: ${subject}: init failed: ${reason}`;
       if (component.ignoreErrors) {

@@ -1,14 +1,15 @@
 /**
  * One reader per input binding: waits for the app, checks the app subscribes (OPTIONS probe), then lets the backend
  * push messages through the app channel. The handler's answer (2xx or not) is what acks or releases a message. A
- * receiver that dies is restarted with backoff, and health reports it meanwhile.
+ * receiver that fails (its broker went away) is restarted with backoff; the outage is printed once, again when its
+ * cause changes, and once when messages flow again, and health reports it meanwhile.
  */
-import { errorMessage } from '../errors.js';
-import type { MessageHandler } from '../backends/types.js';
+import { isPingable, type MessageHandler } from '../backends/types.js';
 import type { Logger } from '../util/log.js';
+import { withTimeout } from '../util/timeout.js';
 import type { LoadedBinding } from './backends.js';
 import { sleep, type AppChannel } from './app-channel.js';
-import { redactSecrets } from './redact.js';
+import { Outage, describeCause, type OutageState } from './outage.js';
 
 export type ReaderState = 'waiting-for-app' | 'probing' | 'reading' | 'not-subscribed' | 'restarting' | 'stopped';
 
@@ -22,15 +23,24 @@ export interface ReaderStats {
   succeeded: number;
   failed: number;
   lastError?: string;
+  /** Set while the receiver cannot receive (its broker is unreachable): the cause and since when. */
+  outage?: OutageState;
 }
 
 const FAILURE_LOG_EVERY_MS = 5000;
+/** Retry backoff of a failed receiver: 1 s doubling to 30 s; back to 1 s after a receiver that ran a minute. */
+const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 30_000;
+const BACKOFF_RESET_AFTER_MS = 60_000;
+/** A restarted receiver that neither failed nor delivered within this long is taken as working again. */
+const STABLE_AFTER_MS = 2000;
+const PING_TIMEOUT_MS = 5000;
 
 export class InputReader {
   readonly stats: ReaderStats;
   private lastFailureLog = 0;
   private unloggedFailures = 0;
+  private readonly outage: Outage;
 
   constructor(
     private readonly binding: LoadedBinding,
@@ -49,11 +59,21 @@ export class InputReader {
       succeeded: 0,
       failed: 0,
     };
+    const subject = `component ${plan.name} (${plan.type})`;
+    this.outage = new Outage(
+      {
+        failing: (cause) =>
+          `${subject}: input binding cannot receive: ${cause}; retrying with backoff (${FIRST_BACKOFF_MS / 1000} s doubling to ${MAX_BACKOFF_MS / 1000} s), messages wait in the broker meanwhile`,
+        changed: (cause) => `${subject}: input binding still cannot receive, now: ${cause}`,
+        recovered: (s) => `${subject}: input binding receiving again after ${s} s`,
+      },
+      (level, line) => this.logger[level](line),
+    );
   }
 
   /** Resolves after the signal aborted and every started delivery settled (acked or released). */
   async run(signal: AbortSignal): Promise<void> {
-    const { plan, backend } = this.binding;
+    const { plan } = this.binding;
     if (!(await this.channel.waitUntilReachable(signal))) return this.stop();
     if (!plan.inputDeclared) {
       this.stats.state = 'probing';
@@ -64,25 +84,70 @@ export class InputReader {
         return;
       }
     }
+    this.logger.info(`reading input binding ${plan.name} into POST ${plan.route} (concurrency ${this.stats.concurrency})`);
+    await this.receiveUntilStopped(signal);
+    this.stop();
+  }
+
+  private async receiveUntilStopped(signal: AbortSignal): Promise<void> {
+    const { backend } = this.binding;
     const handler = this.handler();
-    let backoff = 1000;
+    let backoff = FIRST_BACKOFF_MS;
+    const wait = async (): Promise<void> => {
+      await sleep(backoff, signal);
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+    };
     while (!signal.aborted) {
-      this.stats.state = 'reading';
-      this.logger.info(`reading input binding ${plan.name} into POST ${plan.route} (concurrency ${this.stats.concurrency})`);
+      // While the broker is known to be away, a ping is the cheap way to learn it is back. Its error is not
+      // reported: it says the same as the receiver's, in other words, and would read as a new cause.
+      if (this.outage.state && isPingable(backend)) {
+        const answered = await this.pings(backend);
+        if (signal.aborted) break;
+        if (!answered) {
+          await wait();
+          continue;
+        }
+      }
+      if (!this.outage.state) this.stats.state = 'reading';
+      const started = Date.now();
+      const stable = setTimeout(() => this.working(), STABLE_AFTER_MS);
+      stable.unref();
       try {
         await backend.receive(handler, { concurrency: this.stats.concurrency, signal });
-        if (!signal.aborted) this.logger.warn(`input binding ${plan.name} stopped receiving (backend closed)`);
-        break;
+        if (!signal.aborted) this.logger.warn(`input binding ${this.binding.plan.name} stopped receiving (backend closed)`);
+        return;
       } catch (err) {
-        if (signal.aborted) break;
-        this.stats.state = 'restarting';
-        this.stats.lastError = redactSecrets(errorMessage(err), this.binding.component);
-        this.logger.error(`input binding ${plan.name} receiver failed: ${this.stats.lastError}; restarting in ${backoff} ms`);
-        await sleep(backoff, signal);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        if (signal.aborted) return;
+        this.failed(describeCause(err, this.binding.component));
+      } finally {
+        clearTimeout(stable);
       }
+      if (Date.now() - started >= BACKOFF_RESET_AFTER_MS) backoff = FIRST_BACKOFF_MS;
+      await wait();
     }
-    this.stop();
+  }
+
+  private async pings(backend: { ping(): Promise<void> }): Promise<boolean> {
+    try {
+      await withTimeout(backend.ping(), PING_TIMEOUT_MS, `no answer to a ping within ${PING_TIMEOUT_MS} ms`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private failed(cause: string): void {
+    this.stats.state = 'restarting';
+    this.stats.lastError = cause;
+    this.outage.failed(cause);
+    this.stats.outage = this.outage.state;
+  }
+
+  private working(): void {
+    if (!this.outage.state) return;
+    this.outage.succeeded();
+    this.stats.outage = undefined;
+    this.stats.state = 'reading';
   }
 
   private stop(): void {
@@ -93,6 +158,7 @@ export class InputReader {
     const { route } = this.binding.plan;
     const s = this.stats;
     return async (msg) => {
+      this.working();
       s.inFlight++;
       s.delivered++;
       try {

@@ -4,6 +4,7 @@
  */
 import type { LoadedBinding } from './backends.js';
 import type { ReaderStats } from './input.js';
+import type { Outage, OutageState } from './outage.js';
 
 export const RUNTIME_VERSION = 'qscale-0.1.0';
 
@@ -17,6 +18,12 @@ export interface SidecarStats {
   inputBindings: ReaderStats[];
 }
 
+export interface OutputBindingStats {
+  name: string;
+  /** Set while calls fail: the cause of the last failure and since when calls fail. */
+  outage?: OutageState;
+}
+
 export interface MetadataInput {
   appId: string;
   appPort: number | undefined;
@@ -24,6 +31,7 @@ export interface MetadataInput {
   appMaxConcurrency: number | undefined;
   bindings: readonly LoadedBinding[];
   stats: SidecarStats;
+  outputOutages: ReadonlyMap<string, Outage>;
 }
 
 export function sumStats(readers: readonly ReaderStats[], appReachable: boolean, draining: boolean): SidecarStats {
@@ -38,6 +46,10 @@ export function sumStats(readers: readonly ReaderStats[], appReachable: boolean,
     failed += r.failed;
   }
   return { inFlight, delivered, succeeded, failed, appReachable, draining, inputBindings: readers.map((r) => ({ ...r })) };
+}
+
+function outputStats(outages: ReadonlyMap<string, Outage>): OutputBindingStats[] {
+  return [...outages].map(([name, o]) => (o.state ? { name, outage: o.state } : { name }));
 }
 
 export function metadataBody(m: MetadataInput): object {
@@ -62,6 +74,6 @@ export function metadataBody(m: MetadataInput): object {
       'qscale.inFlight': String(m.stats.inFlight),
     },
     appConnectionProperties,
-    qscale: m.stats,
+    qscale: { ...m.stats, outputBindings: outputStats(m.outputOutages) },
   };
 }

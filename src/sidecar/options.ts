@@ -12,6 +12,24 @@ export const DEFAULT_GRACE_MS = 30_000;
 export const DEFAULT_HTTP_PORT = 3500;
 export const DEFAULT_LISTEN = '127.0.0.1';
 
+/**
+ * How long a client of the HTTP API may take (docs/sidecar.md, "Timeouts"). daprd bounds only the headers (Go's
+ * ReadHeaderTimeout, 10 s); qscale also bounds the whole request, so a client that trickles its body cannot hold a
+ * connection forever. The time the sidecar takes to answer is not counted.
+ */
+export interface HttpTimeouts {
+  /** Request line and headers, from the first byte of the connection or request: daprd's 10 s. */
+  headersMs: number;
+  /** Headers and body together. */
+  requestMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveMs: number;
+}
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 60_000, keepAliveMs: 72_000 };
+
+/** An output binding call the backend has not settled by then answers 500 instead of holding the caller. */
+export const DEFAULT_OUTPUT_BINDING_TIMEOUT_MS = 5000;
+
 /** Builds a backend for a component; the registry's createBackend in production. */
 export type BackendFactory = (
   component: ResolvedComponent,
@@ -39,6 +57,10 @@ export interface SidecarOptions {
   embedded?: boolean;
   dataDir?: string;
   maxBodyBytes?: number;
+  /** Overrides part of DEFAULT_HTTP_TIMEOUTS (tests, embedding). */
+  httpTimeouts?: Partial<HttpTimeouts>;
+  /** Bound on one output binding call (DEFAULT_OUTPUT_BINDING_TIMEOUT_MS). */
+  outputBindingTimeoutMs?: number;
   /** DAPR_API_TOKEN: required on every API call except the health endpoints. */
   daprApiToken?: string;
   /** APP_API_TOKEN: sent to the app as the dapr-api-token header. */

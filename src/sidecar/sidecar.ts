@@ -7,17 +7,21 @@ import { createBackend } from '../backends/registry.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import { createLogger } from '../util/log.js';
 import { QscaleError, errorMessage } from '../errors.js';
+import { withTimeout } from '../util/timeout.js';
 import { AppChannel } from './app-channel.js';
 import { loadBindings, type LoadedBinding } from './backends.js';
 import { buildApiServer } from './http/server.js';
 import type { Health } from './http/context.js';
 import { InputReader } from './input.js';
 import { metadataBody, sumStats } from './metadata.js';
+import { Outage } from './outage.js';
 import {
   DEFAULT_GRACE_MS,
   DEFAULT_HTTP_PORT,
+  DEFAULT_HTTP_TIMEOUTS,
   DEFAULT_LISTEN,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_OUTPUT_BINDING_TIMEOUT_MS,
   type BackendFactory,
   type DrainResult,
   type SidecarHandle,
@@ -33,6 +37,11 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   const graceMs = options.gracePeriodMs ?? DEFAULT_GRACE_MS;
   const appChannelAddress = options.appChannelAddress ?? '127.0.0.1';
   const create: BackendFactory = options.createBackend ?? ((c, ctx, o) => createBackend(c, ctx, o));
+  const timeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...options.httpTimeouts };
+  const outputBindingTimeoutMs = options.outputBindingTimeoutMs ?? DEFAULT_OUTPUT_BINDING_TIMEOUT_MS;
+  if (!(timeouts.headersMs > 0 && timeouts.headersMs <= timeouts.requestMs && timeouts.keepAliveMs > 0)) {
+    throw new QscaleError('ERR_CONFIG', `HTTP timeouts must be positive with headers <= request, got ${JSON.stringify(timeouts)}`);
+  }
 
   logger.info(`starting qscale sidecar for app ${options.appId}`);
   if (embedded) logger.info(`--embedded: every queue binding is served from the embedded SQLite queue in ${dataDir}, keeping its queue name`);
@@ -48,7 +57,23 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   }
   const bindings = await loadBindings(components, create, { logger, dataDir, embedded });
   const outputs = new Map<string, LoadedBinding>();
-  for (const b of bindings) if (b.plan.output) outputs.set(b.plan.name, b);
+  const outputOutages = new Map<string, Outage>();
+  for (const b of bindings) {
+    if (!b.plan.output) continue;
+    outputs.set(b.plan.name, b);
+    const subject = `component ${b.plan.name} (${b.plan.type})`;
+    outputOutages.set(
+      b.plan.name,
+      new Outage(
+        {
+          failing: (cause) => `${subject}: output binding calls fail: ${cause}; each call answers 500 ERR_INVOKE_OUTPUT_BINDING until the broker takes messages again`,
+          changed: (cause) => `${subject}: output binding calls still fail, now: ${cause}`,
+          recovered: (s) => `${subject}: output binding calls succeed again after ${s} s`,
+        },
+        (level, line) => logger[level](line),
+      ),
+    );
+  }
 
   const channel = options.appPort === undefined ? undefined : new AppChannel(appChannelAddress, options.appPort, options.appApiToken, options.appMaxConcurrency);
   const readers = channel ? bindings.filter((b) => b.plan.input).map((b) => new InputReader(b, channel, logger, options.appMaxConcurrency)) : [];
@@ -61,8 +86,8 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   const health = (): Health => {
     if (draining) return { ready: false, reason: 'shutting down' };
     if (channel && !channel.isReachable) return { ready: false, reason: `app is not reachable on ${channel.origin} yet` };
-    const broken = readers.find((r) => r.stats.state === 'restarting');
-    if (broken) return { ready: false, reason: `input binding ${broken.stats.name} receiver failed: ${broken.stats.lastError ?? 'unknown error'}` };
+    const broken = readers.find((r) => r.stats.outage !== undefined);
+    if (broken) return { ready: false, reason: `input binding ${broken.stats.name} cannot receive: ${broken.stats.outage?.cause ?? 'unknown error'}` };
     return { ready: true };
   };
   const stats = (): ReturnType<typeof sumStats> => sumStats(readers.map((r) => r.stats), channel?.isReachable ?? false, draining);
@@ -71,8 +96,11 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     appId: options.appId,
     daprApiToken: options.daprApiToken,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    timeouts,
+    outputBindingTimeoutMs,
     logger,
     outputs,
+    outputOutage: (name) => outputOutages.get(name),
     // The API listens only once every component is loaded, so whoever can ask gets yes.
     componentsLoaded: () => true,
     health,
@@ -84,6 +112,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
         appMaxConcurrency: options.appMaxConcurrency,
         bindings,
         stats: stats(),
+        outputOutages,
       }),
     shutdown: () => {
       logger.info('shutdown requested through POST /v1.0/shutdown');
@@ -131,15 +160,10 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
         logger.warn(`grace period of ${graceMs / 1000}s is over with ${stats().inFlight} deliveries in flight: stopping anyway; their leases expire and the messages come back`);
         await channel?.destroy();
       }
-      await server.close().catch(() => undefined);
+      // Calls in progress finish first; one that still waits past its own bound is cut, so a stop always ends.
+      await withTimeout(server.close(), outputBindingTimeoutMs + 1000, 'HTTP API close').catch(() => server.server.closeAllConnections());
       logger.info('HTTP API closed');
-      await Promise.all(
-        bindings.map(async (b) => {
-          let timer: NodeJS.Timeout | undefined;
-          await Promise.race([b.backend.close().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, BACKEND_CLOSE_TIMEOUT_MS)))]);
-          clearTimeout(timer);
-        }),
-      );
+      await Promise.all(bindings.map((b) => withTimeout(b.backend.close(), BACKEND_CLOSE_TIMEOUT_MS, 'backend close').catch(() => undefined)));
       logger.info('components closed');
       await channel?.close();
       logger.info('sidecar stopped');

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { call, componentYaml, drainQueue, sidecarFor, tempDir, writeComponents } from './support.js';
 import type { SidecarHandle } from '../../src/sidecar/index.js';
 
-describe('sidecar API - output binding', () => {
+describe('sidecar API - output binding', { timeout: 60_000 }, () => {
   const dir = tempDir();
   const dataDir = path.join(dir, '.qscale');
   let sc: SidecarHandle;
@@ -95,7 +95,7 @@ describe('sidecar API - output binding', () => {
   });
 });
 
-describe('sidecar API - health, metadata, shutdown, unknown routes', () => {
+describe('sidecar API - health, metadata, shutdown, unknown routes', { timeout: 60_000 }, () => {
   const dir = tempDir();
   let sc: SidecarHandle;
   let shutdowns = 0;
@@ -155,7 +155,7 @@ describe('sidecar API - health, metadata, shutdown, unknown routes', () => {
   });
 });
 
-describe('sidecar API - DAPR_API_TOKEN', () => {
+describe('sidecar API - DAPR_API_TOKEN', { timeout: 60_000 }, () => {
   const dir = tempDir();
   let sc: SidecarHandle;
   before(async () => {
@@ -184,8 +184,53 @@ describe('sidecar API - DAPR_API_TOKEN', () => {
     assert.equal((await call(sc.port, 'GET', '/v1.0/metadata', undefined, { 'dapr-api-token': 's3cret-token' })).status, 200);
   });
 
-  it('token - GET /v1.0/healthz and /v1.0/healthz/outbound need no token', async () => {
-    assert.equal((await call(sc.port, 'GET', '/v1.0/healthz')).status, 204);
-    assert.equal((await call(sc.port, 'GET', '/v1.0/healthz/outbound')).status, 204);
+  // daprd exempts GET on the two health paths (compared without surrounding slashes); HEAD is GET without a body.
+  for (const method of ['GET', 'HEAD'] as const) {
+    for (const route of ['/v1.0/healthz', '/v1.0/healthz/outbound', '/v1.0/healthz/', '/v1.0/healthz?appid=test-app']) {
+      it(`token - ${method} ${route} answers 204 without the token, with a wrong one and with the right one`, async () => {
+        for (const headers of [{}, { 'dapr-api-token': 'wrong' }, { 'dapr-api-token': 's3cret-token' }] as Array<Record<string, string>>) {
+          const r = await call(sc.port, method, route, undefined, headers);
+          assert.equal(r.status, 204, `${method} ${route} ${JSON.stringify(headers)}: ${r.text}`);
+          assert.equal(r.text, '');
+        }
+      });
+    }
+    it(`token - ${method} /v1.0/metadata is not a health route: 401 without the token, 200 with it`, async () => {
+      assert.equal((await call(sc.port, method, '/v1.0/metadata')).status, 401);
+      assert.equal((await call(sc.port, method, '/v1.0/metadata', undefined, { 'dapr-api-token': 's3cret-token' })).status, 200);
+    });
+  }
+
+  it('token - only GET and HEAD are exempt on the health paths', async () => {
+    assert.equal((await call(sc.port, 'POST', '/v1.0/healthz')).status, 401);
+    assert.equal((await call(sc.port, 'DELETE', '/v1.0/healthz/outbound')).status, 401);
+    assert.equal((await call(sc.port, 'GET', '/v1.0/healthzz')).status, 401);
+  });
+});
+
+describe('sidecar API - health without DAPR_API_TOKEN', { timeout: 60_000 }, () => {
+  const dir = tempDir();
+  let sc: SidecarHandle;
+  before(async () => {
+    writeComponents(dir, { 'queue.yaml': componentYaml('message-queue', { queueName: 'no-token' }) });
+    sc = await sidecarFor(dir);
+  });
+  after(async () => {
+    await sc.close();
+  });
+
+  it('health - ?appid= naming another app answers 500 ERR_HEALTH_APPID_NOT_MATCH, as daprd', async () => {
+    assert.equal((await call(sc.port, 'GET', '/v1.0/healthz?appid=test-app')).status, 204);
+    const r = await call(sc.port, 'GET', '/v1.0/healthz?appid=someone-else');
+    assert.equal(r.status, 500);
+    assert.deepEqual(r.json(), { errorCode: 'ERR_HEALTH_APPID_NOT_MATCH', message: 'dapr app-id does not match' });
+  });
+
+  it('health - HEAD answers like GET, without a body', async () => {
+    for (const route of ['/v1.0/healthz', '/v1.0/healthz/outbound']) {
+      const r = await call(sc.port, 'HEAD', route);
+      assert.equal(r.status, 204, route);
+      assert.equal(r.text, '');
+    }
   });
 });

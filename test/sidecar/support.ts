@@ -119,7 +119,7 @@ export interface Reply {
 
 export async function call(
   port: number,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'OPTIONS',
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'OPTIONS',
   urlPath: string,
   body?: string | Buffer,
   headers: Record<string, string> = {},

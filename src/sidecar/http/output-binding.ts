@@ -1,12 +1,20 @@
 /**
  * POST|PUT /v1.0/bindings/{name}: daprd's output binding call. The body's `data` is stored as its JSON encoding
  * (a string keeps its quotes, a missing data is `null`), so the consumer receives exactly what daprd would give it.
+ * The call to the broker is bounded: during an outage the caller gets a 500 naming the cause, not a call that hangs.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { errorMessage } from '../../errors.js';
-import { redactSecrets } from '../redact.js';
+import { parseJson, stringifyJson } from '../../util/json.js';
+import { withTimeout } from '../../util/timeout.js';
+import { describeCause } from '../outage.js';
 import type { ApiContext } from './context.js';
 import { sendError } from './errors.js';
+
+/**
+ * daprd decodes the body with Go's encoding/json, which refuses nesting deeper than 10,000 levels
+ * ("exceeded max depth"): the same bound here, so what daprd takes is taken, and nothing deeper reaches the parser.
+ */
+export const MAX_JSON_DEPTH = 10_000;
 
 /** Queue bindings support exactly this operation, as in Dapr. */
 const OPERATIONS = ['create'] as const;
@@ -30,12 +38,10 @@ function kindOf(v: unknown): string {
 
 /** Returns the request, or why its shape is wrong (daprd: "failed deserializing HTTP body: ..."). */
 export function parseOutputRequest(body: Buffer | undefined): OutputRequest | string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body === undefined ? '' : body.toString('utf8'));
-  } catch (err) {
-    return body === undefined || body.length === 0 ? 'unexpected end of JSON input (empty body)' : errorMessage(err);
-  }
+  // As Go's decoder, bytes that are not UTF-8 inside a string become U+FFFD; anywhere else they are a syntax error.
+  const json = parseJson(body === undefined ? '' : body.toString('utf8'), MAX_JSON_DEPTH);
+  if (!json.ok) return json.reason;
+  const parsed = json.value;
   if (parsed === null) return { data: null, operation: '', metadata: {} };
   if (typeof parsed !== 'object' || Array.isArray(parsed)) return `the body must be a JSON object, got ${kindOf(parsed)}`;
   const obj = parsed as Record<string, unknown>;
@@ -71,11 +77,20 @@ export function registerOutputBinding(app: FastifyInstance, ctx: ApiContext): vo
     // daprd passes the caller's trace context on with the message.
     const traceparent = req.headers.traceparent;
     if (typeof traceparent === 'string' && parsed.metadata.traceparent === undefined) parsed.metadata.traceparent = traceparent;
+    const ms = ctx.outputBindingTimeoutMs;
     try {
-      await binding.backend.send(Buffer.from(JSON.stringify(parsed.data)), parsed.metadata);
+      await withTimeout(
+        binding.backend.send(Buffer.from(stringifyJson(parsed.data)), parsed.metadata),
+        ms,
+        // A send that timed out may still complete at the broker: the caller cannot tell, as with any lost answer.
+        `no answer from the broker within ${ms} ms (is it reachable?); the message may still be stored`,
+      );
     } catch (err) {
-      return fail(redactSecrets(errorMessage(err), binding.component));
+      const cause = describeCause(err, binding.component);
+      ctx.outputOutage(name)?.failed(cause);
+      return fail(cause);
     }
+    ctx.outputOutage(name)?.succeeded();
     return reply.code(204).send();
   };
   app.post('/v1.0/bindings/:name', handler);

@@ -1,6 +1,6 @@
 /**
- * The sidecar's HTTP API on fastify: the token check, body limits and every error in Dapr's `{errorCode, message}`
- * shape. Bodies are taken raw, whatever their content type, because daprd parses them itself.
+ * The sidecar's HTTP API on fastify: the token check, body limits, read timeouts and every error in Dapr's
+ * `{errorCode, message}` shape. Bodies are taken raw, whatever their content type, because daprd parses them itself.
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
@@ -9,8 +9,17 @@ import { sendError } from './errors.js';
 import { registerOutputBinding } from './output-binding.js';
 import { registerRuntimeRoutes } from './runtime-routes.js';
 
-/** Probes must work without the token, as with daprd. */
-const TOKEN_EXEMPT = new Set(['/v1.0/healthz', '/v1.0/healthz/outbound']);
+/**
+ * Probes must work without the token. daprd exempts GET on these two paths, compared without leading or trailing
+ * slashes; HEAD is exempt here too, as it is GET without the body (load balancers and probes send it).
+ */
+const TOKEN_EXEMPT = new Set(['v1.0/healthz', 'v1.0/healthz/outbound']);
+
+function tokenExempt(method: string, url: string): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  const q = url.indexOf('?');
+  return TOKEN_EXEMPT.has((q === -1 ? url : url.slice(0, q)).replace(/^\/+|\/+$/g, ''));
+}
 
 function tokenMatches(given: string | string[] | undefined, expected: Buffer): boolean {
   if (typeof given !== 'string') return false;
@@ -19,16 +28,26 @@ function tokenMatches(given: string | string[] | undefined, expected: Buffer): b
 }
 
 export function buildApiServer(ctx: ApiContext): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: ctx.maxBodyBytes, return503OnClosing: false, forceCloseConnections: 'idle' });
+  const { headersMs, requestMs, keepAliveMs } = ctx.timeouts;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: ctx.maxBodyBytes,
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    // A client that stalls gets 408 and its connection closed; node checks the deadlines every interval.
+    requestTimeout: requestMs,
+    keepAliveTimeout: keepAliveMs,
+    http: { headersTimeout: headersMs, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersMs / 4))) },
+    // daprd matches a path with a trailing slash as the path without it.
+    routerOptions: { ignoreTrailingSlash: true },
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   if (ctx.daprApiToken) {
     const expected = Buffer.from(ctx.daprApiToken);
     app.addHook('onRequest', async (req, reply) => {
-      const q = req.url.indexOf('?');
-      const path = q === -1 ? req.url : req.url.slice(0, q);
-      if (req.method === 'GET' && TOKEN_EXEMPT.has(path)) return;
+      if (tokenExempt(req.method, req.url)) return;
       if (!tokenMatches(req.headers['dapr-api-token'], expected)) {
         return reply.code(401).type('text/plain; charset=utf-8').send('invalid api token');
       }
