@@ -10,10 +10,11 @@ import { ServiceBusClient } from '@azure/service-bus';
 import { ServiceBusBackend } from '../../../src/backends/azure/servicebus/backend.js';
 import { parseServiceBusComponent } from '../../../src/backends/azure/servicebus/metadata.js';
 import type { QueueMessage } from '../../../src/backends/types.js';
+import { BrokerError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/util/log.js';
 import { AmqpTestPeer, type PeerOptions } from './amqp-peer.js';
 import { RecordingAdmin } from './peer-admin.js';
-import { seedComponent } from './support.js';
+import { SECRET_KEY, seedComponent } from './support.js';
 
 const logger = createLogger('servicebus-peer-test').child({}, { level: process.env.QSCALE_LOG_LEVEL ?? 'silent' });
 /** Guards against a hang, never asserts speed. */
@@ -287,4 +288,16 @@ test(`${NAME} - a failed message keeps its lock, renewed, for the redelivery bac
   await receiving;
   assert.equal(peer.stats.abandons, 1, 'the drain gives it back at once');
   assert.deepEqual(peer.counts('msgqueue'), { active: 1, deadLetter: 0, locked: 0 });
+});
+
+test(`${NAME} - a namespace that went away: a send fails within timeoutInSec with an error naming the component and the address`, { timeout: 60_000 }, async (t) => {
+  // (Depth here comes from the peer's in-process counts standing in for the management API: not part of the outage.)
+  const { peer, backend } = await setup(t, { timeoutInSec: '2' });
+  await backend.send(Buffer.from('{"before":true}'), {});
+  const port = peer.port;
+  await peer.close();
+  const err = await backend.send(Buffer.from('{"during":true}'), {}).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof BrokerError, `the send failed with a BrokerError: ${String(err)}`);
+  assert.match(err.message, new RegExp(`^component message-queue \\(bindings\\.azure\\.servicebusqueues\\): .*127\\.0\\.0\\.1:${port}`));
+  assert.doesNotMatch(err.message, new RegExp(SECRET_KEY.slice(0, 12)));
 });

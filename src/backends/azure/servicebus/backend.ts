@@ -25,6 +25,7 @@ import type { ServiceBusSettings } from './metadata.js';
 import { RateLimiter } from './timing.js';
 import { sleep } from '../../../util/abort.js';
 import { withTimeout } from '../../../util/timeout.js';
+import { DEPTH, SEND, bounded, type BrokerAddress } from '../../unreachable.js';
 import { redeliveryDelayMs } from '../../redelivery.js';
 
 /** The clients the binding works through; tests pass their own (see test/backends/azure). */
@@ -84,6 +85,10 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
     return `Service Bus ${this.s.connection.host}, queue '${this.s.queueName}'`;
   }
 
+  private address(): BrokerAddress {
+    return { subject: this.subject, broker: 'Azure Service Bus', where: `sb://${this.s.connection.host}` };
+  }
+
   private fail(doing: string, err: unknown, deadline?: { signal: AbortSignal; ms: number }): BrokerError {
     if (deadline?.signal.aborted) err = new Error(`no answer within initTimeout ${deadline.ms} ms`);
     return new BrokerError(`${this.subject}: ${doing} (${this.where()}): ${describeServiceBusError(err, this.secrets)}`);
@@ -131,8 +136,10 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
 
   async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
     const msg = toServiceBusMessage(data, metadata);
+    // One bound for the send with its retries (timeoutInSec): an unreachable namespace never holds the caller longer.
+    const abort = new AbortController();
     try {
-      await this.senderLink().sendMessages(msg, { abortSignal: AbortSignal.timeout(this.s.timeoutMs * (this.s.publishMaxRetries + 1)) });
+      await bounded(this.address(), SEND, this.s.timeoutMs, this.senderLink().sendMessages(msg, { abortSignal: abort.signal }), () => abort.abort());
     } catch (err) {
       if (err instanceof QscaleError) throw err;
       throw this.fail('send failed', err);
@@ -266,9 +273,11 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
       throw new BrokerError(`${this.subject}: queue depth needs the Service Bus management API, which the emulator (UseDevelopmentEmulator=true) does not offer`);
     }
     let counts;
+    const abort = new AbortController();
     try {
-      counts = await admin.queueCounts(this.s.queueName, AbortSignal.timeout(this.s.timeoutMs));
+      counts = await bounded(this.address(), DEPTH, this.s.timeoutMs, admin.queueCounts(this.s.queueName, abort.signal), () => abort.abort());
     } catch (err) {
+      if (err instanceof QscaleError) throw err;
       throw this.fail('cannot read queue counts', err);
     }
     const inFlight = this.inHand.size;
