@@ -27,8 +27,14 @@ export interface HttpTimeouts {
 }
 export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 60_000, keepAliveMs: 72_000 };
 
-/** An output binding call the backend has not settled by then answers 500 instead of holding the caller. */
-export const DEFAULT_OUTPUT_BINDING_TIMEOUT_MS = 5000;
+/**
+ * An output binding call the backend has not settled by then answers 500 instead of holding the caller. Backends
+ * bound their own sends by the component's initTimeout and name the broker and its address; this bound, a second
+ * later, is the backstop for one that does not.
+ */
+export function outputBindingTimeoutMs(component: { initTimeoutMs: number }): number {
+  return component.initTimeoutMs + 1000;
+}
 
 /** Builds a backend for a component; the registry's createBackend in production. */
 export type BackendFactory = (
@@ -59,7 +65,7 @@ export interface SidecarOptions {
   maxBodyBytes?: number;
   /** Overrides part of DEFAULT_HTTP_TIMEOUTS (tests, embedding). */
   httpTimeouts?: Partial<HttpTimeouts>;
-  /** Bound on one output binding call (DEFAULT_OUTPUT_BINDING_TIMEOUT_MS). */
+  /** Bound on one output binding call; by default outputBindingTimeoutMs(component). */
   outputBindingTimeoutMs?: number;
   /** DAPR_API_TOKEN: required on every API call except the health endpoints. */
   daprApiToken?: string;

@@ -21,7 +21,7 @@ import {
   DEFAULT_HTTP_TIMEOUTS,
   DEFAULT_LISTEN,
   DEFAULT_MAX_BODY_BYTES,
-  DEFAULT_OUTPUT_BINDING_TIMEOUT_MS,
+  outputBindingTimeoutMs,
   type BackendFactory,
   type DrainResult,
   type SidecarHandle,
@@ -38,7 +38,6 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   const appChannelAddress = options.appChannelAddress ?? '127.0.0.1';
   const create: BackendFactory = options.createBackend ?? ((c, ctx, o) => createBackend(c, ctx, o));
   const timeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...options.httpTimeouts };
-  const outputBindingTimeoutMs = options.outputBindingTimeoutMs ?? DEFAULT_OUTPUT_BINDING_TIMEOUT_MS;
   if (!(timeouts.headersMs > 0 && timeouts.headersMs <= timeouts.requestMs && timeouts.keepAliveMs > 0)) {
     throw new QscaleError('ERR_CONFIG', `HTTP timeouts must be positive with headers <= request, got ${JSON.stringify(timeouts)}`);
   }
@@ -56,6 +55,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     components = loaded.components;
   }
   const bindings = await loadBindings(components, create, { logger, dataDir, embedded });
+  const callBound = (b: LoadedBinding): number => options.outputBindingTimeoutMs ?? outputBindingTimeoutMs(b.component);
   const outputs = new Map<string, LoadedBinding>();
   const outputOutages = new Map<string, Outage>();
   for (const b of bindings) {
@@ -97,7 +97,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     daprApiToken: options.daprApiToken,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     timeouts,
-    outputBindingTimeoutMs,
+    outputBindingTimeoutMs: callBound,
     logger,
     outputs,
     outputOutage: (name) => outputOutages.get(name),
@@ -161,7 +161,8 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
         await channel?.destroy();
       }
       // Calls in progress finish first; one that still waits past its own bound is cut, so a stop always ends.
-      await withTimeout(server.close(), outputBindingTimeoutMs + 1000, 'HTTP API close').catch(() => server.server.closeAllConnections());
+      const longestCall = Math.max(0, ...[...outputs.values()].map(callBound));
+      await withTimeout(server.close(), longestCall + 1000, 'HTTP API close').catch(() => server.server.closeAllConnections());
       logger.info('HTTP API closed');
       await Promise.all(bindings.map((b) => withTimeout(b.backend.close(), BACKEND_CLOSE_TIMEOUT_MS, 'backend close').catch(() => undefined)));
       logger.info('components closed');

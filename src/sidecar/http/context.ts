@@ -11,8 +11,8 @@ export interface ApiContext {
   daprApiToken: string | undefined;
   maxBodyBytes: number;
   timeouts: HttpTimeouts;
-  /** Bound on one output binding call. */
-  outputBindingTimeoutMs: number;
+  /** Bound on one call to this output binding. */
+  outputBindingTimeoutMs(binding: LoadedBinding): number;
   logger: Logger;
   /** Components usable as output bindings, by name. */
   outputs: ReadonlyMap<string, LoadedBinding>;

@@ -77,7 +77,7 @@ export function registerOutputBinding(app: FastifyInstance, ctx: ApiContext): vo
     // daprd passes the caller's trace context on with the message.
     const traceparent = req.headers.traceparent;
     if (typeof traceparent === 'string' && parsed.metadata.traceparent === undefined) parsed.metadata.traceparent = traceparent;
-    const ms = ctx.outputBindingTimeoutMs;
+    const ms = ctx.outputBindingTimeoutMs(binding);
     try {
       await withTimeout(
         binding.backend.send(Buffer.from(stringifyJson(parsed.data)), parsed.metadata),
