@@ -14,10 +14,10 @@ describe('sidecar API - output binding', { timeout: 60_000 }, () => {
       'in-only.yaml': componentYaml('inbox', { queueName: 'inbox', direction: 'input' }),
     });
     sc = await sidecarFor(dir, { maxBodyBytes: 64 * 1024 });
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     await sc.close();
-  });
+  }, { timeout: 60_000 });
 
   const post = (name: string, body: string | Buffer, method: 'POST' | 'PUT' = 'POST') =>
     call(sc.port, method, `/v1.0/bindings/${name}`, body, { 'content-type': 'application/json' });

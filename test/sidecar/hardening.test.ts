@@ -16,10 +16,10 @@ describe('sidecar hardening - request bodies that are not JSON it can read', { t
   before(async () => {
     writeComponents(dir, { 'queue.yaml': componentYaml('message-queue', { queueName: 'deep' }) });
     sc = await sidecarFor(dir);
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     await sc.close();
-  });
+  }, { timeout: 60_000 });
   const post = (body: Buffer) => call(sc.port, 'POST', '/v1.0/bindings/message-queue', body, { 'content-type': 'application/json' });
 
   // daprd decodes with Go's encoding/json: nesting past 10,000 levels is "exceeded max depth", a 400.
@@ -91,11 +91,11 @@ describe('sidecar hardening - slow clients', { timeout: 120_000 }, () => {
     writeComponents(dir, { 'queue.yaml': componentYaml('message-queue', { queueName: 'slow' }) });
     defaults = await sidecarFor(dir);
     short = await sidecarFor(dir, { httpTimeouts: { headersMs: 1000, requestMs: 2000 } });
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     for (const s of sockets) s.destroy();
     await Promise.all([defaults.close(), short.close()]);
-  });
+  }, { timeout: 60_000 });
 
   // Node's own default would wait 60 s or more: this test's timeout is below that, so only the sidecar's
   // header timeout (10 s) can pass it.
