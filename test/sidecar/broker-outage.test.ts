@@ -1,5 +1,5 @@
 /**
- * A binding whose broker goes away, with a real Redis behind a relay the test stops: output calls answer 500 at
+ * A binding whose broker goes away, with a real Redis behind a relay that refuses connections or swallows them: output calls answer 500 at
  * once instead of hanging, the input binding's receiver retries, and each outage is printed once, with its end.
  */
 import { afterEach, describe, it, type TestContext } from 'node:test';
@@ -9,7 +9,7 @@ import pino from 'pino';
 import { needBroker, uniqueName } from '../support/brokers.js';
 import type { SidecarHandle } from '../../src/sidecar/index.js';
 import { call, componentYaml, freePort, sidecarFor, startApp, tempDir, waitFor, writeComponents, type TinyApp } from './support.js';
-import { startRelay, type TcpRelay } from './tcp-relay.js';
+import { startProxy, type CuttableProxy } from '../backends/proxy.js';
 
 /** A logger whose messages the test reads. */
 function capture(): { logger: pino.Logger; lines: string[] } {
@@ -27,9 +27,9 @@ describe('sidecar - a binding that loses its broker (Redis behind a relay)', { t
     for (const o of open.splice(0).reverse()) await o.close();
   });
 
-  async function setUp(t: TestContext, appPort?: number): Promise<{ relay: TcpRelay; sc: SidecarHandle; lines: string[] } | undefined> {
+  async function setUp(t: TestContext, appPort?: number): Promise<{ relay: CuttableProxy; sc: SidecarHandle; lines: string[] } | undefined> {
     if (!(await needBroker(t, 'redis'))) return undefined;
-    const relay = await startRelay(6379);
+    const relay = await startProxy(6379);
     open.push(relay);
     const dir = tempDir();
     writeComponents(dir, {
@@ -39,7 +39,7 @@ describe('sidecar - a binding that loses its broker (Redis behind a relay)', { t
     const sc = await sidecarFor(dir, { logger, appPort, outputBindingTimeoutMs: OUTPUT_BOUND_MS, dataDir: path.join(dir, '.qscale') });
     open.push(sc);
     // Closed first: a client cannot say goodbye to a broker that hangs, and would keep reconnecting.
-    open.push({ close: async () => relay.thaw() });
+    open.push({ close: () => relay.setMode('relay') });
     return { relay, sc, lines };
   }
 
@@ -48,7 +48,7 @@ describe('sidecar - a binding that loses its broker (Redis behind a relay)', { t
     if (!s) return;
     const { relay, sc, lines } = s;
     assert.equal((await send(sc.port, 'before')).status, 204);
-    relay.freeze();
+    await relay.setMode('blackhole');
     const pending = send(sc.port, 'during-1');
     // The API keeps serving while a call waits on the broker.
     assert.equal((await call(sc.port, 'GET', '/v1.0/healthz/outbound')).status, 204);
@@ -64,7 +64,9 @@ describe('sidecar - a binding that loses its broker (Redis behind a relay)', { t
     assert.equal(failing.length, 1, lines.join('\n'));
     assert.match(failing[0] ?? '', /^component message-queue \(bindings\.qscale\.redis\): output binding calls fail: no answer from the broker/);
 
-    relay.thaw();
+    // The network is back: the connections it swallowed are reset, and the client connects again.
+    await relay.setMode('relay');
+    relay.cut();
     await waitFor('a call that succeeds again', async () => (await send(sc.port, 'after')).status === 204);
     assert.equal(lines.filter((l) => /^component message-queue \(bindings\.qscale\.redis\): output binding calls succeed again after \d+ s$/.test(l)).length, 1, lines.join('\n'));
     const after = (await call(sc.port, 'GET', '/v1.0/metadata')).json() as { qscale: { outputBindings: Array<{ outage?: unknown }> } };
@@ -76,7 +78,7 @@ describe('sidecar - a binding that loses its broker (Redis behind a relay)', { t
     if (!s) return;
     const { relay, sc } = s;
     assert.equal((await send(sc.port, 'before')).status, 204);
-    await relay.stop();
+    await relay.setMode('refuse');
     for (let i = 0; i < 3; i++) {
       const r = await send(sc.port, `during-${i}`);
       assert.equal(r.status, 500);
@@ -85,7 +87,7 @@ describe('sidecar - a binding that loses its broker (Redis behind a relay)', { t
       assert.match(j.message, /^error invoking output binding message-queue: \S/);
       assert.equal((await call(sc.port, 'GET', '/v1.0/metadata')).status, 200);
     }
-    await relay.start();
+    await relay.setMode('relay');
     await waitFor('a call that succeeds again', async () => (await send(sc.port, 'after')).status === 204);
   });
 
@@ -95,7 +97,7 @@ describe('sidecar - a binding that loses its broker (Redis behind a relay)', { t
     if (!s) return;
     const { relay, sc, lines } = s;
     // The broker goes away before the receiver starts (it starts once the app's port accepts).
-    await relay.stop();
+    await relay.setMode('refuse');
     const app: TinyApp = await startApp(() => 200, appPort);
     open.push(app);
     const failing = await waitFor('the outage line', () => lines.find((l) => l.includes('input binding cannot receive')));
@@ -110,7 +112,7 @@ describe('sidecar - a binding that loses its broker (Redis behind a relay)', { t
     await new Promise((r) => setTimeout(r, 4000));
     assert.equal(lines.filter((l) => l.includes('input binding cannot receive') || l.includes('input binding still cannot receive')).length, 1, lines.join('\n'));
 
-    await relay.start();
+    await relay.setMode('relay');
     await waitFor('the recovery line', () => lines.find((l) => /^component message-queue \(bindings\.qscale\.redis\): input binding receiving again after \d+ s$/.test(l)), 30_000);
     await waitFor('health', async () => (await call(sc.port, 'GET', '/v1.0/healthz')).status === 204);
     assert.equal((await send(sc.port, { text: 'after the outage' })).status, 204);
