@@ -7,27 +7,35 @@
 export type ParsedJson = { ok: true; value: unknown } | { ok: false; reason: string };
 
 /**
- * The deepest nesting of arrays and objects in `text`, counting no further than `limit + 1` (enough to say it is
- * over the limit without reading a huge body to the end). Brackets inside strings do not count.
+ * Whether arrays and objects in `text` nest deeper than `limit` levels; brackets inside strings do not count. Stops
+ * reading at the first level past the limit, and skips whole strings at a time.
  */
-export function nestingDepth(text: string, limit: number): number {
+export function nestedDeeperThan(text: string, limit: number): boolean {
+  // Each level takes at least one character.
+  if (text.length <= limit) return false;
   let depth = 0;
-  let deepest = 0;
-  let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: the next character is escaped
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > deepest) {
-        deepest = depth;
-        if (deepest > limit) return deepest;
-      }
+    if (c === 0x22) {
+      i = stringEnd(text, i);
+      if (i === -1) return false; // unterminated: the parser reports it
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
     } else if (c === 0x5d || c === 0x7d) depth--;
   }
-  return deepest;
+  return false;
+}
+
+/** The index of the quote closing the string opened at `open`, or -1. */
+function stringEnd(text: string, open: number): number {
+  let j = open;
+  for (;;) {
+    j = text.indexOf('"', j + 1);
+    if (j === -1) return -1;
+    let backslashes = 0;
+    while (text.charCodeAt(j - 1 - backslashes) === 0x5c) backslashes++;
+    if (backslashes % 2 === 0) return j;
+  }
 }
 
 /**
@@ -36,7 +44,7 @@ export function nestingDepth(text: string, limit: number): number {
  */
 export function parseJson(text: string, maxDepth: number): ParsedJson {
   if (text.trim() === '') return { ok: false, reason: 'unexpected end of JSON input (empty body)' };
-  if (nestingDepth(text, maxDepth) > maxDepth) {
+  if (nestedDeeperThan(text, maxDepth)) {
     return { ok: false, reason: `exceeded max depth: JSON nested deeper than ${maxDepth} levels` };
   }
   try {

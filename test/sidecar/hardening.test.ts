@@ -64,6 +64,14 @@ describe('sidecar hardening - request bodies that are not JSON it can read', { t
     assert.equal(m?.data.toString(), '{"k":'.repeat(levels) + '[1,"x",null,true]' + '}'.repeat(levels));
   });
 
+  it('json - brackets inside strings are text, not nesting, escaped quotes and all', async () => {
+    const text = `a \\" ${'['.repeat(20_000)} \\\\" ${'{'.repeat(20_000)}`;
+    const r = await post(json(JSON.stringify({ operation: 'create', data: { text } })));
+    assert.equal(r.status, 204, r.text.slice(0, 300));
+    const [m] = await drainQueue(dataDir, 'deep', 1);
+    assert.equal(m?.data.toString(), JSON.stringify({ text }));
+  });
+
   it('json - bytes that are not UTF-8 inside a string become U+FFFD, as Go decodes them', async () => {
     const r = await post(bytes('{"operation":"create","data":{"text":"a', [0xff], 'b"}}'));
     assert.equal(r.status, 204, r.text);
