@@ -58,7 +58,14 @@ function watchSupervisor(logger: { warn(msg: string): void }, stop: (stopApp: ()
     clearInterval(timer);
     logger.warn(`supervisor ${supervisor} is gone: draining, stopping the app and exiting`);
     void stop(() => {
-      if (Number.isInteger(app) && app > 0 && alive(app)) process.kill(app, 'SIGTERM');
+      if (!Number.isInteger(app) || app <= 0 || !alive(app)) return;
+      // qscale up starts the app as the leader of its own process group: the group goes, so the app's own children
+      // do not outlive it.
+      try {
+        process.kill(-app, 'SIGTERM');
+      } catch {
+        process.kill(app, 'SIGTERM');
+      }
     });
   }, 500);
   timer.unref();
