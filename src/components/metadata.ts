@@ -3,6 +3,7 @@
  * Parsing, error messages, redaction in logs and the generated docs all come from the declaration.
  */
 import { ConfigError } from '../errors.js';
+import { redactMetadata } from './redact.js';
 
 export type FieldType = 'string' | 'number' | 'integer' | 'boolean' | 'duration';
 
@@ -52,7 +53,7 @@ export type ParsedMetadata<Fs extends readonly FieldSpec[]> = {
 export interface MetadataSpec<Fs extends readonly FieldSpec[] = readonly FieldSpec[]> {
   fields: Fs;
   parse(raw: Readonly<Record<string, string>>, ctx: MetadataContext): ParsedMetadata<Fs>;
-  /** A copy safe to log: sensitive values replaced by '***'. */
+  /** A copy safe to log: sensitive values replaced by '***' (components/redact.ts). */
   redact(raw: Readonly<Record<string, string>>): Record<string, string>;
 }
 
@@ -117,12 +118,7 @@ export function defineMetadata<const Fs extends readonly FieldSpec[]>(fields: Fs
       return out as ParsedMetadata<Fs>;
     },
     redact(raw) {
-      const out: Record<string, string> = {};
-      for (const [k, v] of Object.entries(raw)) {
-        const spec = byLower.get(k.toLowerCase());
-        out[k] = spec?.sensitive || looksSensitive(k) ? '***' : v;
-      }
-      return out;
+      return redactMetadata(fields, raw);
     },
   };
 }
@@ -135,11 +131,6 @@ function parseDefault(f: FieldSpec): unknown {
   }
   const declaration: MetadataContext = { subject: `declared default of '${f.name}'`, where: () => ({}) };
   return convert(f, { key: f.name, value: String(f.default) }, declaration);
-}
-
-/** Undeclared keys whose name says "secret" are redacted too: better safe in a log line. */
-function looksSensitive(key: string): boolean {
-  return /password|secret|token|connectionstring|key$|credential/i.test(key);
 }
 
 function convert(f: FieldSpec, g: { key: string; value: string }, ctx: MetadataContext): unknown {

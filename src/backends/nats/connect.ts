@@ -8,7 +8,7 @@ import { lazyModule } from '../lazy-require.js';
 
 /** The nats client library, loaded on first use (see lazy-require.ts). */
 export const natsLib = lazyModule<typeof NatsLib>('nats');
-import { redactUrl } from './metadata.js';
+import { Redactor, redactUrl, secretsOf } from '../../components/redact.js';
 
 export interface NatsTarget {
   urls: string;
@@ -40,7 +40,5 @@ export function describe(target: NatsTarget): string {
 
 /** Removes every secret of the target from a text before it is logged or thrown. */
 export function scrubNats(text: string, target: NatsTarget): string {
-  let out = redactUrl(text);
-  for (const s of [target.password, target.token]) if (s) out = out.split(s).join('***');
-  return out;
+  return new Redactor([target.password, target.token, ...secretsOf(undefined, { natsURL: target.urls })]).text(text);
 }

@@ -2,12 +2,13 @@
  * Metadata of the `bindings.qscale.nats-jetstream` binding and of KEDA's `nats-jetstream` trigger, declared once.
  * "qscale" is in the binding type because Dapr has no JetStream queue binding: nobody should take it for Dapr's.
  */
-import { defineMetadata, type MetadataSpec } from '../../components/metadata.js';
+import { defineMetadata } from '../../components/metadata.js';
+import { redactUrl } from '../../components/redact.js';
 import { redeliveryFields } from '../redelivery.js';
 
 export const NATS_BINDING_TYPE = 'bindings.qscale.nats-jetstream';
 
-const spec = defineMetadata([
+export const natsMetadata = defineMetadata([
   {
     name: 'natsURL',
     type: 'string',
@@ -36,21 +37,8 @@ const spec = defineMetadata([
   ...redeliveryFields,
 ] as const);
 
-/** natsURL is shown in logs, minus any user:password@ or token@ part. */
-export const natsMetadata: MetadataSpec<typeof spec.fields> = {
-  ...spec,
-  redact(raw) {
-    const out = spec.redact(raw);
-    for (const k of Object.keys(out)) {
-      if (['natsurl', 'url', 'servers'].includes(k.toLowerCase())) out[k] = redactUrl(out[k] ?? '');
-    }
-    return out;
-  },
-};
-
-export function redactUrl(urls: string): string {
-  return urls.replace(/(\w+:\/\/)[^@/,\s]*@/g, '$1***@');
-}
+/** Server URLs as they may be printed: any user:password@ or token@ part redacted (components/redact.ts). */
+export { redactUrl };
 
 export const natsTriggerMetadata = defineMetadata([
   { name: 'natsServerMonitoringEndpoint', type: 'string', description: 'host:port of the server monitoring endpoint (/jsz).' },

@@ -13,7 +13,8 @@ import type {
 import { BrokerError, ConfigError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import { postgresqlMetadata } from './metadata.js';
-import { parseConnection, scrub, type PgConnection } from './connection.js';
+import { parseConnection, type PgConnection } from './connection.js';
+import { Redactor, redactorFor } from '../../components/redact.js';
 import { isIdentifier, queueSql, type QueueSql } from './sql.js';
 import { PgListener } from './listener.js';
 import { Wakeup } from '../../util/wakeup.js';
@@ -41,6 +42,8 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
   private readonly conn: PgConnection;
   private readonly sql: QueueSql;
   private readonly logger: Logger;
+  /** Cuts the connection string, its password and any other secret of the component out of messages. */
+  private readonly redactor: Redactor;
   private pool: pg.Pool | undefined;
   private listener: PgListener | undefined;
   private closed = false;
@@ -66,6 +69,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
         field: 'connectionString',
       });
     }
+    this.redactor = redactorFor(postgresqlMetadata.fields, component.metadata, [this.conn.password]);
     this.queue = md.queueName;
     this.leaseSec = md.visibilityTimeoutInSec;
     this.maxDeliveries = md.maxDeliveryCount;
@@ -86,7 +90,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   private brokerError(what: string, err: unknown): BrokerError {
-    const detail = scrub(errorMessage(err), this.conn.password);
+    const detail = this.redactor.text(errorMessage(err));
     return new BrokerError(`${this.subject}: ${what} PostgreSQL at ${this.conn.describe}: ${detail}`, { cause: err });
   }
 
@@ -94,7 +98,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
     if (this.pool) return;
     const pool = new pg.Pool({ ...this.clientConfig(), max: 10, idleTimeoutMillis: 30_000 });
     // A server-side kill makes idle clients emit 'error'; the pool drops them and the next query reconnects.
-    pool.on('error', (err) => this.logger.warn({ error: scrub(errorMessage(err), this.conn.password) }, 'idle PostgreSQL connection lost'));
+    pool.on('error', (err) => this.logger.warn({ error: this.redactor.text(errorMessage(err)) }, 'idle PostgreSQL connection lost'));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within initTimeout (${this.initTimeoutMs} ms)`)), this.initTimeoutMs);
@@ -148,7 +152,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
           return await run(db);
         } catch (err) {
           if (isRefused(err)) {
-            throw unreachable(address, doing, scrub(errorMessage(err), this.conn.password), 'qscale connects again on the next call');
+            throw unreachable(address, doing, this.redactor.text(errorMessage(err)), 'qscale connects again on the next call');
           }
           if (attempt === 1 && isConnectionError(err) && !this.closed) continue;
           throw this.brokerError(`cannot ${doing}:`, err);
@@ -190,7 +194,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
         if (failing) this.logger.info('PostgreSQL reachable again, receiving');
         failing = false;
       } catch (err) {
-        if (!failing) this.logger.warn({ error: scrub(errorMessage(err), this.conn.password) }, 'cannot claim messages, retrying');
+        if (!failing) this.logger.warn({ error: this.redactor.text(errorMessage(err)) }, 'cannot claim messages, retrying');
         failing = true;
         await wake.wait(Math.min(this.pollMs, 1000));
         continue;
@@ -232,7 +236,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
           if (r.rowCount === 1) leaseEnds = Date.now() + this.leaseSec * 1000;
           else this.logger.warn({ id: row.id }, 'lease lost while the handler works: the message will be delivered again');
         })
-        .catch((err: unknown) => this.logger.warn({ id: row.id, error: scrub(errorMessage(err), this.conn.password) }, 'lease renewal failed'));
+        .catch((err: unknown) => this.logger.warn({ id: row.id, error: this.redactor.text(errorMessage(err)) }, 'lease renewal failed'));
     }, Math.max(200, (this.leaseSec * 1000) / 3));
     let ok = false;
     try {
@@ -263,7 +267,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
       const r = await this.retrying(deadline, () => this.db().query(sql, params));
       return r.rowCount ?? 0;
     } catch (err) {
-      this.logger.warn({ error: scrub(errorMessage(err), this.conn.password) }, 'could not record a message outcome; it will be delivered again');
+      this.logger.warn({ error: this.redactor.text(errorMessage(err)) }, 'could not record a message outcome; it will be delivered again');
       return undefined;
     }
   }

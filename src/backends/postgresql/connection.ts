@@ -4,6 +4,7 @@
  * parsed here. `describe` gives the server without the password, for error messages.
  */
 import type { ClientConfig } from 'pg';
+import { Redactor } from '../../components/redact.js';
 
 export interface PgConnection {
   config: ClientConfig;
@@ -103,6 +104,5 @@ function sslFor(mode: string | undefined): ClientConfig['ssl'] {
 
 /** Removes the password from a text (a driver error) before it reaches a log or an error message. */
 export function scrub(text: string, password: string | undefined): string {
-  if (!password) return text;
-  return text.split(password).join('***');
+  return new Redactor([password]).text(text);
 }

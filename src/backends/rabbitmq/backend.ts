@@ -24,7 +24,9 @@ import {
   republishOptions,
 } from './message.js';
 import type { RabbitmqSettings } from './metadata.js';
-import { managementUrlFromAmqp, passwordOf, vhostOf } from './url.js';
+import { managementUrlFromAmqp, vhostOf } from './url.js';
+import { Redactor, redactorFor } from '../../components/redact.js';
+import { rabbitmqMetadata } from './metadata.js';
 import { sleep, whenAborted } from '../../util/abort.js';
 import { redeliveryDelayMs, redeliveryDelays } from '../redelivery.js';
 import { retryQueueName, retryQueueOptions } from './retry.js';
@@ -43,6 +45,7 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
   /** Bound of one send or depth call (initTimeout): an outage never blocks its caller longer. */
   private readonly callMs: number;
   private readonly address: BrokerAddress;
+  private readonly redactor: Redactor;
   private pub: { conn: ChannelModel; ch: ConfirmChannel } | undefined;
   private admin: { conn: ChannelModel; ch: Channel } | undefined;
   private localInFlight = 0;
@@ -57,8 +60,9 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     this.type = component.type;
     this.subject = `component ${component.name} (${component.type})`;
     this.log = ctx.logger.child({ component: component.name });
+    this.redactor = redactorFor(rabbitmqMetadata.fields, component.metadata);
     this.link = new AmqpLink({ url: s.url, tls: s.tls, reconnectWaitMs: s.reconnectWaitMs, logger: this.log, subject: this.subject,
-      connectionName: `qscale:${component.name}` });
+      connectionName: `qscale:${component.name}`, redactor: this.redactor });
     this.management = new ManagementClient(s.managementUrl ?? managementUrlFromAmqp(s.url), 3000);
     this.vhost = vhostOf(s.url);
     this.waitMs = Math.max(component.initTimeoutMs, s.reconnectWaitMs + 2000);
@@ -278,8 +282,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     return redeliveryDelays(this.s.redelivery, this.s.maxDeliveryCount);
   }
 
-  private secrets(): (string | undefined)[] {
-    return [passwordOf(this.s.url), this.s.tls.key];
+  private secrets(): Redactor {
+    return this.redactor;
   }
 
   private async count(queue: string): Promise<number> {

@@ -7,7 +7,8 @@ import amqp from 'amqplib';
 import type { ChannelModel } from 'amqplib';
 import { BrokerError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
-import { passwordOf, redactUrl, scrub, vhostOf } from './url.js';
+import { redactUrl, vhostOf } from './url.js';
+import { Redactor } from '../../components/redact.js';
 import { unreachable } from '../unreachable.js';
 
 export interface LinkOptions {
@@ -19,12 +20,14 @@ export interface LinkOptions {
   subject: string;
   /** Shown by the broker (management UI, rabbitmqctl list_connections), e.g. "qscale:message-queue". */
   connectionName: string;
+  /** Cuts the component's secrets out of every message (components/redact.ts). */
+  redactor: Redactor;
 }
 
-/** Maps amqplib / socket failures to words a user can act on. */
-export function describeAmqpError(err: unknown, secrets: readonly (string | undefined)[] = [], vhost?: string): string {
+/** Maps amqplib / socket failures to words a user can act on; `secrets`: the component's redactor, or the secrets. */
+export function describeAmqpError(err: unknown, secrets: Redactor | readonly (string | undefined)[] = [], vhost?: string): string {
   const e = err as { code?: string | number; message?: string };
-  const msg = scrub(errorMessage(err), secrets);
+  const msg = (secrets instanceof Redactor ? secrets : new Redactor(secrets)).text(errorMessage(err));
   if (e.code === 'ECONNREFUSED') return 'connection refused (is RabbitMQ running on that host and port?)';
   if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return 'host name not found';
   if (e.code === 'ETIMEDOUT') return 'connection timed out';
@@ -44,11 +47,11 @@ export class AmqpLink {
   /** Why the last (re)connect attempt failed; cleared by a connection. While set, the broker is known to be down. */
   private lastFailure: string | undefined;
   private readonly waiters = new Set<() => void>();
-  private readonly secrets: (string | undefined)[];
+  private readonly secrets: Redactor;
   readonly where: string;
 
   constructor(private readonly opts: LinkOptions) {
-    this.secrets = [passwordOf(opts.url), opts.tls.key];
+    this.secrets = opts.redactor;
     this.where = redactUrl(opts.url);
   }
 

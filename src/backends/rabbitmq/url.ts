@@ -1,36 +1,20 @@
 /**
- * AMQP / management URLs carry credentials: everything here exists so that no message or log line shows them.
+ * AMQP / management URLs: the vhost they name, the management API they imply. Their credentials are cut out of
+ * every message by the one redactor (components/redact.ts).
  */
+import { Redactor, passwordOf, redactUrl as redactText } from '../../components/redact.js';
 
 /** The URL with its password replaced by '***' (user name kept: it helps to see who was refused). */
 export function redactUrl(raw: string): string {
-  try {
-    const u = new URL(raw);
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return '(unparseable URL)';
-  }
+  return redactText(raw).replace(/\/$/, '');
 }
 
 /** Removes any secret that leaked into a broker's error text (some client errors echo the URL). */
 export function scrub(text: string, secrets: readonly (string | undefined)[]): string {
-  let out = text;
-  for (const s of secrets) {
-    if (s && s.length >= 3) out = out.split(s).join('***');
-  }
-  return out;
+  return new Redactor(secrets).text(text);
 }
 
-/** The password of a URL, decoded, for scrub(). */
-export function passwordOf(raw: string): string | undefined {
-  try {
-    const p = new URL(raw).password;
-    return p ? decodeURIComponent(p) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export { passwordOf };
 
 /** The vhost an AMQP URL names: its path without the leading slash, '/' when empty (RabbitMQ's default). */
 export function vhostOf(amqpUrl: string): string {

@@ -22,7 +22,8 @@ import type {
 } from '../types.js';
 import type { Logger } from '../../util/log.js';
 import { connectRedis, describeRedisError, describeTarget } from './connection.js';
-import type { RedisSettings } from './metadata.js';
+import { redisMetadata, type RedisSettings } from './metadata.js';
+import { Redactor, redactorFor } from '../../components/redact.js';
 import {
   ackAndDelete, claimIdle, deadLetter, deliveryCounts, ensureGroup, groupCounts, readNew, releaseForRetry, renew,
   type StreamEntry,
@@ -51,6 +52,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
   private readonly address: BrokerAddress;
   /** Why the main connection's last attempt failed, while it is not ready: the broker is known to be down. */
   private lastError: string | undefined;
+  private readonly redactor: Redactor;
   private closed = false;
 
   constructor(private readonly component: ResolvedComponent, private readonly s: RedisSettings, ctx: BackendContext) {
@@ -61,6 +63,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     this.log = ctx.logger.child({ component: component.name });
     this.waitMs = Math.max(component.initTimeoutMs, s.reconnectWaitMs + 5000);
     this.callMs = component.initTimeoutMs;
+    this.redactor = redactorFor(redisMetadata.fields, component.metadata);
     this.address = { subject: this.subject, broker: 'Redis', where: this.where };
   }
 
@@ -70,7 +73,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     try {
       await ensureGroup(client, this.s.stream, this.s.group);
     } catch (err) {
-      throw new BrokerError(`${this.subject}: cannot create consumer group '${this.s.group}' on stream '${this.s.stream}' at ${this.where}: ${describeRedisError(err, this.s.password)}`);
+      throw new BrokerError(`${this.subject}: cannot create consumer group '${this.s.group}' on stream '${this.s.stream}' at ${this.where}: ${describeRedisError(err, this.redactor)}`);
     }
     this.log.info(`connected to Redis at ${this.where}, stream '${this.s.stream}', group '${this.s.group}'`);
   }
@@ -80,11 +83,11 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     try {
       c = await connectRedis(this.s, timeoutMs, name);
     } catch (err) {
-      throw new BrokerError(`${this.subject}: cannot connect to Redis at ${this.where}: ${errorMessage(err)}`);
+      throw new BrokerError(`${this.subject}: cannot connect to Redis at ${this.where}: ${this.redactor.text(errorMessage(err))}`);
     }
     let down = false;
     c.on('error', (err: unknown) => {
-      const cause = describeRedisError(err, this.s.password);
+      const cause = describeRedisError(err, this.redactor);
       if (c === this.client && c.status !== 'ready') this.lastError = cause;
       if (!down && !this.closed) this.log.warn(`Redis connection error: ${cause}`);
     });
@@ -162,7 +165,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
           for (const e of fresh) start(e, 1);
         } catch (err) {
           if (signal.aborted || this.closed) break;
-          const text = describeRedisError(err, this.s.password);
+          const text = describeRedisError(err, this.redactor);
           // The stream or group was deleted under us: make them again and go on.
           if (/NOGROUP/i.test(text)) await ensureGroup(this.redis, this.s.stream, this.s.group).catch(() => undefined);
           else this.log.warn(`reading stream '${this.s.stream}' failed: ${text}; retrying`);
@@ -196,7 +199,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
       }
     } catch (err) {
       // Still pending in the group: the claim sweep redelivers it after the visibility timeout.
-      this.log.warn(`outcome of message ${e.id} not recorded: ${describeRedisError(err, this.s.password)}`);
+      this.log.warn(`outcome of message ${e.id} not recorded: ${describeRedisError(err, this.redactor)}`);
     }
   }
 
@@ -301,7 +304,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
         throw unreachable(this.address, doing, this.lastError, meanwhile, true);
       }
       if (err instanceof BrokerError) throw err;
-      throw new BrokerError(`${this.subject}: cannot ${doing} (stream '${this.s.stream}' at ${this.where}): ${describeRedisError(err, this.s.password)}`);
+      throw new BrokerError(`${this.subject}: cannot ${doing} (stream '${this.s.stream}' at ${this.where}): ${describeRedisError(err, this.redactor)}`);
     }
   }
 }

@@ -9,6 +9,7 @@ import { lazyModule } from '../lazy-require.js';
 
 const ioredis = lazyModule<typeof IoRedis>('ioredis');
 import { BrokerError, errorMessage } from '../../errors.js';
+import { Redactor } from '../../components/redact.js';
 
 export interface RedisTarget {
   host: string;
@@ -24,10 +25,10 @@ export function describeTarget(t: RedisTarget): string {
   return `redis://${t.username ? `${t.username}:***@` : t.password ? ':***@' : ''}${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}/${t.db}`;
 }
 
-export function describeRedisError(err: unknown, password: string | undefined): string {
+/** Maps ioredis / socket failures to words a user can act on; `secrets`: the component's redactor, or the password. */
+export function describeRedisError(err: unknown, secrets: Redactor | string | undefined): string {
   const e = err as { code?: string };
-  let msg = errorMessage(err);
-  if (password && password.length >= 3) msg = msg.split(password).join('***');
+  const msg = (secrets instanceof Redactor ? secrets : new Redactor([secrets])).text(errorMessage(err));
   if (e.code === 'ECONNREFUSED') return 'connection refused (is Redis running on that host and port?)';
   if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return 'host name not found';
   if (e.code === 'ETIMEDOUT') return 'connection timed out';

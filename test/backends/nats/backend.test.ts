@@ -189,7 +189,7 @@ test('nats backend - wrong credentials fail init with the password redacted', { 
   t.after(() => b.close());
   const err = await b.init().then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof BrokerError);
-  assert.match(err.message, new RegExp(`cannot use NATS JetStream at nats://\\*\\*\\*@127\\.0\\.0\\.1:${server.port}: .*[Aa]uthorization`));
+  assert.match(err.message, new RegExp(`cannot use NATS JetStream at nats://app:\\*\\*\\*@127\\.0\\.0\\.1:${server.port}: .*[Aa]uthorization`));
   assert.doesNotMatch(err.message, /Wr0ngPass/);
 });
 

@@ -18,10 +18,10 @@ import type {
   Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth, ReceiveOptions, ResolvedComponent,
 } from '../../types.js';
 import { SdkQueueAdmin, type QueueAdmin } from './admin.js';
-import { secretsOf } from './connection.js';
+import { secretsOf } from '../../../components/redact.js';
 import { describeServiceBusError, isFatal } from './errors.js';
 import { bodyBytes, deliveryCountOf, metadataOf, toServiceBusMessage } from './message.js';
-import type { ServiceBusSettings } from './metadata.js';
+import { serviceBusMetadata, type ServiceBusSettings } from './metadata.js';
 import { RateLimiter } from './timing.js';
 import { sleep } from '../../../util/abort.js';
 import { withTimeout } from '../../../util/timeout.js';
@@ -77,7 +77,8 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
     this.type = component.type;
     this.subject = `component ${component.name} (${component.type})`;
     this.log = ctx.logger.child({ component: component.name });
-    this.secrets = secretsOf(s.connectionString);
+    // Every secret of the component (its declared sensitive fields, and the key inside the connection string).
+    this.secrets = secretsOf(serviceBusMetadata.fields, component.metadata);
     this.clients = clients ?? defaultClients(s);
   }
 

@@ -2,6 +2,8 @@
  * Service Bus connection strings: checked before the SDK sees them, so a bad one gets a message naming the component
  * and the missing part, and never the SharedAccessKey. Every error text that leaves this module is scrubbed of it.
  */
+import { Redactor, secretsOf as secretsIn } from '../../../components/redact.js';
+
 export interface ConnectionParts {
   /** sb://host[:port]/ */
   endpoint: string;
@@ -53,23 +55,11 @@ export function parseConnectionString(text: string): ConnectionParts | string {
   };
 }
 
-/** The secret parts of a connection string, for scrubbing error texts. */
+/** The secret parts of a connection string (the whole, its SharedAccessKey / SharedAccessSignature), for scrubbing. */
 export function secretsOf(text: string | undefined): string[] {
-  if (!text) return [];
-  const out = [text];
-  for (const raw of text.split(';')) {
-    const eq = raw.indexOf('=');
-    if (eq <= 0) continue;
-    const key = raw.slice(0, eq).trim().toLowerCase();
-    const value = raw.slice(eq + 1).trim();
-    if ((key === 'sharedaccesskey' || key === 'sharedaccesssignature') && value.length >= 4) out.push(value);
-  }
-  // Longest first, so a whole connection string is replaced before the key inside it.
-  return out.sort((a, b) => b.length - a.length);
+  return text ? secretsIn(undefined, { connectionString: text }) : [];
 }
 
 export function scrub(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) if (s) out = out.split(s).join('***');
-  return out;
+  return new Redactor(secrets).text(text);
 }
