@@ -28,14 +28,14 @@ function describe(v: unknown): string {
   return String(v);
 }
 
-function dotted(path: FieldPath): string {
+export function dotted(path: FieldPath): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${p}` : p;
   return out;
 }
 
 /** The closest known name, to suggest on a typo ("pollingIntervall" → "pollingInterval"). */
-function closest(name: string, known: readonly string[]): string | undefined {
+export function closest(name: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestD = Infinity;
   for (const k of known) {

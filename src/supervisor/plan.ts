@@ -284,7 +284,7 @@ export function describeTrigger(t: Pick<ResolvedTrigger, 'index' | 'type' | 'nam
  * Reads a trigger as `up` will build its scaler, returning its queue. With --embedded only the queue fields are read
  * (the broker's own settings are not used); otherwise the broker's scaler is built (no connection is made) and closed.
  */
-function checkTrigger(t: ResolvedTrigger, opts: PlanOptions): QueueTriggerParams {
+export function checkTrigger(t: ResolvedTrigger, opts: Pick<PlanOptions, 'embedded' | 'dataDir'>): QueueTriggerParams {
   const def = findTrigger(t.type);
   if (def && opts.embedded) return def.parseQueueParams(t);
   const scaler = createScaler(t, { embedded: false, dataDir: opts.dataDir });

@@ -7,6 +7,10 @@ import type { ValidateOptions } from './index.js';
  * each. Returns the exit code: 0 when `up` can start, else the catalog's code of the first problem.
  */
 export async function runValidate(folder: string, opts: ValidateOptions): Promise<number> {
+  if (opts.cluster) {
+    const { runClusterValidate } = await import('./cluster.js');
+    return runClusterValidate(folder, opts);
+  }
   const plan = await loadSystem(folder, {
     runFile: opts.runFile,
     embedded: opts.embedded,
