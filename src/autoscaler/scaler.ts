@@ -38,6 +38,16 @@ export interface ResolvedTrigger {
   metadata: Record<string, string>;
   /** Metadata keys whose values came from a Secret, ConfigMap or the environment: never print their values. */
   sensitive?: readonly string[];
+  /**
+   * The three places KEDA reads a parameter from, kept apart (`metadata` merges them): the trigger's metadata as
+   * written (`<param>FromEnv` keys included), the TriggerAuthentication's parameters, and the values `<param>FromEnv`
+   * resolved to, keyed by param. Absent when the trigger was built by hand: then every parameter is in `metadata`.
+   */
+  sources?: {
+    triggerMetadata: Readonly<Record<string, string>>;
+    authParams: Readonly<Record<string, string>>;
+    resolvedEnv: Readonly<Record<string, string>>;
+  };
   /** "trigger 0 (azure-servicebus) of ScaledObject bindingconsumer-scaler" */
   subject: string;
   where(field?: string): { file?: string; line?: number };
@@ -45,6 +55,7 @@ export interface ResolvedTrigger {
 
 /** The queue-related fields every queue trigger parses, broker-native or served by the embedded queue. */
 export interface QueueTriggerParams {
+  /** '' when the trigger measures no single queue (a postgresql query of another shape): --embedded cannot serve it. */
   queueName: string;
   target: number;
   activationTarget: number;

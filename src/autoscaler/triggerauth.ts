@@ -162,6 +162,8 @@ export function resolveTriggers(
     const base: FieldPath = ['spec', 'triggers', t.index];
     const metadata: Record<string, string> = {};
     const sensitive: string[] = [];
+    const resolvedEnv: Record<string, string> = {};
+    const fromAuth: Record<string, string> = {};
     for (const [k, v] of Object.entries(t.metadata)) {
       if (k.endsWith('FromEnv') && k.length > 'FromEnv'.length) {
         const param = k.slice(0, -'FromEnv'.length);
@@ -174,6 +176,7 @@ export function resolveTriggers(
           });
         }
         metadata[param] = value;
+        resolvedEnv[param] = value;
         sensitive.push(param);
       } else {
         metadata[k] = v;
@@ -190,6 +193,7 @@ export function resolveTriggers(
       }
       for (const p of authParams(a, ctx, env, so.target)) {
         metadata[p.parameter] = p.value;
+        fromAuth[p.parameter] = p.value;
         sensitive.push(p.parameter);
       }
       if (a.clusterOnly.length > 0) {
@@ -203,6 +207,7 @@ export function resolveTriggers(
       metricType: t.metricType,
       metadata,
       sensitive: [...new Set(sensitive)],
+      sources: { triggerMetadata: { ...t.metadata }, authParams: fromAuth, resolvedEnv },
       subject,
       where: (field?: string) => {
         if (field === undefined) return so.where(base);

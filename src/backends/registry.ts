@@ -103,9 +103,21 @@ export function createScaler(trigger: ResolvedTrigger, opts: { embedded: boolean
     );
   }
   if (opts.embedded || def.type === EMBEDDED_TRIGGER_TYPE) {
-    return createEmbeddedScaler(opts.dataDir, def.parseQueueParams(trigger), trigger.type, trigger.index, trigger.subject);
+    return createEmbeddedScaler(opts.dataDir, embeddedQueueParams(def, trigger), trigger.type, trigger.index, trigger.subject);
   }
   return def.create(trigger);
+}
+
+/** The queue fields of a trigger the embedded queue serves; a trigger that measures no single queue is refused. */
+export function embeddedQueueParams(def: TriggerDefinition, trigger: ResolvedTrigger): ReturnType<TriggerDefinition['parseQueueParams']> {
+  const params = def.parseQueueParams(trigger);
+  if (params.queueName === '') {
+    throw new ConfigError(
+      `${trigger.subject}: --embedded cannot serve this trigger: it measures no single queue; add metadata 'queueName' (a qscale extension) naming the queue to serve it from`,
+      trigger.where(),
+    );
+  }
+  return params;
 }
 
 export { EMBEDDED_TYPE };

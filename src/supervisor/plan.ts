@@ -13,7 +13,7 @@ import { ConfigError, QscaleError, errorMessage } from '../errors.js';
 import { CliError, CLI_ERRORS, type CliErrorCode } from '../cli/codes.js';
 import { loadScaledObjects, type ScalingConfig } from '../autoscaler/index.js';
 import type { QueueTriggerParams, ResolvedTrigger } from '../autoscaler/scaler.js';
-import { createScaler, findBackend, findTrigger, supportedBindingTypes } from '../backends/registry.js';
+import { createScaler, embeddedQueueParams, findBackend, findTrigger, supportedBindingTypes } from '../backends/registry.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import { findRunFile, loadRunFile, type RunFile, type RunFileApp } from './runfile.js';
 import { appIdForTarget, readDeployments, type WorkloadInfo } from './apps.js';
@@ -233,7 +233,7 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
       const q = attempt(() => checkTrigger(t, opts));
       if (q === undefined) continue;
       triggers.push({ trigger: t, queue: q.queueName });
-      entries.push({ kind: 'Trigger', name: `${spec.name}/${t.type}`, where: `${rel(spec.file)}:${spec.line}`, note: `queue ${q.queueName}, target ${q.target}, activation ${q.activationTarget}` });
+      entries.push({ kind: 'Trigger', name: `${spec.name}/${t.type}`, where: `${rel(spec.file)}:${spec.line}`, note: `queue ${q.queueName || '(none: a query of its own)'}, target ${q.target}, activation ${q.activationTarget}` });
     }
     entries.push({ kind: 'ScaledObject', name: spec.name, where: `${rel(spec.file)}:${spec.line}`, note: `${spec.target}: ${spec.minReplicaCount}..${spec.maxReplicaCount}` });
     if (!runFile) continue;
@@ -256,7 +256,7 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
     if (triggers.length !== config.triggers.length) continue;
     scaledObjects.push({ config, appId, triggers });
     for (const t of triggers) {
-      if (app.inputs.some((i) => i.queue === t.queue)) continue;
+      if (t.queue === '' || app.inputs.some((i) => i.queue === t.queue)) continue;
       const w = t.trigger.where('queueName');
       const reads = app.inputs.length > 0 ? `its input bindings read ${app.inputs.map((i) => `'${i.queue}' (${i.component.name})`).join(', ')}` : 'it has no input binding';
       warnings.push(`${w.file ? `${rel(w.file)}:${w.line ?? ''}: ` : ''}ScaledObject ${spec.name} ${describeTrigger(t.trigger)} watches queue '${t.queue}', but app ${appId} does not read it (${reads}): its replicas cannot drain what the trigger counts`);
@@ -286,7 +286,7 @@ export function describeTrigger(t: Pick<ResolvedTrigger, 'index' | 'type' | 'nam
  */
 export function checkTrigger(t: ResolvedTrigger, opts: Pick<PlanOptions, 'embedded' | 'dataDir'>): QueueTriggerParams {
   const def = findTrigger(t.type);
-  if (def && opts.embedded) return def.parseQueueParams(t);
+  if (def && opts.embedded) return embeddedQueueParams(def, t);
   const scaler = createScaler(t, { embedded: false, dataDir: opts.dataDir });
   void scaler.close().catch(() => undefined);
   return def!.parseQueueParams(t);

@@ -13,9 +13,10 @@ import { backendDefinitions } from '../../src/backends/registry.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const distBackends = path.resolve(here, '../../src/backends');
 
+/** A component spec (a trigger's KEDA-style spec reads a ResolvedTrigger: test/backends/trigger-metadata.test.ts). */
 function isSpec(v: unknown): v is MetadataSpec {
   const s = v as Partial<MetadataSpec> | null;
-  return !!s && Array.isArray(s.fields) && typeof s.parse === 'function';
+  return !!s && Array.isArray(s.fields) && typeof s.parse === 'function' && !('writtenAs' in s);
 }
 
 /** Every registered binding's spec, plus every spec a backend module exports (its triggers'), by a readable name. */

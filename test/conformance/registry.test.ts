@@ -137,9 +137,9 @@ function trigger(type: string, metadata: Record<string, string>): ResolvedTrigge
 
 const triggerCases: Array<{ name: string; type: string; metadata: Record<string, string>; want: { queue: string; target: number; activation: number } | RegExp }> = [
   { name: 'azure-servicebus defaults: messageCount 5, activation 0', type: 'azure-servicebus', metadata: { queueName: 'MsgQueue' }, want: { queue: 'msgqueue', target: 5, activation: 0 } },
-  { name: 'azure-servicebus legacy queueLength 5 (the seed\'s KEDA 1.x file)', type: 'azure-servicebus', metadata: { queueName: 'msgqueue', queueLength: '5' }, want: { queue: 'msgqueue', target: 5, activation: 0 } },
+  { name: 'azure-servicebus queueLength under KEDA 2 (the KEDA 1.x file is mapped by scaledobject.ts)', type: 'azure-servicebus', metadata: { queueName: 'msgqueue', queueLength: '5' }, want: /keda\/scaledobject\.yaml:14: .*queueLength is the KEDA 1\.x name of the target: KEDA 2 \(keda\.sh\/v1alpha1\) does not read it/ },
   { name: 'azure-servicebus messageCount 10, activationMessageCount 3', type: 'azure-servicebus', metadata: { queueName: 'q', messageCount: '10', activationMessageCount: '3' }, want: { queue: 'q', target: 10, activation: 3 } },
-  { name: 'azure-servicebus without a queue', type: 'azure-servicebus', metadata: { messageCount: '2' }, want: /keda\/scaledobject\.yaml:14: trigger 0 \(azure-servicebus\) of ScaledObject consumer-scaler: missing required metadata 'queueName'/ },
+  { name: 'azure-servicebus without a queue', type: 'azure-servicebus', metadata: { messageCount: '2' }, want: /keda\/scaledobject\.yaml:14: trigger 0 \(azure-servicebus\) of ScaledObject consumer-scaler: no service bus entity given: give queueName, or topicName and subscriptionName/ },
   { name: 'rabbitmq legacy default queueLength 20', type: 'rabbitmq', metadata: { queueName: 'jobs', host: 'amqp://x' }, want: { queue: 'jobs', target: 20, activation: 0 } },
   { name: 'rabbitmq mode QueueLength value 7, activationValue 2', type: 'rabbitmq', metadata: { queueName: 'jobs', mode: 'QueueLength', value: '7', activationValue: '2' }, want: { queue: 'jobs', target: 7, activation: 2 } },
   { name: 'qscale-embedded defaults', type: 'qscale-embedded', metadata: { queueName: 'work' }, want: { queue: 'work', target: 5, activation: 0 } },

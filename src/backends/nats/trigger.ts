@@ -1,7 +1,9 @@
 /**
  * KEDA's `nats-jetstream` trigger: metric = num_pending + num_ack_pending of the durable consumer, read from the
  * server's monitoring endpoint (/jsz?acc=<account>&consumers=true&config=true), target lagThreshold (10), active
- * above activationLagThreshold (0). As KEDA does, a stream without that consumer reports its last sequence.
+ * above activationLagThreshold (0). The account is `accountID` (what /jsz is asked for) or `account`, matched by id
+ * or by name as KEDA does. A stream without that consumer is an error naming both, as in KEDA since 2.20 (before, it
+ * read as the stream's last sequence and scaled straight to the maximum); so is a stream that is not there.
  *
  * Locally, a server often runs without monitoring (no -m). When the monitoring endpoint cannot be reached, the
  * trigger reads the very same numbers from the consumer info over the JetStream API on the client port — the
@@ -10,19 +12,37 @@
  * endpoint, the JetStream API is read from the start.
  */
 import type { JetStreamManager, NatsConnection } from 'nats';
-import { BrokerError, ConfigError, errorMessage } from '../../errors.js';
+import { BrokerError, errorMessage } from '../../errors.js';
 import type { MetricAndActivity, QueueTriggerParams, ResolvedTrigger, Scaler, TriggerDefinition } from '../../autoscaler/scaler.js';
 import { createLogger } from '../../util/log.js';
 import { withTimeout } from '../../util/timeout.js';
 import { TRIGGER_READ_TIMEOUT_MS, TriggerClosedError, TriggerConnection } from '../trigger-support.js';
-import { natsTriggerMetadata, redactUrl } from './metadata.js';
+import { defineTriggerMetadata, positiveTarget, triggerError } from '../trigger-metadata.js';
+import { redactUrl } from './metadata.js';
 import { connectNats, scrubNats } from './connect.js';
 
 /** The NATS client port the JetStream API is read on when only a monitoring endpoint is named. */
 const DEFAULT_CLIENT_PORT = 4222;
 
+const AUTH_FIRST = ['authParams', 'triggerMetadata'] as const;
+
+export const natsTriggerMetadata = defineTriggerMetadata([
+  { name: 'natsServerMonitoringEndpoint', type: 'string', from: AUTH_FIRST, description: 'host:port of the server monitoring endpoint (/jsz).' },
+  { name: 'account', type: 'string', from: AUTH_FIRST, description: 'Account name ($G on a server without accounts); or accountID.' },
+  { name: 'accountID', type: 'string', from: AUTH_FIRST, description: 'Account id, asked of /jsz; defaults to account.' },
+  { name: 'stream', type: 'string', required: true, description: 'Stream name.' },
+  { name: 'consumer', type: 'string', required: true, description: 'Durable consumer name.' },
+  { name: 'lagThreshold', type: 'int', default: '10', description: 'Target: pending + ack-pending messages per replica.' },
+  { name: 'activationLagThreshold', type: 'int', default: '0', description: 'Active when the lag is above this.' },
+  { name: 'useHttps', type: 'bool', default: 'false', description: 'Reach the monitoring endpoint over https.' },
+  { name: 'natsURL', type: 'string', from: ['triggerMetadata', 'authParams', 'resolvedEnv'], extension: true,
+    description: "qscale extension: where the consumer is read over the JetStream API when no monitoring endpoint is given or it cannot be reached (default: port 4222 of the endpoint's host)." },
+] as const);
+
 interface ParsedTrigger extends QueueTriggerParams {
-  account: string;
+  /** The account's name and id: /jsz is asked for the id; an account matches by either. */
+  account: string | undefined;
+  accountID: string;
   stream: string;
   consumer: string;
   /** host:port as written (natsServerMonitoringEndpoint). */
@@ -33,22 +53,23 @@ interface ParsedTrigger extends QueueTriggerParams {
 }
 
 function parse(trigger: ResolvedTrigger): ParsedTrigger {
-  const md = natsTriggerMetadata.parse(trigger.metadata, trigger);
+  const md = natsTriggerMetadata.parse(trigger);
   const endpoint = md.natsServerMonitoringEndpoint;
   if (!endpoint && !md.natsURL) {
-    throw new ConfigError(
-      `${trigger.subject}: no natsServerMonitoringEndpoint given (or, as a qscale extension, natsURL to read the consumer over NATS)`,
-      { ...trigger.where('natsServerMonitoringEndpoint'), field: 'natsServerMonitoringEndpoint' },
-    );
+    throw triggerError(trigger, "missing required metadata 'natsServerMonitoringEndpoint' (or, as a qscale extension, natsURL to read the consumer over NATS)", 'natsServerMonitoringEndpoint');
   }
+  if (md.account === undefined && md.accountID === undefined) throw triggerError(trigger, 'no account name or id given: give account or accountID', 'account');
+  const accountID = md.accountID ?? (md.account as string);
+  positiveTarget(trigger, md.lagThreshold, 'lagThreshold');
   const monitoringUrl = endpoint
-    ? `${md.useHttps ? 'https' : 'http'}://${endpoint}/jsz?acc=${encodeURIComponent(md.account)}&consumers=true&config=true`
+    ? `${md.useHttps ? 'https' : 'http'}://${endpoint}/jsz?acc=${encodeURIComponent(accountID)}&config=true&consumers=true`
     : undefined;
   return {
     queueName: md.stream,
     target: md.lagThreshold,
     activationTarget: md.activationLagThreshold,
     account: md.account,
+    accountID,
     stream: md.stream,
     consumer: md.consumer,
     endpoint,
@@ -93,7 +114,7 @@ interface JszStream {
   consumer_detail?: JszConsumer[];
 }
 interface Jsz {
-  account_details?: { name?: string; stream_detail?: JszStream[] }[];
+  account_details?: { id?: string; name?: string; stream_detail?: JszStream[] }[];
 }
 
 export interface NatsScalerOptions {
@@ -121,7 +142,7 @@ class NatsJetStreamScaler implements Scaler {
     private readonly p: ParsedTrigger,
     private readonly opts: NatsScalerOptions = {},
   ) {
-    this.metricName = `s${trigger.index}-nats-jetstream-${p.stream}`.toLowerCase();
+    this.metricName = `s${trigger.index}-` + `nats-jetstream-${p.stream}`.replace(/[/.:%()]/g, '-');
     this.metricType = trigger.metricType;
     this.target = p.target;
     this.activationTarget = p.activationTarget;
@@ -195,13 +216,7 @@ class NatsJetStreamScaler implements Scaler {
       await res.body?.cancel();
       throw new Error(`HTTP ${res.status}`);
     }
-    const jsz = (await res.json()) as Jsz;
-    const account = jsz.account_details?.find((a) => a.name === this.p.account);
-    const stream = account?.stream_detail?.find((s) => s.name === this.p.stream);
-    if (!stream) throw new Error(`stream '${this.p.stream}' not found in account '${this.p.account}'`);
-    const c = stream.consumer_detail?.find((x) => x.name === this.p.consumer);
-    if (!c) return stream.state?.last_seq ?? 0;
-    return (c.num_pending ?? 0) + (c.num_ack_pending ?? 0);
+    return natsLagFromJsz((await res.json()) as Jsz, this.p);
   }
 
   private async fromApi(): Promise<number> {
@@ -224,18 +239,36 @@ class NatsJetStreamScaler implements Scaler {
       const c = await jsm.consumers.info(this.p.stream, this.p.consumer);
       return c.num_pending + c.num_ack_pending;
     } catch (err) {
-      if (!/consumer not found/i.test(errorMessage(err))) {
-        if (/stream not found/i.test(errorMessage(err))) throw new Error(`stream '${this.p.stream}' not found in account '${this.p.account}'`);
-        throw err;
-      }
-      const s = await jsm.streams.info(this.p.stream);
-      return s.state.last_seq;
+      if (/stream not found/i.test(errorMessage(err))) throw new Error(`stream '${this.p.stream}' not found in account '${this.accountName}'`);
+      if (/consumer not found/i.test(errorMessage(err))) throw new Error(consumerMissing(this.p));
+      throw err;
     }
+  }
+
+  private get accountName(): string {
+    return this.p.account ?? this.p.accountID;
   }
 
   async close(): Promise<void> {
     await this.link?.close();
   }
+}
+
+function consumerMissing(p: ParsedTrigger): string {
+  return `consumer '${p.consumer}' not found in stream '${p.stream}' (the binding creates it when it starts: check the consumer name)`;
+}
+
+/**
+ * KEDA's reading of /jsz: the account whose id is accountID or whose name is account, its stream, the consumer's
+ * num_pending + num_ack_pending; a missing stream or consumer is an error, never the stream's length.
+ */
+export function natsLagFromJsz(jsz: Jsz, p: Pick<ParsedTrigger, 'account' | 'accountID' | 'stream' | 'consumer'>): number {
+  const accounts = (jsz.account_details ?? []).filter((a) => a.id === p.accountID || (p.account !== undefined && a.name === p.account));
+  const stream = accounts.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === p.stream);
+  if (!stream) throw new Error(`stream '${p.stream}' not found in account '${p.account ?? p.accountID}'`);
+  const c = stream.consumer_detail?.find((x) => x.name === p.consumer);
+  if (!c) throw new Error(consumerMissing(p as ParsedTrigger));
+  return (c.num_pending ?? 0) + (c.num_ack_pending ?? 0);
 }
 
 export function createNatsJetStreamScaler(trigger: ResolvedTrigger, opts: NatsScalerOptions = {}): Scaler {

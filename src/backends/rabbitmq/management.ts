@@ -1,13 +1,15 @@
 /**
- * A tiny client for RabbitMQ's management HTTP API: the only place that knows unacked counts and publish rates across
+ * A tiny client for RabbitMQ's management HTTP API: the only place that knows unacked counts and message rates across
  * every connection (AMQP's passive declare reports ready messages only). Its figures are refreshed by the broker every
  * collect_statistics_interval (5 s by default), so they trail the queue by up to that much.
  */
+import { Agent, request } from 'undici';
 import { BrokerError } from '../../errors.js';
 import { withTimeout } from '../../util/timeout.js';
 import { redactUrl, scrub } from './url.js';
 
 export interface ManagedQueue {
+  name: string;
   /** messages_ready */
   ready: number;
   /** messages_unacknowledged */
@@ -16,14 +18,49 @@ export interface ManagedQueue {
   total: number;
   /** message_stats.publish_details.rate, messages/s; 0 when the broker has no rate yet. */
   publishRate: number;
+  /** message_stats.deliver_get_details.rate, messages/s; 0 when the broker has no rate yet. */
+  deliverGetRate: number;
+}
+
+/** TLS towards an https management API: PEM texts, as a TriggerAuthentication gives them. */
+export interface ManagementTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  passphrase?: string;
+  /** false with unsafeSsl: the server's certificate is not verified. */
+  rejectUnauthorized: boolean;
+}
+
+interface QueueBody {
+  name?: string;
+  messages_ready?: number;
+  messages_unacknowledged?: number;
+  messages?: number;
+  message_stats?: { publish_details?: { rate?: number }; deliver_get_details?: { rate?: number } };
+}
+
+function toQueue(body: QueueBody): ManagedQueue {
+  const ready = body.messages_ready ?? 0;
+  const unacked = body.messages_unacknowledged ?? 0;
+  return {
+    name: body.name ?? '',
+    ready,
+    unacked,
+    total: body.messages ?? ready + unacked,
+    publishRate: body.message_stats?.publish_details?.rate ?? 0,
+    deliverGetRate: body.message_stats?.deliver_get_details?.rate ?? 0,
+  };
 }
 
 export class ManagementClient {
   private readonly base: string;
   private readonly authHeader: string | undefined;
   private readonly password: string | undefined;
+  private readonly dispatcher: Agent;
 
-  constructor(baseUrl: string, private readonly timeoutMs = 5000) {
+  /** `baseUrl` may carry credentials and a path prefix (a management API behind a proxy path). */
+  constructor(baseUrl: string, private readonly timeoutMs = 5000, tls?: ManagementTls) {
     const u = new URL(baseUrl);
     this.password = u.password ? decodeURIComponent(u.password) : undefined;
     this.authHeader = u.username
@@ -32,6 +69,7 @@ export class ManagementClient {
     u.username = '';
     u.password = '';
     this.base = u.toString().replace(/\/$/, '');
+    this.dispatcher = new Agent({ connect: { ...(tls ?? {}), timeout: timeoutMs }, keepAliveTimeout: 10_000 });
   }
 
   /** Where it reads from, credentials removed: safe for messages. */
@@ -40,48 +78,60 @@ export class ManagementClient {
   }
 
   /** The queue's counters; undefined when the queue does not exist. Answers or fails within the client's timeout. */
-  async queue(vhost: string, name: string): Promise<ManagedQueue | undefined> {
-    const url = `${this.base}/api/queues/${encodeURIComponent(vhost)}/${encodeURIComponent(name)}`;
+  queue(vhost: string, name: string): Promise<ManagedQueue | undefined> {
+    return this.queueAt(`/${encodeURIComponent(vhost)}`, name);
+  }
+
+  /** As queue(), with the vhost as a path segment already escaped (`/%2F`, `/prod`), the way KEDA builds it. */
+  async queueAt(vhostPath: string, name: string): Promise<ManagedQueue | undefined> {
+    const body = await this.get<QueueBody>(`/api/queues${vhostPath}/${encodeURIComponent(name)}`, `queue '${name}'`);
+    return body === undefined ? undefined : toQueue(body);
+  }
+
+  /** The queues of a vhost whose names match `regex` (one page of `pageSize`), and how many pages there are. */
+  async queuesMatching(vhostPath: string, regex: string, pageSize: number): Promise<{ queues: ManagedQueue[]; pageCount: number }> {
+    const query = `page=1&use_regex=true&pagination=false&name=${encodeURIComponent(regex)}&page_size=${pageSize}`;
+    const body = await this.get<{ items?: QueueBody[]; page_count?: number }>(`/api/queues${vhostPath}?${query}`, `queues matching '${regex}'`);
+    return { queues: (body?.items ?? []).map(toQueue), pageCount: body?.page_count ?? 1 };
+  }
+
+  close(): Promise<void> {
+    return this.dispatcher.close();
+  }
+
+  /** GET of a JSON document; undefined on 404. */
+  private get<T>(path: string, what: string): Promise<T | undefined> {
     const abort = new AbortController();
-    const ask = async (): Promise<ManagedQueue | undefined> => {
-      let res: Response;
+    const ask = async (): Promise<T | undefined> => {
+      let res: Awaited<ReturnType<typeof request>>;
       try {
-        res = await fetch(url, { headers: this.authHeader ? { authorization: this.authHeader } : {}, signal: abort.signal });
+        res = await request(`${this.base}${path}`, {
+          headers: this.authHeader ? { authorization: this.authHeader } : {},
+          signal: abort.signal,
+          dispatcher: this.dispatcher,
+        });
       } catch (err) {
         const e = err instanceof Error && err.cause instanceof Error ? err.cause : err;
         const cause = e instanceof Error ? e.message : String(e);
-        const refused = (e as { code?: unknown } | null)?.code === 'ECONNREFUSED';
+        const code = (e as { code?: unknown } | null)?.code ?? (err as { code?: unknown } | null)?.code;
         throw new BrokerError(
           `RabbitMQ management API at ${this.where} unreachable: ${scrub(cause, [this.password])}` +
-            (refused ? ' (is the management plugin on? rabbitmq-plugins enable rabbitmq_management)' : ''),
+            (code === 'ECONNREFUSED' ? ' (is the management plugin on? rabbitmq-plugins enable rabbitmq_management)' : ''),
         );
       }
-      if (res.status === 404) {
-        await res.body?.cancel();
+      if (res.statusCode === 404) {
+        await res.body.dump();
         return undefined;
       }
-      if (res.status === 401) {
-        await res.body?.cancel();
+      if (res.statusCode === 401) {
+        await res.body.dump();
         throw new BrokerError(`RabbitMQ management API at ${this.where} refused the credentials (401)`);
       }
-      if (!res.ok) {
-        await res.body?.cancel();
-        throw new BrokerError(`RabbitMQ management API at ${this.where} answered ${res.status} for queue '${name}'`);
+      if (res.statusCode < 200 || res.statusCode > 299) {
+        await res.body.dump();
+        throw new BrokerError(`RabbitMQ management API at ${this.where} answered ${res.statusCode} for ${what}`);
       }
-      const body = (await res.json()) as {
-        messages_ready?: number;
-        messages_unacknowledged?: number;
-        messages?: number;
-        message_stats?: { publish_details?: { rate?: number } };
-      };
-      const ready = body.messages_ready ?? 0;
-      const unacked = body.messages_unacknowledged ?? 0;
-      return {
-        ready,
-        unacked,
-        total: body.messages ?? ready + unacked,
-        publishRate: body.message_stats?.publish_details?.rate ?? 0,
-      };
+      return (await res.body.json()) as T;
     };
     return withTimeout(ask(), this.timeoutMs, `RabbitMQ management API at ${this.where}: no answer within ${this.timeoutMs} ms`, () => abort.abort());
   }

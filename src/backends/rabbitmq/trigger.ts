@@ -1,97 +1,260 @@
 /**
  * KEDA's `rabbitmq` trigger. protocol amqp counts the queue's ready messages (a passive declare: what KEDA does, and
  * why KEDA users see unacked work ignored); protocol http reads the management API: ready + unacked for QueueLength
- * (ready only with excludeUnacknowledged), the publish rate for MessageRate. protocol auto picks by the host's scheme.
+ * (ready only with excludeUnacknowledged), the publish and deliver/get rates for the rate modes, and with useRegex the
+ * queues whose names match, summed, averaged or maxed. protocol auto picks by the host's scheme. Metric and activity
+ * per mode are KEDA's (GetMetricsAndActivity); so are the parameter rules (Validate, validateTrigger).
  */
 import amqp from 'amqplib';
-import type { Channel, ChannelModel } from 'amqplib';
-import { defineMetadata } from '../../components/metadata.js';
-import { ConfigError, errorMessage } from '../../errors.js';
+import type { Channel, ChannelModel, Options } from 'amqplib';
+import { errorMessage } from '../../errors.js';
 import { withTimeout } from '../../util/timeout.js';
 import { TRIGGER_READ_TIMEOUT_MS, TriggerConnection, boundedRead } from '../trigger-support.js';
+import { defineTriggerMetadata, triggerError } from '../trigger-metadata.js';
 import type { MetricAndActivity, MetricType, ResolvedTrigger, Scaler, TriggerDefinition } from '../../autoscaler/scaler.js';
 import { describeAmqpError } from './link.js';
-import { ManagementClient } from './management.js';
-import { parseRabbitmqQueueParams } from './trigger-params.js';
+import { ManagementClient, type ManagedQueue, type ManagementTls } from './management.js';
+import { parseRabbitmqQueueParams, rabbitmqModeAndTarget, rabbitmqQueueFields, type RabbitmqMode } from './trigger-params.js';
 import { passwordOf, redactUrl } from './url.js';
 
-export const rabbitmqTriggerMetadata = defineMetadata([
-  { name: 'host', type: 'string', required: true, sensitive: true,
-    description: 'amqp://user:password@host:5672/vhost or http://user:password@host:15672/vhost (usually hostFromEnv).' },
-  { name: 'protocol', type: 'string', default: 'auto', enum: ['auto', 'amqp', 'http'],
-    description: 'amqp counts ready messages; http reads the management API. auto: by the scheme of host.' },
-  { name: 'vhostName', type: 'string', description: 'Overrides the vhost named in host.' },
-  { name: 'username', type: 'string', description: 'Overrides the user named in host (TriggerAuthentication).' },
-  { name: 'password', type: 'string', sensitive: true, description: 'Overrides the password in host (TriggerAuthentication).' },
-  { name: 'excludeUnacknowledged', type: 'boolean', default: false,
-    description: 'http only: count ready messages only.' },
-  { name: 'useRegex', type: 'boolean', default: false, description: 'Not supported locally: queueName is one queue.' },
-  { name: 'timeout', type: 'integer', min: 1, description: 'http only: timeout of a read in milliseconds (default 2500).' },
+const AUTH = ['authParams'] as const;
+const AUTH_OR_ENV = ['authParams', 'resolvedEnv'] as const;
+
+export const rabbitmqTriggerMetadata = defineTriggerMetadata([
+  ...rabbitmqQueueFields,
+  { name: 'host', type: 'string', required: true, sensitive: true, from: ['triggerMetadata', 'authParams', 'resolvedEnv'],
+    description: 'amqp://user:password@host:5672/vhost or http://user:password@host:15672/vhost (usually from a TriggerAuthentication or hostFromEnv).' },
+  { name: 'protocol', type: 'string', default: 'auto', from: ['triggerMetadata', 'authParams'],
+    description: 'amqp, http, or auto: by the scheme of host.' },
+  { name: 'vhostName', type: 'string', from: ['triggerMetadata', 'authParams'], description: 'Overrides the vhost named in host.' },
+  { name: 'useRegex', type: 'bool', description: 'http only: queueName is a regular expression over the vhost\'s queues.' },
+  { name: 'excludeUnacknowledged', type: 'bool', description: 'http only: count ready messages only.' },
+  { name: 'pageSize', type: 'int', default: '100', description: 'With useRegex: how many matching queues are read (one page).' },
+  { name: 'operation', type: 'string', default: 'sum', description: 'With useRegex: sum, avg or max over the matching queues.' },
+  { name: 'timeout', type: 'duration', description: 'http only: the bound on a read (a duration, or milliseconds).' },
+  { name: 'username', type: 'string', from: AUTH_OR_ENV, description: 'Overrides the user in host; needs password.' },
+  { name: 'password', type: 'string', from: AUTH_OR_ENV, sensitive: true, description: 'Overrides the password in host; needs username.' },
+  { name: 'tls', type: 'string', default: 'disable', from: AUTH, description: 'enable: TLS with ca, cert, key (amqps:// or https://).' },
+  { name: 'ca', type: 'string', from: AUTH, sensitive: true, description: 'PEM: the CA to trust.' },
+  { name: 'cert', type: 'string', from: AUTH, sensitive: true, description: 'PEM: the client certificate (with key).' },
+  { name: 'key', type: 'string', from: AUTH, sensitive: true, description: 'PEM: the client key (with cert).' },
+  { name: 'keyPassword', type: 'string', from: AUTH, sensitive: true, description: 'Decrypts key.' },
+  { name: 'unsafeSsl', type: 'bool', description: 'Skip verifying the server\'s certificate.' },
+  { name: 'workloadIdentityResource', type: 'string', from: AUTH, description: 'Azure AD workload identity (cluster only).' },
+  { name: 'oauthTokenURI', type: 'string', from: AUTH, description: 'OAuth2 client credentials (cluster only).' },
+  { name: 'scopes', aliases: ['scope'], type: 'string', from: AUTH, description: 'OAuth2 scopes.' },
+  { name: 'clientID', type: 'string', from: AUTH, description: 'OAuth2 client id.' },
+  { name: 'clientSecret', type: 'string', from: AUTH, sensitive: true, description: 'OAuth2 client secret.' },
+  { name: 'endpointParams', type: 'string', from: AUTH, description: 'OAuth2 token request parameters.' },
 ] as const);
 
 export interface RabbitmqTriggerSettings {
   queueName: string;
-  mode: 'QueueLength' | 'MessageRate';
+  mode: RabbitmqMode;
   target: number;
   activationTarget: number;
   protocol: 'amqp' | 'http';
-  /** amqp URL or management base URL, credentials included. */
+  /** amqp: the URL to dial, credentials and vhost included; http: the management API base (credentials and path prefix included). */
   url: string;
+  /** The vhost, for messages. */
   vhost: string;
+  /** http: the vhost as KEDA puts it in the management API's path (`/%2F`, `/prod`). */
+  vhostPath: string;
   excludeUnacknowledged: boolean;
+  regex: { pageSize: number; operation: 'sum' | 'avg' | 'max' } | undefined;
   timeoutMs: number;
+  /** TLS: for amqps:// (with tls enable) and https://. */
+  tls: ManagementTls | undefined;
+  /** amqps with a client certificate and no password anywhere: the EXTERNAL mechanism, as KEDA. */
+  externalAuth: boolean;
+}
+
+/** Parses the URL without ever echoing it (it carries credentials). */
+function parseHost(trigger: ResolvedTrigger, host: string, field: string): URL {
+  try {
+    return new URL(host);
+  } catch {
+    throw triggerError(trigger, 'host must be a URL such as amqp://user:password@host:5672/vhost or http://user:password@host:15672 (value redacted)', field);
+  }
 }
 
 export function parseRabbitmqTrigger(trigger: ResolvedTrigger): RabbitmqTriggerSettings {
-  const q = parseRabbitmqQueueParams(trigger);
-  const md = rabbitmqTriggerMetadata.parse(trigger.metadata, trigger);
-  const fail = (message: string, field: string): ConfigError =>
-    new ConfigError(`${trigger.subject}: ${message}`, { ...trigger.where(field), field });
-  let u: URL;
-  try {
-    u = new URL(md.host);
-  } catch {
-    throw fail("host must be a URL such as amqp://user:password@host:5672/vhost (value redacted)", 'host');
-  }
-  const scheme = u.protocol.replace(/:$/, '');
-  const byScheme = scheme.startsWith('amqp') ? 'amqp' : scheme.startsWith('http') ? 'http' : undefined;
-  if (!byScheme) throw fail(`host must start with amqp://, amqps://, http:// or https://, got '${scheme}://...'`, 'host');
-  const protocol = md.protocol === 'auto' ? byScheme : (md.protocol as 'amqp' | 'http');
-  if (protocol !== byScheme) throw fail(`protocol ${protocol} does not match the host's scheme ${scheme}://`, 'protocol');
-  if (q.mode === 'MessageRate' && protocol !== 'http') {
-    throw fail('mode MessageRate needs protocol http (the management API): AMQP cannot tell a publish rate', 'mode');
-  }
-  if (md.excludeUnacknowledged && protocol !== 'http') throw fail('excludeUnacknowledged needs protocol http', 'excludeUnacknowledged');
-  if (md.useRegex) throw fail('useRegex is not supported by qscale: name one queue', 'useRegex');
-  if (md.timeout !== undefined && protocol !== 'http') {
-    throw fail(`timeout applies to protocol http only (KEDA refuses it with amqp, whose reads qscale bounds at ${TRIGGER_READ_TIMEOUT_MS} ms)`, 'timeout');
-  }
+  const md = rabbitmqTriggerMetadata.parse(trigger);
+  const hostField = rabbitmqTriggerMetadata.writtenAs(trigger, 'host') ?? 'host';
+  const fail = (message: string, field: string): Error => triggerError(trigger, message, field);
+  // KEDA's Validate, in its order.
+  if (!['amqp', 'http', 'auto'].includes(md.protocol)) throw fail(`metadata 'protocol' must be amqp, http or auto, got '${md.protocol}'`, 'protocol');
+  if (md.tls !== 'enable' && md.tls !== 'disable') throw fail(`TriggerAuthentication parameter 'tls' must be enable or disable, got '${md.tls}'`, 'tls');
+  if ((md.cert === undefined) !== (md.key === undefined)) throw fail('TLS needs both key and cert (TriggerAuthentication parameters)', md.cert === undefined ? 'key' : 'cert');
+  if (md.pageSize < 1) throw fail(`pageSize must be 1 or more, got ${md.pageSize}`, 'pageSize');
   if ((md.username === undefined) !== (md.password === undefined)) {
     throw fail('username and password must be given together', md.username === undefined ? 'password' : 'username');
   }
-  if (md.username !== undefined) u.username = encodeURIComponent(md.username);
-  if (md.password !== undefined) u.password = encodeURIComponent(md.password);
-  const pathVhost = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  const vhost = md.vhostName ?? (pathVhost === '' ? '/' : pathVhost);
-  if (protocol === 'amqp') u.pathname = '/' + encodeURIComponent(vhost);
-  else u.pathname = '';
+  const schemeOf = (u: string): string => /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(u)?.[1]?.toLowerCase() ?? '';
+  const scheme = schemeOf(md.host);
+  let protocol: 'amqp' | 'http';
+  if (md.protocol === 'auto') {
+    if (scheme === 'amqp' || scheme === 'amqps') protocol = 'amqp';
+    else if (scheme === 'http' || scheme === 'https') protocol = 'http';
+    else throw fail(`host must start with amqp://, amqps://, http:// or https:// for protocol auto, got '${scheme ? `${scheme}://` : 'no scheme'}' (value redacted)`, hostField);
+  } else protocol = md.protocol as 'amqp' | 'http';
+  if (protocol === 'amqp' && md.workloadIdentityResource !== undefined) {
+    throw fail('workload identity is not supported for protocol amqp', 'workloadIdentityResource');
+  }
+  const oauth = md.oauthTokenURI !== undefined || md.clientID !== undefined || md.clientSecret !== undefined;
+  if (oauth) {
+    if (md.oauthTokenURI === undefined || md.clientID === undefined || md.clientSecret === undefined) {
+      throw fail('OAuth2 needs oauthTokenURI, clientID and clientSecret in the TriggerAuthentication', 'oauthTokenURI');
+    }
+    if (protocol === 'amqp') throw fail('OAuth2 is supported with protocol http only, not amqp', 'oauthTokenURI');
+    if (md.username !== undefined || md.workloadIdentityResource !== undefined) {
+      throw fail('OAuth2 cannot be combined with username/password or Azure workload identity', 'oauthTokenURI');
+    }
+  }
+  if (md.useRegex && protocol !== 'http') throw fail('useRegex needs protocol http (the management API)', 'useRegex');
+  if (md.excludeUnacknowledged && protocol !== 'http') throw fail('excludeUnacknowledged needs protocol http (the management API)', 'excludeUnacknowledged');
+  const timeoutGiven = md.timeout !== undefined && md.timeout !== 0;
+  const { mode, target } = rabbitmqModeAndTarget(trigger, md, { protocol, timeoutGiven });
+  // What KEDA accepts but can never run here, or never run at all: refused now, with the reason.
+  if (oauth) throw fail('OAuth2 (oauthTokenURI, clientID, clientSecret) is not supported by qscale: give username and password, or credentials in host', 'oauthTokenURI');
+  if (md.workloadIdentityResource !== undefined) {
+    throw fail('Azure AD workload identity is cluster-only: locally, give username and password, or credentials in host', 'workloadIdentityResource');
+  }
+  const wantScheme = protocol === 'amqp' ? ['amqp', 'amqps'] : ['http', 'https'];
+  if (!wantScheme.includes(scheme)) {
+    throw fail(`protocol ${protocol} needs a host starting with ${wantScheme.map((s) => `${s}://`).join(' or ')}, got '${scheme ? `${scheme}://` : 'no scheme'}' (value redacted)`, hostField);
+  }
+  const u = parseHost(trigger, md.host, hostField);
+  if (u.hostname === '') throw fail(`host names no host: ${scheme}://<host>:<port> (value redacted)`, hostField);
+  const operation = md.operation;
+  if (md.useRegex && operation !== 'sum' && operation !== 'avg' && operation !== 'max') {
+    throw fail(`metadata 'operation' must be sum, avg or max, got '${operation}'`, 'operation');
+  }
+  if (md.username !== undefined && md.password !== undefined) {
+    u.username = encodeURIComponent(md.username);
+    u.password = encodeURIComponent(md.password);
+  }
+  const tlsOn = md.tls === 'enable';
+  const secure = scheme === 'amqps' || scheme === 'https';
+  let tls: ManagementTls | undefined;
+  if (protocol === 'http' ? secure : scheme === 'amqps' && tlsOn) {
+    tls = { rejectUnauthorized: !md.unsafeSsl };
+    if (tlsOn) {
+      if (md.ca !== undefined) tls.ca = md.ca;
+      if (md.cert !== undefined) tls.cert = md.cert;
+      if (md.key !== undefined) tls.key = md.key;
+      if (md.keyPassword !== undefined) tls.passphrase = md.keyPassword;
+    }
+  }
+  const externalAuth = protocol === 'amqp' && tls?.cert !== undefined && md.username === undefined && u.password === '';
+  let vhost: string;
+  let vhostPath = '';
+  if (protocol === 'amqp') {
+    const pathVhost = decodeURIComponent(u.pathname.replace(/^\//, ''));
+    vhost = md.vhostName ?? (pathVhost === '' ? '/' : pathVhost);
+    u.pathname = '/' + encodeURIComponent(vhost);
+  } else {
+    // KEDA's getVhostAndPathFromURL: the path's last segment is the vhost, what comes before it a path prefix.
+    const segments = u.pathname.split('/');
+    vhostPath = '/' + (segments[segments.length - 1] ?? '');
+    const prefix = segments.slice(0, -1).filter((p) => p !== '').join('/');
+    if (md.vhostName !== undefined) vhostPath = '/' + encodeURIComponent(md.vhostName);
+    if (vhostPath === '/') vhostPath = '/%2F';
+    vhost = decodeURIComponent(vhostPath.slice(1));
+    u.pathname = prefix === '' ? '' : `/${prefix}`;
+  }
   return {
-    queueName: q.queueName,
-    mode: q.mode,
-    target: q.target,
-    activationTarget: q.activationTarget,
+    queueName: md.queueName,
+    mode,
+    target,
+    activationTarget: md.activationValue,
     protocol,
     url: u.toString().replace(/\/$/, ''),
     vhost,
-    excludeUnacknowledged: md.excludeUnacknowledged,
-    timeoutMs: md.timeout ?? TRIGGER_READ_TIMEOUT_MS,
+    vhostPath,
+    excludeUnacknowledged: md.excludeUnacknowledged ?? false,
+    regex: md.useRegex ? { pageSize: md.pageSize, operation: operation as 'sum' | 'avg' | 'max' } : undefined,
+    timeoutMs: timeoutGiven ? (md.timeout as number) : TRIGGER_READ_TIMEOUT_MS,
+    tls,
+    externalAuth,
   };
 }
 
-/** KEDA's metric name: s<index>-rabbitmq-<queue>, with characters an external metric name cannot hold replaced. */
-export function rabbitmqMetricName(index: number, queueName: string): string {
-  return `s${index}-` + `rabbitmq-${encodeURIComponent(queueName)}`.replace(/[/.:%]/g, '-');
+/** Go's url.QueryEscape: every byte but letters, digits and -_.~ percent-escaped, a space as '+'. */
+function goQueryEscape(text: string): string {
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) {
+    const c = String.fromCharCode(b);
+    if (/[A-Za-z0-9\-_.~]/.test(c)) out += c;
+    else if (c === ' ') out += '+';
+    else out += '%' + b.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
 }
+
+/** KEDA's metric name: s<index>-rabbitmq-<queue, query-escaped>, with / . : % ( ) made dashes (NormalizeString). */
+export function rabbitmqMetricName(index: number, queueName: string): string {
+  return `s${index}-` + `rabbitmq-${goQueryEscape(queueName)}`.replace(/[/.:%()]/g, '-');
+}
+
+/** What one read tells: messages (as the protocol counts them) and, over http, the publish and deliver/get rates. */
+export interface RabbitmqQueueStatus {
+  messages: number;
+  publishRate: number;
+  deliverGetRate: number;
+}
+
+/** KEDA's metric and activity for each mode (rabbitmq_scaler.go, GetMetricsAndActivity). */
+export function rabbitmqMetricAndActivity(mode: RabbitmqMode, q: RabbitmqQueueStatus, activation: number): MetricAndActivity {
+  const { messages, publishRate: pub, deliverGetRate: dg } = q;
+  switch (mode) {
+    case 'QueueLength':
+      return { value: messages, active: messages > activation };
+    case 'MessageRate':
+      // Active while messages are published or still queued.
+      return { value: pub, active: pub > activation || messages > activation };
+    case 'DeliverGetRate':
+      return { value: dg, active: dg > activation };
+    case 'PublishedToDeliveredRatio': {
+      const stalled = pub > 0 && dg === 0;
+      const ratio = stalled ? activation : pub > 0 && dg > 0 ? pub / dg : 0;
+      return { value: ratio, active: ratio > activation || stalled };
+    }
+    case 'ExpectedQueueConsumptionTime': {
+      const eta = dg === 0 ? activation : (pub - dg) / dg + messages / dg;
+      return { value: eta, active: eta > activation || dg === 0 };
+    }
+  }
+}
+
+/** KEDA's sum / avg / max over the queues a regular expression matched (avg of counts truncates, as Go's int division). */
+export function composeQueues(queues: readonly ManagedQueue[], operation: 'sum' | 'avg' | 'max', excludeUnacknowledged: boolean): RabbitmqQueueStatus {
+  const count = (q: ManagedQueue): number => (excludeUnacknowledged ? q.ready : q.total);
+  if (queues.length === 0) return { messages: 0, publishRate: 0, deliverGetRate: 0 };
+  if (operation === 'max') {
+    return {
+      messages: Math.max(0, ...queues.map(count)),
+      publishRate: Math.max(0, ...queues.map((q) => q.publishRate)),
+      deliverGetRate: Math.max(0, ...queues.map((q) => q.deliverGetRate)),
+    };
+  }
+  const sum = {
+    messages: queues.reduce((a, q) => a + count(q), 0),
+    publishRate: queues.reduce((a, q) => a + q.publishRate, 0),
+    deliverGetRate: queues.reduce((a, q) => a + q.deliverGetRate, 0),
+  };
+  if (operation === 'sum') return sum;
+  const n = queues.length;
+  return { messages: Math.trunc(sum.messages / n), publishRate: sum.publishRate / n, deliverGetRate: sum.deliverGetRate / n };
+}
+
+const MODE_WORDS: Record<RabbitmqMode, string> = {
+  QueueLength: 'messages',
+  MessageRate: 'publish rate (messages/s)',
+  DeliverGetRate: 'deliver/get rate (messages/s)',
+  PublishedToDeliveredRatio: 'publish rate / deliver-get rate',
+  ExpectedQueueConsumptionTime: 'expected seconds to drain',
+};
 
 class RabbitmqScaler implements Scaler {
   readonly metricName: string;
@@ -110,31 +273,28 @@ class RabbitmqScaler implements Scaler {
     this.metricType = trigger.metricType;
     this.target = s.target;
     this.activationTarget = s.activationTarget;
-    this.management = s.protocol === 'http' ? new ManagementClient(s.url, s.timeoutMs) : undefined;
+    this.management = s.protocol === 'http' ? new ManagementClient(s.url, s.timeoutMs, s.tls) : undefined;
     this.where = this.management ? `the RabbitMQ management API ${this.management.where}` : redactUrl(withoutPath(s.url));
+    const queues = s.regex ? `the queues matching '${s.queueName}' (${s.regex.operation})` : `queue ${s.queueName}`;
+    const counted = s.protocol === 'amqp' ? 'ready messages' : s.excludeUnacknowledged ? 'ready messages' : 'ready + unacked messages';
     this.describes =
       s.protocol === 'amqp'
         ? `ready messages of queue ${s.queueName} (AMQP passive declare; unacked not counted)`
-        : s.mode === 'MessageRate'
-          ? `publish rate (messages/s) of queue ${s.queueName} (management API)`
-          : `${s.excludeUnacknowledged ? 'ready' : 'ready + unacked'} messages of queue ${s.queueName} (management API)`;
+        : s.mode === 'QueueLength'
+          ? `${counted} of ${queues} (management API)`
+          : `${MODE_WORDS[s.mode]} of ${queues} (management API)`;
     this.link = new TriggerConnection(trigger.subject, () => this.connect(), (c) => disposeConnection(c));
   }
 
   async metricAndActivity(): Promise<MetricAndActivity> {
-    const q = await this.read();
-    if (this.s.mode === 'MessageRate') {
-      // As KEDA: active while messages are published or still queued.
-      return { value: q.publishRate, active: q.publishRate > this.activationTarget || q.messages > this.activationTarget };
-    }
-    return { value: q.messages, active: q.messages > this.activationTarget };
+    return rabbitmqMetricAndActivity(this.s.mode, await this.read(), this.activationTarget);
   }
 
-  /** The queue's count as the protocol tells it (and the publish rate over http), within the read bound. */
-  private read(): Promise<{ messages: number; publishRate: number }> {
+  /** The queue's count as the protocol tells it (and the rates over http), within the read bound. */
+  private read(): Promise<RabbitmqQueueStatus> {
     return boundedRead(() => (this.management ? this.viaHttp(this.management) : this.viaAmqp()), {
       subject: this.trigger.subject,
-      what: `queue '${this.s.queueName}' (vhost '${this.s.vhost}')`,
+      what: this.s.regex ? `the queues matching '${this.s.queueName}' (vhost '${this.s.vhost}')` : `queue '${this.s.queueName}' (vhost '${this.s.vhost}')`,
       where: this.where,
       ms: this.s.timeoutMs,
       describe: (err) =>
@@ -148,23 +308,33 @@ class RabbitmqScaler implements Scaler {
     });
   }
 
-  private async viaHttp(m: ManagementClient): Promise<{ messages: number; publishRate: number }> {
-    const q = await m.queue(this.s.vhost, this.s.queueName);
+  private async viaHttp(m: ManagementClient): Promise<RabbitmqQueueStatus> {
+    if (this.s.regex) {
+      const { queues, pageCount } = await m.queuesMatching(this.s.vhostPath, this.s.queueName, this.s.regex.pageSize);
+      if (pageCount > 1) {
+        throw new Error(`more queues match than one page of ${this.s.regex.pageSize} holds: raise pageSize or narrow queueName (KEDA fails the same way)`);
+      }
+      return composeQueues(queues, this.s.regex.operation, this.s.excludeUnacknowledged);
+    }
+    const q = await m.queueAt(this.s.vhostPath, this.s.queueName);
     if (!q) throw new Error(`the management API knows no queue '${this.s.queueName}' (404)`);
-    return { messages: this.s.excludeUnacknowledged ? q.ready : q.total, publishRate: q.publishRate };
+    return { messages: this.s.excludeUnacknowledged ? q.ready : q.total, publishRate: q.publishRate, deliverGetRate: q.deliverGetRate };
   }
 
   private async connect(): Promise<ChannelModel> {
     // Named like KEDA's (keda-<namespace>-<ScaledObject>), so operators can tell whose connection it is.
     const name = `qscale-keda: ${this.trigger.subject}`;
-    const conn = await amqp.connect(this.s.url, { timeout: this.s.timeoutMs, clientProperties: { connection_name: name } });
+    const options: Options.Connect & Record<string, unknown> = { timeout: this.s.timeoutMs, clientProperties: { connection_name: name } };
+    if (this.s.tls) Object.assign(options, this.s.tls);
+    if (this.s.externalAuth) options.credentials = amqp.credentials.external();
+    const conn = await amqp.connect(this.s.url, options);
     conn.on('error', () => undefined);
     conn.on('close', () => this.link.reset(conn));
     return conn;
   }
 
   /** A passive declare (what KEDA does): the ready count; fails with NOT_FOUND when the queue does not exist. */
-  private async viaAmqp(): Promise<{ messages: number; publishRate: number }> {
+  private async viaAmqp(): Promise<RabbitmqQueueStatus> {
     const conn = await this.link.get();
     if (this.channel?.conn !== conn) {
       const opened: { conn: ChannelModel; ch: Promise<Channel> } = {
@@ -184,7 +354,7 @@ class RabbitmqScaler implements Scaler {
       this.channel = opened;
     }
     const ch = await this.channel.ch;
-    return { messages: (await ch.checkQueue(this.s.queueName)).messageCount, publishRate: 0 };
+    return { messages: (await ch.checkQueue(this.s.queueName)).messageCount, publishRate: 0, deliverGetRate: 0 };
   }
 
   /**
@@ -214,6 +384,7 @@ class RabbitmqScaler implements Scaler {
   async close(): Promise<void> {
     this.channel = undefined;
     await this.link.close();
+    await this.management?.close();
   }
 }
 

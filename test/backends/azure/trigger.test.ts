@@ -13,11 +13,14 @@ import { closedPort, runAlone } from '../../support/brokers.js';
 
 const QUEUE_CS = `${NAMESPACE_CS};EntityPath=msgqueue`;
 
-test('servicebus trigger - the seed\'s KEDA 1.x trigger: queueLength 5 through a TriggerAuthentication connection', { timeout: 120_000 }, () => {
-  const s = parseServiceBusTrigger(trigger({ queueName: 'msgqueue', queueLength: '5', connection: QUEUE_CS }));
+test('servicebus trigger refuses queueLength under keda.sh/v1alpha1, where KEDA 2 reads messageCount only', { timeout: 120_000 }, () => {
+  assert.throws(() => parseServiceBusTrigger(trigger({ queueName: 'msgqueue', queueLength: '5', connection: QUEUE_CS })), (err: Error) => {
+    assert.match(err.message, /^azure\/consumer-scaling\.yaml:14: .*queueLength is the KEDA 1\.x name of the target: KEDA 2 \(keda\.sh\/v1alpha1\) does not read it and would scale on the default messageCount 5; write messageCount/);
+    return true;
+  });
+  const s = parseServiceBusTrigger(trigger({ queueName: 'msgqueue', messageCount: '5', connection: QUEUE_CS }));
   assert.deepEqual(s.entity, { kind: 'queue', queueName: 'msgqueue' });
   assert.equal(s.target, 5);
-  assert.equal(s.activationTarget, 0);
   assert.equal(s.host, 'qscale-test.servicebus.windows.net');
 });
 
@@ -52,7 +55,7 @@ const errors: Array<{ name: string; metadata: Record<string, string>; line: numb
   { name: 'a bad connection string', metadata: { queueName: 'q', connection: `Endpoint=https://x/;SharedAccessKey=${SECRET_KEY}` }, line: 20,
     message: /connection is not a Service Bus connection string: its Endpoint must look like sb:\/\// },
   { name: 'messageCount 0', metadata: { queueName: 'q', messageCount: '0', connection: NAMESPACE_CS }, line: 14,
-    message: /the target must be a number > 0, got 0/ },
+    message: /messageCount must be more than 0, got 0 \(the HorizontalPodAutoscaler refuses a target that is not positive\)/ },
 ];
 for (const c of errors) {
   test(`servicebus trigger - error: ${c.name}, at file:line, key never shown`, { timeout: 120_000 }, () => {

@@ -54,9 +54,9 @@ test('nats trigger - missing consumer, missing endpoint and a bad lagThreshold a
   const base = { natsServerMonitoringEndpoint: 'nats.local:8222', account: '$G', stream: 's' };
   assert.match(configError(() => natsJetStreamTrigger.parseQueueParams(trigger(base))).message, /missing required metadata 'consumer'/);
   const noEndpoint = configError(() => natsJetStreamTrigger.parseQueueParams(trigger({ account: '$G', stream: 's', consumer: 'c' })));
-  assert.match(noEndpoint.message, /no natsServerMonitoringEndpoint given/);
+  assert.match(noEndpoint.message, /missing required metadata 'natsServerMonitoringEndpoint'/);
   const bad = configError(() => natsJetStreamTrigger.parseQueueParams(trigger({ ...base, consumer: 'c', lagThreshold: 'ten' })));
-  assert.match(bad.message, /^scaledobject\.yaml:24: .*metadata 'lagThreshold' must be an integer, got 'ten'/);
+  assert.match(bad.message, /^scaledobject\.yaml:24: .*metadata 'lagThreshold' must be a whole number such as 5, got 'ten'/);
 });
 
 test('nats trigger - the monitoring endpoint metric equals the true depth: pending plus ack pending', { timeout: 120_000 }, async (t) => {
@@ -100,7 +100,8 @@ test('nats trigger - natsURL (qscale extension) reads the same lag over the prot
   });
   for (let i = 0; i < 3; i++) await b.send(Buffer.from('1'), {});
   assert.deepEqual(await scaler.metricAndActivity(), { value: 3, active: true });
-  assert.equal((await noConsumer.metricAndActivity()).value, 3, "as KEDA: an unknown consumer reports the stream's last sequence");
+  // As KEDA since 2.20: a consumer the stream does not have is an error, never the stream's length (which scaled to max).
+  await assert.rejects(noConsumer.metricAndActivity(), new RegExp(`cannot read NATS JetStream lag from the JetStream API at nats://127\\.0\\.0\\.1:4222: consumer 'nobody' not found in stream '${stream}'`));
 });
 
 test('nats trigger - a stream that does not exist is an error naming the trigger and the stream', { timeout: 120_000 }, async (t) => {

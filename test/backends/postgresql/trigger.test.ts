@@ -4,6 +4,7 @@ import { TRIGGER_READ_TIMEOUT_MS } from '../../../src/backends/trigger-support.j
 import { BrokerError, ConfigError } from '../../../src/errors.js';
 import { postgresqlTrigger, queueFromQuery } from '../../../src/backends/postgresql/index.js';
 import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
+import { createScaler } from '../../../src/backends/registry.js';
 import type { ResolvedTrigger } from '../../../src/autoscaler/scaler.js';
 import { closedPort, holdOne, needBroker, requireBroker, runAlone, silentServer, uniqueName } from '../../support/brokers.js';
 import { component, ctx, dropQueue, PG_URL, tableName } from './support.js';
@@ -41,11 +42,19 @@ test("postgresql trigger - the queue name is read from the documented query shap
   assert.deepEqual(p, { queueName: 'msgqueue', target: 5, activationTarget: 0 });
 });
 
-test('postgresql trigger - a custom query needs the queueName extension, and the error says so at the query line', { timeout: 120_000 }, () => {
+test('postgresql trigger accepts any query, as KEDA; only --embedded needs the queue, named by the queueName extension', { timeout: 120_000 }, () => {
+  // Broker-native: any query is accepted (KEDA runs whatever returns one number); it measures no single queue.
+  void postgresqlTrigger.create(trigger({ connection: PG_URL, query: 'SELECT 42', targetQueryValue: '5' })).close();
+  assert.deepEqual(postgresqlTrigger.parseQueueParams(trigger({ connection: PG_URL, query: 'SELECT 42', targetQueryValue: '5' })), {
+    queueName: '',
+    target: 5,
+    activationTarget: 0,
+  });
+  // --embedded serves a queue: without one it refuses, at the trigger, with the way out.
   const err = configError(() =>
-    postgresqlTrigger.parseQueueParams(trigger({ connection: PG_URL, query: 'SELECT 42', targetQueryValue: '5' })),
+    createScaler(trigger({ connection: PG_URL, query: 'SELECT 42', targetQueryValue: '5' }), { embedded: true, dataDir: '.qscale-test' }),
   );
-  assert.match(err.message, /^scaledobject\.yaml:21: trigger 0 \(postgresql\) of ScaledObject consumer-scaler: cannot tell which queue/);
+  assert.match(err.message, /^scaledobject\.yaml:18: trigger 0 \(postgresql\) of ScaledObject consumer-scaler: --embedded cannot serve this trigger: it measures no single queue; add metadata 'queueName'/);
   const p = postgresqlTrigger.parseQueueParams(
     trigger({ connection: PG_URL, query: 'SELECT 42', targetQueryValue: '2.5', activationTargetQueryValue: '3', queueName: 'jobs' }),
   );

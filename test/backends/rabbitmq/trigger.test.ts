@@ -175,14 +175,20 @@ test('rabbitmq trigger - MessageRate: the metric is the publish rate; active whi
   await assert.rejects(missing.metricAndActivity(), /cannot read queue 'other' .*knows no queue 'other' \(404\)/);
 });
 
-test('rabbitmq trigger - KEDA\'s rules: timeout is for http only; username and password come together', () => {
-  assert.throws(() => rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: 'q', timeout: '1000' })), (err: Error) => {
+test('rabbitmq trigger refuses timeout with amqp once mode and value are given, and accepts it without, as KEDA', () => {
+  assert.throws(() => rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: 'q', mode: 'QueueLength', value: '5', timeout: '1000' })), (err: Error) => {
     assert.ok(err instanceof ConfigError);
-    assert.match(err.message, /^scaledobject\.yaml:12: .*timeout applies to protocol http only/);
+    assert.match(err.message, /^scaledobject\.yaml:14: .*timeout applies to protocol http only/);
     return true;
   });
-  assert.throws(() => rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: 'q', username: 'u' })), /username and password must be given together/);
-  rabbitmqTrigger.create(trigger({ host: MGMT_URL, queueName: 'q', timeout: '1000' }));
+  // KEDA's validateTrigger returns before its timeout rule when mode and value are not given (the default target).
+  void rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: 'q', timeout: '1000' })).close();
+  void rabbitmqTrigger.create(trigger({ host: MGMT_URL, queueName: 'q', mode: 'QueueLength', value: '5', timeout: '1000' })).close();
+});
+
+test('rabbitmq trigger refuses a username without a password, as KEDA', () => {
+  assert.throws(() => rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: 'q', username: 'u' })), /scaledobject\.yaml:12: .*username and password must be given together/);
+  assert.throws(() => rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: 'q', password: 'p' })), /scaledobject\.yaml:12: .*username and password must be given together/);
 });
 
 test('rabbitmq trigger - close() releases every connection: a process that polled, watched and closed exits by itself', { timeout: 60_000 }, async (t) => {

@@ -8,31 +8,42 @@ import assert from 'node:assert/strict';
 import { TRIGGER_READ_TIMEOUT_MS } from '../../../src/backends/trigger-support.js';
 import { BrokerError } from '../../../src/errors.js';
 import { redisStreamsTrigger } from '../../../src/backends/redis/index.js';
+import { createRedisStreamsScaler } from '../../../src/backends/redis/trigger.js';
 import { closedPort, requireBroker, runAlone, silentServer, uniqueName } from '../../support/brokers.js';
 import { REDIS_ADDR, deleteKeys, trigger, withRedis } from './helpers.js';
 
-test('redis-streams trigger - a stream that does not exist is an error, not an empty queue', { timeout: 30_000 }, async (t) => {
+test('redis-streams trigger reads a stream that does not exist as 0 for length and lag, as KEDA, and says so once; its pending entries are an error', { timeout: 30_000 }, async (t) => {
   if (!(await requireBroker(t, 'redis'))) return;
   const q = uniqueName('rs-missing');
-  const length = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q }));
-  const lag = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q, consumerGroup: 'qscale', lagCount: '5' }));
+  const notices: string[] = [];
+  const notify = (l: string): void => {
+    notices.push(l);
+  };
+  const length = createRedisStreamsScaler(trigger({ address: REDIS_ADDR, stream: q }), { notify });
+  const lag = createRedisStreamsScaler(trigger({ address: REDIS_ADDR, stream: q, consumerGroup: 'qscale', lagCount: '5' }), { notify });
+  const pending = createRedisStreamsScaler(trigger({ address: REDIS_ADDR, stream: q, consumerGroup: 'qscale' }), { notify });
   t.after(async () => {
     await length.close();
     await lag.close();
+    await pending.close();
     await deleteKeys(q);
   });
-  for (const s of [length, lag]) {
-    const err = await s.metricAndActivity().then(() => undefined, (e: unknown) => e);
-    assert.ok(err instanceof BrokerError, String(err));
-    assert.equal(
-      err.message,
-      `trigger 0 (redis-streams) of ScaledObject consumer-scaler: cannot read stream '${q}' at redis://127.0.0.1:6379/0: the stream does not exist (the binding creates it, with its consumer group, when it starts)`,
-    );
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(await length.metricAndActivity(), { value: 0, active: false });
+    assert.deepEqual(await lag.metricAndActivity(), { value: 0, active: false });
   }
-  // Once the stream exists, an empty one reads 0.
+  assert.equal(notices.length, 2, notices.join('\n'));
+  assert.equal(
+    notices[0],
+    `trigger 0 (redis-streams) of ScaledObject consumer-scaler: stream '${q}' does not exist at redis://127.0.0.1:6379/0; it reads as 0, as KEDA reads it (the binding creates it when it starts: check the stream name if it never appears)`,
+  );
+  const err = await pending.metricAndActivity().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof BrokerError, String(err));
+  assert.match(err.message, new RegExp(`^trigger 0 \\(redis-streams\\) of ScaledObject consumer-scaler: cannot read stream '${q}' at redis://127\\.0\\.0\\.1:6379/0: NOGROUP`));
+  // Once the stream and group exist, an empty one reads 0 in every mode, without a further notice.
   await withRedis((r) => r.call('XGROUP', 'CREATE', q, 'qscale', '0', 'MKSTREAM'));
-  assert.deepEqual(await length.metricAndActivity(), { value: 0, active: false });
-  assert.deepEqual(await lag.metricAndActivity(), { value: 0, active: false });
+  for (const s of [length, lag, pending]) assert.deepEqual(await s.metricAndActivity(), { value: 0, active: false });
+  assert.equal(notices.length, 2);
 });
 
 test('redis-streams trigger - nothing listening rejects naming the address, the password never', { timeout: 30_000 }, async (t) => {

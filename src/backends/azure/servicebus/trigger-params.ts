@@ -3,11 +3,11 @@
  * seed's `bindings.azure.servicebusqueues` component and its `azure-servicebus` trigger on a laptop:
  * - the component's queue is its `queueName` metadata, lower-cased (Service Bus entity names are case-insensitive);
  * - KEDA's trigger: queueName (or topicName + subscriptionName), messageCount (default 5; KEDA 1.x spelled it
- *   queueLength), activationMessageCount (default 0).
+ *   queueLength, which only a keda.k8s.io/v1alpha1 ScaledObject may use), activationMessageCount (default 0).
  * Self-contained on purpose: the Service Bus backend and its native scaler build on these.
  */
-import { defineMetadata } from '../../../components/metadata.js';
 import { ConfigError } from '../../../errors.js';
+import { defineTriggerMetadata, positiveTarget, triggerError } from '../../trigger-metadata.js';
 import type { QueueTriggerParams, ResolvedTrigger } from '../../../autoscaler/scaler.js';
 import type { ResolvedComponent } from '../../types.js';
 
@@ -26,36 +26,42 @@ export function serviceBusQueueName(component: ResolvedComponent): string {
   return raw.toLowerCase();
 }
 
-export const serviceBusQueueParamsMetadata = defineMetadata([
+export const serviceBusQueueFields = [
   { name: 'queueName', type: 'string', description: 'The queue to measure (or topicName + subscriptionName).' },
   { name: 'topicName', type: 'string', description: 'The topic whose subscription to measure.' },
   { name: 'subscriptionName', type: 'string', description: 'The subscription of topicName to measure.' },
-  { name: 'messageCount', type: 'number', description: 'Target active messages per replica. Default 5.' },
-  { name: 'queueLength', type: 'number', description: 'KEDA 1.x name of messageCount.' },
-  { name: 'activationMessageCount', type: 'number', default: 0, min: 0,
-    description: 'Active when the active message count is strictly above this.' },
-] as const);
+  { name: 'messageCount', type: 'int', default: String(DEFAULT_SERVICEBUS_MESSAGE_COUNT), description: 'Target active messages per replica.' },
+  { name: 'activationMessageCount', type: 'int', default: '0', description: 'Active when the active message count is strictly above this.' },
+] as const;
 
+export const serviceBusQueueParamsMetadata = defineTriggerMetadata(serviceBusQueueFields);
+
+/**
+ * KEDA's Validate: a queue, or a topic with its subscription, never both. KEDA 2 reads the target from messageCount
+ * only; the KEDA 1.x name queueLength is mapped for keda.k8s.io/v1alpha1 ScaledObjects (scaledobject.ts) and refused
+ * under keda.sh/v1alpha1, where KEDA would ignore it and scale on the default 5.
+ */
 export function parseServiceBusQueueParams(trigger: ResolvedTrigger): QueueTriggerParams {
-  const md = serviceBusQueueParamsMetadata.parse(trigger.metadata, trigger);
-  const fail = (message: string, field: string): ConfigError =>
-    new ConfigError(`${trigger.subject}: ${message}`, { ...trigger.where(field), field });
+  const md = serviceBusQueueParamsMetadata.parse(trigger);
+  const written = trigger.sources?.triggerMetadata ?? trigger.metadata;
+  if (written.queueLength !== undefined) {
+    throw triggerError(
+      trigger,
+      `queueLength is the KEDA 1.x name of the target: KEDA 2 (keda.sh/v1alpha1) does not read it and would scale on the default messageCount ${DEFAULT_SERVICEBUS_MESSAGE_COUNT}; write messageCount`,
+      'queueLength',
+    );
+  }
   let queueName: string;
   if (md.queueName !== undefined) {
-    if (md.topicName !== undefined) throw fail('give queueName or topicName, not both', 'topicName');
+    if (md.subscriptionName !== undefined) throw triggerError(trigger, 'subscription name provided with queue name', 'subscriptionName');
+    if (md.topicName !== undefined) throw triggerError(trigger, 'both topic and queue name metadata provided: give one', 'topicName');
     queueName = md.queueName;
   } else if (md.topicName !== undefined) {
-    if (md.subscriptionName === undefined) throw fail('topicName needs subscriptionName', 'topicName');
+    if (md.subscriptionName === undefined) throw triggerError(trigger, 'no subscription name provided with topic name', 'topicName');
     queueName = `${md.topicName}/subscriptions/${md.subscriptionName}`;
   } else {
-    throw fail("missing required metadata 'queueName' (or topicName and subscriptionName)", 'queueName');
+    throw triggerError(trigger, "no service bus entity given: give queueName, or topicName and subscriptionName", 'queueName');
   }
-  if (md.messageCount !== undefined && md.queueLength !== undefined) {
-    throw fail('queueLength is the KEDA 1.x name of messageCount: give only messageCount', 'queueLength');
-  }
-  const target = md.messageCount ?? md.queueLength ?? DEFAULT_SERVICEBUS_MESSAGE_COUNT;
-  if (!(target > 0)) {
-    throw fail(`the target must be a number > 0, got ${target}`, md.queueLength !== undefined ? 'queueLength' : 'messageCount');
-  }
-  return { queueName: queueName.toLowerCase(), target, activationTarget: md.activationMessageCount };
+  positiveTarget(trigger, md.messageCount, 'messageCount');
+  return { queueName: queueName.toLowerCase(), target: md.messageCount, activationTarget: md.activationMessageCount };
 }

@@ -3,22 +3,22 @@
  * management API with the trigger's connection string (TriggerAuthentication parameter `connection`, or
  * connectionFromEnv). Pod identity (namespace without connection) and useRegex are cluster-only: refused with a reason.
  */
-import { defineMetadata } from '../../../components/metadata.js';
-import { ConfigError } from '../../../errors.js';
 import { boundedRead } from '../../trigger-support.js';
+import { defineTriggerMetadata, triggerError } from '../../trigger-metadata.js';
 import type { MetricAndActivity, MetricType, ResolvedTrigger, Scaler, TriggerDefinition } from '../../../autoscaler/scaler.js';
 import { SdkQueueAdmin, type QueueAdmin } from './admin.js';
 import { parseConnectionString, secretsOf } from './connection.js';
 import { describeServiceBusError } from './errors.js';
-import { SERVICEBUS_TRIGGER_TYPE, parseServiceBusQueueParams } from './trigger-params.js';
+import { SERVICEBUS_TRIGGER_TYPE, parseServiceBusQueueParams, serviceBusQueueFields } from './trigger-params.js';
 
-export const serviceBusTriggerMetadata = defineMetadata([
-  { name: 'connection', type: 'string', sensitive: true,
+export const serviceBusTriggerMetadata = defineTriggerMetadata([
+  ...serviceBusQueueFields,
+  { name: 'connection', type: 'string', sensitive: true, from: ['authParams', 'resolvedEnv'],
     description: 'Connection string with Manage rights (TriggerAuthentication parameter connection, or connectionFromEnv).' },
   { name: 'namespace', type: 'string', description: 'Pod identity only (not supported locally).' },
   { name: 'cloud', type: 'string', description: 'Pod identity only: the Azure cloud of namespace.' },
   { name: 'endpointSuffix', type: 'string', description: 'Pod identity only: the endpoint suffix of a private cloud.' },
-  { name: 'useRegex', type: 'boolean', default: false, description: 'Not supported locally: name one entity.' },
+  { name: 'useRegex', type: 'bool', description: 'Not supported locally: name one entity.' },
   { name: 'operation', type: 'string', default: 'sum', enum: ['sum', 'max', 'avg'], description: 'With useRegex only.' },
 ] as const);
 
@@ -34,32 +34,30 @@ export interface ServiceBusTriggerSettings {
 
 export function parseServiceBusTrigger(trigger: ResolvedTrigger): ServiceBusTriggerSettings {
   const q = parseServiceBusQueueParams(trigger);
-  const md = serviceBusTriggerMetadata.parse(trigger.metadata, trigger);
-  const fail = (message: string, field: string): ConfigError =>
-    new ConfigError(`${trigger.subject}: ${message}`, { ...trigger.where(field), field });
-  const raw = (name: string): string | undefined =>
-    Object.entries(trigger.metadata).find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1]?.trim() || undefined;
-  if (md.useRegex) throw fail('useRegex is not supported by qscale: name one queue or subscription', 'useRegex');
-  const queueName = raw('queueName');
-  if (queueName !== undefined && raw('subscriptionName') !== undefined) {
-    throw fail('subscription name provided with queue name', 'subscriptionName');
+  const md = serviceBusTriggerMetadata.parse(trigger);
+  if (md.useRegex) {
+    const pattern = md.queueName ?? md.subscriptionName ?? '';
+    try {
+      new RegExp(pattern);
+    } catch {
+      throw triggerError(trigger, `${md.queueName !== undefined ? 'queueName' : 'subscriptionName'} is not a valid regular expression`, md.queueName !== undefined ? 'queueName' : 'subscriptionName');
+    }
   }
   if (md.connection === undefined) {
     if (md.namespace !== undefined) {
-      throw fail('namespace (pod identity) is not supported by qscale: give connection through a TriggerAuthentication or connectionFromEnv', 'namespace');
+      throw triggerError(trigger, 'namespace (pod identity) is not supported by qscale: give connection through a TriggerAuthentication or connectionFromEnv', 'namespace');
     }
-    throw fail('no connection setting given: set connectionFromEnv, or authenticationRef to a TriggerAuthentication with parameter connection', 'connection');
+    throw triggerError(trigger, 'no connection setting given: set connectionFromEnv, or authenticationRef to a TriggerAuthentication with parameter connection', 'connection');
   }
+  if (md.useRegex) throw triggerError(trigger, 'useRegex is not supported by qscale: name one queue or subscription', 'useRegex');
   const parts = parseConnectionString(md.connection);
-  if (typeof parts === 'string') throw fail(`connection is not a Service Bus connection string: ${parts}`, 'connection');
-  const topicName = raw('topicName');
-  const subscriptionName = raw('subscriptionName');
-  const entity = queueName !== undefined
+  if (typeof parts === 'string') throw triggerError(trigger, `connection is not a Service Bus connection string: ${parts}`, 'connection');
+  const entity = md.queueName !== undefined
     ? { kind: 'queue' as const, queueName: q.queueName }
-    : { kind: 'subscription' as const, topicName: topicName ?? '', subscriptionName: subscriptionName ?? '' };
+    : { kind: 'subscription' as const, topicName: md.topicName ?? '', subscriptionName: md.subscriptionName ?? '' };
   return {
     entity,
-    metricEntity: queueName ?? topicName ?? '',
+    metricEntity: md.queueName ?? md.topicName ?? '',
     target: q.target,
     activationTarget: q.activationTarget,
     connectionString: parts.withoutEntityPath,
@@ -69,7 +67,7 @@ export function parseServiceBusTrigger(trigger: ResolvedTrigger): ServiceBusTrig
 
 /** KEDA's name: s<index>-azure-servicebus-<queue or topic>, characters a metric name cannot hold replaced. */
 export function serviceBusMetricName(index: number, entity: string): string {
-  return `s${index}-` + `azure-servicebus-${entity}`.replace(/[/.:%]/g, '-');
+  return `s${index}-` + `azure-servicebus-${entity}`.replace(/[/.:%()]/g, '-');
 }
 
 export class ServiceBusScaler implements Scaler {
