@@ -44,7 +44,8 @@ export const COMPONENT_SPEC: Schema = {
   },
 };
 
-const COMPONENT_DOC: Schema = {
+/** The whole Component document: the CRD has auth and scopes beside spec. */
+export const COMPONENT_DOC: Schema = {
   type: 'object',
   properties: {
     apiVersion: str,
@@ -89,6 +90,11 @@ export const SUBSCRIPTION_SPECS: Readonly<Record<string, Schema>> = {
   },
 };
 
+/** The whole Subscription document of an apiVersion of SUBSCRIPTION_SPECS. */
+export function subscriptionDoc(apiVersion: string): Schema {
+  return { type: 'object', properties: { apiVersion: str, kind: str, metadata: any, spec: SUBSCRIPTION_SPECS[apiVersion]!, scopes } };
+}
+
 export interface DaprFindings {
   errors: ConfigError[];
   warnings: string[];
@@ -104,8 +110,7 @@ export function isCheckedDaprKind(m: Manifest): boolean {
 export function checkSubscription(m: Manifest): DaprFindings {
   const subject = `Subscription ${m.name}`;
   const errors: ConfigError[] = [];
-  const doc: Schema = { type: 'object', required: ['spec'], properties: { apiVersion: str, kind: str, metadata: any, spec: SUBSCRIPTION_SPECS[m.apiVersion]!, scopes } };
-  collect(errors, () => validate(m, subject, m.body, doc, []));
+  collect(errors, () => validate(m, subject, m.body, subscriptionDoc(m.apiVersion), []));
   return { errors, warnings: [], note: `${m.apiVersion}: Dapr ${DAPR_VERSION} CRD` };
 }
 
