@@ -145,13 +145,15 @@ export function checkKeda(ctx: KedaContext): KedaFindings {
 
 function checkScaledJob(m: Manifest, out: KedaFindings): void {
   const subject = `ScaledJob ${m.name}`;
+  // The JobSpec is checked whatever the rest says: both sets of errors are worth seeing at once.
+  const spec = m.body.spec as { jobTargetRef?: unknown; triggers?: unknown } | undefined;
+  if (spec?.jobTargetRef && typeof spec.jobTargetRef === 'object') {
+    for (const issue of checkJobSpec(spec.jobTargetRef, ['spec', 'jobTargetRef'])) out.errors.push(errorAt(m, `${subject}: ${issue.message}`, issue.path));
+  }
   validate(m, subject, m.body, SCALEDJOB_DOC, []);
-  const spec = m.body.spec as { jobTargetRef: unknown; triggers: Array<{ type: string }> };
-  spec.triggers.forEach((t, i) => {
+  (spec!.triggers as Array<{ type: string }>).forEach((t, i) => {
     if (t.type === '') throw errorAt(m, `${subject}: spec.triggers[${i}].type must not be empty`, ['spec', 'triggers', i, 'type']);
   });
-  const issues = checkJobSpec(spec.jobTargetRef, ['spec', 'jobTargetRef']);
-  for (const issue of issues) out.errors.push(errorAt(m, `${subject}: ${issue.message}`, issue.path));
   out.checked.push({ kind: m.kind, name: m.name, where: '', note: `${KEDA_API}: KEDA ${KEDA_VERSION} CRD, jobTargetRef as batch/v1 JobSpec`, manifest: m });
 }
 
@@ -204,7 +206,7 @@ function checkTriggers(m: Manifest, spec: ScaledObjectSpec, auths: Map<string, T
   for (const t of resolved) {
     try {
       const q = checkTrigger(t, { embedded: false, dataDir: '.qscale' });
-      out.checked.push({ kind: 'Trigger', name: `${spec.name}/${t.type}`, where: '', note: `queue ${q.queueName}, target ${q.target}, activation ${q.activationTarget}: read as KEDA's scaler reads it`, manifest: m });
+      out.checked.push({ kind: 'Trigger', name: `${spec.name}/${t.type}`, where: '', note: `queue ${q.queueName || '(none: a query of its own)'}, target ${q.target}, activation ${q.activationTarget}: read as KEDA's scaler reads it`, manifest: m });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       out.errors.push(err);

@@ -228,6 +228,60 @@ ${trigger}`;
     }
   });
 
+  test('a ScaledJob is checked with its jobTargetRef as a JobSpec; a Subscription against its CRD version', async () => {
+    const r = await checkCluster(folder({
+      'job.yaml': `apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata:
+  name: worker
+spec:
+  jobTargetRef:
+    template:
+      spec:
+        restartPolicy: Never
+        containers:
+        - name: worker
+          imagee: worker:1
+  scalingStrategy:
+    strategy: fastest
+  triggers:
+  - type: cpu
+    metadata:
+      value: "50"
+---
+apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata:
+  name: orders
+spec:
+  pubsubname: pubsub
+  topic: orders
+  route: /orders
+`,
+    }));
+    const msgs = errorsOf(r).join('\n');
+    assert.match(msgs, /job\.yaml:12: ScaledJob worker: unknown field spec\.jobTargetRef\.template\.spec\.containers\[0\]\.imagee \(did you mean 'image'\?\)/);
+    assert.match(msgs, /job\.yaml:14: ScaledJob worker: spec\.scalingStrategy\.strategy must be one of 'default', 'custom', 'accurate', 'eager'/);
+    assert.match(msgs, /job\.yaml:\d+: Subscription orders: (missing required field spec\.routes|unknown field spec\.route)/);
+  });
+
+  test("a Component's secretKeyRef into a Secret of these files must name a key it has", async () => {
+    const secret = `apiVersion: v1
+kind: Secret
+metadata:
+  name: rabbitmq-connection
+stringData:
+  host: amqp://rabbitmq:5672
+---
+`;
+    const ok = await checkCluster(folder({ 'c.yaml': secret + COMPONENT('bindings.rabbitmq', '  - name: host\n    secretKeyRef:\n      name: rabbitmq-connection\n      key: host\n  - name: queueName\n    value: q\n') }));
+    assert.deepEqual(errorsOf(ok), []);
+    const bad = await checkCluster(folder({ 'c.yaml': secret + COMPONENT('bindings.rabbitmq', '  - name: host\n    secretKeyRef:\n      name: rabbitmq-connection\n      key: url\n  - name: queueName\n    value: q\n') }));
+    assert.match(errorsOf(bad).join('\n'), /c\.yaml:19: component message-queue \(bindings\.rabbitmq\): metadata host reads key 'url' of Secret rabbitmq-connection, which has no such key/);
+    const elsewhere = await checkCluster(folder({ 'c.yaml': COMPONENT('bindings.rabbitmq', '  - name: host\n    secretKeyRef:\n      name: on-the-cluster\n      key: url\n  - name: queueName\n    value: q\n') }));
+    assert.deepEqual(errorsOf(elsewhere), [], 'a Secret not in these files may exist on the cluster');
+  });
+
   test('every qscale-only binding type of the registry has its way out', () => {
     const qscaleOnly = supportedBindingTypes().filter((t) => t.startsWith('bindings.qscale.'));
     assert.ok(qscaleOnly.length >= 4);
