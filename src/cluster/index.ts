@@ -5,7 +5,7 @@
  * warnings are what the cluster accepts but would not do what the file seems to say.
  */
 import { resolveResources, type SecretLookup } from '../components/resources.js';
-import type { Manifest } from '../components/manifests.js';
+import type { FieldPath, Manifest } from '../components/manifests.js';
 import { ConfigError } from '../errors.js';
 import { checkComponent, checkSubscription, isCheckedDaprKind } from './dapr.js';
 import { KEDA_KINDS, checkKeda } from './keda.js';
@@ -36,7 +36,7 @@ export interface ClusterReport {
 export async function checkCluster(target: string, opts: ReadOptions = {}): Promise<ClusterReport> {
   const input = await readForCluster(target, opts);
   const report: ClusterReport = { how: input.how, versions: versionsLine(), entries: [], errors: [...input.errors], warnings: [], notes: [...input.notes] };
-  const manifests = input.manifests;
+  const manifests = input.manifests.flatMap((m) => expandList(m, report.errors));
   const secrets = secretsOf(manifests);
   const entry = (m: Manifest, note: string, kind = m.kind, name = m.name): void => {
     report.entries.push({ kind, name, where: `${m.file}:${m.line}`, note });
@@ -86,6 +86,39 @@ export async function checkCluster(target: string, opts: ReadOptions = {}): Prom
   report.entries.sort((a, b) => a.where.localeCompare(b.where, undefined, { numeric: true }));
   report.errors = dedupe(report.errors);
   return report;
+}
+
+/** A v1 List is applied item by item, as kubectl does; each item keeps its lines in the file. */
+function expandList(m: Manifest, errors: ConfigError[]): Manifest[] {
+  if (m.apiVersion !== 'v1' || m.kind !== 'List') return [m];
+  const items = m.body.items;
+  if (!Array.isArray(items)) {
+    errors.push(errorAt(m, 'List: items must be a list of manifests', ['items']));
+    return [];
+  }
+  const out: Manifest[] = [];
+  items.forEach((item: unknown, i: number) => {
+    const body = item as Record<string, unknown> | null;
+    const at = (p: FieldPath): FieldPath => ['items', i, ...p];
+    if (!body || typeof body !== 'object' || typeof body.kind !== 'string' || typeof body.apiVersion !== 'string') {
+      errors.push(errorAt(m, `List: items[${i}] needs apiVersion and kind`, at([])));
+      return;
+    }
+    const name = (body.metadata as { name?: unknown } | undefined)?.name;
+    const lineOf = (p: FieldPath) => m.lineOf(at(p));
+    const sub: Manifest = {
+      apiVersion: body.apiVersion,
+      kind: body.kind,
+      name: typeof name === 'string' ? name : '',
+      body,
+      file: m.file,
+      line: lineOf([]),
+      lineOf,
+      error: (message, p = []) => errorAt(m, message, at(p)),
+    };
+    out.push(sub);
+  });
+  return out;
 }
 
 /** The folder's Kubernetes Secrets (data decoded, stringData over it), as daprd's and KEDA's lookups see them. */

@@ -311,6 +311,8 @@ stringData:
     assert.ok(r.notes.some((n) => /dapr\.yaml: skipped: the run file of `qscale up` is not a manifest/.test(n)), r.notes.join('\n'));
     const stdin = await checkCluster('-', { stdin: async () => DEPLOYMENT });
     assert.match(errorsOf(stdin).join('\n'), /^<stdin>:6: Deployment consumer: unknown field spec\.replcas/m);
+    const list = await checkCluster('-', { stdin: async () => 'apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: a\n  dta:\n    x: "1"\n' });
+    assert.deepEqual(errorsOf(list), ["<stdin>:8: ConfigMap a: unknown field dta (did you mean 'data'?)"], 'a v1 List is applied item by item');
     const one = await checkCluster(path.join(dir, 'consumer.yaml'));
     assert.equal(one.entries.length, 1);
     const flags = qscale(['validate', '--cluster', '--embedded', dir]);
