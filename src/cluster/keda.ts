@@ -11,6 +11,7 @@
  */
 import type { Manifest } from '../components/manifests.js';
 import { validate, type Schema } from '../autoscaler/schema.js';
+import { SCALEDOBJECT_SPEC } from '../autoscaler/scaledobject-schema.js';
 import {
   KEDA_API, LEGACY_KEDA_API, parseScaledObject, parseScaledObjects, parseTriggerAuthentication, resolveTriggers,
   type ScaledObjectSpec, type TriggerAuthSpec,
@@ -52,28 +53,17 @@ export const SCALEDJOB_SPEC: Schema = {
         multipleScalersCalculation: oneOf('min', 'avg', 'sum', 'max'),
       },
     },
-    triggers: {
-      type: 'array',
-      minItems: 1,
-      items: {
-        type: 'object',
-        required: ['metadata', 'type'],
-        properties: {
-          type: str,
-          name: str,
-          metadata: { type: 'map', values: str },
-          authenticationRef: {
-            type: 'object',
-            required: ['name'],
-            properties: { name: str, kind: oneOf('TriggerAuthentication', 'ClusterTriggerAuthentication') },
-          },
-          metricType: str,
-          useCachedMetrics: { type: 'boolean' },
-        },
-      },
-    },
+    // The ScaledObject's triggers, but metricType is free: no HPA is made from a ScaledJob.
+    triggers: scaledJobTriggers(),
   },
 };
+
+function scaledJobTriggers(): Schema {
+  const so = SCALEDOBJECT_SPEC as Extract<Schema, { type: 'object' }>;
+  const triggers = so.properties.triggers as Extract<Schema, { type: 'array' }>;
+  const item = triggers.items as Extract<Schema, { type: 'object' }>;
+  return { ...triggers, items: { ...item, properties: { ...item.properties, metricType: str } } };
+}
 
 const SCALEDJOB_DOC: Schema = {
   type: 'object',

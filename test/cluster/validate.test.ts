@@ -73,6 +73,16 @@ spec:
   metadata:
 ${metadata}`;
 
+const scaledObject = (triggers: string, api = 'keda.sh/v1alpha1') => `apiVersion: ${api}
+kind: ScaledObject
+metadata:
+  name: consumer-scaler
+spec:
+  scaleTargetRef:
+    name: consumer
+  triggers:
+${triggers}`;
+
 describe('validate --cluster', { timeout: 180_000 }, () => {
   test('a Deployment with misspelt fields is refused with file:line and each field path', async () => {
     const dir = folder({ 'consumer.yaml': DEPLOYMENT });
@@ -163,15 +173,7 @@ data:
 
   test('a ScaledObject with an unknown trigger field and an invalid enum is refused with its lines', async () => {
     const dir = folder({
-      'so.yaml': `apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata:
-  name: consumer-scaler
-spec:
-  scaleTargetRef:
-    name: consumer
-  triggers:
-  - type: rabbitmq
+      'so.yaml': scaledObject(`  - type: rabbitmq
     metdata:
       queueName: msgqueue
     metadata:
@@ -180,7 +182,7 @@ spec:
       value: "5"
       host: amqp://guest:guest@rabbitmq:5672
     metricType: Avg
-`,
+`),
     });
     const r = await checkCluster(dir);
     const unknown = r.errors.find((e) => /unknown field spec\.triggers\[0\]\.metdata/.test(e.message));
@@ -195,15 +197,7 @@ spec:
   });
 
   test("a trigger's metadata is read as KEDA's scaler reads it; the KEDA 1.x API and qscale's own trigger are refused", async () => {
-    const so = (trigger: string, api = 'keda.sh/v1alpha1') => `apiVersion: ${api}
-kind: ScaledObject
-metadata:
-  name: consumer-scaler
-spec:
-  scaleTargetRef:
-    name: consumer
-  triggers:
-${trigger}`;
+    const so = scaledObject;
     const bad = await checkCluster(folder({ 'so.yaml': so('  - type: rabbitmq\n    metadata:\n      queueName: msgqueue\n      mode: Depth\n      value: "5"\n      host: amqp://guest:guest@rabbitmq:5672\n') }));
     assert.match(errorsOf(bad).join('\n'), /so\.yaml:\d+: .*mode/, errorsOf(bad).join('\n'));
     const legacy = await checkCluster(folder({ 'so.yaml': so('  - type: azure-servicebus\n    metadata:\n      queueName: msgqueue\n', 'keda.k8s.io/v1alpha1') }));
