@@ -13,6 +13,12 @@ import { checkBuiltin, checkObjectMeta, nameRules, type SchemaIssue } from './ku
 import { errorAt, readForCluster, type ReadOptions } from './read.js';
 import { KUBERNETES_VERSION, versionsLine } from './versions.js';
 
+/** The versions Dapr's CRDs serve, for the kinds whose CRDs qscale carries. */
+const DAPR_SERVED: Readonly<Record<string, readonly string[]>> = {
+  Component: ['dapr.io/v1alpha1'],
+  Subscription: ['dapr.io/v1alpha1', 'dapr.io/v2alpha1'],
+};
+
 export interface ClusterEntry {
   kind: string;
   name: string;
@@ -67,6 +73,11 @@ export async function checkCluster(target: string, opts: ReadOptions = {}): Prom
     // Custom resources: ObjectMeta and the name as the API server checks them for every kind.
     issues(m, subject, [...checkObjectMeta(m.body.metadata), ...nameRules(m.kind, m.body.metadata)]);
     if (isDapr) {
+      const served = DAPR_SERVED[m.kind];
+      if (served && !served.includes(m.apiVersion)) {
+        report.errors.push(errorAt(m, `${subject}: Dapr serves ${m.kind} as ${served.join(' and ')}, not ${m.apiVersion}: \`kubectl apply\` finds no such kind`, ['apiVersion']));
+        continue;
+      }
       if (!isCheckedDaprKind(m)) {
         report.notes.push(`${m.file}:${m.line}: ${subject} (${m.apiVersion}): not checked: qscale has the Dapr CRD schemas of Component and Subscription only`);
         continue;
@@ -125,13 +136,12 @@ function expandList(m: Manifest, errors: ConfigError[]): Manifest[] {
 function secretsOf(manifests: readonly Manifest[]): { has(name: string): boolean; lookup: SecretLookup } {
   const docs = manifests.filter((m) => m.kind === 'Secret' && m.apiVersion === 'v1' && m.name);
   const names = new Set(docs.map((m) => m.name));
-  let lookup: SecretLookup = () => undefined;
   try {
-    lookup = resolveResources(docs).secrets;
+    return { has: (n) => names.has(n), lookup: resolveResources(docs).secrets };
   } catch {
-    // A Secret that cannot be read is reported by its schema check; its keys are then unknown.
+    // A Secret that cannot be read is reported by its schema check; what refers to Secrets is then not judged.
+    return { has: () => false, lookup: () => undefined };
   }
-  return { has: (n) => names.has(n), lookup };
 }
 
 function dedupe(errors: readonly ConfigError[]): ConfigError[] {

@@ -294,6 +294,8 @@ stringData:
     assert.match(errorsOf(missing).join('\n'), /no way to authenticate is complete; give one of Connection string: connectionString; or Azure AD: namespaceName/);
     const noQueue = await checkCluster(folder({ 'c.yaml': COMPONENT('bindings.azure.servicebusqueues', '  - name: namespaceName\n    value: ns.servicebus.windows.net\n') }));
     assert.match(errorsOf(noQueue).join('\n'), /missing required metadata 'queueName'/);
+    const v2 = await checkCluster(folder({ 'c.yaml': COMPONENT('bindings.rabbitmq', '  - name: host\n    value: x\n').replace('dapr.io/v1alpha1', 'dapr.io/v2alpha1') }));
+    assert.match(errorsOf(v2).join('\n'), /c\.yaml:1: Component message-queue: Dapr serves Component as dapr\.io\/v1alpha1, not dapr\.io\/v2alpha1/);
     const crd = await checkCluster(folder({ 'c.yaml': COMPONENT('bindings.rabbitmq', '  - name: host\n    valeu: x\n').replace('  version: v1\n', '') }));
     assert.match(errorsOf(crd).join('\n'), /c\.yaml:\d+: component message-queue: missing required field spec\.version/);
   });
