@@ -32,6 +32,8 @@ export interface DaprComponentFacts {
   profiles: readonly DaprProfile[];
   /** Declared required, yet daprd's component reads an absent value as a default: no error when absent. */
   defaultedInCode?: Readonly<Record<string, string>>;
+  /** Not declared in metadata.yaml, yet the component's code reads them: no warning. */
+  readByCode?: Readonly<Record<string, string>>;
 }
 
 function fields(spec: string): DaprField[] {
@@ -79,6 +81,10 @@ export const DAPR_COMPONENTS: readonly DaprComponentFacts[] = [
     output: true,
     fields: fields('queueName! durable deleteWhenUnused ttl prefetchCount exclusive maxPriority contentType reconnectWaitInSeconds caCert clientCert clientKey externalSasl'),
     profiles: [profile('Connection string', 'host!')],
+    readByCode: {
+      ttlInSeconds: 'bindings/rabbitmq/rabbitmq.go reads the queue TTL through metadata.TryGetTTL',
+      saslExternal: 'bindings/rabbitmq/rabbitmq.go reads it beside externalSasl',
+    },
   },
   {
     types: ['secretstores.local.file'],

@@ -283,7 +283,7 @@ stringData:
   });
 
   test("an unknown metadata field is a warning, not an error; a missing required one is an error", async () => {
-    const warn = await checkCluster(folder({ 'c.yaml': COMPONENT('bindings.rabbitmq', '  - name: host\n    value: amqp://rabbitmq:5672\n  - name: queueName\n    value: msgqueue\n  - name: durabel\n    value: "true"\n') }));
+    const warn = await checkCluster(folder({ 'c.yaml': COMPONENT('bindings.rabbitmq', '  - name: host\n    value: amqp://rabbitmq:5672\n  - name: queueName\n    value: msgqueue\n  - name: durabel\n    value: "true"\n  - name: ttlInSeconds\n    value: "60"\n  - name: Direction\n    value: input\n') }));
     assert.deepEqual(errorsOf(warn), []);
     assert.equal(warn.warnings.length, 1, warn.warnings.join('\n'));
     assert.match(warn.warnings[0]!, /c\.yaml:13: component message-queue \(bindings\.rabbitmq\): metadata 'durabel' is not a field of Dapr's bindings\.rabbitmq .*daprd ignores it \(did you mean 'durable'\?\)/);
