@@ -54,7 +54,7 @@ test('rabbitmq init - queue exists with other settings: says which queue and why
   await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq send - Dapr mapping: persistent, metadata as headers, ttlInSeconds → expiration, priority, contentType', async (t) => {
+test('rabbitmq send - Dapr mapping: persistent, metadata as headers, ttlInSeconds → expiration, priority, contentType', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-map');
   const b = backend(q, { maxPriority: '5' });
@@ -78,7 +78,7 @@ test('rabbitmq send - Dapr mapping: persistent, metadata as headers, ttlInSecond
   await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq send - a ttlInSeconds that is not a number is refused with the field named', async (t) => {
+test('rabbitmq send - a ttlInSeconds that is not a number is refused with the field named', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-badttl');
   const b = backend(q);
@@ -89,7 +89,7 @@ test('rabbitmq send - a ttlInSeconds that is not a number is refused with the fi
   await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq receive - metadata arrives query-escaped as Dapr delivers it; success acks', async (t) => {
+test('rabbitmq receive - metadata arrives query-escaped as Dapr delivers it; success acks', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-rt');
   const b = backend(q);
@@ -112,7 +112,7 @@ test('rabbitmq receive - metadata arrives query-escaped as Dapr delivers it; suc
   await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq receive - a failing message is redelivered with a growing count, then dead-lettered at maxDeliveryCount', async (t) => {
+test('rabbitmq receive - a failing message is redelivered with a growing count, then dead-lettered at maxDeliveryCount', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-dlq');
   const b = backend(q, { maxDeliveryCount: '3' });
@@ -140,7 +140,7 @@ test('rabbitmq receive - a failing message is redelivered with a growing count, 
   await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq receive - the delivery count survives a restart of the consumer', async (t) => {
+test('rabbitmq receive - the delivery count survives a restart of the consumer', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-restart');
   const first = backend(q);
@@ -167,7 +167,7 @@ test('rabbitmq receive - the delivery count survives a restart of the consumer',
   await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq receive - leases only concurrency messages; abort finishes and acks in-flight work, leaves the rest ready', async (t) => {
+test('rabbitmq receive - leases only concurrency messages; abort finishes and acks in-flight work, leaves the rest ready', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   const q = queueFor(t, 'rmq-lease');
   const b = backend(q);
@@ -198,7 +198,7 @@ test('rabbitmq receive - leases only concurrency messages; abort finishes and ac
   await deleteQueues(q, `${q}-dlq`);
 });
 
-test('rabbitmq depth - inFlight counts another process\'s unacked messages (management API)', async (t) => {
+test('rabbitmq depth - inFlight counts another process\'s unacked messages (management API)', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'rabbitmq'))) return;
   if (!(await managementUp())) {
     if (process.env.CI === 'true') throw new Error('RabbitMQ management API (15672) is off: rabbitmq-plugins enable rabbitmq_management');
