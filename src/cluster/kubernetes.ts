@@ -313,6 +313,13 @@ export function nameRules(kind: string, metadata: unknown): SchemaIssue[] {
     return [{ path: ['metadata', 'name'], message: 'missing required field metadata.name' }];
   }
   if (typeof name !== 'string') return [];
+  if (RBAC_KINDS.has(kind)) {
+    // RBAC names are path segments: 'system:aggregate-to-view' is fine.
+    if (name === '.' || name === '..' || /[/%]/.test(name)) {
+      return [{ path: ['metadata', 'name'], message: `metadata.name '${name}' may not be '.' or '..' nor contain '/' or '%'` }];
+    }
+    return [];
+  }
   if (kind === 'Service') {
     if (name.length > 63 || !DNS1035_LABEL.test(name)) {
       return [{ path: ['metadata', 'name'], message: `metadata.name '${name}' must be a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter` }];
@@ -327,6 +334,7 @@ export function nameRules(kind: string, metadata: unknown): SchemaIssue[] {
   return [];
 }
 
+const RBAC_KINDS = new Set(['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding']);
 const WORKLOADS = new Set(['Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet']);
 
 function apiServerRules(kind: string, body: Record<string, unknown>): SchemaIssue[] {

@@ -160,6 +160,12 @@ metadata:
   name: Bad_Name
 data:
   key: "not base64 at all: s3cr3t-value"
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: system:qscale-reader
+rules: []
 `,
     });
     const msgs = errorsOf(await checkCluster(dir)).join('\n');
@@ -169,6 +175,7 @@ data:
     assert.match(msgs, /metadata\.name 'Bad_Name' must be a DNS-1123 subdomain/);
     assert.match(msgs, /data\.key must be base64/);
     assert.doesNotMatch(msgs, /s3cr3t/, 'a Secret value is never printed');
+    assert.doesNotMatch(msgs, /system:qscale-reader/, 'RBAC names are path segments, not DNS names');
   });
 
   test('a ScaledObject with an unknown trigger field and an invalid enum is refused with its lines', async () => {
