@@ -25,7 +25,7 @@ describe('sidecar - a binding that loses its broker (Redis behind a relay)', { t
   const open: Array<{ close(): Promise<unknown> }> = [];
   afterEach(async () => {
     for (const o of open.splice(0).reverse()) await o.close();
-  });
+  }, { timeout: 60_000 });
 
   async function setUp(t: TestContext, appPort?: number): Promise<{ relay: CuttableProxy; sc: SidecarHandle; lines: string[] } | undefined> {
     if (!(await needBroker(t, 'redis'))) return undefined;
