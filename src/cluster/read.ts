@@ -76,7 +76,7 @@ export async function readForCluster(target: string, opts: ReadOptions = {}): Pr
 
 async function addFile(out: ClusterInput, file: string): Promise<void> {
   if (RUN_FILE.test(path.basename(file))) {
-    out.notes.push(`${rel(file)}: skipped: the run file of \`qscale up\` is not a manifest (\`kubectl apply -f\` of the whole folder would fail on it; apply the folder's kustomization with -k, or its manifests by name)`);
+    out.notes.push(`${rel(file)}: skipped: the run file of \`qscale up\` is not a manifest (\`kubectl apply -f\` of the whole folder would fail on it: apply the manifests by name, or a kustomization that leaves it out)`);
     return;
   }
   let text: string;
