@@ -74,7 +74,7 @@ test('components - bad base64 in a Secret is reported without echoing the value'
   assert.doesNotMatch(err.message, /TOPSECRET/);
 });
 
-test('components - stringData works like data', () => {
+test('components - stringData works like data', { timeout: 60_000 }, () => {
   const r = load(`apiVersion: v1
 kind: Secret
 metadata: {name: s}
@@ -92,7 +92,7 @@ spec:
   assert.equal(r.components[0]!.metadata.host, 'plain');
 });
 
-test('components - envRef reads the environment and refuses DAPR_* and APP_API_TOKEN', () => {
+test('components - envRef reads the environment and refuses DAPR_* and APP_API_TOKEN', { timeout: 60_000 }, () => {
   const doc = (v: string) => `apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata: {name: q}
@@ -109,7 +109,7 @@ spec:
   assert.match(configError(() => load(doc('UNSET_VAR'), { env: {} })).message, /deploy\.yaml:9: .*UNSET_VAR, which is not set/);
 });
 
-test('components - scopes keep a component away from other apps', () => {
+test('components - scopes keep a component away from other apps', { timeout: 60_000 }, () => {
   const text = `apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata: {name: q}
@@ -122,7 +122,7 @@ scopes: [consumer]
   assert.match(other.skipped[0]!.reason, /not in scopes/);
 });
 
-test('components - route, direction, initTimeout and ignoreErrors are read', () => {
+test('components - route, direction, initTimeout and ignoreErrors are read', { timeout: 60_000 }, () => {
   const r = load(`apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata: {name: q}
@@ -144,7 +144,7 @@ spec:
   assert.equal(c.metadata.prefetchCount, '5');
 });
 
-test('components - each structural error names file, line and field', () => {
+test('components - each structural error names file, line and field', { timeout: 60_000 }, () => {
   const cases: Array<[string, RegExp]> = [
     ['apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: q}\n', /deploy\.yaml:1: component q is missing spec/],
     ['apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: q}\nspec:\n  version: v1\n', /deploy\.yaml:4: component q: missing required field 'spec\.type'/],
@@ -162,12 +162,12 @@ test('components - each structural error names file, line and field', () => {
   }
 });
 
-test('components - a component defined twice is refused with both places', () => {
+test('components - a component defined twice is refused with both places', { timeout: 60_000 }, () => {
   const one = 'apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: q}\nspec: {type: bindings.x, version: v1}\n';
   assert.match(configError(() => load(one + '---\n' + one)).message, /deploy\.yaml:8: component 'q' is defined twice \(first at deploy\.yaml:1\)/);
 });
 
-test('components - kinds the sidecar does not use are skipped with a reason', () => {
+test('components - kinds the sidecar does not use are skipped with a reason', { timeout: 60_000 }, () => {
   const r = load(`apiVersion: apps/v1
 kind: Deployment
 metadata: {name: consumer}
@@ -186,7 +186,7 @@ spec: {type: state.redis, version: v1}
   assert.match(r.skipped[2]!.reason, /not a binding/);
 });
 
-test('components - secretstores.local.file and local.env serve secretKeyRef through auth.secretStore', async () => {
+test('components - secretstores.local.file and local.env serve secretKeyRef through auth.secretStore', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-comp-'));
   writeFileSync(path.join(dir, 'secrets.json'), JSON.stringify({ rabbit: { url: 'amqp://from-file' } }));
   writeFileSync(path.join(dir, 'components.yaml'), `apiVersion: dapr.io/v1alpha1
@@ -233,7 +233,7 @@ auth: {secretStore: envs}
   assert.deepEqual(r.components.map((c) => [c.name, c.metadata.host]), [['a', 'amqp://from-file'], ['b', 'amqp://from-env']]);
 });
 
-test('components - an unknown secret store is named with its line', () => {
+test('components - an unknown secret store is named with its line', { timeout: 60_000 }, () => {
   const err = configError(() => load(`apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata: {name: a}
@@ -249,6 +249,6 @@ auth:
   assert.match(err.message, /deploy\.yaml:11: component a: auth\.secretStore 'vault' is not a secret store component/);
 });
 
-test('components - a missing resources path is a clear error', async () => {
+test('components - a missing resources path is a clear error', { timeout: 60_000 }, async () => {
   await assert.rejects(loadResources(['/nonexistent/qscale']), /resources path '\/nonexistent\/qscale' does not exist/);
 });

@@ -106,10 +106,10 @@ describe('sidecar API - health, metadata, shutdown, unknown routes', { timeout: 
     });
     // An app port nobody listens on: the app is never reachable.
     sc = await sidecarFor(dir, { appPort: 1, onShutdown: () => shutdowns++ });
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     await sc.close();
-  });
+  }, { timeout: 60_000 });
 
   it('healthz - 500 ERR_HEALTH_NOT_READY while the app is not reachable; outbound is 204 once components loaded', async () => {
     const h = await call(sc.port, 'GET', '/v1.0/healthz');
@@ -161,10 +161,10 @@ describe('sidecar API - DAPR_API_TOKEN', { timeout: 60_000 }, () => {
   before(async () => {
     writeComponents(dir, { 'queue.yaml': componentYaml('message-queue', { queueName: 'tokens' }) });
     sc = await sidecarFor(dir, { daprApiToken: 's3cret-token' });
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     await sc.close();
-  });
+  }, { timeout: 60_000 });
   const body = JSON.stringify({ operation: 'create', data: 1 });
 
   it('token - a missing or wrong dapr-api-token answers 401 "invalid api token" in plain text', async () => {
@@ -214,10 +214,10 @@ describe('sidecar API - health without DAPR_API_TOKEN', { timeout: 60_000 }, () 
   before(async () => {
     writeComponents(dir, { 'queue.yaml': componentYaml('message-queue', { queueName: 'no-token' }) });
     sc = await sidecarFor(dir);
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     await sc.close();
-  });
+  }, { timeout: 60_000 });
 
   it('health - ?appid= naming another app answers 500 ERR_HEALTH_APPID_NOT_MATCH, as daprd', async () => {
     assert.equal((await call(sc.port, 'GET', '/v1.0/healthz?appid=test-app')).status, 204);

@@ -47,7 +47,7 @@ test('redis init - nothing listening on the port: connection refused', { timeout
   await b.close();
 });
 
-test('redis receive - a consumer that dies holding a message: another takes it after the visibility timeout, count 2', async (t) => {
+test('redis receive - a consumer that dies holding a message: another takes it after the visibility timeout, count 2', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-crash');
   const dying = backend(q, { visibilityTimeoutInSeconds: '1' });
