@@ -39,7 +39,7 @@ export const natsTriggerMetadata = defineTriggerMetadata([
     description: "qscale extension: where the consumer is read over the JetStream API when no monitoring endpoint is given or it cannot be reached (default: port 4222 of the endpoint's host)." },
 ] as const);
 
-interface ParsedTrigger extends QueueTriggerParams {
+export interface NatsJetStreamSettings extends QueueTriggerParams {
   /** The account's name and id: /jsz is asked for the id; an account matches by either. */
   account: string | undefined;
   accountID: string;
@@ -52,7 +52,7 @@ interface ParsedTrigger extends QueueTriggerParams {
   natsURL: string | undefined;
 }
 
-function parse(trigger: ResolvedTrigger): ParsedTrigger {
+export function parseNatsJetStreamTrigger(trigger: ResolvedTrigger): NatsJetStreamSettings {
   const md = natsTriggerMetadata.parse(trigger);
   const endpoint = md.natsServerMonitoringEndpoint;
   if (!endpoint && !md.natsURL) {
@@ -113,7 +113,7 @@ interface JszStream {
   state?: { last_seq?: number };
   consumer_detail?: JszConsumer[];
 }
-interface Jsz {
+export interface Jsz {
   account_details?: { id?: string; name?: string; stream_detail?: JszStream[] }[];
 }
 
@@ -139,7 +139,7 @@ class NatsJetStreamScaler implements Scaler {
 
   constructor(
     private readonly trigger: ResolvedTrigger,
-    private readonly p: ParsedTrigger,
+    private readonly p: NatsJetStreamSettings,
     private readonly opts: NatsScalerOptions = {},
   ) {
     this.metricName = `s${trigger.index}-` + `nats-jetstream-${p.stream}`.replace(/[/.:%()]/g, '-');
@@ -254,7 +254,7 @@ class NatsJetStreamScaler implements Scaler {
   }
 }
 
-function consumerMissing(p: ParsedTrigger): string {
+function consumerMissing(p: NatsJetStreamSettings): string {
   return `consumer '${p.consumer}' not found in stream '${p.stream}' (the binding creates it when it starts: check the consumer name)`;
 }
 
@@ -262,23 +262,23 @@ function consumerMissing(p: ParsedTrigger): string {
  * KEDA's reading of /jsz: the account whose id is accountID or whose name is account, its stream, the consumer's
  * num_pending + num_ack_pending; a missing stream or consumer is an error, never the stream's length.
  */
-export function natsLagFromJsz(jsz: Jsz, p: Pick<ParsedTrigger, 'account' | 'accountID' | 'stream' | 'consumer'>): number {
+export function natsLagFromJsz(jsz: Jsz, p: Pick<NatsJetStreamSettings, 'account' | 'accountID' | 'stream' | 'consumer'>): number {
   const accounts = (jsz.account_details ?? []).filter((a) => a.id === p.accountID || (p.account !== undefined && a.name === p.account));
   const stream = accounts.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === p.stream);
   if (!stream) throw new Error(`stream '${p.stream}' not found in account '${p.account ?? p.accountID}'`);
   const c = stream.consumer_detail?.find((x) => x.name === p.consumer);
-  if (!c) throw new Error(consumerMissing(p as ParsedTrigger));
+  if (!c) throw new Error(consumerMissing(p as NatsJetStreamSettings));
   return (c.num_pending ?? 0) + (c.num_ack_pending ?? 0);
 }
 
 export function createNatsJetStreamScaler(trigger: ResolvedTrigger, opts: NatsScalerOptions = {}): Scaler {
-  return new NatsJetStreamScaler(trigger, parse(trigger), opts);
+  return new NatsJetStreamScaler(trigger, parseNatsJetStreamTrigger(trigger), opts);
 }
 
 export const natsJetStreamTrigger: TriggerDefinition = {
   type: 'nats-jetstream',
   parseQueueParams(trigger) {
-    const { queueName, target, activationTarget } = parse(trigger);
+    const { queueName, target, activationTarget } = parseNatsJetStreamTrigger(trigger);
     return { queueName, target, activationTarget };
   },
   create(trigger) {

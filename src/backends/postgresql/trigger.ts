@@ -43,7 +43,7 @@ export const postgresqlTriggerMetadata = defineTriggerMetadata([
   { name: 'queueName', type: 'string', extension: true, description: 'qscale extension: the queue this trigger measures, for --embedded.' },
 ] as const);
 
-interface ParsedTrigger extends QueueTriggerParams {
+export interface PostgresqlTriggerSettings extends QueueTriggerParams {
   query: string;
   conn: PgConnection;
 }
@@ -66,7 +66,9 @@ export function postgresqlConnectionFromFields(f: { host: string; port: string; 
   ].join(' ');
 }
 
-function parse(trigger: ResolvedTrigger): ParsedTrigger {
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+
+export function parsePostgresqlTrigger(trigger: ResolvedTrigger): PostgresqlTriggerSettings {
   const md = postgresqlTriggerMetadata.parse(trigger);
   if (md.connection === undefined) {
     for (const f of ['host', 'port', 'userName', 'dbName', 'sslmode'] as const) {
@@ -75,6 +77,13 @@ function parse(trigger: ResolvedTrigger): ParsedTrigger {
   }
   if (md.targetQueryValue === undefined || md.targetQueryValue === 0) throw triggerError(trigger, 'no targetQueryValue given', 'targetQueryValue');
   positiveTarget(trigger, md.targetQueryValue, 'targetQueryValue');
+  if (md.connection === undefined) {
+    // KEDA parses these, and its driver refuses them when the scaler connects: they can never work.
+    if (!/^\d{1,5}$/.test(md.port!) || Number(md.port) < 1 || Number(md.port) > 65535) {
+      throw triggerError(trigger, `port must be a port number such as 5432, got '${md.port}'`, 'port');
+    }
+    if (!SSL_MODES.includes(md.sslmode!)) throw triggerError(trigger, `sslmode must be one of ${SSL_MODES.join(', ')}, got '${md.sslmode}'`, 'sslmode');
+  }
   const text =
     md.connection ??
     postgresqlConnectionFromFields({ host: md.host!, port: md.port!, userName: md.userName!, dbName: md.dbName!, sslmode: md.sslmode!, password: md.password });
@@ -125,7 +134,7 @@ class PostgresScaler implements Scaler {
 
   constructor(
     private readonly trigger: ResolvedTrigger,
-    private readonly p: ParsedTrigger,
+    private readonly p: PostgresqlTriggerSettings,
   ) {
     this.metricName = `s${trigger.index}-postgresql`;
     this.metricType = trigger.metricType;
@@ -185,10 +194,10 @@ class PostgresScaler implements Scaler {
 export const postgresqlTrigger: TriggerDefinition = {
   type: 'postgresql',
   parseQueueParams(trigger) {
-    const { queueName, target, activationTarget } = parse(trigger);
+    const { queueName, target, activationTarget } = parsePostgresqlTrigger(trigger);
     return { queueName, target, activationTarget };
   },
   create(trigger) {
-    return new PostgresScaler(trigger, parse(trigger));
+    return new PostgresScaler(trigger, parsePostgresqlTrigger(trigger));
   },
 };

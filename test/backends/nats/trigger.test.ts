@@ -222,3 +222,38 @@ console.log('after close:', await pending);
   assert.match(run.stdout, /read: .*stream 'ghost_qscale' not found/);
   assert.match(run.stdout, /after close: .*the trigger was closed/);
 });
+
+test('nats-jetstream trigger reads the lag through the monitoring endpoint with accountID and no account, as KEDA', { timeout: 60_000 }, async (t) => {
+  const server = await TestNatsServer.start();
+  const stream = streamName();
+  const b = new NatsBackend(component({ natsURL: server.url, stream, consumer: 'workers' }), ctx());
+  await b.init();
+  const scaler = natsJetStreamTrigger.create(trigger({ natsServerMonitoringEndpoint: server.monitoringEndpoint, accountID: '$G', stream, consumer: 'workers', lagThreshold: '5' }));
+  t.after(async () => {
+    await scaler.close();
+    await b.close();
+    await server.stop();
+  });
+  for (let i = 0; i < 3; i++) await b.send(Buffer.from('1'), {});
+  assert.deepEqual(await scaler.metricAndActivity(), { value: 3, active: true });
+});
+
+test('nats-jetstream trigger fails on a consumer the stream does not have, over the monitoring endpoint, as KEDA since 2.20 (never the stream\'s length)', { timeout: 60_000 }, async (t) => {
+  const server = await TestNatsServer.start();
+  const stream = streamName();
+  const b = new NatsBackend(component({ natsURL: server.url, stream, consumer: 'workers' }), ctx());
+  await b.init();
+  const scaler = natsJetStreamTrigger.create(trigger({ natsServerMonitoringEndpoint: server.monitoringEndpoint, account: '$G', stream, consumer: 'wrokers' }));
+  t.after(async () => {
+    await scaler.close();
+    await b.close();
+    await server.stop();
+  });
+  for (let i = 0; i < 4; i++) await b.send(Buffer.from('1'), {});
+  const err = await scaler.metricAndActivity().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof BrokerError, String(err));
+  assert.equal(
+    err.message,
+    `trigger 0 (nats-jetstream) of ScaledObject consumer-scaler: cannot read NATS JetStream lag from the monitoring endpoint ${server.monitoringEndpoint}: consumer 'wrokers' not found in stream '${stream}' (the binding creates it when it starts: check the consumer name)`,
+  );
+});

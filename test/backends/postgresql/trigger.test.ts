@@ -1,4 +1,5 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
+import pg from 'pg';
 import assert from 'node:assert/strict';
 import { TRIGGER_READ_TIMEOUT_MS } from '../../../src/backends/trigger-support.js';
 import { BrokerError, ConfigError } from '../../../src/errors.js';
@@ -164,4 +165,99 @@ console.log('mid-connect:', await pending);
   assert.equal(run.code, 0, `the process did not exit by itself: ${run.stdout}${run.stderr}`);
   assert.match(run.stdout, /values 3,3/);
   assert.match(run.stdout, /after close: trigger 0 \(postgresql\) of ScaledObject s: the trigger was closed/);
+});
+
+/** A table of its own with rows (n int, label text), dropped when the test ends. */
+async function tableWith(t: TestContext, rows: Array<[number | null, string]>): Promise<string> {
+  const table = tableName();
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    await c.query(`CREATE TABLE ${table} (n int, label text)`);
+    for (const [n, label] of rows) await c.query(`INSERT INTO ${table} VALUES ($1, $2)`, [n, label]);
+  } finally {
+    await c.end();
+  }
+  t.after(() => dropQueue(table));
+  return table;
+}
+
+async function rowCount(table: string): Promise<number> {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    return Number((await c.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
+  } finally {
+    await c.end();
+  }
+}
+
+test('postgresql trigger runs an arbitrary query, as KEDA: the metric is the first column of its first row, numbers as text included', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'postgresql'))) return;
+  const table = await tableWith(t, [[4, 'a'], [9, 'b'], [2, '12.5']]);
+  const make = (query: string, activation = '0'): ReturnType<typeof postgresqlTrigger.create> => {
+    const s = postgresqlTrigger.create(trigger({ connection: PG_URL, query, targetQueryValue: '5', activationTargetQueryValue: activation }));
+    t.after(() => s.close());
+    return s;
+  };
+  assert.deepEqual(await make(`SELECT max(n), min(n) FROM ${table}`).metricAndActivity(), { value: 9, active: true });
+  assert.deepEqual(await make(`SELECT sum(n)::numeric / 2 FROM ${table}`, '7.5').metricAndActivity(), { value: 7.5, active: false }, 'numeric arrives as text');
+  assert.deepEqual(await make(`SELECT label FROM ${table} WHERE n = 2`).metricAndActivity(), { value: 12.5, active: true }, 'text that is a number');
+  assert.deepEqual(await make(`SELECT n FROM ${table} ORDER BY n`).metricAndActivity(), { value: 2, active: true }, 'the first row');
+});
+
+test('postgresql trigger refuses a query result that is no number, NULL or no row at all, as KEDA', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'postgresql'))) return;
+  const table = await tableWith(t, [[null, 'many']]);
+  const cases: Array<[string, RegExp]> = [
+    [`SELECT n FROM ${table}`, /it returned NULL$/],
+    [`SELECT n FROM ${table} WHERE false`, /it returned no row$/],
+    [`SELECT label FROM ${table}`, /it returned 'many', which is not a number$/],
+    ['SELECT true', /it returned a boolean, which is not a number$/],
+  ];
+  for (const [query, re] of cases) {
+    const s = postgresqlTrigger.create(trigger({ connection: PG_URL, query, targetQueryValue: '5' }));
+    t.after(() => s.close());
+    const err = await s.metricAndActivity().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof BrokerError, `${query}: ${String(err)}`);
+    assert.match(err.message, /^trigger 0 \(postgresql\) of ScaledObject consumer-scaler: the query must return a number in the first column of its first row, /);
+    assert.match(err.message, re, query);
+  }
+});
+
+test('postgresql trigger measures without changing data: a query that writes fails in its read-only transaction, one statement only', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'postgresql'))) return;
+  const table = await tableWith(t, [[1, 'x']]);
+  const writes = postgresqlTrigger.create(trigger({ connection: PG_URL, query: `INSERT INTO ${table} VALUES (5, 'y') RETURNING n`, targetQueryValue: '5' }));
+  const smuggled = postgresqlTrigger.create(trigger({ connection: PG_URL, query: `SELECT 1; DELETE FROM ${table}`, targetQueryValue: '5' }));
+  const after = postgresqlTrigger.create(trigger({ connection: PG_URL, query: `SELECT count(*) FROM ${table}`, targetQueryValue: '5' }));
+  t.after(async () => {
+    await writes.close();
+    await smuggled.close();
+    await after.close();
+  });
+  await assert.rejects(writes.metricAndActivity(), /cannot execute INSERT in a read-only transaction \(the query runs in a read-only transaction: it may only read\)/);
+  await assert.rejects(smuggled.metricAndActivity(), /cannot insert multiple commands into a prepared statement/);
+  assert.equal(await rowCount(table), 1);
+  // The connection that failed is usable again: the next read of the same trigger works.
+  assert.deepEqual(await after.metricAndActivity(), { value: 1, active: true });
+  await assert.rejects(writes.metricAndActivity(), /read-only transaction/);
+});
+
+test('postgresql trigger bounds a slow query on the server too: it is cancelled, named, and the next read answers', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'postgresql'))) return;
+  const marker = uniqueName('slow');
+  const slow = postgresqlTrigger.create(trigger({ connection: PG_URL, query: `SELECT 1 FROM pg_sleep(30) -- ${marker}`, targetQueryValue: '5' }));
+  t.after(() => slow.close());
+  await assert.rejects(slow.metricAndActivity(), /cannot read the query's value at PostgreSQL postgres@127\.0\.0\.1:5432\/postgres: (canceling statement due to statement timeout|no answer within \d+ ms|Query read timeout)/);
+  // The server gave up on it: nothing of the trigger's is still running there.
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  t.after(() => c.end());
+  let running = 1;
+  for (let i = 0; i < 50 && running > 0; i++) {
+    running = Number((await c.query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'qscale:keda-postgresql' AND query LIKE $1 AND state = 'active'", [`%${marker}%`])).rows[0].n);
+    if (running > 0) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(running, 0);
 });

@@ -257,3 +257,51 @@ test('rabbitmq trigger - watchArrivals calls back when an empty queue gets a mes
   await b.send(Buffer.from('wake up'), {});
   assert.equal(await eventually(async () => arrivals, (n) => n >= 1), 1);
 });
+
+/** Queues of `counts` messages each (durable false), deleted when the test ends. */
+async function queuesWith(t: TestContext, counts: Record<string, number>): Promise<void> {
+  t.after(() => deleteQueues(...Object.keys(counts)).catch(() => undefined));
+  const conn = await amqp.connect(AMQP_URL);
+  try {
+    const ch = await conn.createConfirmChannel();
+    for (const [q, n] of Object.entries(counts)) {
+      await ch.assertQueue(q, { durable: false });
+      for (let i = 0; i < n; i++) ch.sendToQueue(q, Buffer.from(String(i)));
+    }
+    await ch.waitForConfirms();
+  } finally {
+    await conn.close();
+  }
+}
+
+test('rabbitmq trigger with useRegex sums, averages or maxes the matching queues over the management API, as KEDA', { timeout: 120_000 }, async (t) => {
+  if (!(await requireBroker(t, 'rabbitmq'))) return;
+  if (!(await requireBroker(t, 'rabbitmq-management'))) return;
+  const prefix = uniqueName('rmq-regex');
+  await queuesWith(t, { [`${prefix}-a-1`]: 2, [`${prefix}-a-2`]: 3, [`${prefix}-b`]: 7 });
+  const want: Record<string, number> = { sum: 5, avg: 2, max: 3 };
+  for (const operation of ['sum', 'avg', 'max']) {
+    const s = rabbitmqTrigger.create(trigger({ host: MGMT_URL, queueName: `^${prefix}-a-`, useRegex: 'true', operation, mode: 'QueueLength', value: '5' }));
+    t.after(() => s.close());
+    const m = await eventually(() => s.metricAndActivity(), (v) => v.value === want[operation], 60, 500);
+    assert.deepEqual(m, { value: want[operation], active: true }, operation);
+    assert.match(s.describes, new RegExp(`the queues matching '\\^${prefix}-a-' \\(${operation}\\)`));
+  }
+  // More matches than one page holds: an error, as in KEDA.
+  const paged = rabbitmqTrigger.create(trigger({ host: MGMT_URL, queueName: `^${prefix}-`, useRegex: 'true', pageSize: '1' }));
+  t.after(() => paged.close());
+  await assert.rejects(paged.metricAndActivity(), /more queues match than one page of 1 holds: raise pageSize or narrow queueName/);
+});
+
+test('rabbitmq trigger in MessageRate mode is active while messages wait, even with nothing published, as KEDA', { timeout: 120_000 }, async (t) => {
+  if (!(await requireBroker(t, 'rabbitmq'))) return;
+  if (!(await requireBroker(t, 'rabbitmq-management'))) return;
+  const q = uniqueName('rmq-rate');
+  await queuesWith(t, { [q]: 3 });
+  const s = rabbitmqTrigger.create(trigger({ host: MGMT_URL, queueName: q, mode: 'MessageRate', value: '10', activationValue: '2' }));
+  t.after(() => s.close());
+  // The publish rate of three messages is well under the activation value 2/s; the three waiting messages are above it.
+  const m = await eventually(() => s.metricAndActivity(), (v) => v.active, 60, 500);
+  assert.equal(m.active, true);
+  assert.ok(m.value < 2, `publish rate ${m.value}`);
+});

@@ -90,3 +90,26 @@ console.log('after close:', await pending);
   assert.match(run.stdout, /values 0,0/);
   assert.match(run.stdout, /after close: (read|.*the trigger was closed)/);
 });
+
+test('redis-streams trigger measures as KEDA: lag with a group and lagCount, pending with a group, the length without, lagCount alone ignored', { timeout: 30_000 }, async (t) => {
+  if (!(await requireBroker(t, 'redis'))) return;
+  const q = uniqueName('rs-modes');
+  t.after(() => deleteKeys(q));
+  await withRedis(async (r) => {
+    await r.call('XGROUP', 'CREATE', q, 'g', '0', 'MKSTREAM');
+    for (let i = 0; i < 5; i++) await r.xadd(q, '*', 'n', String(i));
+    await r.call('XREADGROUP', 'GROUP', 'g', 'c1', 'COUNT', '2', 'STREAMS', q, '>'); // 2 delivered, not acked
+  });
+  const modes: Array<[Record<string, string>, number]> = [
+    [{ consumerGroup: 'g', lagCount: '1' }, 3],
+    [{ consumerGroup: 'g' }, 2],
+    [{}, 5],
+    [{ lagCount: '1' }, 5],
+    [{ consumerGroup: 'not-yet', lagCount: '1' }, 5], // a group not created yet: its lag is the whole stream, as KEDA reads it
+  ];
+  for (const [md, want] of modes) {
+    const s = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q, activationLagCount: '2', ...md }));
+    t.after(() => s.close());
+    assert.deepEqual(await s.metricAndActivity(), { value: want, active: want > 2 }, JSON.stringify(md));
+  }
+});
