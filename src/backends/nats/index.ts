@@ -6,8 +6,8 @@ import type { MetadataSpec } from '../../components/metadata.js';
 import { NatsBackend } from './backend.js';
 import { natsMetadata, NATS_BINDING_TYPE } from './metadata.js';
 
-export { natsJetStreamTrigger } from './trigger.js';
-export { natsMetadata, natsTriggerMetadata, NATS_BINDING_TYPE } from './metadata.js';
+export { natsJetStreamTrigger, natsTriggerMetadata } from './trigger.js';
+export { natsMetadata, NATS_BINDING_TYPE } from './metadata.js';
 export { NatsBackend } from './backend.js';
 
 export const natsBackend: BackendDefinition = {

@@ -6,8 +6,8 @@ import type { MetadataSpec } from '../../components/metadata.js';
 import { PostgresBackend } from './backend.js';
 import { postgresqlMetadata, POSTGRESQL_BINDING_TYPE } from './metadata.js';
 
-export { postgresqlTrigger, queueFromQuery } from './trigger.js';
-export { postgresqlMetadata, postgresqlTriggerMetadata, POSTGRESQL_BINDING_TYPE } from './metadata.js';
+export { postgresqlTrigger, postgresqlTriggerMetadata, queueFromQuery } from './trigger.js';
+export { postgresqlMetadata, POSTGRESQL_BINDING_TYPE } from './metadata.js';
 export { PostgresBackend } from './backend.js';
 
 export const postgresqlBackend: BackendDefinition = {
