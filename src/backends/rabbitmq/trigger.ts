@@ -12,6 +12,7 @@ import { withTimeout } from '../../util/timeout.js';
 import { TRIGGER_READ_TIMEOUT_MS, TriggerConnection, boundedRead } from '../trigger-support.js';
 import { defineTriggerMetadata, triggerError } from '../trigger-metadata.js';
 import type { MetricAndActivity, MetricType, ResolvedTrigger, Scaler, TriggerDefinition } from '../../autoscaler/scaler.js';
+import { goQueryEscape } from '../azure/servicebus/message.js';
 import { describeAmqpError } from './link.js';
 import { ManagementClient, type ManagedQueue, type ManagementTls } from './management.js';
 import { parseRabbitmqQueueParams, rabbitmqModeAndTarget, rabbitmqQueueFields, type RabbitmqMode } from './trigger-params.js';
@@ -178,18 +179,6 @@ export function parseRabbitmqTrigger(trigger: ResolvedTrigger): RabbitmqTriggerS
     tls,
     externalAuth,
   };
-}
-
-/** Go's url.QueryEscape: every byte but letters, digits and -_.~ percent-escaped, a space as '+'. */
-function goQueryEscape(text: string): string {
-  let out = '';
-  for (const b of Buffer.from(text, 'utf8')) {
-    const c = String.fromCharCode(b);
-    if (/[A-Za-z0-9\-_.~]/.test(c)) out += c;
-    else if (c === ' ') out += '+';
-    else out += '%' + b.toString(16).toUpperCase().padStart(2, '0');
-  }
-  return out;
 }
 
 /** KEDA's metric name: s<index>-rabbitmq-<queue, query-escaped>, with / . : % ( ) made dashes (NormalizeString). */
