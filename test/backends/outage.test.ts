@@ -7,19 +7,18 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
-import { connect as natsConnect } from 'nats';
 import pg from 'pg';
-import { parseManifests } from '../../src/components/manifests.js';
-import { resolveResources } from '../../src/components/resources.js';
+import { componentFromYaml } from '../conformance/component.js';
 import { createBackend } from '../../src/backends/registry.js';
 import { DEFAULT_REDELIVERY, redeliveryDelays } from '../../src/backends/redelivery.js';
 import { retryQueueName } from '../../src/backends/rabbitmq/retry.js';
-import type { Backend, ResolvedComponent } from '../../src/backends/types.js';
+import type { Backend } from '../../src/backends/types.js';
 import { BrokerError } from '../../src/errors.js';
 import { createLogger } from '../../src/util/log.js';
 import { needBroker, uniqueName, type LocalBroker } from '../support/brokers.js';
 import { startProxy, type CuttableProxy } from './proxy.js';
 import { deleteKeys } from './redis/helpers.js';
+import { deleteNatsStreams } from './nats/support.js';
 
 const logger = createLogger('outage-test').child({}, { level: process.env.QSCALE_LOG_LEVEL ?? 'silent' });
 /** Guards against a hang, never asserts speed. */
@@ -71,38 +70,12 @@ const rows: Row[] = [
   {
     broker: 'nats', name: 'NATS JetStream', port: 4222, type: 'bindings.qscale.nats-jetstream',
     metadata: (q, p) => ({ natsURL: p.url('nats'), stream: q, storage: 'memory' }),
-    cleanup: async (q) => {
-      const nc = await natsConnect({ servers: 'nats://127.0.0.1:4222' });
-      try {
-        const jsm = await nc.jetstreamManager();
-        for (const s of [q, `${q}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
-      } finally {
-        await nc.close();
-      }
-    },
+    cleanup: deleteNatsStreams,
   },
 ];
 
 function tableOf(queue: string): string {
   return `outage_${queue.replace(/[^a-z0-9]/gi, '_')}`.slice(0, 48);
-}
-
-function component(name: string, type: string, metadata: Record<string, string>): ResolvedComponent {
-  const items = Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`).join('\n');
-  const yaml = `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: ${name}
-spec:
-  type: ${type}
-  version: v1
-  initTimeout: 2s
-  metadata:
-${items}
-`;
-  const c = resolveResources(parseManifests(yaml, 'components/queue.yaml')).components[0];
-  if (!c) throw new Error('no component parsed');
-  return c;
 }
 
 /** Either words an outage may take: unreachable with its cause, or no answer within the bound (initTimeout 2s). */
@@ -130,7 +103,7 @@ async function open(t: TestContext, row: Row): Promise<{ b: Backend; proxy: Cutt
   if (!(await needBroker(t, row.broker))) return undefined;
   const proxy = await startProxy(row.port);
   const queue = uniqueName('outage');
-  const b = createBackend(component('orders', row.type, row.metadata(queue, proxy)), { logger, dataDir: '.qscale-test' }, { embedded: false });
+  const b = createBackend(componentFromYaml('orders', row.type, row.metadata(queue, proxy), { initTimeout: '2s', file: 'components/queue.yaml' }), { logger, dataDir: '.qscale-test' }, { embedded: false });
   t.after(async () => {
     await b.close();
     await proxy.close();

@@ -5,10 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseManifests } from '../../src/components/manifests.js';
-import { resolveResources } from '../../src/components/resources.js';
+import { componentFromYaml } from '../conformance/component.js';
 import { backendDefinitions, createBackend } from '../../src/backends/registry.js';
-import type { ResolvedComponent } from '../../src/backends/types.js';
 import { redactSecrets } from '../../src/sidecar/redact.js';
 import { Redactor, redactUrl } from '../../src/components/redact.js';
 import { createLogger } from '../../src/util/log.js';
@@ -58,24 +56,6 @@ const cases: Case[] = [
   },
 ];
 
-function component(type: string, metadata: Record<string, string>): ResolvedComponent {
-  const items = Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`).join('\n');
-  const yaml = `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: orders
-spec:
-  type: ${type}
-  version: v1
-  initTimeout: 2s
-  metadata:
-${items}
-`;
-  const c = resolveResources(parseManifests(yaml, 'components/orders.yaml')).components[0];
-  if (!c) throw new Error('no component parsed');
-  return c;
-}
-
 function leaks(text: string, secrets: readonly string[]): string[] {
   return secrets.filter((s) => text.includes(s));
 }
@@ -99,7 +79,7 @@ test('redaction - every sensitive field of every registered backend is exercised
 for (const c of cases) {
   test(`redaction - ${c.type}: no secret in its errors, its loggable metadata, or a broker error echoing it`, { timeout: 60_000 }, async () => {
     const port = await closedPort();
-    const comp = component(c.type, c.metadata(port));
+    const comp = componentFromYaml('orders', c.type, c.metadata(port), { initTimeout: '2s', file: 'components/orders.yaml' });
     const def = backendDefinitions.find((d) => d.types.includes(c.type));
     assert.ok(def);
     const said: string[] = [];

@@ -6,7 +6,9 @@ import { parseManifests } from '../../src/components/manifests.js';
 import { resolveResources } from '../../src/components/resources.js';
 import type { ResolvedComponent } from '../../src/backends/types.js';
 
-export function componentFromYaml(name: string, type: string, metadata: Record<string, string>): ResolvedComponent {
+export function componentFromYaml(
+  name: string, type: string, metadata: Record<string, string>, opts: { initTimeout?: string; file?: string } = {},
+): ResolvedComponent {
   const items = Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`).join('\n');
   const yaml = `apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -15,10 +17,10 @@ metadata:
 spec:
   type: ${type}
   version: v1
-  metadata:
+${opts.initTimeout ? `  initTimeout: ${opts.initTimeout}\n` : ''}  metadata:
 ${items}
 `;
-  const { components } = resolveResources(parseManifests(yaml, `conformance/${name}.yaml`));
+  const { components } = resolveResources(parseManifests(yaml, opts.file ?? `conformance/${name}.yaml`));
   const c = components[0];
   if (!c) throw new Error(`no component parsed for ${type}`);
   return c;

@@ -7,8 +7,8 @@ import pg from 'pg';
 import { componentFromYaml } from './component.js';
 import type { ResolvedComponent } from '../../src/backends/types.js';
 import type { LocalBroker } from '../support/brokers.js';
-import { connect as natsConnect } from 'nats';
 import { startProxy } from '../backends/proxy.js';
+import { deleteNatsStreams } from '../backends/nats/support.js';
 import { deleteKeys, dropQscaleConnections, redisPending } from '../backends/redis/helpers.js';
 import Database from 'better-sqlite3';
 import path from 'node:path';
@@ -70,16 +70,6 @@ const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
 /** NATS rows reach the machine's server through a relay the suite can cut. */
 const natsProxy = await startProxy(4222);
-
-async function deleteNatsStreams(stream: string): Promise<void> {
-  const nc = await natsConnect({ servers: 'nats://127.0.0.1:4222' });
-  try {
-    const jsm = await nc.jetstreamManager();
-    for (const s of [stream, `${stream}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
-  } finally {
-    await nc.close();
-  }
-}
 
 async function pgQuery(sql: string, params: unknown[]): Promise<void> {
   await pgRows(sql, params);

@@ -1,22 +1,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'nats';
 import { BrokerError } from '../../../src/errors.js';
 import { NatsBackend } from '../../../src/backends/nats/backend.js';
 import type { QueueMessage } from '../../../src/backends/types.js';
 import { needBroker } from '../../support/brokers.js';
-import { component, ctx, LOCAL_NATS, streamName } from './support.js';
+import { component, ctx, deleteNatsStreams, LOCAL_NATS, streamName } from './support.js';
 import { TestNatsServer } from './server.js';
-
-async function deleteStreams(url: string, stream: string): Promise<void> {
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await nc.jetstreamManager();
-    for (const s of [stream, `${stream}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
-  } finally {
-    await nc.close();
-  }
-}
 
 async function open(t: TestContext, extra: Record<string, string> = {}, url = LOCAL_NATS): Promise<NatsBackend> {
   const stream = streamName();
@@ -24,7 +13,7 @@ async function open(t: TestContext, extra: Record<string, string> = {}, url = LO
   await b.init();
   t.after(async () => {
     await b.close();
-    await deleteStreams(url, stream).catch(() => undefined);
+    await deleteNatsStreams(stream, url).catch(() => undefined);
   });
   return b;
 }

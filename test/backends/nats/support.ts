@@ -1,3 +1,4 @@
+import { connect as natsConnect } from 'nats';
 import { parseManifests } from '../../../src/components/manifests.js';
 import { resolveResources } from '../../../src/components/resources.js';
 import type { BackendContext, ResolvedComponent } from '../../../src/backends/types.js';
@@ -29,4 +30,15 @@ export function ctx(): BackendContext {
 /** Stream names may not contain '.', so the shared uniqueName pattern is fine; kept short for readability. */
 export function streamName(): string {
   return `s_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 7)}`;
+}
+
+/** Deletes a queue's stream and its dead-letter stream (from the machine's server unless `url` names another). */
+export async function deleteNatsStreams(stream: string, url = LOCAL_NATS): Promise<void> {
+  const nc = await natsConnect({ servers: url });
+  try {
+    const jsm = await nc.jetstreamManager();
+    for (const s of [stream, `${stream}-dlq`]) await jsm.streams.delete(s).catch(() => undefined);
+  } finally {
+    await nc.close();
+  }
 }
