@@ -33,6 +33,12 @@ export interface ReceiveOptions {
    * settled and its outcome was applied (acked or released): that is what makes a drain lose nothing.
    */
   signal: AbortSignal;
+  /**
+   * A receive loop that reconnects on its own (its broker went away and it keeps retrying) reports it here instead
+   * of logging each retry: `onBrokerState(err)` when receiving stops working (again with each new cause),
+   * `onBrokerState(undefined)` once it receives again. The sidecar turns these into one line per outage.
+   */
+  onBrokerState?(err: unknown): void;
 }
 
 export interface QueueDepth {
