@@ -97,7 +97,9 @@ export const targets: readonly ChaosTarget[] = [
       connectionString: PG_URL, queueName: queue, table: 'qscale_queue', visibilityTimeoutInSec: '2', maxDeliveryCount: '10',
     }),
     trigger: (queue, target) => trigger('postgresql', {
-      query: `SELECT count(*) FROM qscale_queue WHERE queue = '${queue}'`, targetQueryValue: String(target), connection: PG_URL,
+      query: `SELECT count(*) FROM qscale_queue WHERE queue = '${queue}'`, targetQueryValue: String(target),
+      // KEDA reads `connection` only from a TriggerAuthentication or the environment; in metadata it takes the fields.
+      host: '127.0.0.1', port: '5432', userName: 'postgres', dbName: 'postgres', sslmode: 'disable',
     }),
     cleanup: async (queue) => {
       const c = new pg.Client({ connectionString: PG_URL });
