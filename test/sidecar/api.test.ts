@@ -82,16 +82,17 @@ describe('sidecar API - output binding', { timeout: 60_000 }, () => {
     assert.match((r.json() as { message: string }).message, /couldn't find output binding inbox/);
   });
 
-  it('output binding - a body over --max-body-size is refused with 413 ERR_BODY_TOO_LARGE and the sidecar keeps serving', async () => {
+  it('output binding - a body over --max-body-size whose JSON does not end within it answers 400 ERR_MALFORMED_REQUEST "stream too large", as daprd, and the sidecar keeps serving', async () => {
     const big = JSON.stringify({ operation: 'create', data: 'x'.repeat(70 * 1024) });
     const r = await post('message-queue', big);
-    assert.equal(r.status, 413);
+    assert.equal(r.status, 400);
     const j = r.json() as { errorCode: string; message: string };
-    assert.equal(j.errorCode, 'ERR_BODY_TOO_LARGE');
-    assert.match(j.message, /larger than the limit of 65536 bytes \(--max-body-size\)/);
+    assert.equal(j.errorCode, 'ERR_MALFORMED_REQUEST');
+    assert.match(j.message, /^failed deserializing HTTP body: stream too large \(the body is over the limit of 65536 bytes set by --max-body-size/);
     const ok = await post('message-queue', JSON.stringify({ operation: 'create', data: 'after' }));
     assert.equal(ok.status, 204);
-    await drainQueue(dataDir, 'orders', 1);
+    const stored = await drainQueue(dataDir, 'orders', 5);
+    assert.deepEqual(stored.map((m) => m.data.toString()), ['"after"']);
   });
 });
 

@@ -5,12 +5,11 @@
 import type { FastifyReply } from 'fastify';
 
 export const API_ERRORS = {
-  ERR_MALFORMED_REQUEST: { status: 400, description: 'the request body is not the JSON the endpoint expects' },
+  ERR_MALFORMED_REQUEST: { status: 400, description: 'the request body is not the JSON the endpoint expects, or is over --max-body-size before its JSON ends' },
   ERR_INVOKE_OUTPUT_BINDING: { status: 500, description: 'the output binding call failed (unknown binding, operation, broker error)' },
   ERR_HEALTH_NOT_READY: { status: 500, description: 'app not reachable yet, stopping, or an input binding cannot receive (its broker is unreachable)' },
   ERR_HEALTH_APPID_NOT_MATCH: { status: 500, description: 'GET /v1.0/healthz?appid=<id> asked for another app id' },
   ERR_OUTBOUND_HEALTH_NOT_READY: { status: 500, description: 'components are not loaded yet' },
-  ERR_BODY_TOO_LARGE: { status: 413, description: 'the request body is larger than --max-body-size' },
   ERR_NOT_FOUND: { status: 404, description: 'no such API route' },
   ERR_INTERNAL: { status: 500, description: 'an unexpected failure inside the sidecar' },
 } as const;

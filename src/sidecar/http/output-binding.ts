@@ -1,71 +1,124 @@
 /**
- * POST|PUT /v1.0/bindings/{name}: daprd's output binding call. The body's `data` is stored as its JSON encoding
- * (a string keeps its quotes, a missing data is `null`), so the consumer receives exactly what daprd would give it.
+ * POST|PUT /v1.0/bindings/{name}: daprd's output binding call. The body is read as daprd reads it (go-json.ts): the
+ * first JSON value only, decoded into {operation, metadata, data}; `data` is stored as json.Marshal writes it (a
+ * string keeps its quotes, a missing data is `null`), so the consumer receives exactly what daprd would give it.
  * The call to the broker is bounded: during an outage the caller gets a 500 naming the cause, not a call that hangs.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parseJson, stringifyJson } from '../../util/json.js';
 import { withTimeout } from '../../util/timeout.js';
 import { describeCause } from '../outage.js';
 import type { ApiContext } from './context.js';
 import { sendError } from './errors.js';
+import { MAX_JSON_DEPTH, goKind, goMarshal, goString, hasNonFinite, overflowingNumber, scanFirstValue } from './go-json.js';
 
-/**
- * daprd decodes the body with Go's encoding/json, which refuses nesting deeper than 10,000 levels
- * ("exceeded max depth"): the same bound here, so what daprd takes is taken, and nothing deeper reaches the parser.
- */
-export const MAX_JSON_DEPTH = 10_000;
+export { MAX_JSON_DEPTH };
 
 /** Queue bindings support exactly this operation, as in Dapr. */
 const OPERATIONS = ['create'] as const;
 
-interface OutputRequest {
-  data: unknown;
+/** A request body as the server read it: at most the limit's bytes, and whether more followed. */
+export interface RequestBody {
+  bytes: Buffer;
+  /** True when the body was longer than --max-body-size: only its first bytes were kept. */
+  truncated: boolean;
+}
+
+export interface OutputRequest {
+  /** `data` as json.Marshal writes it. */
+  data: string;
   operation: string;
   metadata: Record<string, string>;
 }
 
-/** Go's json decoding matches field names case-insensitively; so does this. */
-function field(obj: Record<string, unknown>, name: string): unknown {
-  if (name in obj) return obj[name];
-  for (const key of Object.keys(obj)) if (key.toLowerCase() === name) return obj[key];
-  return undefined;
+/** The struct fields daprd decodes into; Go matches JSON names to them case-insensitively. */
+const FIELDS = new Set(['operation', 'metadata', 'data']);
+
+function asciiLower(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => c.toLowerCase());
 }
 
-function kindOf(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
-}
-
-/** Returns the request, or why its shape is wrong (daprd: "failed deserializing HTTP body: ..."). */
-export function parseOutputRequest(body: Buffer | undefined): OutputRequest | string {
+/**
+ * Decodes a body into the request, or says why daprd would answer 400 ERR_MALFORMED_REQUEST ("failed deserializing
+ * HTTP body: <why>"). Go's rules: the first value only; null is an empty request; each member whose name matches a
+ * field sets it, in order, so a repeated field is set again (a repeated metadata object adds to the first, a null
+ * metadata clears it, a null operation leaves it); a null metadata value is ""; other members are ignored.
+ */
+export function parseOutputRequest(body: RequestBody, limit: number): OutputRequest | string {
   // As Go's decoder, bytes that are not UTF-8 inside a string become U+FFFD; anywhere else they are a syntax error.
-  const json = parseJson(body === undefined ? '' : body.toString('utf8'), MAX_JSON_DEPTH);
-  if (!json.ok) return json.reason;
-  const parsed = json.value;
-  if (parsed === null) return { data: null, operation: '', metadata: {} };
-  if (typeof parsed !== 'object' || Array.isArray(parsed)) return `the body must be a JSON object, got ${kindOf(parsed)}`;
-  const obj = parsed as Record<string, unknown>;
-  const operation = field(obj, 'operation');
-  if (operation !== undefined && operation !== null && typeof operation !== 'string') {
-    return `field 'operation' must be a string, got ${kindOf(operation)}`;
+  const text = body.bytes.toString('utf8');
+  const tooLarge = `stream too large (the body is over the limit of ${limit} bytes set by --max-body-size, and its JSON does not end within it)`;
+  const first = scanFirstValue(text);
+  if (first.kind === 'none') return body.truncated ? tooLarge : 'unexpected end of JSON input (empty body)';
+  if (first.kind === 'too-deep') return `exceeded max depth: JSON nested deeper than ${MAX_JSON_DEPTH} levels`;
+  if (first.kind === 'incomplete' || (first.scalarAtEnd && body.truncated)) {
+    // Go reports a syntax error met before the bytes ran out; else the end of the bytes (or of the limit).
+    const rest = text.slice(first.start);
+    try {
+      JSON.parse(rest);
+    } catch (err) {
+      const why = (err as Error).message;
+      const at = /at position (\d+)/.exec(why);
+      if (at && Number(at[1]) < rest.length) return why;
+      return body.truncated ? tooLarge : why;
+    }
+    return body.truncated ? tooLarge : 'unexpected end of JSON input';
   }
-  const rawMeta = field(obj, 'metadata');
-  const metadata: Record<string, string> = {};
-  if (rawMeta !== undefined && rawMeta !== null) {
-    if (typeof rawMeta !== 'object' || Array.isArray(rawMeta)) return `field 'metadata' must be an object of strings, got ${kindOf(rawMeta)}`;
-    for (const [k, v] of Object.entries(rawMeta)) {
-      if (typeof v !== 'string') return `field 'metadata.${k}' must be a string, got ${kindOf(v)}`;
-      metadata[k] = v;
+  const span = text.slice(first.start, first.end);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(span);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (parsed === null) return { data: 'null', operation: '', metadata: {} };
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) return `the body must be a JSON object, got ${goKind(parsed)}`;
+
+  const at = (i: number, j: number): string => text.slice(i, j);
+  const members = first.members.map((m) => {
+    const raw = at(m.keyStart, m.keyEnd);
+    const key = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
+    return { key, field: asciiLower(key), m };
+  }).filter((x) => FIELDS.has(x.field));
+  // JSON.parse keeps only the last of repeated names; Go sees each. Only then is each value read on its own.
+  const repeated = new Set(members.map((x) => x.field)).size < members.length;
+  const obj = parsed as Record<string, unknown>;
+
+  let operation = '';
+  let metadata: Record<string, string> | null = null;
+  let data: unknown = null;
+  for (const { key, field, m } of members) {
+    const value = repeated ? (JSON.parse(at(m.valueStart, m.valueEnd)) as unknown) : obj[key];
+    if (field === 'operation') {
+      if (value === null) continue;
+      if (typeof value !== 'string') return `field 'operation' must be a string, got ${goKind(value)}`;
+      operation = goString(value);
+    } else if (field === 'metadata') {
+      if (value === null) {
+        metadata = null;
+        continue;
+      }
+      if (typeof value !== 'object' || Array.isArray(value)) return `field 'metadata' must be an object of strings, got ${goKind(value)}`;
+      metadata ??= {};
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        if (v !== null && typeof v !== 'string') return `field 'metadata.${k}' must be a string, got ${goKind(v)}`;
+        metadata[goString(k)] = v === null ? '' : goString(v);
+      }
+    } else {
+      if (hasNonFinite(value)) {
+        const literal = overflowingNumber(at(m.valueStart, m.valueEnd));
+        return `json: cannot unmarshal number${literal === undefined ? '' : ` ${literal}`} into Go struct field OutputBindingRequest.data of type float64 (out of its range)`;
+      }
+      data = value;
     }
   }
-  const data = field(obj, 'data');
-  return { data: data === undefined ? null : data, operation: typeof operation === 'string' ? operation : '', metadata };
+  return { data: goMarshal(data), operation, metadata: metadata ?? {} };
 }
 
 export function registerOutputBinding(app: FastifyInstance, ctx: ApiContext): void {
   const handler = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply): Promise<FastifyReply> => {
     const name = req.params.name;
-    const parsed = parseOutputRequest(req.body as Buffer | undefined);
+    const body = (req.body as RequestBody | undefined) ?? { bytes: Buffer.alloc(0), truncated: false };
+    const parsed = parseOutputRequest(body, ctx.maxBodyBytes);
     if (typeof parsed === 'string') return sendError(reply, 'ERR_MALFORMED_REQUEST', `failed deserializing HTTP body: ${parsed}`);
     const fail = (reason: string): FastifyReply => sendError(reply, 'ERR_INVOKE_OUTPUT_BINDING', `error invoking output binding ${name}: ${reason}`);
     if (parsed.operation === '') return fail('operation field is missing from request');
@@ -80,7 +133,7 @@ export function registerOutputBinding(app: FastifyInstance, ctx: ApiContext): vo
     const ms = ctx.outputBindingTimeoutMs(binding);
     try {
       await withTimeout(
-        binding.backend.send(Buffer.from(stringifyJson(parsed.data)), parsed.metadata),
+        binding.backend.send(Buffer.from(parsed.data), parsed.metadata),
         ms,
         // A send that timed out may still complete at the broker: the caller cannot tell, as with any lost answer.
         `no answer from the broker within ${ms} ms (is it reachable?); the message may still be stored`,

@@ -1,12 +1,13 @@
 /**
- * The sidecar's HTTP API on fastify: the token check, body limits, read timeouts and every error in Dapr's
+ * The sidecar's HTTP API on fastify: the token check, the body limit, read timeouts and every error in Dapr's
  * `{errorCode, message}` shape. Bodies are taken raw, whatever their content type, because daprd parses them itself.
  */
 import { timingSafeEqual } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { ApiContext } from './context.js';
 import { sendError } from './errors.js';
-import { registerOutputBinding } from './output-binding.js';
+import { registerOutputBinding, type RequestBody } from './output-binding.js';
 import { registerRuntimeRoutes } from './runtime-routes.js';
 
 /**
@@ -27,11 +28,36 @@ function tokenMatches(given: string | string[] | undefined, expected: Buffer): b
   return g.length === expected.length && timingSafeEqual(g, expected);
 }
 
+/**
+ * Reads a body as daprd's limited reader hands it to its JSON decoder: the first `limit` bytes (0: no limit), and
+ * whether more followed. A longer body is not an error here (daprd answers for it only if its JSON does not end
+ * within the limit, and routes that take no body never look at it); the rest is read and dropped, so the
+ * connection stays usable and memory stays bounded.
+ */
+function readLimited(payload: Readable, limit: number, done: (err: Error | null, body?: RequestBody) => void): void {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let truncated = false;
+  payload.on('data', (chunk: Buffer) => {
+    if (truncated) return;
+    if (limit > 0 && kept + chunk.length > limit) {
+      chunks.push(chunk.subarray(0, limit - kept));
+      kept = limit;
+      truncated = true;
+      return;
+    }
+    chunks.push(chunk);
+    kept += chunk.length;
+  });
+  payload.once('end', () => done(null, { bytes: Buffer.concat(chunks, kept), truncated }));
+  // A client that goes away mid-body: daprd's decoder fails on the read, a 400 (nobody is left to read it).
+  payload.once('error', (err) => done(Object.assign(new Error(`cannot read the body: ${err.message}`), { statusCode: 400 })));
+}
+
 export function buildApiServer(ctx: ApiContext): FastifyInstance {
   const { headersMs, requestMs, keepAliveMs } = ctx.timeouts;
   const app = Fastify({
     logger: false,
-    bodyLimit: ctx.maxBodyBytes,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     // A client that stalls gets 408 and its connection closed; node checks the deadlines every interval.
@@ -42,7 +68,7 @@ export function buildApiServer(ctx: ApiContext): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: true },
   });
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (_req, payload, done) => readLimited(payload, ctx.maxBodyBytes, done));
 
   if (ctx.daprApiToken) {
     const expected = Buffer.from(ctx.daprApiToken);
@@ -55,9 +81,6 @@ export function buildApiServer(ctx: ApiContext): FastifyInstance {
   }
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return sendError(reply, 'ERR_BODY_TOO_LARGE', `request body is larger than the limit of ${ctx.maxBodyBytes} bytes (--max-body-size)`);
-    }
     if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       return sendError(reply, 'ERR_MALFORMED_REQUEST', `failed deserializing HTTP body: ${err.message}`);
     }
