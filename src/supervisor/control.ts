@@ -4,11 +4,13 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { SystemStatus } from './state.js';
+import { kedaMetrics } from '../metrics/keda.js';
 
 export async function startControlServer(getStatus: () => Promise<SystemStatus>, port = 0): Promise<{ url: string; server: FastifyInstance }> {
   const server = Fastify({ logger: false });
   server.get('/status', async () => getStatus());
   server.get('/healthz', async (_req, reply) => reply.code(204).send());
+  server.get('/metrics', async (_req, reply) => reply.type(kedaMetrics.contentType).send(await kedaMetrics.metrics()));
   server.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ errorCode: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}: try GET /status` });
   });

@@ -16,6 +16,7 @@ import { errorMessage } from '../errors.js';
 import { withTimeout } from '../util/timeout.js';
 import { sleep } from '../util/abort.js';
 import { describeTrigger } from './plan.js';
+import { kedaMetrics, type KedaMetrics, type ScaledObjectMetrics } from '../metrics/keda.js';
 import type { ConditionState, DecisionRecord, HpaLine, ScaledObjectStatus, TriggerStatus } from './state.js';
 
 const ZERO_PROBE_MS = 1000;
@@ -42,6 +43,8 @@ export interface ScaleLoopOptions {
   report(line: string): void;
   /** Bound on one trigger read (default DEFAULT_READ_TIMEOUT_MS). */
   readTimeoutMs?: number;
+  /** Where reads, errors and replica counts go under KEDA's metric names (default: the process's, served at /metrics). */
+  metrics?: KedaMetrics;
 }
 
 interface TriggerReading {
@@ -72,6 +75,7 @@ export class ScaleLoop {
   private scaleSeq = 0;
   private scaleError: string | undefined;
   private fallbackOn = false;
+  private metrics: ScaledObjectMetrics | undefined;
 
   constructor(
     readonly config: ScalingConfig,
@@ -83,6 +87,11 @@ export class ScaleLoop {
     this.appId = deployment.appId;
     this.readings = scalers.map(() => ({}));
     this.readTimeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  }
+
+  /** The autoscaler's memory after the last step (status reads the cooldown from it); undefined before start. */
+  get autoscalerState(): Readonly<AutoscalerState> | undefined {
+    return this.state;
   }
 
   start(): void {
@@ -104,6 +113,14 @@ export class ScaleLoop {
       now,
     );
     this.state = this.autoscaler.initial;
+    this.metrics = (this.opts.metrics ?? kedaMetrics).track({
+      name: this.name,
+      triggers: this.scalers.map((s, i) => ({ index: this.config.triggers[i]?.index ?? i, type: this.config.triggers[i]?.type ?? '', name: this.config.triggers[i]?.name, metricName: s.metricName })),
+      snapshot: () => {
+        const h = this.hpaLine();
+        return { hpaName: h.name, desiredReplicas: h.desired, currentReplicas: h.replicas, minReplicas: h.minPods, maxReplicas: h.maxPods, paused: spec.paused || spec.pausedReplicas !== undefined };
+      },
+    });
     const polling = this.autoscaler.pollingIntervalSeconds;
     if (this.opts.instantActivation) {
       for (const s of this.scalers) {
@@ -164,12 +181,15 @@ export class ScaleLoop {
     const scaler = this.scalers[i]!;
     const p = (async (): Promise<Observation> => {
       r.attemptAt = Date.now();
+      const started = performance.now();
       try {
-        const { value } = await withTimeout(scaler.metricAndActivity(), this.readTimeoutMs, `no answer within ${this.readTimeoutMs} ms`);
+        const { value, active } = await withTimeout(scaler.metricAndActivity(), this.readTimeoutMs, `no answer within ${this.readTimeoutMs} ms`);
+        this.metrics?.readOk(i, value, active, (performance.now() - started) / 1000);
         this.readOk(i, value);
         return { value };
       } catch (err) {
         const msg = this.cause(i, err);
+        this.metrics?.readFailed(i, (performance.now() - started) / 1000);
         this.readFailed(i, msg);
         return { error: msg };
       }
@@ -319,6 +339,7 @@ export class ScaleLoop {
     if (this.syncTimer) clearTimeout(this.syncTimer);
     for (const u of this.unwatch) u();
     this.unwatch = [];
+    this.metrics?.untrack();
     // A ref'd timer: stopping must not let the process exit early while a step is still being waited for.
     const bound = new AbortController();
     await Promise.race([this.chain, sleep(this.readTimeoutMs + 1000, bound.signal)]);
