@@ -57,3 +57,11 @@ export function noAnswer(a: BrokerAddress, doing: string, ms: number, cause: unk
 /** The verb phrases every backend uses, so the messages read alike. */
 export const SEND = 'send';
 export const DEPTH = 'read the queue depth';
+
+/**
+ * What a receive loop reports (ReceiveOptions.onBrokerState) while it cannot reach its broker and reconnects on its
+ * own. No "meanwhile": whoever prints it says what happens meanwhile.
+ */
+export function receiveUnreachable(a: BrokerAddress, cause: string): BrokerError {
+  return new BrokerError(`${a.subject}: ${a.broker} at ${a.where} is unreachable (${cause}). Check that ${a.broker} is running and reachable at that address`);
+}

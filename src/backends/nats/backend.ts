@@ -24,7 +24,8 @@ import { natsMetadata } from './metadata.js';
 import { connectNats, describe, natsLib, scrubNats, type NatsTarget } from './connect.js';
 import { sleep } from '../../util/abort.js';
 import { withTimeout } from '../../util/timeout.js';
-import { DEPTH, SEND, bounded, noAnswer, unreachable, type BrokerAddress } from '../unreachable.js';
+import { DEPTH, SEND, bounded, noAnswer, receiveUnreachable, unreachable, type BrokerAddress } from '../unreachable.js';
+import { BrokerState } from '../broker-state.js';
 import { Wakeup } from '../../util/wakeup.js';
 import { redeliveryDelayMs, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
 
@@ -56,6 +57,10 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
   private closed = false;
   /** Between a disconnect and the reconnect: the server is known to be unreachable. */
   private disconnected = false;
+  /** Counts disconnects and reconnects: a pull that saw none in its life really reached the server. */
+  private connectionChanges = 0;
+  /** Receive loops told of each failed reconnect attempt (see watchStatus). */
+  private readonly lostListeners = new Set<() => void>();
   private readonly batches = new Set<ConsumerMessages>();
 
   constructor(component: ResolvedComponent, ctx: BackendContext) {
@@ -115,15 +120,27 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     this.logger.info({ server: describe(this.target), consumer: this.durable }, 'NATS JetStream queue ready');
   }
 
+  /**
+   * Follows the connection. Debug lines only: receive loops report an outage (onBrokerState) and send and depth fail
+   * with a clear error, so the user hears of it once. The client starts a reconnect attempt at once after a
+   * disconnect and each 250 ms after a failed one: from the second attempt on, the server is away, not just a
+   * dropped connection that came right back.
+   */
   private async watchStatus(nc: NatsConnection | undefined): Promise<void> {
     if (!nc) return;
+    let attempts = 0;
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
         this.disconnected = true;
-        this.logger.warn('NATS connection lost, reconnecting');
+        this.connectionChanges++;
+        attempts = 0;
+        this.logger.debug('NATS connection lost, reconnecting');
+      } else if (s.type === 'reconnecting') {
+        if (this.disconnected && ++attempts >= 2) for (const l of [...this.lostListeners]) l();
       } else if (s.type === 'reconnect') {
         this.disconnected = false;
-        this.logger.info('NATS connection back');
+        this.connectionChanges++;
+        this.logger.debug('NATS connection back');
         for (const b of this.batches) b.stop();
       }
     }
@@ -211,7 +228,10 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     const limit = Math.max(1, Math.min(options.concurrency, this.handlerCap));
     const inFlight = new Set<Promise<void>>();
     let consumer: Consumer | undefined;
-    let failing = false;
+    const state = new BrokerState(options.onBrokerState, this.logger);
+    const address: BrokerAddress = { subject: this.subject, broker: 'NATS JetStream', where: describe(this.target) };
+    const lost = (): void => state.lost(receiveUnreachable(address, 'connection lost'));
+    this.lostListeners.add(lost);
     // A finished handler or a stop wakes the loop; nothing is left behind per wait (see util/wakeup.ts).
     const wake = new Wakeup();
     signal.addEventListener('abort', wake.poke);
@@ -224,6 +244,8 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
       let batch: ConsumerMessages | undefined;
       let watchdog: NodeJS.Timeout | undefined;
       const stop = (): void => batch?.stop();
+      // A pull cut short by a lost connection ends like one that expired: only one the connection outlived counts.
+      const changes = this.connectionChanges;
       try {
         consumer ??= await js.consumers.get(this.stream, this.durable);
         // Only as many as there are free handlers: a message waiting in a buffer would burn its ack_wait.
@@ -244,11 +266,11 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
           });
           inFlight.add(p);
         }
-        if (failing) this.logger.info('receiving again');
-        failing = false;
+        if (!this.disconnected && this.connectionChanges === changes && !signal.aborted) state.working();
       } catch (err) {
-        if (!failing) this.logger.warn({ error: scrubNats(errorMessage(err), this.target) }, 'cannot pull messages, retrying');
-        failing = true;
+        // While the connection is lost, a failed request says nothing new: the reconnect attempts report it.
+        if (this.disconnected || signal.aborted || this.closed) this.logger.debug(`cannot pull messages: ${scrubNats(errorMessage(err), this.target)}`);
+        else state.lost(this.brokerError('cannot pull messages from', err));
         consumer = undefined;
         await sleep(500, signal);
       } finally {
@@ -258,6 +280,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
       }
     }
     signal.removeEventListener('abort', wake.poke);
+    this.lostListeners.delete(lost);
     await Promise.allSettled([...inFlight]);
   }
 

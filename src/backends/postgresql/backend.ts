@@ -18,7 +18,8 @@ import { Redactor, redactorFor } from '../../components/redact.js';
 import { isIdentifier, queueSql, type QueueSql } from './sql.js';
 import { PgListener } from './listener.js';
 import { Wakeup } from '../../util/wakeup.js';
-import { DEPTH, SEND, bounded, unreachable, type BrokerAddress } from '../unreachable.js';
+import { DEPTH, SEND, bounded, receiveUnreachable, unreachable, type BrokerAddress } from '../unreachable.js';
+import { BrokerState } from '../broker-state.js';
 import { redeliveryDelayMs, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
 
 interface Row {
@@ -97,8 +98,9 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
   async init(): Promise<void> {
     if (this.pool) return;
     const pool = new pg.Pool({ ...this.clientConfig(), max: 10, idleTimeoutMillis: 30_000 });
-    // A server-side kill makes idle clients emit 'error'; the pool drops them and the next query reconnects.
-    pool.on('error', (err) => this.logger.warn({ error: this.redactor.text(errorMessage(err)) }, 'idle PostgreSQL connection lost'));
+    // A server-side kill makes idle clients emit 'error'; the pool drops them and the next query reconnects. Debug
+    // only: an outage is reported once by what fails next (a receive loop's onBrokerState, send, depth).
+    pool.on('error', (err) => this.logger.debug(`idle PostgreSQL connection lost: ${this.redactor.text(errorMessage(err))}`));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within initTimeout (${this.initTimeoutMs} ms)`)), this.initTimeoutMs);
@@ -143,9 +145,13 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
    * pg_terminate_backend) is retried once on a fresh one; a server that refuses connections fails the call at once,
    * naming the cause.
    */
+  private get address(): BrokerAddress {
+    return { subject: this.subject, broker: 'PostgreSQL', where: this.conn.describe };
+  }
+
   private async call<T>(doing: string, run: (db: pg.Pool) => Promise<T>): Promise<T> {
     const db = this.db();
-    const address: BrokerAddress = { subject: this.subject, broker: 'PostgreSQL', where: this.conn.describe };
+    const address = this.address;
     const attempts = async (): Promise<T> => {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -172,7 +178,8 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
     }
     const inFlight = new Set<Promise<void>>();
     let lastSweep = 0;
-    let failing = false;
+    let failures = 0;
+    const state = new BrokerState(options.onBrokerState, this.logger);
     // A notification, a finished handler or a stop wakes the loop; nothing is left behind per wait.
     const wake = new Wakeup();
     signal.addEventListener('abort', wake.poke);
@@ -191,12 +198,15 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
           await pool.query(this.sql.deadLetterExhausted, [this.queue, this.maxDeliveries, `lease expired on the last of ${this.maxDeliveries} deliveries`]);
         }
         rows = (await pool.query<Row>(this.sql.claim, [this.queue, free, this.leaseSec, token, this.maxDeliveries])).rows;
-        if (failing) this.logger.info('PostgreSQL reachable again, receiving');
-        failing = false;
+        failures = 0;
+        state.working();
       } catch (err) {
-        if (!failing) this.logger.warn({ error: this.redactor.text(errorMessage(err)) }, 'cannot claim messages, retrying');
-        failing = true;
-        await wake.wait(Math.min(this.pollMs, 1000));
+        if (signal.aborted || this.closed) break;
+        // A pooled connection the server dropped fails one statement; the next gets a fresh one. Only a failure
+        // that repeats (or a server that refuses) is an outage.
+        if (++failures > 1 || !isConnectionError(err) || isRefused(err)) state.lost(this.claimError(err));
+        else this.logger.debug(`cannot claim messages: ${this.redactor.text(errorMessage(err))}; trying again on a fresh connection`);
+        if (failures > 1) await wake.wait(Math.min(this.pollMs, 1000));
         continue;
       }
       if (rows.length === 0) {
@@ -221,6 +231,11 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
     await Promise.allSettled([...inFlight]);
   }
 
+  private claimError(err: unknown): BrokerError {
+    const cause = this.redactor.text(errorMessage(err));
+    return isRefused(err) || isConnectionError(err) ? receiveUnreachable(this.address, cause) : this.brokerError('cannot claim messages from', err);
+  }
+
   private async handle(row: Row, token: string, handler: MessageHandler): Promise<void> {
     const msg: QueueMessage = {
       id: row.id,
@@ -236,7 +251,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
           if (r.rowCount === 1) leaseEnds = Date.now() + this.leaseSec * 1000;
           else this.logger.warn({ id: row.id }, 'lease lost while the handler works: the message will be delivered again');
         })
-        .catch((err: unknown) => this.logger.warn({ id: row.id, error: this.redactor.text(errorMessage(err)) }, 'lease renewal failed'));
+        .catch((err: unknown) => this.logger.debug(`lease renewal of message ${row.id} failed: ${this.redactor.text(errorMessage(err))}`));
     }, Math.max(200, (this.leaseSec * 1000) / 3));
     let ok = false;
     try {

@@ -71,9 +71,10 @@ export class PgListener {
     client.removeAllListeners('end');
     client.on('error', () => undefined);
     void client.end().catch(() => undefined);
-    this.logger.warn(
-      { error: err === undefined ? 'connection ended' : scrub(errorMessage(err), this.password) },
-      `LISTEN connection lost, reconnecting in ${this.retryMs} ms`,
+    // Debug only: receiving goes on by polling meanwhile, and a server that is away is reported once by the
+    // receive loop (onBrokerState).
+    this.logger.debug(
+      `LISTEN connection lost (${err === undefined ? 'connection ended' : scrub(errorMessage(err), this.password)}), reconnecting in ${this.retryMs} ms`,
     );
     this.timer = setTimeout(() => void this.connect(), this.retryMs);
     this.retryMs = Math.min(this.retryMs * 2, 5000);

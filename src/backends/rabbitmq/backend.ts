@@ -30,7 +30,8 @@ import { rabbitmqMetadata } from './metadata.js';
 import { sleep, whenAborted } from '../../util/abort.js';
 import { redeliveryDelayMs, redeliveryDelays } from '../redelivery.js';
 import { retryQueueName, retryQueueOptions } from './retry.js';
-import { DEPTH, SEND, bounded, type BrokerAddress } from '../unreachable.js';
+import { DEPTH, SEND, bounded, receiveUnreachable, type BrokerAddress } from '../unreachable.js';
+import { BrokerState } from '../broker-state.js';
 
 export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
   readonly name: string;
@@ -125,27 +126,39 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     const { signal } = options;
     const concurrency = Math.max(1, Math.floor(options.concurrency));
     const prefetch = this.s.prefetchCount > 0 ? Math.min(this.s.prefetchCount, concurrency) : concurrency;
-    while (!signal.aborted && !this.closed) {
-      let conn: ChannelModel;
-      try {
-        conn = await this.link.get(this.s.reconnectWaitMs + 60_000, { signal });
-      } catch {
-        continue;
+    const state = new BrokerState(options.onBrokerState, this.log);
+    const unlisten = this.link.onReconnectFailure((cause) => state.lost(receiveUnreachable(this.address, cause)));
+    try {
+      while (!signal.aborted && !this.closed) {
+        let conn: ChannelModel;
+        try {
+          conn = await this.link.get(this.s.reconnectWaitMs + 60_000, { signal });
+        } catch {
+          continue;
+        }
+        try {
+          await this.consumeSession(conn, handler, prefetch, signal, state);
+        } catch (err) {
+          if (signal.aborted || this.closed) break;
+          const cause = describeAmqpError(err, this.secrets());
+          this.log.debug(`consuming '${this.s.queueName}' stopped: ${cause}; retrying`);
+          await sleep(Math.min(1000, this.s.reconnectWaitMs), signal);
+          // A channel that died with its connection is the link's to report (its reconnect says why); one whose
+          // connection lives on failed for a reason of the queue's own (deleted, declared otherwise, no access).
+          if (this.link.current === conn && !signal.aborted) {
+            state.lost(new BrokerError(`${this.subject}: cannot consume queue '${this.s.queueName}' on RabbitMQ at ${this.link.where}: ${cause}`));
+          }
+        }
       }
-      try {
-        await this.consumeSession(conn, handler, prefetch, signal);
-      } catch (err) {
-        if (signal.aborted || this.closed) break;
-        this.log.warn(`consuming '${this.s.queueName}' stopped: ${describeAmqpError(err, this.secrets())}; retrying`);
-        await sleep(Math.min(1000, this.s.reconnectWaitMs), signal);
-      }
+    } finally {
+      unlisten();
     }
   }
 
   /** One channel's life: consume until it closes or the signal aborts; then every started handler is settled. */
-  private async consumeSession(conn: ChannelModel, handler: MessageHandler, prefetch: number, signal: AbortSignal): Promise<void> {
+  private async consumeSession(conn: ChannelModel, handler: MessageHandler, prefetch: number, signal: AbortSignal, state: BrokerState): Promise<void> {
     const ch = await conn.createConfirmChannel();
-    ch.on('error', (err: Error) => this.log.warn(`RabbitMQ channel error: ${describeAmqpError(err, this.secrets())}`));
+    ch.on('error', (err: Error) => this.log.debug(`RabbitMQ channel error: ${describeAmqpError(err, this.secrets())}`));
     const ended = new Promise<void>((resolve) => ch.once('close', () => resolve()));
     const active = new Set<Promise<void>>();
     // Made before consume(): a delivery can arrive (and its handler abort) before consume() resolves.
@@ -168,6 +181,7 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
         const p: Promise<void> = this.handle(ch, msg, handler).finally(() => active.delete(p));
         active.add(p);
       }, { noAck: false });
+      state.working();
       await Promise.race([ended, aborted]);
       if (signal.aborted) await ch.cancel(consumerTag).catch(() => undefined);
     } finally {

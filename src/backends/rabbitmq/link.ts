@@ -47,6 +47,8 @@ export class AmqpLink {
   /** Why the last (re)connect attempt failed; cleared by a connection. While set, the broker is known to be down. */
   private lastFailure: string | undefined;
   private readonly waiters = new Set<() => void>();
+  /** Told the cause of every failed reconnect attempt (receive loops report the outage). */
+  private readonly failureListeners = new Set<(cause: string) => void>();
   private readonly secrets: Redactor;
   readonly where: string;
 
@@ -74,6 +76,15 @@ export class AmqpLink {
 
   get current(): ChannelModel | undefined {
     return this.conn;
+  }
+
+  /**
+   * Calls `listener` with the cause of each failed reconnect attempt; returns how to stop. A connection that drops
+   * and comes right back calls nothing: only a broker that stays away is an outage.
+   */
+  onReconnectFailure(listener: (cause: string) => void): () => void {
+    this.failureListeners.add(listener);
+    return () => this.failureListeners.delete(listener);
   }
 
   /**
@@ -128,17 +139,19 @@ export class AmqpLink {
     return amqp.connect(this.opts.url, socketOptions);
   }
 
+  // The link logs at debug only: an outage reaches the user once, through whoever uses the link (the receive loop's
+  // onBrokerState, the errors of send and depth), never once per attempt.
   private adopt(conn: ChannelModel): void {
     this.conn = conn;
     this.lastFailure = undefined;
     // Without an 'error' listener a broker-side close would crash the process.
     conn.on('error', (err: Error) => {
-      this.opts.logger.warn({ err: new Error(describeAmqpError(err, this.secrets)) }, 'RabbitMQ connection error');
+      this.opts.logger.debug(`RabbitMQ connection error: ${describeAmqpError(err, this.secrets)}`);
     });
     conn.on('close', () => {
       if (this.conn === conn) this.conn = undefined;
       if (!this.closed) {
-        this.opts.logger.warn(`RabbitMQ connection to ${this.where} closed; reconnecting every ${this.opts.reconnectWaitMs} ms`);
+        this.opts.logger.debug(`RabbitMQ connection to ${this.where} closed; reconnecting every ${this.opts.reconnectWaitMs} ms`);
         void this.reconnect();
       }
     });
@@ -162,14 +175,14 @@ export class AmqpLink {
             return;
           }
           this.adopt(conn);
-          this.opts.logger.info(`reconnected to RabbitMQ at ${this.where}`);
+          this.opts.logger.debug(`reconnected to RabbitMQ at ${this.where}`);
         } catch (err) {
           const cause = describeAmqpError(err, this.secrets);
-          // Once per cause, not once per attempt.
-          if (cause !== this.lastFailure) this.opts.logger.warn(`reconnect to RabbitMQ at ${this.where} failed: ${cause}; retrying every ${this.opts.reconnectWaitMs} ms`);
+          this.opts.logger.debug(`reconnect to RabbitMQ at ${this.where} failed: ${cause}; retrying every ${this.opts.reconnectWaitMs} ms`);
           this.lastFailure = cause;
           // Calls waiting for the connection learn now that the broker is down.
           for (const w of [...this.waiters]) w();
+          for (const l of [...this.failureListeners]) l(cause);
         }
       }
     } finally {

@@ -32,7 +32,8 @@ import { sleep } from '../../util/abort.js';
 import { Wakeup } from '../../util/wakeup.js';
 import { withTimeout } from '../../util/timeout.js';
 import { redeliveryDelayMs } from '../redelivery.js';
-import { DEPTH, SEND, bounded, isNoAnswer, unreachable, type BrokerAddress } from '../unreachable.js';
+import { DEPTH, SEND, bounded, isNoAnswer, receiveUnreachable, unreachable, type BrokerAddress } from '../unreachable.js';
+import { BrokerState } from '../broker-state.js';
 
 const BLOCK_MS = 1000;
 const SWEEP_EVERY_MS = 1000;
@@ -85,24 +86,70 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     } catch (err) {
       throw new BrokerError(`${this.subject}: cannot connect to Redis at ${this.where}: ${this.redactor.text(errorMessage(err))}`);
     }
+    // Debug lines only: an outage reaches the user once, through a receive loop's onBrokerState or the errors of
+    // send and depth.
     let down = false;
     c.on('error', (err: unknown) => {
       const cause = describeRedisError(err, this.redactor);
       if (c === this.client && c.status !== 'ready') this.lastError = cause;
-      if (!down && !this.closed) this.log.warn(`Redis connection error: ${cause}`);
+      if (!down && !this.closed) this.log.debug(`Redis connection error: ${cause}`);
     });
     c.on('close', () => {
       if (!this.closed && !down) {
         down = true;
-        this.log.warn(`Redis connection to ${this.where} dropped; reconnecting`);
+        this.log.debug(`Redis connection to ${this.where} dropped; reconnecting`);
       }
     });
     c.on('ready', () => {
-      if (down) this.log.info(`reconnected to Redis at ${this.where}`);
+      if (down) this.log.debug(`reconnected to Redis at ${this.where}`);
       down = false;
       if (c === this.client) this.lastError = undefined;
     });
     return c;
+  }
+
+  /**
+   * Tells `state` when a connection a receive loop depends on cannot come back: a reconnect attempt failed, or it
+   * connected and got no answer within callMs — then it is dropped and tried again, since ioredis would wait for an
+   * answer forever. A connection that drops and comes right back is no outage. Commands wait through a reconnect,
+   * so the loop itself sees nothing meanwhile.
+   */
+  private watchReconnects(c: Redis, state: BrokerState): () => void {
+    let reconnecting = false;
+    let silent: NodeJS.Timeout | undefined;
+    const report = (cause: string): void => {
+      if (!this.closed) state.lost(receiveUnreachable(this.address, cause));
+    };
+    const onReconnecting = (): void => {
+      reconnecting = true;
+      clearTimeout(silent);
+    };
+    const onError = (err: unknown): void => {
+      if (reconnecting) report(describeRedisError(err, this.redactor));
+    };
+    const onConnect = (): void => {
+      clearTimeout(silent);
+      if (!reconnecting) return;
+      silent = setTimeout(() => {
+        report(`connected, but no answer within ${this.callMs} ms`);
+        c.disconnect(true);
+      }, this.callMs);
+    };
+    const onReady = (): void => {
+      reconnecting = false;
+      clearTimeout(silent);
+    };
+    c.on('reconnecting', onReconnecting);
+    c.on('error', onError);
+    c.on('connect', onConnect);
+    c.on('ready', onReady);
+    return () => {
+      clearTimeout(silent);
+      c.off('reconnecting', onReconnecting);
+      c.off('error', onError);
+      c.off('connect', onConnect);
+      c.off('ready', onReady);
+    };
   }
 
   private get redis(): Redis {
@@ -120,6 +167,8 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
     // XREADGROUP BLOCK holds its connection: each receive() reads on its own one.
     const reader = await this.connect(this.waitMs, `qscale:${this.name}:reader`);
     this.readers.add(reader);
+    const state = new BrokerState(options.onBrokerState, this.log);
+    const unwatch = [this.watchReconnects(reader, state), this.watchReconnects(this.redis, state)];
     const active = new Map<string, Promise<void>>();
     // Entries whose handler still works: renewed. A failed one leaves at once, so renewal never cuts its wait short.
     const working = new Set<string>();
@@ -162,17 +211,19 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
             }
           }
           const fresh = await readNew(reader, this.s.stream, this.s.group, this.consumer, free, BLOCK_MS);
+          state.working();
           for (const e of fresh) start(e, 1);
         } catch (err) {
           if (signal.aborted || this.closed) break;
           const text = describeRedisError(err, this.redactor);
           // The stream or group was deleted under us: make them again and go on.
           if (/NOGROUP/i.test(text)) await ensureGroup(this.redis, this.s.stream, this.s.group).catch(() => undefined);
-          else this.log.warn(`reading stream '${this.s.stream}' failed: ${text}; retrying`);
+          else state.lost(new BrokerError(`${this.subject}: cannot read stream '${this.s.stream}' at ${this.where}: ${text}`));
           await sleep(Math.max(100, this.s.reconnectWaitMs), signal);
         }
       }
     } finally {
+      for (const off of unwatch) off();
       signal.removeEventListener('abort', wake.poke);
       while (active.size > 0) await Promise.allSettled([...active.values()]);
       clearInterval(renewer);
