@@ -28,6 +28,8 @@ export interface SimulationOptions {
   instantActivation: boolean;
   /** True when every trigger sets useCachedMetrics: the HPA then reads the last poll's metric. */
   cachedMetrics?: boolean;
+  /** Also record `samples`: the state at every instant it changed (for charts; a day of load makes many). */
+  samples?: boolean;
 }
 
 export interface TimelineRow {
@@ -39,6 +41,17 @@ export interface TimelineRow {
   /** Replicas serving (ready, not stopping). */
   replicas: number;
   reason: string;
+}
+
+/** The queue and the replicas at one instant, recorded whenever one of them changed. */
+export interface Sample {
+  /** seconds */
+  t: number;
+  queue: number;
+  inFlight: number;
+  desired: number;
+  /** Replicas serving (ready, not stopping). */
+  replicas: number;
 }
 
 export interface Summary {
@@ -58,6 +71,8 @@ export interface SimulationResult {
   timeline: TimelineRow[];
   summary: Summary;
   decisions: Decision[];
+  /** Only when options.samples is set; the first is t=0. */
+  samples?: Sample[];
 }
 
 const enum Kind {
@@ -121,6 +136,7 @@ export function simulate(spec: AutoscalerSpec, triggers: readonly TriggerTarget[
   const timeline: TimelineRow[] = [];
   let pendingReasons: string[] = [];
   let lastRow: TimelineRow | undefined;
+  const samples: Sample[] | undefined = o.samples ? [{ t: 0, queue: 0, inFlight: 0, desired: state.replicas, replicas: 0 }] : undefined;
 
   const count = { starting: 0, ready: 0, stopping: 0, gone: 0 };
   const serving = () => count.ready;
@@ -200,6 +216,7 @@ export function simulate(spec: AutoscalerSpec, triggers: readonly TriggerTarget[
 
   const emit = (t: number, before: { queue: number; inFlight: number; desired: number; replicas: number }) => {
     const row: TimelineRow = { t: t / 1000, queue: queued(), inFlight, desired: state.replicas, replicas: serving(), reason: '' };
+    if (samples) record(samples, row);
     const wasEmpty = before.queue + before.inFlight === 0;
     const isEmpty = row.queue + row.inFlight === 0;
     const reasons = pendingReasons;
@@ -289,6 +306,7 @@ export function simulate(spec: AutoscalerSpec, triggers: readonly TriggerTarget[
   return {
     timeline,
     decisions,
+    ...(samples ? { samples } : {}),
     summary: {
       drainSeconds: drained ? (lastDone ?? 0) / 1000 : null,
       peakReplicas: peak,
@@ -299,6 +317,14 @@ export function simulate(spec: AutoscalerSpec, triggers: readonly TriggerTarget[
       decisions: decisions.length,
     },
   };
+}
+
+function record(samples: Sample[], row: TimelineRow): void {
+  const last = samples[samples.length - 1]!;
+  if (last.queue === row.queue && last.inFlight === row.inFlight && last.desired === row.desired && last.replicas === row.replicas) return;
+  const s: Sample = { t: row.t, queue: row.queue, inFlight: row.inFlight, desired: row.desired, replicas: row.replicas };
+  if (last.t === s.t) samples[samples.length - 1] = s;
+  else samples.push(s);
 }
 
 function rank(r: Replica): number {

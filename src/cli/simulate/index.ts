@@ -12,6 +12,8 @@ export interface SimulateFlags {
   instantActivation: boolean;
   json: boolean;
   scaledObject?: string;
+  chart?: string;
+  compare?: string;
 }
 
 export function simulateCommand(): Command {
@@ -28,7 +30,9 @@ export function simulateCommand(): Command {
     .option('--duration <duration>', 'simulated time to run', '15m')
     .option('--no-instant-activation', 'pure KEDA: wait for the next poll to activate from 0 (default: poll as soon as a message lands on an empty queue at 0 replicas, as `qscale up` does)')
     .option('--scaled-object <name>', 'which ScaledObject, when the path holds several')
-    .option('--json', 'print {timeline, summary} as JSON', false)
+    .option('--chart <file>', 'also draw queue depth and replicas over time, each decision marked: out.svg (an image) or out.html (a page with hover and zoom)')
+    .option('--compare <path>', 'run a second ScaledObject (file or folder) under the same load; the chart and the text show both')
+    .option('--json', 'print {timeline, summary} as JSON (with --compare: {runs: [...]})', false)
     .action(async (path: string, flags: SimulateFlags) => {
       const { runSimulate } = await import('./run.js');
       await runSimulate(path, flags);

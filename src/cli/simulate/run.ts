@@ -1,10 +1,12 @@
 import { promises as fs } from 'node:fs';
 import { listYamlFiles, parseManifests, type Manifest } from '../../components/manifests.js';
 import { parseScaledObjects, type ScaledObjectSpec } from '../../autoscaler/scaledobject.js';
+import type { TriggerTarget } from '../../autoscaler/state.js';
 import { ConfigError } from '../../errors.js';
+import { chartFormat } from '../../simulate/chart/format.js';
 import {
   durationFlag, formatSummary, formatTimeline, parseLoad, positiveIntFlag, simulate, triggerTargets, FlagError,
-  type SimulationOptions,
+  type SimulationOptions, type SimulationResult,
 } from '../../simulate/index.js';
 import type { SimulateFlags } from './index.js';
 
@@ -27,11 +29,24 @@ export function pickScaledObject(all: readonly ScaledObjectSpec[], path: string,
   if (all.length === 0) throw new ConfigError(`no ScaledObject in ${path}`, { file: path });
   if (name !== undefined) {
     const so = all.find((s) => s.name === name);
-    if (!so) throw new FlagError('--scaled-object', name, `no such ScaledObject in ${path} (there: ${all.map((s) => s.name).join(', ')})`);
+    if (!so) throw new FlagError('--scaled-object', name, `no such ScaledObject in ${path} (there: ${names(all)})`);
     return so;
   }
-  if (all.length > 1) throw new FlagError('--scaled-object', '', `${path} holds ${all.length} ScaledObjects (${all.map((s) => s.name).join(', ')}): name one`);
+  if (all.length > 1) throw new FlagError('--scaled-object', '', `${path} holds ${all.length} ScaledObjects (${names(all)}): name one`);
   return all[0]!;
+}
+
+/** The ScaledObject of --compare: the one named by --scaled-object when it is there too, else its only one. */
+export function pickComparison(all: readonly ScaledObjectSpec[], path: string, name: string | undefined): ScaledObjectSpec {
+  if (all.length === 0) throw new ConfigError(`no ScaledObject in ${path}`, { file: path });
+  const named = all.find((s) => s.name === name);
+  if (named) return named;
+  if (all.length > 1) throw new FlagError('--compare', path, `holds ${all.length} ScaledObjects (${names(all)}): give a file with one, or name it with --scaled-object`);
+  return all[0]!;
+}
+
+function names(all: readonly ScaledObjectSpec[]): string {
+  return all.map((s) => s.name).join(', ');
 }
 
 /**
@@ -50,24 +65,74 @@ export async function scaledObjectManifests(path: string): Promise<Manifest[]> {
   return out;
 }
 
+interface Run {
+  source: string;
+  spec: ScaledObjectSpec;
+  notices: string[];
+  triggers: TriggerTarget[];
+  result: SimulationResult;
+}
+
+async function runOne(source: string, options: SimulationOptions, pick: (all: readonly ScaledObjectSpec[]) => ScaledObjectSpec): Promise<Run> {
+  const { scaledObjects, notices } = parseScaledObjects(await scaledObjectManifests(source));
+  const spec = pick(scaledObjects);
+  const triggers = await triggerTargets(spec);
+  const result = simulate(spec, triggers, { ...options, cachedMetrics: spec.triggers.every((t) => t.useCachedMetrics) });
+  return { source, spec, notices, triggers, result };
+}
+
+/** The ScaledObject's settings that decide the curve, in one line. */
+function settings(run: Run, options: SimulationOptions): string {
+  const { spec } = run;
+  const t = run.triggers.map((x) => `${x.metricType} target ${x.target}, activation ${x.activationTarget}`).join('; ');
+  const polling = options.pollingIntervalMs !== undefined ? options.pollingIntervalMs / 1000 : spec.pollingInterval;
+  return `min ${spec.minReplicaCount}, max ${spec.maxReplicaCount}, pollingInterval ${polling}s, cooldownPeriod ${spec.cooldownPeriod}s, ` +
+    `HPA behavior ${spec.behavior ? 'set' : 'unset (legacy path)'}; ${t}`;
+}
+
+function modelLine(flags: SimulateFlags): string {
+  return `load ${flags.load.join(' + ')}; work ${flags.work} per message, ${flags.concurrency} at a time per replica, startup ${flags.startup}; ` +
+    `HPA sync period ${flags.syncPeriod}, downscale stabilization ${flags.stabilization}${flags.instantActivation ? '' : '; no instant activation'}`;
+}
+
 export async function runSimulate(path: string, flags: SimulateFlags): Promise<void> {
   const options = simulationOptions(flags);
-  const { scaledObjects, notices } = parseScaledObjects(await scaledObjectManifests(path));
-  const spec = pickScaledObject(scaledObjects, path, flags.scaledObject);
-  const triggers = await triggerTargets(spec);
-  options.cachedMetrics = spec.triggers.every((t) => t.useCachedMetrics);
-  const result = simulate(spec, triggers, options);
+  if (flags.chart !== undefined) {
+    chartFormat(flags.chart);
+    options.samples = true;
+  }
+  const runs = [await runOne(path, options, (all) => pickScaledObject(all, path, flags.scaledObject))];
+  if (flags.compare !== undefined) {
+    const other = flags.compare;
+    runs.push(await runOne(other, options, (all) => pickComparison(all, other, flags.scaledObject)));
+  }
+  const compare = runs.length > 1;
+  const key = (i: number) => (compare ? `${String.fromCharCode(65 + i)}: ` : '');
+
+  if (flags.chart !== undefined) {
+    const { chartData } = await import('../../simulate/chart/data.js');
+    const { writeChart } = await import('../../simulate/chart/render.js');
+    await writeChart(flags.chart, chartData({
+      runs: runs.map((r) => ({ name: r.spec.name, source: r.source, settings: settings(r, options), result: r.result })),
+      load: modelLine(flags),
+      durationMs: options.durationMs,
+    }));
+  }
+  const chartNote = flags.chart === undefined ? '' :
+    `chart: ${flags.chart} (${runs.map((r, i) => `${key(i)}${r.result.decisions.length} decision${r.result.decisions.length === 1 ? '' : 's'} marked`).join(', ')})\n`;
+
   if (flags.json) {
-    const { timeline, summary } = result;
-    process.stdout.write(JSON.stringify({ timeline, summary }, null, 2) + '\n');
+    const out = compare
+      ? { runs: runs.map((r) => ({ scaledObject: r.spec.name, source: r.source, timeline: r.result.timeline, summary: r.result.summary })) }
+      : { timeline: runs[0]!.result.timeline, summary: runs[0]!.result.summary };
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    process.stderr.write(chartNote);
     return;
   }
-  for (const n of notices) process.stderr.write(`note: ${n}\n`);
-  const t = triggers.map((x) => `${x.metricType} target ${x.target}, activation ${x.activationTarget}`).join('; ');
-  process.stdout.write(
-    `ScaledObject ${spec.name} → ${spec.target}: min ${spec.minReplicaCount}, max ${spec.maxReplicaCount}, ` +
-      `pollingInterval ${options.pollingIntervalMs !== undefined ? options.pollingIntervalMs / 1000 : spec.pollingInterval}s, cooldownPeriod ${spec.cooldownPeriod}s, ` +
-      `HPA behavior ${spec.behavior ? 'set' : 'unset (legacy path)'}; ${t}\n\n`,
-  );
-  process.stdout.write(formatTimeline(result.timeline) + '\n\n' + formatSummary(result.summary) + '\n');
+  const text = runs.map((r, i) => {
+    for (const n of r.notices) process.stderr.write(`note: ${n}\n`);
+    return `${key(i)}ScaledObject ${r.spec.name} → ${r.spec.target}: ${settings(r, options)}\n\n` +
+      formatTimeline(r.result.timeline) + '\n\n' + formatSummary(r.result.summary) + '\n';
+  });
+  process.stdout.write(text.join('\n') + (chartNote === '' ? '' : '\n' + chartNote));
 }
