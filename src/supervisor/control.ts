@@ -1,16 +1,19 @@
 /**
- * The supervisor's loopback HTTP endpoint: the running system's state as JSON (`qscale status` reads it; a
- * dashboard can too). Loopback only: it tells what runs, and nothing on it changes anything.
+ * The supervisor's loopback HTTP endpoint: the running system's state as JSON (`qscale status` reads it) and the
+ * dashboard (src/dashboard). Loopback only. The one route that changes anything is the dashboard's produce form,
+ * passed to the producer app as `POST /MessageProducer` would be.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { SystemStatus } from './state.js';
+import { registerDashboard, type DashboardSource } from '../dashboard/routes.js';
 import { kedaMetrics } from '../metrics/keda.js';
 
-export async function startControlServer(getStatus: () => Promise<SystemStatus>, port = 0): Promise<{ url: string; server: FastifyInstance }> {
+export async function startControlServer(getStatus: () => Promise<SystemStatus>, port = 0, dashboard?: DashboardSource): Promise<{ url: string; server: FastifyInstance }> {
   const server = Fastify({ logger: false });
   server.get('/status', async () => getStatus());
   server.get('/healthz', async (_req, reply) => reply.code(204).send());
   server.get('/metrics', async (_req, reply) => reply.type(kedaMetrics.contentType).send(await kedaMetrics.metrics()));
+  if (dashboard) registerDashboard(server, dashboard);
   server.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ errorCode: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}: try GET /status` });
   });

@@ -80,6 +80,8 @@ export interface ReplicaInfo {
   appPort: number;
   sidecarPort: number;
   inFlight: number;
+  /** Messages the current pair's sidecar has handed to the app and acked (its counter starts at 0 with each pair). */
+  processed?: number;
   /** The processes running now: a pid is listed exactly while its process is alive. */
   pids: { app: number | undefined; sidecar: number | undefined };
   lastExit?: LastExit | undefined;
@@ -120,6 +122,7 @@ export class Replica extends EventEmitter {
   restarts = 0;
   readonly startedAt = Date.now();
   inFlight = 0;
+  processed = 0;
   lastExit: LastExit | undefined;
   private gen = 0;
   private pair: Pair | undefined;
@@ -167,6 +170,7 @@ export class Replica extends EventEmitter {
       appPort: this.appPort,
       sidecarPort: this.sidecarPort,
       inFlight: this.inFlight,
+      processed: this.processed,
       pids: this.pids(),
       lastExit: this.lastExit,
       nextStartAt: this.nextStartAt,
@@ -244,6 +248,7 @@ export class Replica extends EventEmitter {
     }
     const pair: Pair = { gen, appPort: ports.app, sidecarPort: ports.sidecar, app, sidecar, startedAt: Date.now(), readyAt: undefined, over: false, portsReleased: false };
     this.pair = pair;
+    this.processed = 0;
     this.lastPorts = { app: ports.app, sidecar: ports.sidecar };
     this.status = 'Starting';
     if (app.child) o.logs.attach(app.child, this.name);
@@ -423,9 +428,10 @@ export class Replica extends EventEmitter {
         await res.body.dump();
         return;
       }
-      const body = (await res.body.json()) as { extended?: Record<string, unknown>; qscale?: { inFlight?: number } };
+      const body = (await res.body.json()) as { extended?: Record<string, unknown>; qscale?: { inFlight?: number; succeeded?: number } };
       const n = body.qscale?.inFlight ?? Number(body.extended?.['qscale.inFlight'] ?? 0);
       this.inFlight = Number.isFinite(n) ? n : 0;
+      if (pair === this.pair && typeof body.qscale?.succeeded === 'number') this.processed = body.qscale.succeeded;
     } catch {
       // leave the last value
     }

@@ -4,6 +4,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ReplicaInfo } from './replica.js';
+import type { ScaledObjectSpec } from '../autoscaler/scaledobject.js';
+import type { AutoscalerState } from '../autoscaler/state.js';
 
 export interface DecisionRecord {
   /** ms since epoch */
@@ -93,6 +95,91 @@ export interface SystemStatus {
   queue: QueueState | undefined;
   queues: QueueState[];
   decisions: DecisionRecord[];
+  /** What comes next for each ScaledObject: the backlog at the current rate, the cooldown countdown. */
+  outlook?: Outlook[];
+}
+
+/** What comes next for one ScaledObject, in numbers and in one line each. */
+export interface Outlook {
+  scaledObject: string;
+  backlog?: BacklogOutlook;
+  cooldown?: CooldownOutlook;
+}
+
+export interface BacklogOutlook {
+  /** Ready + in-flight messages of the app's input queues. */
+  messages: number;
+  /** Messages processed per second over the last `overSeconds`; undefined until two samples were taken. */
+  perSecond?: number;
+  overSeconds?: number;
+  /** messages / perSecond; undefined when nothing is processed. */
+  etaSeconds?: number;
+  text: string;
+}
+
+export interface CooldownOutlook {
+  /** The replica count KEDA scales to (0, or idleReplicaCount). */
+  to: number;
+  /** When the KEDA poll that scales in is due (ms since epoch); undefined while something holds the scale-in back. */
+  dueAt?: number;
+  inSeconds?: number;
+  text: string;
+}
+
+/** "32s", "2m10s", "1h05m". */
+export function formatSeconds(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** "backlog 40 messages, ~32s at 1.25 msg/s": the backlog over the rate measured over the last `overMs`. */
+export function backlogOutlook(messages: number, rate: { perSecond: number; overMs: number } | undefined): BacklogOutlook {
+  const n = `backlog ${messages} message${messages === 1 ? '' : 's'}`;
+  if (!rate) return { messages, text: messages === 0 ? 'no backlog' : `${n}; the processing rate is not measured yet` };
+  const perSecond = Math.round(rate.perSecond * 100) / 100;
+  const overSeconds = Math.round(rate.overMs / 1000);
+  if (messages === 0) return { messages, perSecond, overSeconds, text: `no backlog (${perSecond} msg/s over the last ${overSeconds}s)` };
+  if (rate.perSecond <= 0) return { messages, perSecond: 0, overSeconds, text: `${n}; none processed in the last ${overSeconds}s, so no estimate` };
+  const etaSeconds = messages / rate.perSecond;
+  return { messages, perSecond, overSeconds, etaSeconds, text: `${n}, ~${formatSeconds(etaSeconds)} at ${perSecond} msg/s` };
+}
+
+/** The ScaledObject settings and the autoscaler memory the countdown reads (KEDA's executor, as keda.ts follows it). */
+export interface CooldownInput {
+  spec: Pick<ScaledObjectSpec, 'pollingInterval' | 'cooldownPeriod' | 'initialCooldownPeriod' | 'minReplicaCount' | 'idleReplicaCount' | 'fallback' | 'paused' | 'pausedReplicas' | 'pausedScaleIn'>;
+  state: Pick<AutoscalerState, 'replicas' | 'active' | 'createdAt' | 'lastActiveTime' | 'lastPollAt' | 'metrics'>;
+}
+
+/**
+ * When KEDA scales the target in to 0 (or idleReplicaCount) if the triggers stay inactive: the first poll after the
+ * cooldownPeriod since the last poll that found a trigger active (initialCooldownPeriod since the start when none
+ * ever did). Undefined when no such scale-in is ahead: the target is active, already there, or paused.
+ */
+export function cooldownOutlook({ spec, state }: CooldownInput, now: number): CooldownOutlook | undefined {
+  if (spec.paused || spec.pausedReplicas !== undefined || state.lastPollAt === undefined || state.active) return undefined;
+  const from = state.replicas;
+  const idle = spec.idleReplicaCount;
+  if (!((idle !== undefined && from > idle) || (from > 0 && spec.minReplicaCount === 0))) return undefined;
+  const to = idle ?? spec.minReplicaCount;
+  const target = `scale to ${to}${idle !== undefined ? ' (idleReplicaCount)' : ''}`;
+  const failing = state.metrics.some((m) => 'error' in m);
+  if (failing && !spec.fallback) return { to, text: `no ${target} while a trigger cannot be read` };
+  if (failing && spec.fallback && spec.fallback.replicas !== 0) return { to, text: `no ${target} while a trigger falls back to ${spec.fallback.replicas} replicas` };
+  if (spec.pausedScaleIn) return { to, text: `no ${target}: scale-in is paused (autoscaling.keda.sh/paused-scale-in)` };
+  const [since, period, what] = state.lastActiveTime === undefined
+    ? [state.createdAt, spec.initialCooldownPeriod, 'initialCooldownPeriod']
+    : [state.lastActiveTime, spec.cooldownPeriod, 'cooldownPeriod'];
+  const due = since + period * 1000;
+  // KEDA scales in at the first poll strictly after the cooldown ends; polls come every pollingInterval.
+  const every = Math.max(1, spec.pollingInterval) * 1000;
+  const dueAt = state.lastPollAt + Math.max(1, Math.floor((due - state.lastPollAt) / every) + 1) * every;
+  const inSeconds = Math.max(0, (dueAt - now) / 1000);
+  const idleFor = formatSeconds((now - since) / 1000);
+  const when = dueAt <= now ? 'at the next poll' : `in ${formatSeconds(inSeconds)}`;
+  const why = state.lastActiveTime === undefined ? `inactive since start, ${what} ${period}s` : `inactive for ${idleFor} of ${what} ${period}s`;
+  return { to, dueAt, inSeconds, text: `${target} ${when} (${why})` };
 }
 
 export interface SupervisorFile {

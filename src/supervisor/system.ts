@@ -10,7 +10,8 @@ import { errorMessage } from '../errors.js';
 import { createLogSink, type LogSink } from './logs.js';
 import { Deployment } from './deployment.js';
 import { startControlServer } from './control.js';
-import { removeSupervisorFile, writeSupervisorFile, type DecisionRecord, type QueueState, type SystemStatus } from './state.js';
+import { backlogOutlook, cooldownOutlook, removeSupervisorFile, writeSupervisorFile, type DecisionRecord, type Outlook, type QueueState, type SystemStatus } from './state.js';
+import { History, Sampler } from './history.js';
 import { ScaleLoop, type ScaleLoopOptions } from './scaleloop.js';
 import { loadSystem, planError, type InputQueue, type SystemPlan } from './plan.js';
 import { createBackend, createScaler } from '../backends/registry.js';
@@ -34,6 +35,8 @@ export interface SystemOptions {
 export interface RunningSystem {
   status(): Promise<SystemStatus>;
   controlUrl: string;
+  /** The dashboard's address (the control server's root). */
+  dashboardUrl: string;
   /** The Ready producer replica's address; undefined while none is Ready. */
   readonly producerUrl: string | undefined;
   /**
@@ -72,7 +75,8 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   // Nothing is spawned before the control endpoint listens: a failure up to here leaves nothing behind.
   const deployments = new Map<string, Deployment>();
   const loops: ScaleLoop[] = [];
-  const queues = plan.scaledObjects.flatMap((so) => plan.apps.find((a) => a.app.appId === so.appId)?.inputs ?? []).map((q) => new QueueDepth(q, opts.embedded, dataDir));
+  const inputs = plan.scaledObjects.flatMap((so) => (plan.apps.find((a) => a.app.appId === so.appId)?.inputs ?? []).map((q) => ({ q, appId: so.appId })));
+  const queues = inputs.map(({ q }) => new QueueDepth(q, opts.embedded, dataDir));
   const decisions: DecisionRecord[] = [];
   const record = (d: DecisionRecord): void => {
     decisions.push(d);
@@ -84,6 +88,26 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   const producerUrl = (): string | undefined => {
     const r = producerDeployment()?.list().find((x) => x.ready);
     return r ? `http://127.0.0.1:${r.appPort}` : undefined;
+  };
+
+  const history = new History();
+  const replicaInfos = async () => {
+    await Promise.all([...deployments.values()].map((d) => d.refreshInFlight()));
+    return [...deployments.values()].flatMap((d) => d.list());
+  };
+  const sampler = new Sampler({
+    scaledObjects: () => loops.map((l) => ({ name: l.name, appId: l.appId, desired: l.autoscalerState?.replicas ?? l.deployment.desiredReplicas, actual: l.deployment.current, ready: l.deployment.readyCount })),
+    queues: async () => (await Promise.all(queues.map((q) => q.read()))).map((state, i) => ({ appId: inputs[i]!.appId, state })),
+    replicas: replicaInfos,
+  }, history);
+  const outlook = (l: ScaleLoop, states: QueueState[], now: number): Outlook => {
+    const own = states.filter((_, i) => inputs[i]!.appId === l.appId);
+    const st = l.autoscalerState;
+    return {
+      scaledObject: l.name,
+      backlog: own.length > 0 && own.every((q) => q.error === undefined) ? backlogOutlook(own.reduce((n, q) => n + q.ready + q.inFlight, 0), history.rate(l.name, now)) : undefined,
+      cooldown: st ? cooldownOutlook({ spec: l.config.spec, state: st }, now) : undefined,
+    };
   };
 
   const status = async (): Promise<SystemStatus> => {
@@ -107,9 +131,15 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       queue: queueStates[0],
       queues: queueStates,
       decisions: [...decisions],
+      outlook: loops.map((l) => outlook(l, queueStates, now)),
     };
   };
-  const control = await startControlServer(status, opts.controlPort);
+  const control = await startControlServer(status, opts.controlPort, {
+    history,
+    producerAppId: plan.producer?.app.appId,
+    producerUrl,
+    logs: () => Object.fromEntries([...deployments.values()].flatMap((d) => d.list()).map((r) => [r.name, logs.tail?.(r.name) ?? []])),
+  });
   const folder = path.resolve(opts.folder);
   await writeSupervisorFile(dataDir, { pid: process.pid, controlUrl: control.url, producerUrl: undefined, startedAt, folder });
 
@@ -119,7 +149,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     stopping.abort();
     stopped ??= (async () => {
       // A Deployment takes no scale request once it stops, so scaling and draining stop side by side.
-      await Promise.all([...loops.map((l) => l.stop()), ...[...deployments.values()].map((d) => d.stopAll())]);
+      await Promise.all([...loops.map((l) => l.stop()), ...[...deployments.values()].map((d) => d.stopAll()), sampler.stop()]);
       await Promise.all(queues.map((q) => q.close()));
       await control.server.close();
       await removeSupervisorFile(dataDir, process.pid);
@@ -128,6 +158,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   };
   const kill = async (): Promise<void> => {
     stopping.abort();
+    void sampler.stop();
     for (const l of loops) void l.stop();
     await Promise.all([...deployments.values()].map((d) => d.killAll()));
   };
@@ -154,6 +185,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     // in the trigger's error and the queue line, not here.
     await Promise.all(queues.map((q) => q.read()));
     for (const l of loops) l.start();
+    sampler.start();
   } catch (err) {
     await kill();
     await stop();
@@ -162,12 +194,15 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
 
   const producerReady = plan.producer ? whenProducerReady(() => producerDeployment()!, stopping.signal) : Promise.resolve(undefined);
   void producerReady.then(async (url) => {
+    // The dashboard is printed with the producer's address (cli/up prints that next): its form sends through it.
+    if (!stopping.signal.aborted && (url || !plan.producer)) logs.system(`dashboard:  ${control.url}/  (live queue depth, replicas and decisions${plan.producer ? '; a form that sends messages' : ''})`);
     if (url && !stopping.signal.aborted) await writeSupervisorFile(dataDir, { pid: process.pid, controlUrl: control.url, producerUrl: url, startedAt, folder }).catch(() => undefined);
   });
 
   return {
     status,
     controlUrl: control.url,
+    dashboardUrl: `${control.url}/`,
     get producerUrl() {
       return producerUrl();
     },

@@ -34,7 +34,7 @@ export function chunkSize(count: number, intervalMs: number): number {
   return Math.max(1, Math.min(count, perSecond, PRODUCER_MAX_COUNT));
 }
 
-function causeCode(err: unknown): string {
+export function causeCode(err: unknown): string {
   let e: unknown = err;
   for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
     const code = (e as { code?: unknown }).code;

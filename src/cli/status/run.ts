@@ -82,6 +82,10 @@ export function renderStatus(s: SystemStatus): string {
       ? `QUEUE ${q.queue} (${q.binding}): depth cannot be read: ${q.error}\n`
       : `QUEUE ${q.queue} (${q.binding}): ready ${q.ready}, in flight ${q.inFlight}, dead-lettered ${q.deadLettered}\n`;
   }
+  for (const o of s.outlook ?? []) {
+    const next = [o.backlog?.text, o.cooldown?.text].filter((t) => t !== undefined);
+    if (next.length > 0) out += `NEXT ${o.scaledObject}: ${next.join('; ')}\n`;
+  }
   if (s.decisions.length > 0) {
     out += '\nLAST DECISIONS\n';
     for (const d of s.decisions.slice(-10)) {
