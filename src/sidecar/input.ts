@@ -10,6 +10,7 @@ import { withTimeout } from '../util/timeout.js';
 import type { LoadedBinding } from './backends.js';
 import { sleep, type AppChannel } from './app-channel.js';
 import { Outage, describeCause, type OutageState } from './outage.js';
+import type { DaprMetrics } from '../metrics/dapr.js';
 
 export type ReaderState = 'waiting-for-app' | 'probing' | 'reading' | 'not-subscribed' | 'restarting' | 'stopped';
 
@@ -38,6 +39,8 @@ const PING_TIMEOUT_MS = 5000;
 
 export class InputReader {
   readonly stats: ReaderStats;
+  /** Set by the sidecar when it serves metrics: each delivery counted under daprd's input binding metrics. */
+  metrics: DaprMetrics | undefined;
   private lastFailureLog = 0;
   private unloggedFailures = 0;
   private readonly outage: Outage;
@@ -161,9 +164,12 @@ export class InputReader {
       this.working();
       s.inFlight++;
       s.delivered++;
+      const started = performance.now();
+      let ok = false;
       try {
         const out = await this.channel.deliver(route, msg);
         if (out.ok) {
+          ok = true;
           s.succeeded++;
           return true;
         }
@@ -172,6 +178,7 @@ export class InputReader {
         return false;
       } finally {
         s.inFlight--;
+        this.metrics?.inputBinding(this.binding.plan.name, ok, performance.now() - started);
       }
     };
   }

@@ -62,6 +62,8 @@ export interface SidecarOptions {
   /** Serve every queue binding from the embedded SQLite queue, keeping queue names. */
   embedded?: boolean;
   dataDir?: string;
+  /** Serve daprd's metrics on this port and address (daprd's --metrics-port, --metrics-listen-address); unset: none. */
+  metrics?: { port: number; listenAddress: string } | undefined;
   maxBodyBytes?: number;
   /** Overrides part of DEFAULT_HTTP_TIMEOUTS (tests, embedding). */
   httpTimeouts?: Partial<HttpTimeouts>;

@@ -13,6 +13,8 @@ import { loadBindings, type LoadedBinding } from './backends.js';
 import { buildApiServer } from './http/server.js';
 import type { Health } from './http/context.js';
 import { InputReader } from './input.js';
+import { DaprMetrics } from '../metrics/dapr.js';
+import { startMetricsServer } from './metrics.js';
 import { metadataBody, sumStats } from './metadata.js';
 import { Outage } from './outage.js';
 import {
@@ -42,6 +44,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     throw new QscaleError('ERR_CONFIG', `HTTP timeouts must be positive with headers <= request, got ${JSON.stringify(timeouts)}`);
   }
 
+  const metrics = options.metrics ? new DaprMetrics(options.appId) : undefined;
   logger.info(`starting qscale sidecar for app ${options.appId}`);
   if (embedded) logger.info(`--embedded: every queue binding is served from the embedded SQLite queue in ${dataDir}, keeping its queue name`);
 
@@ -78,6 +81,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   const channel = options.appPort === undefined ? undefined : new AppChannel(appChannelAddress, options.appPort, options.appApiToken, options.appMaxConcurrency);
   const readers = channel ? bindings.filter((b) => b.plan.input).map((b) => new InputReader(b, channel, logger, options.appMaxConcurrency)) : [];
   if (!channel && bindings.some((b) => b.plan.input)) logger.info('no --app-port: input bindings are not read');
+  for (const r of readers) r.metrics = metrics;
 
   const receiving = new AbortController();
   let draining = false;
@@ -94,6 +98,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
 
   const server = buildApiServer({
     appId: options.appId,
+    metrics,
     daprApiToken: options.daprApiToken,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     timeouts,
@@ -130,6 +135,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   const address = server.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.httpPort ?? DEFAULT_HTTP_PORT);
   logger.info(`HTTP API listening on ${options.listenAddress ?? DEFAULT_LISTEN}:${port}`);
+  const metricsServer = metrics && options.metrics ? await startMetricsServer(metrics, options.metrics, logger) : undefined;
 
   // Health needs the app's port too, even when no input binding is read (an output-only app).
   if (channel) void channel.waitUntilReachable(receiving.signal);
@@ -167,6 +173,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
       await Promise.all(bindings.map((b) => withTimeout(b.backend.close(), BACKEND_CLOSE_TIMEOUT_MS, 'backend close').catch(() => undefined)));
       logger.info('components closed');
       await channel?.close();
+      await metricsServer?.close();
       logger.info('sidecar stopped');
       return { drained };
     })();

@@ -79,6 +79,8 @@ export interface ReplicaInfo {
   /** The current pair's ports (the last pair's between pairs; 0 before the first). */
   appPort: number;
   sidecarPort: number;
+  /** The current pair's sidecar metrics port (daprd's --metrics-port; the last pair's between pairs). */
+  metricsPort?: number;
   inFlight: number;
   /** Messages the current pair's sidecar has handed to the app and acked (its counter starts at 0 with each pair). */
   processed?: number;
@@ -99,6 +101,7 @@ interface Pair {
   gen: number;
   appPort: number;
   sidecarPort: number;
+  metricsPort: number;
   app: Proc;
   sidecar: Proc | undefined;
   startedAt: number;
@@ -126,7 +129,7 @@ export class Replica extends EventEmitter {
   lastExit: LastExit | undefined;
   private gen = 0;
   private pair: Pair | undefined;
-  private lastPorts = { app: 0, sidecar: 0 };
+  private lastPorts = { app: 0, sidecar: 0, metrics: 0 };
   private launching: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -169,6 +172,7 @@ export class Replica extends EventEmitter {
       runningSince: this.pair?.startedAt,
       appPort: this.appPort,
       sidecarPort: this.sidecarPort,
+      metricsPort: this.pair?.metricsPort ?? this.lastPorts.metrics,
       inFlight: this.inFlight,
       processed: this.processed,
       pids: this.pids(),
@@ -209,7 +213,7 @@ export class Replica extends EventEmitter {
     this.ready = false;
     this.nextStartAt = undefined;
     const [cmd, ...args] = o.command;
-    let ports: { app: number; sidecar: number } | undefined;
+    let ports: { app: number; sidecar: number; metrics: number } | undefined;
     try {
       await checkDir(o.cwd);
       ports = await this.takePorts();
@@ -235,6 +239,7 @@ export class Replica extends EventEmitter {
         '--app-id', o.appId,
         '--app-port', String(ports.app),
         '--dapr-http-port', String(ports.sidecar),
+        '--metrics-port', String(ports.metrics),
         '--data-dir', o.dataDir,
         '--dapr-graceful-shutdown-seconds', String(Math.max(1, Math.ceil(o.graceMs / 1000))),
       ];
@@ -246,10 +251,10 @@ export class Replica extends EventEmitter {
       for (const k of ['DAPR_API_TOKEN', 'APP_API_TOKEN']) if (o.env[k] !== undefined) sidecarEnv[k] = o.env[k];
       sidecar = new Proc(process.execPath, sidecarArgs, { cwd: o.cwd, env: sidecarEnv, stdio: ['ignore', 'pipe', 'pipe'] }, (e) => `cannot start daprd: ${e.message}`);
     }
-    const pair: Pair = { gen, appPort: ports.app, sidecarPort: ports.sidecar, app, sidecar, startedAt: Date.now(), readyAt: undefined, over: false, portsReleased: false };
+    const pair: Pair = { gen, appPort: ports.app, sidecarPort: ports.sidecar, metricsPort: ports.metrics, app, sidecar, startedAt: Date.now(), readyAt: undefined, over: false, portsReleased: false };
     this.pair = pair;
     this.processed = 0;
-    this.lastPorts = { app: ports.app, sidecar: ports.sidecar };
+    this.lastPorts = { app: ports.app, sidecar: ports.sidecar, metrics: ports.metrics };
     this.status = 'Starting';
     if (app.child) o.logs.attach(app.child, this.name);
     if (sidecar?.child) o.logs.attach(sidecar.child, `${this.name} daprd`);
@@ -259,7 +264,7 @@ export class Replica extends EventEmitter {
   }
 
   /** Fixed ports are used only once nothing listens there; never swapped for a random one. */
-  private async takePorts(): Promise<{ app: number; sidecar: number }> {
+  private async takePorts(): Promise<{ app: number; sidecar: number; metrics: number }> {
     const o = this.opts;
     const taken: Array<{ port: number; fixed: boolean }> = [];
     const give = (): void => {
@@ -282,16 +287,19 @@ export class Replica extends EventEmitter {
     try {
       const app = o.appPort !== undefined ? await fixed(o.appPort, 'appPort') : await fresh();
       const sidecar = o.sidecarPort !== undefined ? await fixed(o.sidecarPort, 'daprHTTPPort') : await fresh();
-      return { app, sidecar };
+      // The sidecar's metrics port is always a fresh one: replicas never contend for daprd's 9090.
+      const metrics = await fresh();
+      return { app, sidecar, metrics };
     } catch (err) {
       give();
       throw err;
     }
   }
 
-  private releasePorts(ports: { app: number; sidecar: number }): void {
+  private releasePorts(ports: { app: number; sidecar: number; metrics: number }): void {
     this.ports.release(ports.app, ports.app === this.opts.appPort);
     this.ports.release(ports.sidecar, ports.sidecar === this.opts.sidecarPort);
+    this.ports.release(ports.metrics);
   }
 
   /** Ready as a pod with a TCP probe on the app and an HTTP probe on the sidecar: both must answer. Stops once Ready. */
@@ -410,7 +418,7 @@ export class Replica extends EventEmitter {
     if (pair.portsReleased) return;
     if (allGone) {
       pair.portsReleased = true;
-      this.releasePorts({ app: pair.appPort, sidecar: pair.sidecarPort });
+      this.releasePorts({ app: pair.appPort, sidecar: pair.sidecarPort, metrics: pair.metricsPort });
       return;
     }
     // Its ports stay held, so no later pair is given them.

@@ -9,7 +9,31 @@ import parsePrometheusTextFormat, { type ParsedFamily, type ParsedSample } from 
 export type Families = Map<string, ParsedFamily>;
 
 export function parseMetrics(text: string): Families {
-  return new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f]));
+  const families = new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f]));
+  const histograms = [...families.values()].filter((f) => f.type === 'HISTOGRAM');
+  if (histograms.length === 0) return families;
+  // The parser folds all the series of a histogram into one sample and drops their labels; parsed as untyped, each
+  // _bucket, _sum and _count line keeps its labels, and the series are put back together from them.
+  // (prom-client writes each series' lines together, so one name comes back as several families: joined here.)
+  const untyped = new Map<string, ParsedSample[]>();
+  for (const f of parsePrometheusTextFormat(text.replace(/^# TYPE (\S+) histogram$/gm, '# TYPE $1 untyped'))) {
+    untyped.set(f.name, [...(untyped.get(f.name) ?? []), ...f.metrics]);
+  }
+  for (const h of histograms) {
+    const series = new Map<string, ParsedSample>();
+    const of = (labels: Record<string, string> = {}): ParsedSample => {
+      const { le: _le, ...rest } = labels;
+      const key = JSON.stringify(Object.entries(rest).sort());
+      let s = series.get(key);
+      if (!s) series.set(key, (s = { labels: rest, buckets: {} }));
+      return s;
+    };
+    for (const m of untyped.get(`${h.name}_bucket`) ?? []) of(m.labels).buckets![m.labels?.le ?? ''] = m.value ?? '';
+    for (const m of untyped.get(`${h.name}_sum`) ?? []) of(m.labels).sum = m.value;
+    for (const m of untyped.get(`${h.name}_count`) ?? []) of(m.labels).count = m.value;
+    h.metrics = [...series.values()];
+  }
+  return families;
 }
 
 /** GET url; asserts a 200 in Prometheus' text format and returns the parsed families. */

@@ -2,6 +2,7 @@
 import { CliError } from '../codes.js';
 import type { SidecarOptions } from '../../sidecar/options.js';
 import type { SidecarCliOptions } from './index.js';
+import { metricsOption } from './metrics-flags.js';
 
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|ki|kib|m|mb|mi|mib|g|gb|gi|gib)?$/i;
 const UNITS: Record<string, number> = {
@@ -46,6 +47,7 @@ export function parseSidecarFlags(opts: SidecarCliOptions, env: NodeJS.ProcessEn
     gracePeriodMs: grace * 1000,
     embedded: opts.embedded,
     dataDir: opts.dataDir,
+    metrics: metricsOption(opts),
     maxBodyBytes: parseSize('--max-body-size', opts.maxBodySize),
     daprApiToken: env.DAPR_API_TOKEN || undefined,
     appApiToken: env.APP_API_TOKEN || undefined,

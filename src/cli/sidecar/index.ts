@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { flagErrorsAsCliErrors } from '../flag-errors.js';
+import type { MetricsFlags } from './metrics-flags.js';
 
-export interface SidecarCliOptions {
+export interface SidecarCliOptions extends MetricsFlags {
   appId?: string;
   appPort?: string;
   appChannelAddress: string;
@@ -41,6 +42,9 @@ export function sidecarCommand(): Command {
     )
     .option('--embedded', 'serve every queue binding from the embedded SQLite queue, keeping queue names (no broker needed)', false)
     .option('--data-dir <dir>', 'where the embedded queue lives (env QSCALE_DATA_DIR)', process.env.QSCALE_DATA_DIR ?? '.qscale')
+    .option('--metrics-port <port>', "serve daprd's metrics (Prometheus text format, any GET path) on this port (default 9090; 0: any free port)")
+    .option('--metrics-listen-address <address>', 'the address the metrics endpoint listens on (default 127.0.0.1)')
+    .option('--enable-metrics [bool]', 'serve the metrics endpoint (default true; --enable-metrics=false: none)')
     .option('--max-body-size <size>', "largest request body the API takes, like daprd's (bytes, or with a unit: 4Mi, 512Ki, 1MB)", '4Mi')
     .addOption(new Option('--log-format <format>', 'log lines as daprd-style text or JSON').choices(['text', 'json']).default('text'))
     .action(async (opts: SidecarCliOptions) => {

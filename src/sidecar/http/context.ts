@@ -3,6 +3,7 @@ import type { Logger } from '../../util/log.js';
 import type { LoadedBinding } from '../backends.js';
 import type { Outage } from '../outage.js';
 import type { HttpTimeouts } from '../options.js';
+import type { DaprMetrics } from '../../metrics/dapr.js';
 
 export type Health = { ready: true } | { ready: false; reason: string };
 
@@ -24,4 +25,6 @@ export interface ApiContext {
   metadata(): object;
   /** Starts a graceful stop (after the 204 went out). */
   shutdown(): void;
+  /** Where requests and output binding calls are counted under daprd's metric names; unset when metrics are off. */
+  metrics?: DaprMetrics | undefined;
 }

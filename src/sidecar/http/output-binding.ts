@@ -120,7 +120,13 @@ export function registerOutputBinding(app: FastifyInstance, ctx: ApiContext): vo
     const body = (req.body as RequestBody | undefined) ?? { bytes: Buffer.alloc(0), truncated: false };
     const parsed = parseOutputRequest(body, ctx.maxBodyBytes);
     if (typeof parsed === 'string') return sendError(reply, 'ERR_MALFORMED_REQUEST', `failed deserializing HTTP body: ${parsed}`);
-    const fail = (reason: string): FastifyReply => sendError(reply, 'ERR_INVOKE_OUTPUT_BINDING', `error invoking output binding ${name}: ${reason}`);
+    // daprd counts every call that got past decoding the body, failed or not, with its time.
+    const started = performance.now();
+    const counted = (ok: boolean): void => ctx.metrics?.outputBinding(name, parsed.operation, ok, performance.now() - started);
+    const fail = (reason: string): FastifyReply => {
+      counted(false);
+      return sendError(reply, 'ERR_INVOKE_OUTPUT_BINDING', `error invoking output binding ${name}: ${reason}`);
+    };
     if (parsed.operation === '') return fail('operation field is missing from request');
     const binding = ctx.outputs.get(name);
     if (!binding) return fail(`couldn't find output binding ${name}`);
@@ -144,6 +150,7 @@ export function registerOutputBinding(app: FastifyInstance, ctx: ApiContext): vo
       return fail(cause);
     }
     ctx.outputOutage(name)?.succeeded();
+    counted(true);
     return reply.code(204).send();
   };
   app.post('/v1.0/bindings/:name', handler);

@@ -9,6 +9,7 @@ import type { ApiContext } from './context.js';
 import { sendError } from './errors.js';
 import { registerOutputBinding, type RequestBody } from './output-binding.js';
 import { registerRuntimeRoutes } from './runtime-routes.js';
+import { countApiRequests } from '../metrics.js';
 
 /**
  * Probes must work without the token. daprd exempts GET on these two paths, compared without leading or trailing
@@ -67,6 +68,7 @@ export function buildApiServer(ctx: ApiContext): FastifyInstance {
     // daprd matches a path with a trailing slash as the path without it.
     routerOptions: { ignoreTrailingSlash: true },
   });
+  if (ctx.metrics) countApiRequests(app, ctx.metrics);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, payload, done) => readLimited(payload, ctx.maxBodyBytes, done));
 
