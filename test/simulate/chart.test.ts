@@ -294,4 +294,22 @@ describe('simulate chart', { timeout: 120_000 }, () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('simulate chart - the chart in docs/simulate.md is what its command draws today', async () => {
+    const doc = readFileSync('docs/simulate.md', 'utf8');
+    const command = /^\$ qscale simulate (.*) --chart (docs\/images\/\S+\.svg)$/m.exec(doc);
+    assert.ok(command, 'docs/simulate.md writes the command that drew its chart');
+    assert.match(doc, new RegExp(`\\]\\(${command[2]!.replace('docs/', '')}\\)`), 'and shows the chart it wrote');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'qscale-chart-'));
+    try {
+      const fresh = path.join(dir, 'fresh.svg');
+      await run(process.execPath, [MAIN, 'simulate', ...command[1]!.split(' '), '--chart', fresh]);
+      const titles = (svg: string) => markers(svg).map((m) => textOf(m.children.find((c) => 'title' in c)!.title as Node[]));
+      const committed = titles(readFileSync(command[2]!, 'utf8'));
+      assert.equal(committed.length, 8);
+      assert.deepEqual(titles(readFileSync(fresh, 'utf8')), committed, `regenerate it: qscale simulate ${command[1]} --chart ${command[2]}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
