@@ -6,7 +6,7 @@
  * Labels come from component names, operations, methods, route paths and status codes only, never from a message,
  * so the number of series stays bounded however many messages pass.
  */
-import { Children, Counter, Histogram, METRICS_CONTENT_TYPE, Registry, registerBuildInfo } from './registry.js';
+import { FastCounter, FastHistogram, METRICS_CONTENT_TYPE, Registry, registerBuildInfo } from './registry.js';
 
 /** daprd's default latency buckets, in ms (pkg/config MetricSpec.GetLatencyDistribution). */
 export const DAPR_LATENCY_BUCKETS_MS = [
@@ -16,92 +16,44 @@ export const DAPR_LATENCY_BUCKETS_MS = [
 
 const HTTP_VERBS = new Set(['GET', 'PUT', 'POST', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
 
-interface Counted {
-  inc(): void;
-}
-interface Timed {
-  observe(v: number): void;
-}
-
 export class DaprMetrics {
   readonly registry = new Registry();
-  private readonly outputCount: Children<Counted>;
-  private readonly outputLatency: Children<Timed>;
-  private readonly inputCount: Children<Counted>;
-  private readonly inputLatency: Children<Timed>;
-  private readonly httpCount: Children<Counted>;
-  private readonly httpLatency: Children<Timed>;
+  private readonly outputCount: FastCounter;
+  private readonly outputLatency: FastHistogram;
+  private readonly inputCount: FastCounter;
+  private readonly inputLatency: FastHistogram;
+  private readonly httpCount: FastCounter;
+  private readonly httpLatency: FastHistogram;
 
   /** `namespace` is daprd's NAMESPACE variable, empty outside Kubernetes. */
   constructor(readonly appId: string, readonly namespace: string = process.env.NAMESPACE ?? '') {
-    const registers = [this.registry];
-    registerBuildInfo(this.registry);
-    const app_id = appId;
-    const outputLabels = ['app_id', 'component', 'namespace', 'operation', 'success'] as const;
-    const outputCount = new Counter({
-      name: 'dapr_component_output_binding_count',
-      help: 'The number of operations invoked on the output binding component.',
-      labelNames: outputLabels,
-      registers,
-    });
-    const outputLatency = new Histogram({
-      name: 'dapr_component_output_binding_latencies',
-      help: 'The latency of the response from the output binding component.',
-      labelNames: outputLabels,
-      buckets: DAPR_LATENCY_BUCKETS_MS,
-      registers,
-    });
-    this.outputCount = new Children((component, operation, success) => outputCount.labels({ app_id, component, namespace, operation, success }));
-    this.outputLatency = new Children((component, operation, success) => outputLatency.labels({ app_id, component, namespace, operation, success }));
-
-    const inputLabels = ['app_id', 'component', 'namespace', 'success'] as const;
-    const inputCount = new Counter({
-      name: 'dapr_component_input_binding_count',
-      help: 'The number of incoming events arriving from the input binding component.',
-      labelNames: inputLabels,
-      registers,
-    });
-    const inputLatency = new Histogram({
-      name: 'dapr_component_input_binding_latencies',
-      help: 'The triggered app event processing latency.',
-      labelNames: inputLabels,
-      buckets: DAPR_LATENCY_BUCKETS_MS,
-      registers,
-    });
-    this.inputCount = new Children((component, success) => inputCount.labels({ app_id, component, namespace, success }));
-    this.inputLatency = new Children((component, success) => inputLatency.labels({ app_id, component, namespace, success }));
-
-    const httpLabels = ['app_id', 'method', 'path', 'status'] as const;
-    const httpCount = new Counter({
-      name: 'dapr_http_server_request_count',
-      help: 'Count of HTTP requests processed by the server.',
-      labelNames: httpLabels,
-      registers,
-    });
-    const httpLatency = new Histogram({
-      name: 'dapr_http_server_latency',
-      help: 'HTTP request end-to-end latency in server.',
-      labelNames: httpLabels,
-      buckets: DAPR_LATENCY_BUCKETS_MS,
-      registers,
-    });
-    this.httpCount = new Children((method, path, status) => httpCount.labels({ app_id, method, path, status }));
-    this.httpLatency = new Children((method, path, status) => httpLatency.labels({ app_id, method, path, status }));
+    const r = this.registry;
+    registerBuildInfo(r);
+    const buckets = DAPR_LATENCY_BUCKETS_MS;
+    const outputLabels = ['app_id', 'component', 'namespace', 'operation', 'success'];
+    this.outputCount = new FastCounter({ name: 'dapr_component_output_binding_count', help: 'The number of operations invoked on the output binding component.', labelNames: outputLabels }, r);
+    this.outputLatency = new FastHistogram({ name: 'dapr_component_output_binding_latencies', help: 'The latency of the response from the output binding component.', labelNames: outputLabels, buckets }, r);
+    const inputLabels = ['app_id', 'component', 'namespace', 'success'];
+    this.inputCount = new FastCounter({ name: 'dapr_component_input_binding_count', help: 'The number of incoming events arriving from the input binding component.', labelNames: inputLabels }, r);
+    this.inputLatency = new FastHistogram({ name: 'dapr_component_input_binding_latencies', help: 'The triggered app event processing latency.', labelNames: inputLabels, buckets }, r);
+    const httpLabels = ['app_id', 'method', 'path', 'status'];
+    this.httpCount = new FastCounter({ name: 'dapr_http_server_request_count', help: 'Count of HTTP requests processed by the server.', labelNames: httpLabels }, r);
+    this.httpLatency = new FastHistogram({ name: 'dapr_http_server_latency', help: 'HTTP request end-to-end latency in server.', labelNames: httpLabels, buckets }, r);
   }
 
   /** One call of an output binding (POST /v1.0/bindings/{name} that got past decoding its body), as daprd counts it. */
   outputBinding(component: string, operation: string, success: boolean, ms: number): void {
     const s = String(success);
-    this.outputCount.get(component, operation, s).inc();
+    this.outputCount.of(this.appId, component, this.namespace, operation, s).value++;
     // daprd records a latency only when it is above zero.
-    if (ms > 0) this.outputLatency.get(component, operation, s).observe(ms);
+    if (ms > 0) this.outputLatency.of(this.appId, component, this.namespace, operation, s).observe(ms);
   }
 
   /** One message handed to the app by an input binding: success when the app accepted it. */
   inputBinding(component: string, success: boolean, ms: number): void {
     const s = String(success);
-    this.inputCount.get(component, s).inc();
-    if (ms > 0) this.inputLatency.get(component, s).observe(ms);
+    this.inputCount.of(this.appId, component, this.namespace, s).value++;
+    if (ms > 0) this.inputLatency.of(this.appId, component, this.namespace, s).observe(ms);
   }
 
   /**
@@ -112,9 +64,9 @@ export class DaprMetrics {
     const m = HTTP_VERBS.has(method) ? method : 'UNKNOWN';
     const p = normalizePath(path);
     const s = String(status);
-    this.httpCount.get(m, p, s).inc();
+    this.httpCount.of(this.appId, m, p, s).value++;
     // daprd's HTTP middleware records whole milliseconds.
-    this.httpLatency.get(m, p, s).observe(Math.floor(ms));
+    this.httpLatency.of(this.appId, m, p, s).observe(Math.floor(ms));
   }
 
   readonly contentType = METRICS_CONTENT_TYPE;
