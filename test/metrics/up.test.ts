@@ -9,39 +9,18 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { request } from 'undici';
 import type { SystemStatus } from '../../src/supervisor/state.js';
-import { MAIN, running, runFile, scaledObjectYaml, serviceBusTrigger, startUp, tempFolder, writeFiles, type UpProcess } from '../e2e/harness.js';
+import { MAIN, copySeedManifests, running, runFile, scaledObjectYaml, serviceBusTrigger, startUp, tempFolder, writeFiles, type UpProcess } from '../e2e/harness.js';
 import { scrape, value, valueOr0 } from './scrape.js';
-
-const COMPONENT = `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: message-queue
-spec:
-  type: bindings.azure.servicebusqueues
-  version: v1
-  metadata:
-  - name: connectionString
-    value: "Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=placeholder"
-  - name: queueName
-    value: "msgqueue"
-`;
 
 /** Below the activation value messages wait at 0 replicas; above it the consumer scales out (at most 3) and stays. */
 const ACTIVATION = 15;
 const FIRST = 12;
 const SECOND = 8;
 
-async function produce(up: UpProcess, count: number): Promise<void> {
-  const s = await up.status();
-  assert.ok(s.producerUrl, 'the producer URL is in the status');
-  const res = await request(`${s.producerUrl}/MessageProducer`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: '*/*' },
-    body: JSON.stringify({ count, intervalMilliseconds: 0 }),
-  });
-  assert.equal(res.statusCode, 200, await res.body.text());
+/** `qscale produce`: the seed's POST /MessageProducer through the producer app. */
+function produce(up: UpProcess, count: number): void {
+  execFileSync(process.execPath, [MAIN, 'produce', '--count', String(count), '--interval', '0', '--no-progress', '--data-dir', up.dataDir], { encoding: 'utf8' });
 }
 
 /** What `qscale status --json` prints. */
@@ -72,9 +51,10 @@ async function assertKedaMatchesStatus(up: UpProcess, controlUrl: string, wantVa
 
 test('metrics - qscale up: the supervisor\'s KEDA gauges equal status; the sidecars count every message once', { timeout: 240_000 }, async () => {
   const folder = tempFolder('qscale-metrics-up-');
+  // The seed's files, its ScaledObject replaced by one that keeps the replicas while the test reads them.
+  copySeedManifests(folder);
   writeFiles(folder, {
-    'binding.yaml': COMPONENT,
-    'scaling.yaml': scaledObjectYaml({
+    'consumer-scaling.yaml': scaledObjectYaml({
       maxReplicaCount: 3,
       // Once out, the replicas stay: no cooldown to 0, no scale-in, while the test reads them.
       cooldownPeriod: 300,
@@ -91,13 +71,13 @@ test('metrics - qscale up: the supervisor\'s KEDA gauges equal status; the sidec
     const control = (JSON.parse(readFileSync(path.join(up.dataDir, 'supervisor.json'), 'utf8')) as { controlUrl: string }).controlUrl;
 
     // Below the activation value: the messages wait, nothing runs, and the gauges say so.
-    await produce(up, FIRST);
+    produce(up, FIRST);
     await up.waitFor((s) => s.scaledObjects[0]?.triggers[0]?.value === FIRST, 30_000, `the trigger reading ${FIRST}`);
     await assertKedaMatchesStatus(up, control, FIRST);
     assert.equal(running(await up.status()), 0);
 
     // Past it: the consumer scales out and every message is processed.
-    await produce(up, SECOND);
+    produce(up, SECOND);
     const done = await up.waitFor(
       (s) => s.queue?.ready === 0 && s.queue.inFlight === 0 && s.replicas.filter((r) => r.appId === 'consumer').reduce((n, r) => n + (r.processed ?? 0), 0) === FIRST + SECOND,
       120_000,
