@@ -80,48 +80,19 @@ export class KedaMetrics {
   constructor() {
     const registers = [this.registry];
     registerBuildInfo(this.registry);
-    this.value = new Gauge({
-      name: 'keda_scaler_metrics_value',
-      help: "The current value for each scaler's metric that would be used by the HPA in computing the target average.",
-      labelNames: TRIGGER_LABELS,
-      registers,
-    });
-    this.latency = new Gauge({
-      name: 'keda_scaler_metrics_latency_seconds',
-      help: 'The latency of retrieving current metric from each scaler, in seconds.',
-      labelNames: TRIGGER_LABELS,
-      registers,
-    });
-    this.active = new Gauge({
-      name: 'keda_scaler_active',
-      help: 'Indicates whether a scaler is active (1), or not (0).',
-      labelNames: TRIGGER_LABELS,
-      registers,
-    });
-    this.detailErrors = new Counter({
-      name: 'keda_scaler_detail_errors_total',
-      help: 'The total number of errors encountered for each scaler.',
-      labelNames: TRIGGER_LABELS,
-      registers,
-    });
-    this.soErrors = new Counter({
-      name: 'keda_scaled_object_errors_total',
-      help: 'The number of errors that have occurred for each ScaledObject.',
-      labelNames: SO_LABELS,
-      registers,
-    });
-    this.triggerRegistered = new Gauge({
-      name: 'keda_trigger_registered_total',
-      help: 'Total number of triggers per trigger type registered.',
-      labelNames: ['type'] as const,
-      registers,
-    });
-    this.resourceRegistered = new Gauge({
-      name: 'keda_resource_registered_total',
-      help: 'Total number of KEDA custom resources per namespace for each custom resource type (CRD) registered.',
-      labelNames: ['type', 'namespace'] as const,
-      registers,
-    });
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> => new Gauge({ name, help, labelNames, registers });
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> => new Counter({ name, help, labelNames, registers });
+    this.value = gauge('keda_scaler_metrics_value', "The current value for each scaler's metric that would be used by the HPA in computing the target average.", TRIGGER_LABELS);
+    this.latency = gauge('keda_scaler_metrics_latency_seconds', 'The latency of retrieving current metric from each scaler, in seconds.', TRIGGER_LABELS);
+    this.active = gauge('keda_scaler_active', 'Indicates whether a scaler is active (1), or not (0).', TRIGGER_LABELS);
+    this.detailErrors = counter('keda_scaler_detail_errors_total', 'The total number of errors encountered for each scaler.', TRIGGER_LABELS);
+    this.soErrors = counter('keda_scaled_object_errors_total', 'The number of errors that have occurred for each ScaledObject.', SO_LABELS);
+    this.triggerRegistered = gauge('keda_trigger_registered_total', 'Total number of triggers per trigger type registered.', ['type'] as const);
+    this.resourceRegistered = gauge(
+      'keda_resource_registered_total',
+      'Total number of KEDA custom resources per namespace for each custom resource type (CRD) registered.',
+      ['type', 'namespace'] as const,
+    );
     const tracked = this.tracked;
     const fromSnapshots = (
       name: string,
