@@ -54,6 +54,47 @@ const OTHER_KINDS: Record<string, string> = {
   Subscription: 'pub/sub subscriptions are not served by the local sidecar (bindings only)',
 };
 
+/**
+ * How daprd reads a binding's `direction` metadata (dapr/dapr pkg/runtime/processor/binding): absent, the component
+ * is an output binding and an input binding if the app answers the OPTIONS probe; present, each comma-separated part
+ * is trimmed and lower-cased and only `input` and `output` count, so an empty or misspelt direction makes it neither
+ * (daprd then loads nothing for it, without an error). Names are matched case-insensitively; every such entry counts.
+ */
+export interface BindingDirection {
+  input: boolean;
+  output: boolean;
+  /** A direction names input: daprd then reads it without probing the app. */
+  inputDeclared: boolean;
+  /** The direction entries as written, when there are any. */
+  entries: Array<{ name: string; value: string }>;
+  /** Non-empty parts daprd ignores (misspelt). */
+  ignored: string[];
+}
+
+export function bindingDirection(metadata: Readonly<Record<string, string>>): BindingDirection {
+  const entries = Object.entries(metadata)
+    .filter(([k]) => k.toLowerCase() === 'direction')
+    .map(([name, value]) => ({ name, value }));
+  if (entries.length === 0) return { input: true, output: true, inputDeclared: false, entries, ignored: [] };
+  const parts = entries.flatMap((e) => e.value.split(',').map((p) => p.trim().toLowerCase()));
+  const input = parts.includes('input');
+  const output = parts.includes('output');
+  const ignored = parts.filter((p) => p !== '' && p !== 'input' && p !== 'output');
+  return { input, output, inputDeclared: input, entries, ignored };
+}
+
+/** One line for a direction daprd reads differently from what its author likely meant; undefined when clear. */
+export function directionNotice(c: Pick<ResolvedComponent, 'name' | 'type' | 'metadata' | 'where'>): string | undefined {
+  const d = bindingDirection(c.metadata);
+  const entry = d.entries[0];
+  if (!entry || (d.ignored.length === 0 && (d.input || d.output))) return undefined;
+  const where = c.where(entry.name);
+  const written = d.entries.map((e) => `'${e.value}'`).join(' and ');
+  const loads = d.input && d.output ? 'an input and an output binding' : d.input ? 'an input binding only' : d.output ? 'an output binding only' : 'neither an input nor an output binding';
+  const why = d.ignored.length > 0 ? `daprd reads only input and output in it and ignores ${d.ignored.map((p) => `'${p}'`).join(', ')}` : 'daprd finds neither input nor output in it';
+  return `${where.file}:${where.line}: component ${c.name} (${c.type}): metadata '${entry.name}' is ${written}: ${why}, so it loads this component as ${loads}, and so does qscale. Write input, output or "input, output"`;
+}
+
 export async function loadResources(paths: readonly string[], options: LoadOptions = {}): Promise<LoadedResources> {
   return resolveResources(await loadManifests(paths), options);
 }
@@ -145,7 +186,7 @@ export function resolveResources(manifests: Manifest[], options: LoadOptions = {
     }
     const metadata = readMetadata(m, spec, { env, secrets, stores });
     const metaIndex = metadataIndex(spec);
-    components.push({
+    const component: ResolvedComponent = {
       name: m.name,
       type,
       version,
@@ -159,7 +200,10 @@ export function resolveResources(manifests: Manifest[], options: LoadOptions = {
         const idx = field === undefined ? undefined : metaIndex.get(field.toLowerCase());
         return { file: m.file, line: idx === undefined ? m.line : m.lineOf(['spec', 'metadata', idx, 'name']) };
       },
-    });
+    };
+    const notice = directionNotice(component);
+    if (notice) notices.push(notice);
+    components.push(component);
   }
   return { components, manifests, secrets, skipped, notices };
 }

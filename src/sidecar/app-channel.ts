@@ -5,7 +5,6 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import type { QueueMessage } from '../backends/types.js';
 import { Semaphore } from './semaphore.js';
 import { sleep } from '../util/abort.js';
 
@@ -13,11 +12,46 @@ export { sleep };
 
 /** daprd dials every 100 ms; a shorter interval costs nothing and start-up time is scale-from-zero time. */
 const DIAL_INTERVAL_MS = 20;
-const PROBE_TIMEOUT_MS = 3000;
-/** Headers the HTTP client manages itself or that would break the connection: never copied from metadata. */
-const RESERVED = new Set(['content-type', 'content-length', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'te', 'trailer', 'proxy-connection', 'dapr-api-token']);
+/** daprd's --app-binding-options-timeout default. */
+export const DEFAULT_PROBE_TIMEOUT_MS = 3000;
+/**
+ * Metadata daprd's app channel never sends as headers (pkg/messaging/v1 InternalMetadataToHTTPHeader): the body's
+ * own headers, the hop-by-hop ones, daprd's routing header. host and expect are the HTTP client's own here, and
+ * dapr-api-token is only ever APP_API_TOKEN.
+ */
+const NOT_SENT = new Set([
+  'content-type', 'content-length', 'destination-app-id', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding',
+  'upgrade', 'http2-settings', 'te', 'trailer', 'proxy-authorization', 'proxy-authenticate', 'host', 'expect', 'dapr-api-token',
+]);
+const PSEUDO = new Set([':method', ':scheme', ':path', ':authority']);
+/** Go's net/http refuses (and so fails the whole call) a header name that is not a token, or a value with a control character. */
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
-const VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/**
+ * The headers a message's metadata becomes, as daprd sends them: names lower-cased, grpc-* and the HTTP/2 pseudo
+ * headers under dapr-, values as UTF-8 bytes. A name or value Go's HTTP client refuses fails the delivery, as in daprd.
+ */
+export function metadataHeaders(metadata: Readonly<Record<string, string>>): Record<string, string | string[]> | string {
+  const headers: Record<string, string | string[]> = {};
+  const nominated = new Set<string>();
+  for (const [k, v] of Object.entries(metadata)) {
+    if (k.toLowerCase() === 'connection') for (const t of v.split(',')) if (t.trim() !== '') nominated.add(t.trim().toLowerCase());
+  }
+  for (const [key, value] of Object.entries(metadata)) {
+    let name = key.toLowerCase();
+    if (NOT_SENT.has(name) || nominated.has(name) || name.endsWith('-bin')) continue;
+    if (PSEUDO.has(name)) name = `dapr-${name.slice(1)}`;
+    else if (name.startsWith('grpc-')) name = `dapr-${name}`;
+    if (!TOKEN_RE.test(name)) return `metadata '${key}' is not a valid HTTP header name, so it cannot reach the app (daprd fails such a delivery too)`;
+    if (CONTROL_RE.test(value)) return `metadata '${key}' has a control character in its value, so it cannot reach the app as a header (daprd fails such a delivery too)`;
+    // Node writes header values as latin1: the UTF-8 bytes go out as they are, as Go sends them.
+    const bytes = /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
+    const prev = headers[name];
+    headers[name] = prev === undefined ? bytes : [...(Array.isArray(prev) ? prev : [prev]), bytes];
+  }
+  return headers;
+}
 
 export type DeliveryOutcome = { ok: true } | { ok: false; reason: string };
 
@@ -37,6 +71,7 @@ export class AppChannel {
     readonly port: number,
     private readonly appApiToken: string | undefined,
     maxConcurrency: number | undefined,
+    private readonly probeTimeoutMs = DEFAULT_PROBE_TIMEOUT_MS,
   ) {
     this.origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     this.agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: maxConcurrency ?? Infinity, scheduling: 'lifo' });
@@ -83,7 +118,7 @@ export class AppChannel {
   /** daprd's subscription check: OPTIONS /<route>; 2xx or 405 means the app takes this binding. */
   async probe(route: string): Promise<ProbeResult> {
     try {
-      const res = await this.call(route, 'OPTIONS', this.appApiToken ? { 'dapr-api-token': this.appApiToken } : {}, undefined, PROBE_TIMEOUT_MS);
+      const res = await this.call(route, 'OPTIONS', this.appApiToken ? { 'dapr-api-token': this.appApiToken } : {}, undefined, this.probeTimeoutMs);
       if ((res.statusCode >= 200 && res.statusCode < 300) || res.statusCode === 405) {
         return { subscribed: true, status: res.statusCode };
       }
@@ -93,18 +128,15 @@ export class AppChannel {
     }
   }
 
-  async deliver(route: string, msg: QueueMessage): Promise<DeliveryOutcome> {
-    const headers: Record<string, string> = {};
-    for (const key in msg.metadata) {
-      const value = msg.metadata[key];
-      const name = key.toLowerCase();
-      if (value !== undefined && TOKEN_RE.test(name) && !RESERVED.has(name) && VALUE_RE.test(value)) headers[name] = value;
-    }
+  /** POSTs the message's bytes with `metadata` (what the app is to see of it) as headers. */
+  async deliver(route: string, data: Buffer, metadata: Readonly<Record<string, string>>): Promise<DeliveryOutcome> {
+    const headers = metadataHeaders(metadata);
+    if (typeof headers === 'string') return { ok: false, reason: headers };
     headers['content-type'] = 'application/json';
     if (this.appApiToken) headers['dapr-api-token'] = this.appApiToken;
     if (this.limiter) await this.limiter.acquire();
     try {
-      const res = await this.call(route, 'POST', headers, msg.data, 0);
+      const res = await this.call(route, 'POST', headers, data, 0);
       if (res.statusCode >= 200 && res.statusCode < 300) return { ok: true };
       return { ok: false, reason: `app answered ${res.statusCode}` };
     } catch (err) {
@@ -115,7 +147,7 @@ export class AppChannel {
   }
 
   /** One request; the body is read to the end so the socket goes back to the pool. timeoutMs 0 = none. */
-  private call(path: string, method: string, headers: Record<string, string>, body: Buffer | undefined, timeoutMs: number): Promise<{ statusCode: number }> {
+  private call(path: string, method: string, headers: Record<string, string | string[]>, body: Buffer | undefined, timeoutMs: number): Promise<{ statusCode: number }> {
     return new Promise((resolve, reject) => {
       if (body) headers['content-length'] = String(body.length);
       if (this.closing) headers.connection = 'close';

@@ -1,9 +1,11 @@
 /**
- * What the sidecar reads from a binding component's generic metadata (valid for every binding type): direction,
- * route and how many handler calls may run at once.
+ * What the sidecar reads from a binding component's generic metadata (valid for every binding type), as daprd reads
+ * it: direction, route and how many handler calls may run at once.
  */
+import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { ResolvedComponent } from '../backends/types.js';
+import { bindingDirection } from '../components/resources.js';
 
 export interface BindingPlan {
   name: string;
@@ -14,8 +16,12 @@ export interface BindingPlan {
   inputDeclared: boolean;
   /** The app path messages are POSTed to, with its leading slash. */
   route: string;
+  /** The app path the OPTIONS probe asks. */
+  probeRoute: string;
   /** maxConcurrentHandlers (default 1, as Dapr's Service Bus binding). */
   maxConcurrentHandlers: number;
+  /** Metadata daprd would not read as written, one line each, to log once. */
+  notes: string[];
 }
 
 function lookup(metadata: Readonly<Record<string, string>>, name: string): { key: string; value: string } | undefined {
@@ -26,28 +32,27 @@ function lookup(metadata: Readonly<Record<string, string>>, name: string): { key
   return undefined;
 }
 
+/** daprd's app channel cleans the method path (Go's path.Clean) and puts a slash in front. */
+export function appPath(route: string): string {
+  const cleaned = path.posix.normalize(route);
+  const trimmed = cleaned === '.' || cleaned === './' ? '' : cleaned.length > 1 ? cleaned.replace(/\/$/, '') : cleaned;
+  return trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
+}
+
 export function planBinding(c: ResolvedComponent): BindingPlan {
   const subject = `component ${c.name} (${c.type})`;
-  let input = true;
-  let output = true;
-  let inputDeclared = false;
-  const direction = lookup(c.metadata, 'direction');
-  if (direction && direction.value.trim() !== '') {
-    const parts = direction.value.split(',').map((p) => p.trim().toLowerCase()).filter((p) => p !== '');
-    const bad = parts.find((p) => p !== 'input' && p !== 'output');
-    if (bad !== undefined || parts.length === 0) {
-      throw new ConfigError(`${subject}: metadata 'direction' must be input, output or "input, output", got '${direction.value}'`, {
-        ...c.where(direction.key),
-        field: direction.key,
-      });
-    }
-    input = parts.includes('input');
-    output = parts.includes('output');
-    inputDeclared = input;
+  const { input, output, inputDeclared } = bindingDirection(c.metadata);
+  // daprd reads exactly `route` (not Route), and probes the route as written while it delivers to the component
+  // name when the route is empty.
+  const route = c.metadata.route;
+  const probeRoute = appPath(route ?? c.name);
+  const deliveryRoute = appPath(route === undefined || route === '' ? c.name : route);
+  const notes: string[] = [];
+  const misspelt = Object.keys(c.metadata).find((k) => k !== 'route' && k.toLowerCase() === 'route');
+  if (misspelt !== undefined && route === undefined) {
+    const w = c.where(misspelt);
+    notes.push(`${w.file}:${w.line}: ${subject}: metadata '${misspelt}' is not read: daprd reads the name 'route' exactly, so messages go to POST ${deliveryRoute}, as on a cluster`);
   }
-  const routeEntry = lookup(c.metadata, 'route');
-  const routeText = routeEntry?.value.trim() || c.name;
-  const route = routeText.startsWith('/') ? routeText : `/${routeText}`;
 
   let maxConcurrentHandlers = 1;
   const mch = lookup(c.metadata, 'maxConcurrentHandlers');
@@ -61,5 +66,5 @@ export function planBinding(c: ResolvedComponent): BindingPlan {
     }
     maxConcurrentHandlers = n;
   }
-  return { name: c.name, type: c.type, input, output, inputDeclared, route, maxConcurrentHandlers };
+  return { name: c.name, type: c.type, input, output, inputDeclared, route: deliveryRoute, probeRoute, maxConcurrentHandlers, notes };
 }

@@ -4,7 +4,7 @@
  * receiver that fails (its broker went away) is restarted with backoff; the outage is printed once, again when its
  * cause changes, and once when messages flow again, and health reports it meanwhile.
  */
-import { isPingable, type MessageHandler } from '../backends/types.js';
+import { isPingable, type MessageHandler, type MessageMetadata, type QueueMessage } from '../backends/types.js';
 import type { Logger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
 import type { LoadedBinding } from './backends.js';
@@ -50,6 +50,8 @@ export class InputReader {
     private readonly channel: AppChannel,
     private readonly logger: Logger,
     appMaxConcurrency: number | undefined,
+    /** The metadata the app is to see of each message (delivered-metadata.ts). */
+    private readonly metadataFor: (msg: QueueMessage) => MessageMetadata = (msg) => msg.metadata,
   ) {
     const { plan } = binding;
     this.stats = {
@@ -80,7 +82,7 @@ export class InputReader {
     if (!(await this.channel.waitUntilReachable(signal))) return this.stop();
     if (!plan.inputDeclared) {
       this.stats.state = 'probing';
-      const probe = await this.channel.probe(plan.route);
+      const probe = await this.channel.probe(plan.probeRoute);
       if (!probe.subscribed) {
         this.stats.state = 'not-subscribed';
         this.logger.info(`app does not subscribe to input binding ${plan.name} (${probe.reason}): not reading it`);
@@ -116,7 +118,16 @@ export class InputReader {
       const stable = setTimeout(() => this.working(), STABLE_AFTER_MS);
       stable.unref();
       try {
-        await backend.receive(handler, { concurrency: this.stats.concurrency, signal });
+        await backend.receive(handler, {
+          concurrency: this.stats.concurrency,
+          signal,
+          // A backend that reconnects by itself says when its broker goes and comes back: the same outage lines.
+          onBrokerStateBROKEN: (err: unknown) => {
+            clearTimeout(stable);
+            if (err === undefined) this.working();
+            else this.failed(describeCause(err, this.binding.component));
+          },
+        });
         if (!signal.aborted) this.logger.warn(`input binding ${this.binding.plan.name} stopped receiving (backend closed)`);
         return;
       } catch (err) {
@@ -167,7 +178,7 @@ export class InputReader {
       const started = performance.now();
       let ok = false;
       try {
-        const out = await this.channel.deliver(route, msg);
+        const out = await this.channel.deliver(route, msg.data, this.metadataFor(msg));
         if (out.ok) {
           ok = true;
           s.succeeded++;

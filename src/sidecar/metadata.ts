@@ -2,6 +2,7 @@
  * GET /v1.0/metadata in daprd's shape (the JS SDK polls it before its first call), plus a `qscale` block with
  * delivery figures that `qscale status` reads.
  */
+import type { ResolvedComponent } from '../backends/types.js';
 import type { LoadedBinding } from './backends.js';
 import type { ReaderStats } from './input.js';
 import type { Outage, OutageState } from './outage.js';
@@ -30,6 +31,8 @@ export interface MetadataInput {
   appChannelAddress: string;
   appMaxConcurrency: number | undefined;
   bindings: readonly LoadedBinding[];
+  /** Components loaded as neither an input nor an output binding: listed, as daprd lists them, with no capabilities. */
+  inert?: readonly ResolvedComponent[];
   stats: SidecarStats;
   outputOutages: ReadonlyMap<string, Outage>;
 }
@@ -61,12 +64,15 @@ export function metadataBody(m: MetadataInput): object {
     runtimeVersion: RUNTIME_VERSION,
     enabledFeatures: [],
     actors: [],
-    components: m.bindings.map((b) => ({
-      name: b.plan.name,
-      type: b.plan.type,
-      version: b.component.version,
-      capabilities: [...(b.plan.input ? ['INPUT_BINDING'] : []), ...(b.plan.output ? ['OUTPUT_BINDING'] : [])],
-    })),
+    components: [
+      ...m.bindings.map((b) => ({
+        name: b.plan.name,
+        type: b.plan.type,
+        version: b.component.version,
+        capabilities: [...(b.plan.input ? ['INPUT_BINDING'] : []), ...(b.plan.output ? ['OUTPUT_BINDING'] : [])],
+      })),
+      ...(m.inert ?? []).map((c) => ({ name: c.name, type: c.type, version: c.version, capabilities: [] })),
+    ],
     httpEndpoints: [],
     subscriptions: [],
     extended: {

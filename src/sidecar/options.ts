@@ -64,7 +64,15 @@ export interface SidecarOptions {
   dataDir?: string;
   /** Serve daprd's metrics on this port and address (daprd's --metrics-port, --metrics-listen-address); unset: none. */
   metrics?: { port: number; listenAddress: string } | undefined;
+  /** Largest request body read; 0 = no limit (daprd's --max-body-size 0). A longer body is cut here, as daprd does. */
   maxBodyBytes?: number;
+  /** How long the OPTIONS probe waits for the app (daprd's --app-binding-options-timeout, 3 s). */
+  appBindingOptionsTimeoutMs?: number;
+  /**
+   * Also deliver what qscale's backends read from the broker that the real Dapr component never passes to the app
+   * (Service Bus MessageId, DeliveryCount, ...). Off by default: an app that depends on them breaks on a cluster.
+   */
+  brokerHeaders?: boolean;
   /** Overrides part of DEFAULT_HTTP_TIMEOUTS (tests, embedding). */
   httpTimeouts?: Partial<HttpTimeouts>;
   /** Bound on one output binding call; by default outputBindingTimeoutMs(component). */

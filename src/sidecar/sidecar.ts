@@ -3,12 +3,14 @@
  * (stop taking messages, finish and ack in-flight work within the grace period, close backends).
  */
 import { loadResources } from '../components/index.js';
-import { createBackend } from '../backends/registry.js';
+import { createBackend, findBackend, supportedBindingTypes } from '../backends/registry.js';
+import { EMBEDDED_TYPE } from '../backends/embedded/index.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import { createLogger } from '../util/log.js';
-import { QscaleError, errorMessage } from '../errors.js';
+import { ConfigError, QscaleError, errorMessage } from '../errors.js';
 import { withTimeout } from '../util/timeout.js';
 import { AppChannel } from './app-channel.js';
+import { deliveredMetadata } from './delivered-metadata.js';
 import { loadBindings, type LoadedBinding } from './backends.js';
 import { buildApiServer } from './http/server.js';
 import type { Health } from './http/context.js';
@@ -57,7 +59,18 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     for (const n of loaded.notices) logger.info(n);
     components = loaded.components;
   }
-  const bindings = await loadBindings(components, create, { logger, dataDir, embedded });
+  const checkType = (c: ResolvedComponent): void => {
+    if (findBackend(c.type)) return;
+    throw new ConfigError(`component ${c.name}: unsupported binding type '${c.type}' (supported: ${supportedBindingTypes().join(', ')})`, { ...c.where(), field: 'type' });
+  };
+  const { bindings, inert } = await loadBindings(components, create, {
+    logger,
+    dataDir,
+    embedded,
+    checkType: options.createBackend ? undefined : checkType,
+    embeddedTypes: [EMBEDDED_TYPE],
+  });
+  if (options.brokerHeaders) logger.info('--broker-headers: the app also gets what the backends read from the broker that Dapr components do not pass on (daprd never sends these headers)');
   const callBound = (b: LoadedBinding): number => options.outputBindingTimeoutMs ?? outputBindingTimeoutMs(b.component);
   const outputs = new Map<string, LoadedBinding>();
   const outputOutages = new Map<string, Outage>();
@@ -78,8 +91,15 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     );
   }
 
-  const channel = options.appPort === undefined ? undefined : new AppChannel(appChannelAddress, options.appPort, options.appApiToken, options.appMaxConcurrency);
-  const readers = channel ? bindings.filter((b) => b.plan.input).map((b) => new InputReader(b, channel, logger, options.appMaxConcurrency)) : [];
+  const channel = options.appPort === undefined
+    ? undefined
+    : new AppChannel(appChannelAddress, options.appPort, options.appApiToken, options.appMaxConcurrency, options.appBindingOptionsTimeoutMs);
+  const readers = channel
+    ? bindings.filter((b) => b.plan.input).map((b) => {
+      const view = deliveredMetadata({ type: b.plan.type, servedEmbedded: b.servedEmbedded, brokerHeaders: options.brokerHeaders ?? false });
+      return new InputReader(b, channel, logger, options.appMaxConcurrency, view);
+    })
+    : [];
   if (!channel && bindings.some((b) => b.plan.input)) logger.info('no --app-port: input bindings are not read');
   for (const r of readers) r.metrics = metrics;
 
@@ -116,6 +136,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
         appChannelAddress,
         appMaxConcurrency: options.appMaxConcurrency,
         bindings,
+        inert,
         stats: stats(),
         outputOutages,
       }),

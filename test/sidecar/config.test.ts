@@ -8,7 +8,6 @@ import { ROOT, componentYaml, sidecarFor, tempDir, writeComponents } from './sup
 
 describe('sidecar config - binding metadata read by the sidecar', { timeout: 60_000 }, () => {
   const bad: Array<[string, Record<string, string>, RegExp]> = [
-    ['direction sideways', { direction: 'sideways' }, /q\.yaml:\d+: component message-queue \(bindings\.qscale\.embedded\): metadata 'direction' must be input, output or "input, output", got 'sideways'/],
     ['maxConcurrentHandlers 0', { maxConcurrentHandlers: '0' }, /q\.yaml:\d+: component message-queue \(bindings\.qscale\.embedded\): metadata 'maxConcurrentHandlers' must be/],
   ];
   for (const [what, metadata, message] of bad) {
