@@ -5,13 +5,15 @@
  * goes away (the page says its data is stale) and comes back on the same address (the page recovers on its own).
  * The screenshot taken during the burst is docs/dashboard.png (rewritten with QSCALE_UPDATE_SCREENSHOT=1).
  */
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ROOT, copySeedManifests, runFile, startUp, tempFolder, writeFiles, type UpProcess } from '../e2e/harness.js';
+import { consumerScaledObject, embeddedComponent } from '../supervisor/up-support.js';
+import { closedPort } from '../support/brokers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join(ROOT, 'docs/dashboard.png');
@@ -52,14 +54,28 @@ async function waitForChart(page: Page, so: string, want: ChartWant, what: strin
   });
 }
 
-describe('dashboard - in a real browser', { timeout: 420_000 }, () => {
+/** True when Debian's chromium is there; otherwise fails under CI=true and marks the test skipped elsewhere. */
+function requireChromium(t: TestContext): boolean {
+  if (existsSync(CHROMIUM)) return true;
+  const reason = `${CHROMIUM} is not installed (apt-get install -y chromium; .ci/run installs it)`;
+  if (process.env.CI === 'true') assert.fail(`CI must provide the browser: ${reason}`);
+  t.skip(reason);
+  return false;
+}
+
+/** Debian's chromium, headless, with a fresh profile and nothing of its own on the network. */
+async function openBrowser(): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(mkdtempSync(path.join(os.tmpdir(), 'qscale-chromium-')), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 1000 },
+  });
+}
+
+describe('dashboard - in a real browser', { timeout: 600_000 }, () => {
   test('dashboard - 30 messages from the form: replicas rise on the chart and in the table, then fall back to 0; stale while the supervisor is away', { timeout: 400_000 }, async (t) => {
-    if (!existsSync(CHROMIUM)) {
-      const reason = `${CHROMIUM} is not installed (apt-get install -y chromium; .ci/run installs it)`;
-      if (process.env.CI === 'true') assert.fail(`CI must provide the browser: ${reason}`);
-      t.skip(reason);
-      return;
-    }
+    if (!requireChromium(t)) return;
     const folder = seedCopy();
     let up: UpProcess | undefined;
     let again: UpProcess | undefined;
@@ -73,12 +89,7 @@ describe('dashboard - in a real browser', { timeout: 420_000 }, () => {
       assert.ok(at(line) > at(up.lines.find((l) => /producer \(app producer\): starting/.test(l))!) && at(line) < at(producer), `the dashboard line comes with the producer's: ${line}`);
       const url = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(line)![1]!;
 
-      browser = await chromium.launchPersistentContext(mkdtempSync(path.join(os.tmpdir(), 'qscale-chromium-')), {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-        viewport: { width: 1280, height: 1000 },
-      });
+      browser = await openBrowser();
       const page = browser.pages()[0] ?? (await browser.newPage());
       const pageErrors: string[] = [];
       page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -136,6 +147,40 @@ describe('dashboard - in a real browser', { timeout: 420_000 }, () => {
     } finally {
       await browser?.close().catch(() => undefined);
       await again?.stop();
+      await up?.stop();
+    }
+  });
+
+  test('dashboard - a trigger that cannot be read: its error in red with since when, and KEDA\'s Ready condition', { timeout: 180_000 }, async (t) => {
+    if (!requireChromium(t)) return;
+    const folder = tempFolder('qscale-dashboard-');
+    writeFiles(folder, {
+      'queue.yaml': embeddedComponent('jobs'),
+      'scaling.yaml': consumerScaledObject(`type: rabbitmq
+    metadata:
+      protocol: amqp
+      host: amqp://guest:guest@127.0.0.1:${await closedPort()}
+      queueName: jobs
+      mode: QueueLength
+      value: "5"
+`, '  pollingInterval: 1\n  cooldownPeriod: 1\n  minReplicaCount: 0\n  maxReplicaCount: 3\n'),
+      'dapr.yaml': runFile({ WORK_MS: '0' }),
+    });
+    let up: UpProcess | undefined;
+    let browser: BrowserContext | undefined;
+    try {
+      // Not --embedded: the trigger reads the RabbitMQ it names, which is not there.
+      up = await startUp(folder, ['--hpa-sync-period', '1s']);
+      const line = await up.waitForLine(/^qscale \| dashboard:\s+http/, 120_000);
+      browser = await openBrowser();
+      const page = browser.pages()[0] ?? (await browser.newPage());
+      await page.goto(/(http:\/\/127\.0\.0\.1:\d+\/)/.exec(line)![1]!);
+      const error = page.locator('.facts li.error', { hasText: /^trigger 0 \(rabbitmq\) cannot be read: .*(ECONNREFUSED|connection refused).* \(since \d{2}:\d{2}:\d{2}\)$/ });
+      await error.waitFor({ timeout: 60_000 });
+      await page.locator('.facts li.error', { hasText: /^Ready False \(TriggerError\): / }).waitFor({ timeout: 30_000 });
+      assert.doesNotMatch(await page.locator('.facts').first().textContent() ?? '', /guest:guest/, 'no credentials on the page');
+    } finally {
+      await browser?.close().catch(() => undefined);
       await up?.stop();
     }
   });
