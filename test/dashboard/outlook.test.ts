@@ -9,26 +9,11 @@ import { createAutoscaler, loadScaledObjects } from '../../src/autoscaler/index.
 import type { AutoscalerState } from '../../src/autoscaler/state.js';
 import { backlogOutlook, cooldownOutlook, formatSeconds, type SystemStatus } from '../../src/supervisor/state.js';
 import { renderStatus } from '../../src/cli/status/run.js';
+import { consumerScaledObject } from '../supervisor/up-support.js';
 
-function spec(extra = '') {
-  const yaml = `apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata:
-  name: worker-scaler
-spec:
-  scaleTargetRef:
-    name: worker
-  pollingInterval: 30
-  cooldownPeriod: 300
-  minReplicaCount: 0
-  maxReplicaCount: 10
-${extra}  triggers:
-  - type: rabbitmq
-    metadata:
-      queueName: jobs
-      mode: QueueLength
-      value: "5"
-`;
+function spec() {
+  const yaml = consumerScaledObject('type: rabbitmq\n    metadata:\n      queueName: jobs\n      mode: QueueLength\n      value: "5"\n',
+    `  pollingInterval: 30\n  cooldownPeriod: 300\n  minReplicaCount: 0\n  maxReplicaCount: 10\n`);
   return loadScaledObjects(parseManifests(yaml, 'so.yaml'), { secrets: () => undefined, env: () => ({}) }).scaledObjects[0]!.spec;
 }
 
