@@ -76,9 +76,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     await this.link.open(this.component.initTimeoutMs);
     try {
       const ch = await this.adminChannel(this.component.initTimeoutMs);
+      // Only the queue, as daprd declares it: the dead-letter and retry queues belong to a component that reads.
       await ch.assertQueue(this.s.queueName, this.queueOptions());
-      await ch.assertQueue(this.s.deadLetterQueue, { durable: true });
-      for (const delay of this.retryDelays()) await ch.assertQueue(retryQueueName(this.s.queueName, delay), retryQueueOptions(this.s.queueName, delay));
     } catch (err) {
       throw new BrokerError(`${this.subject}: cannot declare queue '${this.s.queueName}' on ${this.link.where}: ${describeAmqpError(err, this.secrets())}`);
     }
@@ -166,6 +165,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     try {
       // Declared again on every (re)connect, as daprd does: an auto-delete or deleted queue comes back.
       await ch.assertQueue(this.s.queueName, this.queueOptions());
+      // Before the first delivery: a dead letter published to a queue that does not exist would vanish.
+      await ch.assertQueue(this.s.deadLetterQueue, { durable: true });
       // Per-consumer prefetch = what we can hand to the app right now: nothing waits leased in this process.
       await ch.prefetch(prefetch, false);
       const { consumerTag } = await ch.consume(this.s.queueName, (msg) => {
@@ -266,7 +267,9 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     ch.on('error', () => undefined);
     const out: DeadLetter[] = [];
     try {
-      while (out.length < limit) {
+      // No dead-letter queue yet (nothing ever read this queue): nothing was dead-lettered.
+      const exists = await ch.checkQueue(this.s.deadLetterQueue).then(() => true, (err: unknown) => (isNotFound(err) ? false : Promise.reject(err)));
+      while (exists && out.length < limit) {
         const m = await ch.get(this.s.deadLetterQueue, { noAck: false });
         if (m === false) break;
         const h = m.properties.headers ?? {};
@@ -348,6 +351,10 @@ function confirmPublish(ch: ConfirmChannel, queue: string, data: Buffer, opts: O
       reject(err instanceof Error ? err : new Error(String(err)));
     }
   });
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 404;
 }
 
 function safely(fn: () => void): void {

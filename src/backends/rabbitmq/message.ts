@@ -1,12 +1,16 @@
 /**
- * Per-message mapping between Dapr's request metadata and AMQP properties, as Dapr's RabbitMQ binding does it:
- * every metadata entry becomes a header; ttlInSeconds → expiration (ms), priority → priority, contentType →
- * content type. On the way in, string headers come back as metadata, query-escaped like Go's url.QueryEscape.
+ * Per-message mapping between Dapr's request metadata and AMQP properties, as Dapr's RabbitMQ binding does it
+ * (bindings/rabbitmq Invoke, common/component/rabbitmq ApplyMetadataToPublishing): every metadata entry becomes a
+ * header; `ttl` / `ttlInSeconds` → expiration (ms); `priority` → priority, clamped to 0–255; `contentType`,
+ * `messageID`, `correlationID` and `type` → the message's properties (names matched exactly first, then
+ * case-insensitively). On the way in, string headers come back as metadata with their keys query-escaped like Go's
+ * url.QueryEscape and their values as they are.
  */
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Message, Options } from 'amqplib';
 import { QscaleError } from '../../errors.js';
 import type { MessageMetadata } from '../types.js';
+import { daprTtl } from '../dapr-ttl.js';
 import { withoutDeathHeaders } from './retry.js';
 
 /** qscale's own headers: a failed delivery count that survives restarts, and why a message was dead-lettered. */
@@ -14,9 +18,12 @@ export const DELIVERY_COUNT_HEADER = 'x-delivery-count';
 export const DEAD_LETTER_REASON_HEADER = 'x-qscale-dead-letter-reason';
 export const SOURCE_QUEUE_HEADER = 'x-qscale-source-queue';
 
+/** Dapr's TryGetProperty: the exact key first, then any spelling of it; empty values do not count. */
 function lookup(md: MessageMetadata, key: string): string | undefined {
+  const exact = md[key];
+  if (exact !== undefined && exact !== '') return exact;
   const want = key.toLowerCase();
-  for (const [k, v] of Object.entries(md)) if (k.toLowerCase() === want) return v;
+  for (const [k, v] of Object.entries(md)) if (v !== '' && k.toLowerCase() === want) return v;
   return undefined;
 }
 
@@ -29,19 +36,25 @@ export function publishOptions(md: MessageMetadata, defaultContentType: string):
     persistent: true,
     contentType: lookup(md, 'contentType') ?? defaultContentType,
     headers: { ...md },
-    messageId: randomUUID(),
+    // Dapr sets no id unless asked; qscale needs one to recognise a message the broker returns as unroutable.
+    messageId: lookup(md, 'messageID') ?? randomUUID(),
     timestamp: Math.floor(Date.now() / 1000),
   };
-  const ttl = lookup(md, 'ttlInSeconds');
+  const correlationId = lookup(md, 'correlationID');
+  if (correlationId !== undefined) opts.correlationId = correlationId;
+  const type = lookup(md, 'type');
+  if (type !== undefined) opts.type = type;
+  const ttl = daprTtl(md);
   if (ttl !== undefined) {
-    if (!/^\d+$/.test(ttl.trim())) throw badMetadata('ttlInSeconds', ttl, 'a whole number of seconds');
-    opts.expiration = String(Number(ttl.trim()) * 1000);
+    if ('error' in ttl) throw badMetadata(ttl.key, ttl.value, ttl.error);
+    // Go's Duration.Milliseconds(): whole milliseconds, truncated. 0 is sent as is, as Dapr sends it.
+    opts.expiration = String(Math.trunc(ttl.ms));
   }
-  const priority = lookup(md, 'priority');
-  if (priority !== undefined) {
-    const n = Number(priority.trim());
-    if (!/^\d+$/.test(priority.trim()) || n > 255) throw badMetadata('priority', priority, 'an integer from 0 to 255');
-    opts.priority = n;
+  // Dapr reads exactly `priority`, and clamps what a byte cannot hold.
+  const priority = md.priority;
+  if (priority !== undefined && priority !== '') {
+    if (!/^[+-]?\d+$/.test(priority)) throw badMetadata('priority', priority, 'an integer (0 to 255; others are clamped)');
+    opts.priority = Math.min(255, Math.max(0, Number(priority)));
   }
   return opts;
 }
@@ -57,7 +70,8 @@ export function metadataOf(msg: Message): MessageMetadata {
   const out: MessageMetadata = {};
   for (const [k, v] of Object.entries(msg.properties.headers ?? {})) {
     if (typeof v !== 'string' || k.startsWith('x-qscale-')) continue;
-    out[goQueryEscape(k)] = goQueryEscape(v);
+    // Dapr escapes the key only: the value reaches the app as it was published.
+    out[goQueryEscape(k)] = v;
   }
   return out;
 }

@@ -5,6 +5,7 @@
 import { defineMetadata, type MetadataContext } from '../../components/metadata.js';
 import { ConfigError } from '../../errors.js';
 import { redeliveryFields, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
+import { daprTtl, withoutTtl } from '../dapr-ttl.js';
 import type { ResolvedComponent } from '../types.js';
 
 export const RABBITMQ_TYPE = 'bindings.rabbitmq';
@@ -17,10 +18,11 @@ export const rabbitmqMetadata = defineMetadata([
     description: 'Declare the queue durable; messages are always published persistent, as Dapr does.' },
   { name: 'deleteWhenUnused', type: 'boolean', default: false, description: 'Declare the queue auto-delete.' },
   { name: 'exclusive', type: 'boolean', default: false, description: 'Declare the queue exclusive to the connection.' },
+  // Both read as Dapr reads them (dapr-ttl.ts): a Go duration or whole seconds, `ttl` first.
   { name: 'ttlInSeconds', type: 'integer', min: 0,
-    description: 'Queue-level message time to live in seconds (x-message-ttl). Omitted: messages never expire.' },
+    description: 'Queue-level message time to live (x-message-ttl): whole seconds or a duration such as 60s. Omitted: messages never expire.' },
   { name: 'ttl', type: 'duration',
-    description: 'Queue-level message time to live as a duration (60s); wins over ttlInSeconds.' },
+    description: 'Queue-level message time to live as a duration (60s) or whole seconds; wins over ttlInSeconds.' },
   { name: 'prefetchCount', type: 'integer', default: 0, min: 0, binding: 'input',
     description: 'Upper bound on unacked deliveries per consumer; qscale never leases more than its concurrency.' },
   // Dapr's metadata.yaml documents a default of 1, but the binding only declares x-max-priority when the field is
@@ -70,9 +72,12 @@ export function componentContext(c: ResolvedComponent): MetadataContext {
 
 export function parseRabbitmqComponent(c: ResolvedComponent): RabbitmqSettings {
   const ctx = componentContext(c);
-  const m = rabbitmqMetadata.parse(c.metadata, ctx);
+  const m = rabbitmqMetadata.parse(withoutTtl(c.metadata), ctx);
   const url = checkAmqpUrl(m.host, ctx);
-  const ttlMs = m.ttl ?? (m.ttlInSeconds !== undefined ? m.ttlInSeconds * 1000 : undefined);
+  const ttl = daprTtl(c.metadata);
+  if (ttl && 'error' in ttl) throw configError(ctx, ttl.key, `metadata '${ttl.key}' must be ${ttl.error}, got '${ttl.value}'`);
+  // Go's Duration / time.Millisecond: whole milliseconds. 0 is declared as is, as Dapr declares it.
+  const ttlMs = ttl ? Math.trunc(ttl.ms) : undefined;
   return {
     url,
     queueName: m.queueName,
