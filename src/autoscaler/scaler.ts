@@ -48,6 +48,8 @@ export interface ResolvedTrigger {
     authParams: Readonly<Record<string, string>>;
     resolvedEnv: Readonly<Record<string, string>>;
   };
+  /** The podIdentity of the TriggerAuthentication it references (provider other than none), for the triggers that read it. */
+  podIdentity?: { provider: string; identityId?: string; identityTenantId?: string };
   /** "trigger 0 (azure-servicebus) of ScaledObject bindingconsumer-scaler" */
   subject: string;
   where(field?: string): { file?: string; line?: number };

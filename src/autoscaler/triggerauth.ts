@@ -18,6 +18,9 @@ const ref = (required: readonly string[], extra: Record<string, Schema> = {}): S
   items: { type: 'object', required, properties: { ...Object.fromEntries(required.map((k) => [k, str])), ...extra } },
 });
 
+/** Trigger types that authenticate with a TriggerAuthentication's podIdentity themselves (azure-workload). */
+const POD_IDENTITY_TRIGGERS: ReadonlySet<string> = new Set(['azure-servicebus']);
+
 /** Sources the CRD accepts that only a cluster (or a cloud) can resolve: accepted, reported once. */
 const CLUSTER_SOURCES = ['boundServiceAccountToken', 'hashiCorpVault', 'azureKeyVault', 'awsSecretManager', 'gcpSecretManager', 'oauth2', 'filePath'] as const;
 
@@ -65,8 +68,9 @@ export interface TriggerAuthSpec {
   secretTargetRef: ParamRef[];
   configMapTargetRef: ParamRef[];
   env: Array<{ parameter: string; name: string; containerName?: string; at: FieldPath }>;
-  /** Sources present that qscale cannot resolve locally (e.g. azureKeyVault). */
+  /** Sources present that qscale cannot resolve locally (e.g. azureKeyVault); podIdentity is apart. */
   clusterOnly: string[];
+  podIdentity: ResolvedTrigger['podIdentity'];
   file: string;
   line: number;
   manifest: Manifest;
@@ -115,8 +119,10 @@ export function parseTriggerAuthentication(m: Manifest): TriggerAuthSpec {
   const refs = (k: string): ParamRef[] =>
     list(k).map((r, i) => ({ parameter: r.parameter!, name: r.name!, key: r.key!, at: ['spec', k, i] }));
   const clusterOnly = CLUSTER_SOURCES.filter((k) => spec[k] !== undefined && spec[k] !== null) as string[];
-  const pod = spec.podIdentity as { provider?: string } | undefined;
-  if (pod && pod.provider !== 'none') clusterOnly.push(`podIdentity (${pod.provider})`);
+  const pod = spec.podIdentity as { provider?: string; identityId?: string; identityTenantId?: string } | undefined;
+  const podIdentity = pod?.provider !== undefined && pod.provider !== 'none'
+    ? { provider: pod.provider, ...(pod.identityId ? { identityId: pod.identityId } : {}), ...(pod.identityTenantId ? { identityTenantId: pod.identityTenantId } : {}) }
+    : undefined;
   return {
     kind,
     name: m.name,
@@ -124,6 +130,7 @@ export function parseTriggerAuthentication(m: Manifest): TriggerAuthSpec {
     configMapTargetRef: refs('configMapTargetRef'),
     env: list('env').map((e, i) => ({ parameter: e.parameter!, name: e.name!, containerName: e.containerName, at: ['spec', 'env', i] })),
     clusterOnly,
+    podIdentity,
     file: m.file,
     line: m.line,
     manifest: m,
@@ -164,6 +171,7 @@ export function resolveTriggers(
     const sensitive: string[] = [];
     const resolvedEnv: Record<string, string> = {};
     const fromAuth: Record<string, string> = {};
+    let podIdentity: ResolvedTrigger['podIdentity'];
     for (const [k, v] of Object.entries(t.metadata)) {
       if (k.endsWith('FromEnv') && k.length > 'FromEnv'.length) {
         const param = k.slice(0, -'FromEnv'.length);
@@ -196,8 +204,11 @@ export function resolveTriggers(
         fromAuth[p.parameter] = p.value;
         sensitive.push(p.parameter);
       }
-      if (a.clusterOnly.length > 0) {
-        notices.push(`${a.file}:${a.line}: ${a.kind} ${a.name}: ${a.clusterOnly.join(', ')} cannot be resolved locally; those parameters stay unset`);
+      const clusterOnly = [...a.clusterOnly];
+      if (a.podIdentity && POD_IDENTITY_TRIGGERS.has(t.type)) podIdentity = a.podIdentity;
+      else if (a.podIdentity) clusterOnly.push(`podIdentity (${a.podIdentity.provider})`);
+      if (clusterOnly.length > 0) {
+        notices.push(`${a.file}:${a.line}: ${a.kind} ${a.name}: ${clusterOnly.join(', ')} cannot be resolved locally; those parameters stay unset`);
       }
     }
     return {
@@ -208,6 +219,7 @@ export function resolveTriggers(
       metadata,
       sensitive: [...new Set(sensitive)],
       sources: { triggerMetadata: { ...t.metadata }, authParams: fromAuth, resolvedEnv },
+      ...(podIdentity ? { podIdentity } : {}),
       subject,
       where: (field?: string) => {
         if (field === undefined) return so.where(base);

@@ -4,8 +4,10 @@
  * use plain AMQP to the endpoint's port). It does the part of Service Bus's AMQP surface the binding uses:
  * SASL ANONYMOUS, $cbs put-token, send and peek-lock receive links on a queue, settlement (accepted = complete,
  * modified = abandon, rejected = dead-letter, released), lock expiry, delivery counts with dead-lettering at
- * maxDeliveryCount, and renew-lock on <queue>/$management. What it does not do: the ATOM management API, sessions,
- * scheduling, partitions, TLS — and its behaviour is this file's reading of Service Bus, not Service Bus.
+ * maxDeliveryCount, and renew-lock on <queue>/$management; with `tls`, it listens over TLS as a namespace does (for
+ * the Azure AD path, which the SDK only takes over TLS), and it records every token put on $cbs, never checking one.
+ * What it does not do: the ATOM management API, sessions, scheduling, partitions — and its behaviour is this file's
+ * reading of Service Bus, not Service Bus.
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:net';
@@ -36,11 +38,22 @@ class PeerQueue {
 export interface PeerOptions {
   lockDurationMs?: number;
   maxDeliveryCount?: number;
+  /** Listen over TLS with this key and certificate (PEM). */
+  tls?: { key: string; cert: string };
+}
+
+/** One put-token request on $cbs: the audience, the token type (a SAS token or an Azure AD "jwt") and the token. */
+export interface PutToken {
+  audience: string;
+  type: string;
+  token: string;
 }
 
 export interface PeerStats {
   /** Audiences of the put-token requests on $cbs. */
   putTokens: string[];
+  /** The put-token requests themselves. */
+  cbs: PutToken[];
   completes: number;
   abandons: number;
   renewLocks: number;
@@ -48,7 +61,7 @@ export interface PeerStats {
 }
 
 export class AmqpTestPeer {
-  readonly stats: PeerStats = { putTokens: [], completes: 0, abandons: 0, renewLocks: 0, lockExpiries: 0 };
+  readonly stats: PeerStats = { putTokens: [], cbs: [], completes: 0, abandons: 0, renewLocks: 0, lockExpiries: 0 };
   private readonly queues = new Map<string, PeerQueue>();
   private readonly locked = new Map<string, Locked>();
   private readonly consumers = new Map<string, Set<Sender>>();
@@ -69,7 +82,9 @@ export class AmqpTestPeer {
     // An abandon (modified) is its own outcome here, not a release.
     const container = rhea.create_container({ id: 'qscale-test-peer', treat_modified_as_released: false } as ContainerOptions);
     container.sasl_server_mechanisms.enable_anonymous();
-    const server = container.listen({ port: 0, host: '127.0.0.1' });
+    const server: Server = opts.tls
+      ? container.listen({ port: 0, host: '127.0.0.1', transport: 'tls', key: opts.tls.key, cert: opts.tls.cert } as Parameters<typeof container.listen>[0])
+      : container.listen({ port: 0, host: '127.0.0.1' });
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
@@ -171,6 +186,7 @@ export class AmqpTestPeer {
     if (target === '$cbs') {
       const props = (msg.application_properties ?? {}) as Record<string, unknown>;
       this.stats.putTokens.push(String(props.name ?? ''));
+      this.stats.cbs.push({ audience: String(props.name ?? ''), type: String(props.type ?? ''), token: String(msg.body ?? '') });
       this.reply(ctx.connection, msg, target, { 'status-code': 202, 'status-description': 'Accepted' }, undefined);
       return;
     }

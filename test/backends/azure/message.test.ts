@@ -53,7 +53,6 @@ test('servicebus message - ScheduledEnqueueTimeUtc as an HTTP date or RFC 3339',
 });
 
 const refused: Array<{ name: string; metadata: Record<string, string>; message: RegExp }> = [
-  { name: 'ttlInSeconds not a number', metadata: { ttlInSeconds: '1h' }, message: /metadata 'ttlInSeconds' must be a whole number of seconds, got '1h'/ },
   { name: 'SessionId over 128 characters', metadata: { SessionId: 'x'.repeat(129) }, message: /metadata 'SessionId' exceeds the maximum length of 128 characters/ },
   { name: 'SessionId and PartitionKey differ', metadata: { SessionId: 'a', PartitionKey: 'b' }, message: /'SessionId' \(a\) and 'PartitionKey' \(b\) must be equal/ },
   { name: 'ScheduledEnqueueTimeUtc unreadable', metadata: { ScheduledEnqueueTimeUtc: 'tomorrow' }, message: /metadata 'ScheduledEnqueueTimeUtc' must be an HTTP date .* got 'tomorrow'/ },

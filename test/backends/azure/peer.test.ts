@@ -245,25 +245,40 @@ test(`${NAME} - aborting receive lets handlers in progress finish and completes 
   assert.deepEqual(peer.counts('msgqueue'), { active: 0, deadLetter: 0, locked: 0 });
 });
 
-test(`${NAME} - handlerTimeoutInSec: a handler that takes too long gets its message abandoned`, { timeout: 120_000 }, async (t) => {
+test(`${NAME} - handlerTimeoutInSec is daprd's pub/sub setting: a handler slower than it keeps its message, processed once`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t, { handlerTimeoutInSec: '1', maxRetriableErrorsPerSec: '0' });
   await backend.send(Buffer.from('{}'), {});
   let calls = 0;
+  let finished = 0;
   await receiveUntil(backend, async () => {
     calls++;
-    if (calls === 1) await sleep(2500);
+    // Well past handlerTimeoutInSec: a binding that timed the handler out would have abandoned it by now.
+    await sleep(2500);
+    finished++;
     return true;
-  }, () => calls === 2, 2);
-  assert.equal(peer.stats.abandons, 1);
+  }, () => finished === 1, 2);
+  assert.equal(calls, 1, 'the app saw the message once');
+  assert.equal(peer.stats.abandons, 0);
   assert.equal(peer.stats.completes, 1);
+  assert.equal(peer.counts('msgqueue').active, 0);
 });
 
-test(`${NAME} - invalid request metadata is refused before anything is sent`, { timeout: 120_000 }, async (t) => {
+test(`${NAME} - request TTLs as daprd reads them: ttl or ttlInSeconds, a Go duration or whole seconds; one it cannot read is dropped, and the message still sent`, { timeout: 120_000 }, async (t) => {
   const { peer, backend } = await setup(t);
-  await assert.rejects(backend.send(Buffer.from('{}'), { ttlInSeconds: 'soon' }), {
-    code: 'ERR_MESSAGE_METADATA', message: /metadata 'ttlInSeconds' must be a whole number of seconds, got 'soon'/,
-  });
-  assert.equal(peer.counts('msgqueue').active, 0);
+  const cases: Array<[Record<string, string>, number | undefined]> = [
+    [{ ttlInSeconds: '30s' }, 30_000],
+    [{ ttl: '1m30s' }, 90_000],
+    [{ ttlInSeconds: '45' }, 45_000],
+    [{ ttl: '1500ms', ttlInSeconds: '99' }, 1500],
+    // 0 and what Dapr cannot read: no TTL of the message's own (the queue's default applies).
+    [{ ttlInSeconds: '0' }, undefined],
+    [{ ttlInSeconds: 'soon' }, undefined],
+  ];
+  for (const [md] of cases) await backend.send(Buffer.from('{}'), md);
+  const stored = peer.queue('msgqueue').ready.map((e) => ({ ttl: e.message.ttl, props: e.message.application_properties ?? {} }));
+  assert.deepEqual(stored.map((m) => m.ttl), cases.map(([, ttl]) => ttl));
+  // The TTL keys are read, never passed on as application properties.
+  for (const m of stored) assert.deepEqual(Object.keys(m.props).filter((k) => /^ttl/i.test(k)), []);
 });
 
 test(`${NAME} - a failed message keeps its lock, renewed, for the redelivery backoff before it is abandoned; a drain abandons it at once`, { timeout: 60_000 }, async (t) => {

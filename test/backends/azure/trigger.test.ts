@@ -46,8 +46,8 @@ test('servicebus trigger - KEDA\'s metric name: s<index>-azure-servicebus-<queue
 const errors: Array<{ name: string; metadata: Record<string, string>; line: number; message: RegExp }> = [
   { name: 'no connection', metadata: { queueName: 'q' }, line: 20,
     message: /no connection setting given: set connectionFromEnv, or authenticationRef to a TriggerAuthentication with parameter connection/ },
-  { name: 'namespace without connection (pod identity)', metadata: { queueName: 'q', namespace: 'ns' }, line: 14,
-    message: /namespace \(pod identity\) is not supported by qscale/ },
+  { name: 'namespace without connection, and no podIdentity (KEDA: no connection setting given)', metadata: { queueName: 'q', namespace: 'ns' }, line: 20,
+    message: /no connection setting given: .*\(namespace is read with a TriggerAuthentication whose podIdentity provider is azure-workload\)/ },
   { name: 'useRegex', metadata: { queueName: 'q.*', useRegex: 'true', connection: NAMESPACE_CS }, line: 14,
     message: /useRegex is not supported by qscale: name one queue or subscription/ },
   { name: 'queue and subscription', metadata: { queueName: 'q', subscriptionName: 's', connection: NAMESPACE_CS }, line: 14,

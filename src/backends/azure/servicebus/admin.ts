@@ -5,6 +5,7 @@
  */
 import type * as ServiceBusSdk from '@azure/service-bus';
 import type { ServiceBusAdministrationClient, CreateQueueOptions } from '@azure/service-bus';
+import type { TokenCredential } from '@azure/identity';
 import { lazyModule } from '../../lazy-require.js';
 
 const sdk = lazyModule<typeof ServiceBusSdk>('@azure/service-bus');
@@ -43,6 +44,11 @@ export class SdkQueueAdmin implements QueueAdmin {
 
   static fromConnectionString(connectionString: string): SdkQueueAdmin {
     return new SdkQueueAdmin(new (sdk().ServiceBusAdministrationClient)(connectionString));
+  }
+
+  /** Azure AD: the namespace's host name and a credential. */
+  static fromCredential(namespace: string, credential: TokenCredential): SdkQueueAdmin {
+    return new SdkQueueAdmin(new (sdk().ServiceBusAdministrationClient)(namespace, credential));
   }
 
   async queueExists(queue: string, signal?: AbortSignal): Promise<boolean> {

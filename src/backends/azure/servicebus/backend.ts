@@ -27,16 +27,19 @@ import { sleep } from '../../../util/abort.js';
 import { withTimeout } from '../../../util/timeout.js';
 import { DEPTH, SEND, bounded, type BrokerAddress } from '../../unreachable.js';
 import { redeliveryDelayMs } from '../../redelivery.js';
+import { NoAzureCredentialError, chained, daprCredentialChain, describeChain } from '../identity.js';
 
 /** The clients the binding works through; tests pass their own (see test/backends/azure). */
 export interface ServiceBusClients {
   messaging: ServiceBusClient;
   /** undefined: no management API (the emulator) — no queue creation, no depth. */
   admin: QueueAdmin | undefined;
+  /** With Azure AD: the credentials tried, in order, for the log. */
+  credentials?: string;
 }
 
 export function defaultClients(s: ServiceBusSettings): ServiceBusClients {
-  const messaging = new (sdk().ServiceBusClient)(s.connection.withoutEntityPath, {
+  const options = {
     identifier: 'qscale',
     // The SDK's own retry is Dapr's publish retry: throttled sends back off from publishInitialRetryIntervalInMs.
     retryOptions: {
@@ -45,7 +48,15 @@ export function defaultClients(s: ServiceBusSettings): ServiceBusClients {
       retryDelayInMs: Math.max(1, s.publishInitialRetryIntervalMs),
       timeoutInMs: s.timeoutMs,
     },
-  });
+  };
+  if (s.azureAd) {
+    // namespaceName: the namespace and an Azure AD credential, for messaging and management alike, as daprd does.
+    const chain = daprCredentialChain(s.azureAd);
+    const credential = chained(chain);
+    const messaging = new (sdk().ServiceBusClient)(s.connection.host, credential, options);
+    return { messaging, admin: SdkQueueAdmin.fromCredential(s.connection.host, credential), credentials: describeChain(chain) };
+  }
+  const messaging = new (sdk().ServiceBusClient)(s.connection.withoutEntityPath, options);
   // The emulator speaks AMQP only: like daprd, skip management there.
   const admin = s.connection.emulator ? undefined : SdkQueueAdmin.fromConnectionString(s.connection.withoutEntityPath);
   return { messaging, admin };
@@ -66,6 +77,8 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
   private readonly receivers = new Set<ServiceBusReceiver>();
   private closed = false;
   private readonly closing = new AbortController();
+  /** A request TTL daprd would drop was seen (warned once). */
+  private ttlIgnored = false;
 
   constructor(
     private readonly component: ResolvedComponent,
@@ -79,7 +92,12 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
     this.log = ctx.logger.child({ component: component.name });
     // Every secret of the component (its declared sensitive fields, and the key inside the connection string).
     this.secrets = secretsOf(serviceBusMetadata.fields, component.metadata);
-    this.clients = clients ?? defaultClients(s);
+    try {
+      this.clients = clients ?? defaultClients(s);
+    } catch (err) {
+      if (err instanceof NoAzureCredentialError) throw new BrokerError(`${this.subject}: ${err.message}`);
+      throw err;
+    }
   }
 
   private where(): string {
@@ -97,6 +115,7 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
 
   async init(): Promise<void> {
     const started = Date.now();
+    for (const n of this.s.notices) this.log.warn(n);
     const ms = this.component.initTimeoutMs;
     const signal = AbortSignal.timeout(ms);
     const deadline = { signal, ms };
@@ -127,7 +146,8 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
     } catch (err) {
       throw this.fail('cannot connect', err, deadline);
     }
-    this.log.info(`connected to ${this.where()} (${Date.now() - started} ms)`);
+    const auth = this.s.azureAd ? ` with Azure AD (${this.clients.credentials ?? 'a credential of its own'})` : '';
+    this.log.info(`connected to ${this.where()}${auth} (${Date.now() - started} ms)`);
   }
 
   private senderLink(): ServiceBusSender {
@@ -136,7 +156,11 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
   }
 
   async send(data: Buffer, metadata: MessageMetadata): Promise<void> {
-    const msg = toServiceBusMessage(data, metadata);
+    const msg = toServiceBusMessage(data, metadata, (why) => {
+      if (this.ttlIgnored) return;
+      this.ttlIgnored = true;
+      this.log.warn(`${this.subject}: ${why} (said once)`);
+    });
     // One bound for the send with its retries (timeoutInSec): an unreachable namespace never holds the caller longer.
     const abort = new AbortController();
     try {
@@ -224,15 +248,13 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
       let ok = false;
       const deliveryCount = deliveryCountOf(m);
       try {
-        const call = handler({
+        // No timeout of its own, as daprd's binding: the lock is renewed for as long as the app works.
+        ok = await handler({
           id: m.messageId === undefined ? String(m.sequenceNumber ?? '') : String(m.messageId),
           data: bodyBytes(m),
           metadata: metadataOf(m),
           deliveryCount,
         });
-        ok = this.s.handlerTimeoutMs > 0
-          ? await withTimeout(call, this.s.handlerTimeoutMs, `handler timed out after ${this.s.handlerTimeoutMs} ms`)
-          : await call;
       } catch (err) {
         this.log.debug(`handler failed for message ${String(m.messageId)}: ${describeServiceBusError(err, this.secrets)}`);
       }

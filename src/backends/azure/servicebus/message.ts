@@ -1,6 +1,7 @@
 /**
  * Message mapping, as Dapr's Service Bus binding does it.
- * Out (request metadata → message): ttlInSeconds, MessageId / id, CorrelationId / correlationID, SessionId, Label,
+ * Out (request metadata → message): ttl / ttlInSeconds (a Go duration or whole seconds; one Dapr cannot read is
+ * dropped, as Dapr drops it), MessageId / id, CorrelationId / correlationID, SessionId, Label,
  * ReplyTo, To, PartitionKey, ContentType, ScheduledEnqueueTimeUtc set the broker's fields; every other key becomes an
  * application property. Keys are matched exactly, as Dapr matches them.
  * In (message → headers for the app): Dapr's binding gives id, correlationID, label and the string application
@@ -10,6 +11,7 @@
 import type { ServiceBusMessage, ServiceBusReceivedMessage } from '@azure/service-bus';
 import { QscaleError } from '../../../errors.js';
 import type { MessageMetadata } from '../../types.js';
+import { daprTtl } from '../../dapr-ttl.js';
 
 export class MessageMetadataError extends QscaleError {
   constructor(message: string) {
@@ -18,18 +20,18 @@ export class MessageMetadataError extends QscaleError {
   }
 }
 
-export function toServiceBusMessage(data: Buffer, metadata: MessageMetadata): ServiceBusMessage {
+/** `ignored`: told, once per message, of metadata Dapr accepts and drops (a TTL it cannot read). */
+export function toServiceBusMessage(data: Buffer, metadata: MessageMetadata, ignored?: (why: string) => void): ServiceBusMessage {
   const msg: ServiceBusMessage = { body: data, applicationProperties: {} };
   const props: Record<string, string> = {};
   for (const [k, v] of Object.entries(metadata)) {
     // A blank session id is valid; any other blank value is ignored.
     if (v === '' && k !== 'SessionId') continue;
     switch (k) {
-      case 'ttlInSeconds': {
-        if (!/^\d+$/.test(v.trim())) throw new MessageMetadataError(`metadata 'ttlInSeconds' must be a whole number of seconds, got '${v}'`);
-        msg.timeToLive = Number(v.trim()) * 1000;
+      case 'ttl':
+      case 'ttlInSeconds':
+        // Read once, below: these two exact keys are never application properties.
         break;
-      }
       case 'MessageId':
       case 'id':
         msg.messageId ??= v;
@@ -62,6 +64,16 @@ export function toServiceBusMessage(data: Buffer, metadata: MessageMetadata): Se
         break;
       default:
         props[k] = v;
+    }
+  }
+  if ((metadata.ttl ?? '') !== '' || (metadata.ttlInSeconds ?? '') !== '') {
+    // Dapr's lookup decides which of the two is read. The AMQP header holds whole milliseconds; 0 is left out, so
+    // the queue's default applies.
+    const ttl = daprTtl(metadata);
+    if (ttl !== undefined && 'error' in ttl) {
+      ignored?.(`metadata '${ttl.key}' must be ${ttl.error}, got '${ttl.value}': the message is sent without a time to live, as daprd sends it`);
+    } else if (ttl !== undefined && Math.trunc(ttl.ms) >= 1) {
+      msg.timeToLive = Math.trunc(ttl.ms);
     }
   }
   if (msg.partitionKey !== undefined && msg.sessionId !== undefined && msg.partitionKey !== msg.sessionId) {
