@@ -34,12 +34,12 @@ describe('sidecar metrics', { timeout: 120_000 }, () => {
     const port = await freePort();
     sidecar = await sidecarFor(dir, { appPort: app.port, metrics: { port, listenAddress: '127.0.0.1' } });
     metricsUrl = `http://127.0.0.1:${port}/metrics`;
-  });
+  }, { timeout: 30_000 });
 
   after(async () => {
     await sidecar?.close();
     await app?.close();
-  });
+  }, { timeout: 30_000 });
 
   const metadataStats = async (): Promise<Stats> => (call(sidecar.port, 'GET', '/v1.0/metadata').then((r) => (r.json() as { qscale: Stats }).qscale));
 
@@ -128,7 +128,7 @@ describe('qscale sidecar --metrics-port', { timeout: 120_000 }, () => {
   const stops: Array<() => Promise<unknown>> = [];
   after(async () => {
     for (const s of stops) await s();
-  });
+  }, { timeout: 30_000 });
   const start = (args: string[]) => {
     const p = spawnSidecar([...base, ...args]);
     stops.push(async () => {
