@@ -53,6 +53,7 @@ export async function runUp(folder: string, opts: UpOptions): Promise<void> {
     logs.system(`ScaledObject ${s.name} scales ${l.appId}: min ${s.minReplicaCount}, max ${s.maxReplicaCount}, polling every ${s.pollingInterval}s, cooldown ${s.cooldownPeriod}s; ${l.scalers.map((x) => `${x.describes}, target ${x.target} per replica`).join('; ')}`);
   }
   logs.system(`status:     qscale status --watch   (${sys.controlUrl}/status)`);
+  logs.system(`metrics:    ${sys.controlUrl}/metrics   (KEDA's metric names; each sidecar serves daprd's on its metrics port, see qscale status --json)`);
   logs.system('Ctrl-C stops everything gracefully (in-flight work finishes first); press it twice to kill.');
   if (sys.plan.producer) {
     logs.system(`producer (app ${sys.plan.producer.app.appId}): starting; its address and a request to try come once it answers`);
