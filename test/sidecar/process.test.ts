@@ -138,9 +138,9 @@ describe('qscale sidecar process - start-up', { timeout: 300_000 }, () => {
 
   const badFlags: Array<[string[], RegExp]> = [
     [['--app-port', 'abc'], /--app-port must be an integer from 0 to 65535, got 'abc'/],
-    [['--app-max-concurrency', '0'], /--app-max-concurrency must be an integer from 1/],
+    [['--app-max-concurrency', 'abc'], /--app-max-concurrency must be an integer, got 'abc'/],
     [['--max-body-size', 'lots'], /--max-body-size must be a size such as 4Mi/],
-    [['--dapr-graceful-shutdown-seconds', '-3'], /--dapr-graceful-shutdown-seconds must be a number of seconds >= 0/],
+    [['--dapr-graceful-shutdown-seconds', '1.5'], /--dapr-graceful-shutdown-seconds must be an integer, got '1\.5'/],
     [['--app-prot', '3000'], /unknown option '--app-prot' \(Did you mean --app-port\?\)/],
     [['--log-format', 'xml'], /option '--log-format <format>' argument 'xml' is invalid\. Allowed choices are text, json\./],
     [['--app-port'], /option '--app-port <port>' argument missing/],

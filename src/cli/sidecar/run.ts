@@ -6,13 +6,17 @@ import { parseSidecarFlags } from './flags.js';
 import type { SidecarCliOptions } from './index.js';
 
 export async function runSidecar(opts: SidecarCliOptions): Promise<void> {
-  const options = parseSidecarFlags(opts, process.env);
-  // The logger reads the format once, at creation.
-  if (opts.logFormat === 'json') process.env.QSCALE_LOG_FORMAT = 'json';
+  const run = parseSidecarFlags(opts, process.env);
+  if (run.waitForPort !== undefined) await waitUntilOutboundReady(run.waitForPort);
+  const { options } = run;
+  // The logger reads the format and the level once, at creation.
+  if (run.json) process.env.QSCALE_LOG_FORMAT = 'json';
   else delete process.env.QSCALE_LOG_FORMAT;
+  if (run.logLevel !== undefined) process.env.QSCALE_LOG_LEVEL = run.logLevel;
   const { createLogger } = await import('../../util/log.js');
   const { startSidecar } = await import('../../sidecar/index.js');
   const logger = createLogger('sidecar', { app_id: options.appId });
+  for (const n of run.notices) logger.info(n);
 
   let exiting = false;
   const exit = (drained: boolean): void => {
@@ -33,6 +37,38 @@ export async function runSidecar(opts: SidecarCliOptions): Promise<void> {
     stopApp();
     exit(r.drained);
   });
+}
+
+/**
+ * daprd --wait: polls GET /v1.0/healthz/outbound of the sidecar on `port` every 100 ms (500 ms per call) until it
+ * answers 204 or 60 s passed, printing as daprd does, then exits 0 either way.
+ */
+async function waitUntilOutboundReady(port: number): Promise<never> {
+  const url = `http://localhost:${port}/v1.0/healthz/outbound`;
+  process.stdout.write(`Waiting for Dapr to be outbound ready (timeout: 60 seconds): url=${url}\n`);
+  const until = Date.now() + 60_000;
+  let lastError = '';
+  let nextPrint = Date.now();
+  while (Date.now() < until) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(500) });
+      await res.arrayBuffer();
+      if (res.status === 204) {
+        process.stdout.write('Dapr is outbound ready!\n');
+        process.exit(0);
+      }
+      lastError = `HTTP status code ${res.status}`;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    if (Date.now() >= nextPrint) {
+      nextPrint = Date.now() + 1000;
+      process.stdout.write(`Dapr outbound NOT ready yet: ${lastError}\n`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.stdout.write(`timeout waiting for Dapr to become outbound ready. Last error: ${lastError}\n`);
+  process.exit(0);
 }
 
 /**
