@@ -122,7 +122,7 @@ export class InputReader {
           concurrency: this.stats.concurrency,
           signal,
           // A backend that reconnects by itself says when its broker goes and comes back: the same outage lines.
-          onBrokerStateBROKEN: (err: unknown) => {
+          onBrokerState: (err) => {
             clearTimeout(stable);
             if (err === undefined) this.working();
             else this.failed(describeCause(err, this.binding.component));
