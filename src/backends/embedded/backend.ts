@@ -15,6 +15,7 @@ import { AckBatch } from './acks.js';
 import { QueueStore, type LeasedMessage, type ReleaseOutcome } from './store.js';
 import { redeliveryDelayMs } from '../redelivery.js';
 import { Wakeup } from '../../util/wakeup.js';
+import { BrokerState } from '../broker-state.js';
 
 /** Upper bound on an idle wait, in case a wake-up was missed (e.g. the clock jumped). */
 const IDLE_RECHECK_MS = 1000;
@@ -130,6 +131,8 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
       ? setInterval(() => this.renew(store, active), settings.renewEveryMs)
       : undefined;
 
+    // The file may be locked or unreadable for a while: said once through onBrokerState, and once when it is back.
+    const state = new BrokerState(options.onBrokerState, this.ctx.logger.child({ component: this.name }));
     let fatal: unknown;
     try {
       while (!stopped()) {
@@ -145,9 +148,11 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
           const r = store.lease(this.queueName, free, settings.visibilityMs, settings.maxDeliveryCount, completing);
           acks.report(completing, r.completed);
           batch = r.leased;
+          state.working();
         } catch (err) {
           acks.report(completing, err instanceof Error ? err : new Error(String(err)));
-          this.ctx.logger.error({ component: this.name, err: errorMessage(err) }, 'embedded queue: cannot lease messages, retrying');
+          if (stopped()) break;
+          state.lost(new BrokerError(`component ${this.name} (${this.type}): ${errorMessage(err)}. Check that no other program holds ${store.file} locked and that it is readable and writable`));
           await sleep(ERROR_RETRY_MS);
           continue;
         }
