@@ -10,52 +10,12 @@ import pino from 'pino';
 import { componentFromYaml } from '../conformance/component.js';
 import { createBackend } from '../../src/backends/registry.js';
 import type { Backend } from '../../src/backends/types.js';
-import { needBroker, uniqueName, type LocalBroker } from '../support/brokers.js';
+import { needBroker, uniqueName } from '../support/brokers.js';
 import { startProxy, type CuttableProxy } from './proxy.js';
-import { deleteKeys } from './redis/helpers.js';
-import { deleteNatsStreams } from './nats/support.js';
-import { deleteQueues } from './rabbitmq/helpers.js';
-import { dropQueue } from './postgresql/support.js';
+import { PROXIED_BROKERS, type ProxiedBroker } from './proxied-brokers.js';
 
 /** Guards against a hang, never asserts speed. */
 const GIVE_UP_MS = 45_000;
-
-interface Row {
-  broker: LocalBroker;
-  /** As messages name it. */
-  name: string;
-  port: number;
-  type: string;
-  metadata(queue: string, proxy: CuttableProxy): Record<string, string>;
-  cleanup(queue: string): Promise<void>;
-}
-
-const rows: Row[] = [
-  {
-    broker: 'rabbitmq', name: 'RabbitMQ', port: 5672, type: 'bindings.rabbitmq',
-    metadata: (q, p) => ({ host: `amqp://guest:guest@127.0.0.1:${p.port}`, queueName: q, reconnectWaitInSeconds: '0.3' }),
-    cleanup: (q) => deleteQueues(q, `${q}-dlq`),
-  },
-  {
-    broker: 'redis', name: 'Redis', port: 6379, type: 'bindings.qscale.redis',
-    metadata: (q, p) => ({ redisHost: `127.0.0.1:${p.port}`, queueName: q, reconnectWaitInSeconds: '0.3' }),
-    cleanup: (q) => deleteKeys(q, `${q}:dlq`),
-  },
-  {
-    broker: 'postgresql', name: 'PostgreSQL', port: 5432, type: 'bindings.qscale.postgresql',
-    metadata: (q, p) => ({ connectionString: `postgres://postgres@127.0.0.1:${p.port}/postgres`, queueName: q, table: tableOf(q), pollInterval: '300ms' }),
-    cleanup: (q) => dropQueue(tableOf(q)),
-  },
-  {
-    broker: 'nats', name: 'NATS JetStream', port: 4222, type: 'bindings.qscale.nats-jetstream',
-    metadata: (q, p) => ({ natsURL: p.url('nats'), stream: q, storage: 'memory' }),
-    cleanup: deleteNatsStreams,
-  },
-];
-
-function tableOf(queue: string): string {
-  return `rcv_${queue.replace(/[^a-z0-9]/gi, '_')}`.slice(0, 48);
-}
 
 interface Line {
   level: number;
@@ -86,7 +46,7 @@ interface Receiving {
   lines: Line[];
 }
 
-async function receiveThroughProxy(t: TestContext, row: Row): Promise<Receiving | undefined> {
+async function receiveThroughProxy(t: TestContext, row: ProxiedBroker): Promise<Receiving | undefined> {
   if (!(await needBroker(t, row.broker))) return undefined;
   const proxy = await startProxy(row.port);
   const queue = uniqueName('rcvout');
@@ -126,7 +86,7 @@ const modes = [
   { mode: 'blackhole', retries: 2, what: 'accepts connections and never answers' },
 ] as const;
 
-for (const row of rows) {
+for (const row of PROXIED_BROKERS) {
   describe(`${row.name} receive outage`, { timeout: 150_000 }, () => {
     for (const { mode, retries, what } of modes) it(`${row.name} receive outage - a broker that ${what} while receiving: onBrokerState hears of it once over ${retries} retries, naming broker, address and cause, then once that it is back; messages sent after are received`, async (t) => {
       const r = await receiveThroughProxy(t, row);
