@@ -15,6 +15,8 @@ function namedLikeSecret(key: string): boolean {
 }
 /** scheme://userinfo@ — userinfo is "user:password" or a bare token. */
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@]*)@/gi;
+/** Schemes whose userinfo without a colon is a user name (postgres://postgres@host), not a token (nats://token@host). */
+const USER_ONLY = /^(postgres(ql)?|mysql|amqps?):\/\/$/i;
 /** key=value pairs of connection strings: ';' separated (Service Bus, ADO), or space separated with optional quotes (libpq). */
 const PAIR_SEMICOLON = /(?:^|;)\s*([A-Za-z_][A-Za-z0-9_]*)\s*=([^;]*)/g;
 const PAIR_SPACE = /(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/g;
@@ -24,7 +26,8 @@ const MIN_SECRET = 3;
 export function redactUrl(text: string): string {
   return text.replace(URL_USERINFO, (_m, scheme: string, userinfo: string) => {
     const colon = userinfo.indexOf(':');
-    return colon < 0 ? `${scheme}***@` : `${scheme}${userinfo.slice(0, colon)}:***@`;
+    if (colon < 0) return USER_ONLY.test(scheme) ? `${scheme}${userinfo}@` : `${scheme}***@`;
+    return `${scheme}${userinfo.slice(0, colon)}:***@`;
   });
 }
 
@@ -51,7 +54,7 @@ function secretsInside(value: string): string[] {
   for (const m of value.matchAll(URL_USERINFO)) {
     const userinfo = m[2] ?? '';
     const colon = userinfo.indexOf(':');
-    const raw = colon < 0 ? userinfo : userinfo.slice(colon + 1);
+    const raw = colon >= 0 ? userinfo.slice(colon + 1) : USER_ONLY.test(m[1] ?? '') ? '' : userinfo;
     if (raw) out.push(raw, decoded(raw));
   }
   for (const pattern of [PAIR_SEMICOLON, PAIR_SPACE]) {
