@@ -9,6 +9,8 @@
  * Nothing here recurses, so no input, however deep, can throw out of a request.
  */
 
+import { stringEnd } from '../../util/json.js';
+
 /** Go's encoding/json refuses nesting deeper than this ("exceeded max depth"). */
 export const MAX_JSON_DEPTH = 10_000;
 
@@ -33,18 +35,6 @@ export type FirstValue =
   | { kind: 'value'; start: number; end: number; members: MemberSpan[]; scalarAtEnd: boolean };
 
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-
-/** The index of the quote closing the string opened at `open`, or -1. */
-export function stringEnd(text: string, open: number): number {
-  let j = open;
-  for (;;) {
-    j = text.indexOf('"', j + 1);
-    if (j === -1) return -1;
-    let backslashes = 0;
-    while (text.charCodeAt(j - 1 - backslashes) === 0x5c) backslashes++;
-    if (backslashes % 2 === 0) return j;
-  }
-}
 
 /**
  * Finds where the first JSON value of `text` ends, as Go's json.Decoder does before it decodes: an object or array
