@@ -6,77 +6,18 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import amqp from 'amqplib';
-import pg from 'pg';
 import { componentFromYaml } from '../conformance/component.js';
 import { createBackend } from '../../src/backends/registry.js';
-import { DEFAULT_REDELIVERY, redeliveryDelays } from '../../src/backends/redelivery.js';
-import { retryQueueName } from '../../src/backends/rabbitmq/retry.js';
 import type { Backend } from '../../src/backends/types.js';
 import { BrokerError } from '../../src/errors.js';
 import { createLogger } from '../../src/util/log.js';
-import { needBroker, uniqueName, type LocalBroker } from '../support/brokers.js';
+import { needBroker, uniqueName } from '../support/brokers.js';
 import { startProxy, type CuttableProxy } from './proxy.js';
-import { deleteKeys } from './redis/helpers.js';
-import { deleteNatsStreams } from './nats/support.js';
+import { PROXIED_BROKERS, type ProxiedBroker } from './proxied-brokers.js';
 
 const logger = createLogger('outage-test').child({}, { level: process.env.QSCALE_LOG_LEVEL ?? 'silent' });
 /** Guards against a hang, never asserts speed. */
 const GIVE_UP_MS = 30_000;
-
-interface Row {
-  broker: LocalBroker;
-  /** As errors name it. */
-  name: string;
-  port: number;
-  type: string;
-  metadata(queue: string, proxy: CuttableProxy): Record<string, string>;
-  cleanup(queue: string): Promise<void>;
-}
-
-const rows: Row[] = [
-  {
-    broker: 'rabbitmq', name: 'RabbitMQ', port: 5672, type: 'bindings.rabbitmq',
-    metadata: (q, p) => ({ host: `amqp://guest:guest@127.0.0.1:${p.port}`, queueName: q, reconnectWaitInSeconds: '0.5' }),
-    cleanup: async (q) => {
-      const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
-      try {
-        const ch = await conn.createChannel();
-        const retries = redeliveryDelays(DEFAULT_REDELIVERY, 10).map((d) => retryQueueName(q, d));
-        for (const name of [q, `${q}-dlq`, ...retries]) await ch.deleteQueue(name);
-      } finally {
-        await conn.close();
-      }
-    },
-  },
-  {
-    broker: 'redis', name: 'Redis', port: 6379, type: 'bindings.qscale.redis',
-    metadata: (q, p) => ({ redisHost: `127.0.0.1:${p.port}`, queueName: q, reconnectWaitInSeconds: '0.5' }),
-    cleanup: (q) => deleteKeys(q, `${q}:dlq`),
-  },
-  {
-    broker: 'postgresql', name: 'PostgreSQL', port: 5432, type: 'bindings.qscale.postgresql',
-    metadata: (q, p) => ({ connectionString: `postgres://postgres@127.0.0.1:${p.port}/postgres`, queueName: q, table: tableOf(q) }),
-    cleanup: async (q) => {
-      const c = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-      await c.connect();
-      try {
-        await c.query(`DROP TABLE IF EXISTS public."${tableOf(q)}", public."${tableOf(q)}_dead_letter"`);
-      } finally {
-        await c.end();
-      }
-    },
-  },
-  {
-    broker: 'nats', name: 'NATS JetStream', port: 4222, type: 'bindings.qscale.nats-jetstream',
-    metadata: (q, p) => ({ natsURL: p.url('nats'), stream: q, storage: 'memory' }),
-    cleanup: deleteNatsStreams,
-  },
-];
-
-function tableOf(queue: string): string {
-  return `outage_${queue.replace(/[^a-z0-9]/gi, '_')}`.slice(0, 48);
-}
 
 /** Either words an outage may take: unreachable with its cause, or no answer within the bound (initTimeout 2s). */
 function clearError(subject: string, broker: string, port: number): RegExp {
@@ -99,7 +40,7 @@ async function until(check: () => Promise<boolean>, what: string): Promise<void>
   }
 }
 
-async function open(t: TestContext, row: Row): Promise<{ b: Backend; proxy: CuttableProxy; subject: string } | undefined> {
+async function open(t: TestContext, row: ProxiedBroker): Promise<{ b: Backend; proxy: CuttableProxy; subject: string } | undefined> {
   if (!(await needBroker(t, row.broker))) return undefined;
   const proxy = await startProxy(row.port);
   const queue = uniqueName('outage');
@@ -113,7 +54,7 @@ async function open(t: TestContext, row: Row): Promise<{ b: Backend; proxy: Cutt
   return { b, proxy, subject: `component orders \\(${row.type.replace(/\./g, '\\.')}\\)` };
 }
 
-for (const row of rows) {
+for (const row of PROXIED_BROKERS) {
   describe(`${row.name} outage`, { timeout: 120_000 }, () => {
     it(`${row.name} outage - a broker that refuses connections fails send and depth at once, naming broker, address and cause; both work again when it is back`, async (t) => {
       const o = await open(t, row);
