@@ -97,6 +97,20 @@ describe('daprd fidelity - output binding request body', { timeout: 120_000 }, (
     assert.deepEqual(await stored(), ['{"10":0,"9":0,"a":{"c":[{"y":0,"z":0}],"d":2},"b":1,"é":0,"\uffff":0,"😀":0}']);
   });
 
+  it('marshal - keys are sorted however the value is written: many distinct keys, a -0 beside them, nesting too deep for JSON.stringify', async () => {
+    const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${(i * 37) % 100}`, i]));
+    const deep = '{"b":1,"a":'.repeat(5_000) + '0' + '}'.repeat(5_000);
+    assert.equal((await post(JSON.stringify({ operation: 'create', data: { many, z: 0 } }))).status, 204);
+    assert.equal((await post('{"operation":"create","data":{"z":{"b":-0,"a":1},"y":[]}}')).status, 204);
+    assert.equal((await post(`{"operation":"create","data":${deep}}`)).status, 204);
+    const sortedMany = `{${Object.keys(many).sort().map((k) => `"${k}":${many[k]}`).join(',')}}`;
+    assert.deepEqual(await stored(), [
+      `{"many":${sortedMany},"z":0}`,
+      '{"y":[],"z":{"a":1,"b":-0}}',
+      '{"a":'.repeat(5_000) + '0' + ',"b":1}'.repeat(5_000),
+    ]);
+  });
+
   it('marshal - <, >, & and U+2028/U+2029 are stored escaped, as Go escapes them for HTML', async () => {
     assert.equal((await post(JSON.stringify({ operation: 'create', data: { '<k>': 'a<b>&c\u2028d\u2029' } }))).status, 204);
     assert.deepEqual(await stored(), ['{"\\u003ck\\u003e":"a\\u003cb\\u003e\\u0026c\\u2028d\\u2029"}']);

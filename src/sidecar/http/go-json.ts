@@ -178,11 +178,109 @@ function sortedMembers(obj: Record<string, unknown>): Array<[string, unknown]> {
 
 type Frame = { items: Array<[string | undefined, unknown]>; next: number; close: string };
 
+/** An array index key: a JavaScript object lists such keys first, in numeric order, whatever order they were set in. */
+function isIndexKey(k: string): boolean {
+  const c = k.charCodeAt(0);
+  return c >= 0x30 && c <= 0x39 && /^(?:0|[1-9]\d{0,9})$/.test(k) && Number(k) < 4294967295;
+}
+
+/**
+ * The value with every object's keys in Go's order, for the native JSON.stringify; undefined when that cannot give
+ * Go's bytes: a -0, or an object whose keys a JavaScript object cannot hold in Go's order (array indexes among others).
+ */
+function sortedCopy(root: unknown): unknown {
+  let hazard = false;
+  // Objects of one shape (the same keys in the same order) are sorted once: a list of records is one sort.
+  const orders = new Map<string, string[] | null>();
+  const stack: Array<[unknown, Record<string, unknown> | unknown[]]> = [];
+  const copy = (v: unknown): unknown => {
+    if (v === null || typeof v !== 'object') {
+      if (typeof v === 'number' && Object.is(v, -0)) hazard = true;
+      return v;
+    }
+    const dst = Array.isArray(v) ? new Array<unknown>(v.length) : {};
+    stack.push([v, dst]);
+    return dst;
+  };
+  const top = copy(root);
+  while (stack.length > 0 && !hazard) {
+    const [src, dst] = stack.pop()!;
+    if (Array.isArray(src)) {
+      for (let i = 0; i < src.length; i++) (dst as unknown[])[i] = copy(src[i]);
+      continue;
+    }
+    const obj = src as Record<string, unknown>;
+    let keys = Object.keys(obj);
+    if (keys.length > 1) {
+      const shape = keys.join('\u0000');
+      let order = orders.get(shape);
+      if (order === undefined) {
+        order = keys.some(isIndexKey) ? null : [...keys].sort(compareKeys);
+        orders.set(shape, order);
+      }
+      if (order === null) return undefined;
+      keys = order;
+    }
+    for (const k of keys) (dst as Record<string, unknown>)[k] = copy(obj[k]);
+  }
+  return hazard ? undefined : top;
+}
+
+/** Past this many distinct keys, a property list costs more than a sorted copy (each object looks up every key). */
+const MAX_LISTED_KEYS = 64;
+
+/**
+ * Every key of every object in `root`, sorted as Go sorts them: given to JSON.stringify as its property list, it
+ * writes every object's keys in that order. Undefined when there are too many, or the value holds a -0.
+ */
+function keysInGoOrder(root: unknown): string[] | undefined {
+  const keys = new Set<string>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') {
+      if (typeof v === 'number' && Object.is(v, -0)) return undefined;
+      continue;
+    }
+    if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+      continue;
+    }
+    for (const k in v) {
+      keys.add(k);
+      stack.push((v as Record<string, unknown>)[k]);
+    }
+    if (keys.size > MAX_LISTED_KEYS) return undefined;
+  }
+  return [...keys].sort(compareKeys);
+}
+
+/** JSON.stringify escapes only lone surrogates as \udXXX: where one may be, the slow writer turns it into U+FFFD. */
+const ESCAPED_SURROGATE = /\\u[dD][89a-fA-F]/;
+
 /**
  * json.Marshal of a value JSON.parse made (null, booleans, finite numbers, strings, arrays, plain objects), at any
- * depth, without recursion.
+ * depth. The native JSON.stringify of a key-sorted copy where it gives Go's bytes; else, and for a value too deep for
+ * it, a writer without recursion.
  */
 export function goMarshal(root: unknown): string {
+  const keys = keysInGoOrder(root);
+  const sorted = keys === undefined ? sortedCopy(root) : root;
+  if (sorted !== undefined) {
+    let out: string | undefined;
+    try {
+      out = JSON.stringify(sorted, keys);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+    }
+    if (out !== undefined && !ESCAPED_SURROGATE.test(out)) {
+      return HAS_HTML_UNSAFE.test(out) ? out.replace(HTML_UNSAFE, (c) => HTML_ESCAPES[c] ?? c) : out;
+    }
+  }
+  return marshalSlowly(root);
+}
+
+function marshalSlowly(root: unknown): string {
   const out: string[] = [];
   const stack: Frame[] = [];
   const write = (v: unknown): void => {
