@@ -2,6 +2,7 @@
  * Helpers for sidecar tests: components written as YAML in a temp folder (read by the real loader), a tiny app on
  * node:http that records what it receives, and the sidecar in-process or as a real `qscale sidecar` process.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -127,6 +128,15 @@ export async function call(
   const res = await request(`http://127.0.0.1:${port}${urlPath}`, { method, body, headers });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) as unknown };
+}
+
+/** A reply is daprd's 400 for a body it cannot decode: ERR_MALFORMED_REQUEST, "failed deserializing HTTP body: ...". */
+export function assertMalformed(r: Reply, message: RegExp): void {
+  assert.equal(r.status, 400, r.text.slice(0, 300));
+  const j = r.json() as { errorCode: string; message: string };
+  assert.equal(j.errorCode, 'ERR_MALFORMED_REQUEST');
+  assert.match(j.message, /^failed deserializing HTTP body: /);
+  assert.match(j.message, message);
 }
 
 /** Reads messages from a queue of the embedded data folder the way another consumer would, acking each. */
