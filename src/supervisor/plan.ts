@@ -8,7 +8,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { listYamlFiles, parseManifests, type Manifest } from '../components/manifests.js';
-import { resolveResources, type LoadedResources, type SecretLookup } from '../components/resources.js';
+import { bindingDirection, resolveResources, type LoadedResources, type SecretLookup } from '../components/resources.js';
 import { ConfigError, QscaleError, errorMessage } from '../errors.js';
 import { CliError, CLI_ERRORS, type CliErrorCode } from '../cli/codes.js';
 import { loadScaledObjects, type ScalingConfig } from '../autoscaler/index.js';
@@ -213,8 +213,8 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
     const components = (res?.components ?? []).filter(checkComponent);
     const inputs: InputQueue[] = [];
     for (const c of components) {
-      const direction = (c.metadata.direction ?? '').toLowerCase();
-      if (direction && !direction.includes('input')) continue;
+      // Read as daprd reads it: absent = both, empty or misspelt = neither.
+      if (!bindingDirection(c.metadata).input) continue;
       inputs.push({ component: c, queue: findBackend(c.type)!.queueName(c) });
     }
     const workload = [...deployments.values()].find((d) => d.appId === app.appId);
