@@ -28,8 +28,10 @@ const cases: Case[] = [
     metadata: (port) => ({
       queueName: 'orders',
       connectionString: `Endpoint=sb://127.0.0.1:${port}/;SharedAccessKeyName=root;SharedAccessKey=Sb-S3cret-key+1=;UseDevelopmentEmulator=true`,
+      // The azuread profile's secrets (read only with namespaceName; given here, they must not show either).
+      azureClientSecret: 'Aad-S3cret-1a', azureCertificate: 'Aad-Cert-S3cret-1b', azureCertificatePassword: 'Aad-S3cret-1c',
     }),
-    secrets: ['Sb-S3cret-key+1='],
+    secrets: ['Sb-S3cret-key+1=', 'Aad-S3cret-1a', 'Aad-Cert-S3cret-1b', 'Aad-S3cret-1c'],
   },
   {
     type: 'bindings.qscale.nats-jetstream',
