@@ -29,6 +29,8 @@ import { IdentityEndpoint, selfSignedCertificate, withEnv } from './identity-end
 import { FILE, bareComponent } from './support.js';
 import { deleteServiceBusQueue, serviceBusNamespaceFromEnv, serviceBusNamespaceSkipReason } from './cloud.js';
 import { loadTrigger } from '../trigger-files.js';
+import { parseManifests, resolveResources } from '../../../src/components/index.js';
+import { loadScaledObjects } from '../../../src/autoscaler/index.js';
 
 // The classes qscale's own (CommonJS, lazily required) copy of @azure/identity builds: an ESM import is another copy.
 const { AzureCliCredential, ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential, WorkloadIdentityCredential } =
@@ -217,6 +219,44 @@ test('servicebus trigger Azure AD - podIdentity azure-workload: namespace + the 
 test('servicebus trigger Azure AD - a podIdentity provider KEDA\'s Service Bus scaler does not take is refused at file:line', { timeout: 60_000 }, () => {
   assert.throws(() => parseServiceBusTrigger(loadTrigger('azure-servicebus', { metadata: { queueName: 'msgqueue', namespace: 'myns' }, podIdentity: 'aws' })),
     /keda-table\.yaml:\d+: trigger 0 \(azure-servicebus\) of ScaledObject table: azure service bus doesn't support pod identity aws/);
+});
+
+test('servicebus trigger Azure AD - the podIdentity is the azure-servicebus trigger\'s to use: no "stays unset locally" notice for it, as there still is for a trigger that cannot use it', { timeout: 60_000 }, () => {
+  const files = (type: string): string => `apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata:
+  name: wi
+spec:
+  podIdentity:
+    provider: azure-workload
+    identityId: keda-identity
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: s
+spec:
+  scaleTargetRef:
+    name: consumer
+  triggers:
+  - type: ${type}
+    metadata:
+      queueName: msgqueue
+      namespace: myns
+      host: amqp://guest:guest@127.0.0.1:5672
+    authenticationRef:
+      name: wi
+`;
+  const load = (type: string): ReturnType<typeof loadScaledObjects> => {
+    const res = resolveResources(parseManifests(files(type), 'scaling.yaml'), { env: {} });
+    return loadScaledObjects(res.manifests, { secrets: res.secrets, env: {} });
+  };
+  const sb = load('azure-servicebus');
+  assert.deepEqual(sb.notices.filter((n) => /podIdentity/.test(n)), []);
+  assert.deepEqual(sb.scaledObjects[0]?.triggers[0]?.podIdentity, { provider: 'azure-workload', identityId: 'keda-identity' });
+  const rabbit = load('rabbitmq');
+  assert.equal(rabbit.scaledObjects[0]?.triggers[0]?.podIdentity, undefined);
+  assert.ok(rabbit.notices.some((n) => /podIdentity \(azure-workload\) cannot be resolved locally/.test(n)), rabbit.notices.join('\n'));
 });
 
 // -------------------------------------------------------------------------------------------- a real namespace
