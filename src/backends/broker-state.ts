@@ -8,8 +8,11 @@ import type { Logger } from '../util/log.js';
 import type { ReceiveOptions } from './types.js';
 
 export class BrokerState {
-  /** The cause being reported, numbers left out (elapsed ms and ports differ between attempts); undefined: working. */
-  private key: string | undefined;
+  /**
+   * The causes reported since receiving stopped, numbers left out (elapsed ms and ports differ between attempts):
+   * two causes that take turns are reported once each, not at every turn. Empty: working.
+   */
+  private readonly causes = new Set<string>();
 
   constructor(
     private readonly listener: ReceiveOptions['onBrokerState'],
@@ -17,21 +20,21 @@ export class BrokerState {
   ) {}
 
   get down(): boolean {
-    return this.key !== undefined;
+    return this.causes.size > 0;
   }
 
   lost(err: Error): void {
     this.logger.debug(`receiving failed: ${err.message}`);
     const key = err.message.replace(/\d+/g, '#');
-    if (key === this.key) return;
-    this.key = key;
+    if (this.causes.has(key)) return;
+    this.causes.add(key);
     if (this.listener) this.listener(err);
     else this.logger.warn(err.message);
   }
 
   working(): void {
-    if (this.key === undefined) return;
-    this.key = undefined;
+    if (this.causes.size === 0) return;
+    this.causes.clear();
     if (this.listener) this.listener(undefined);
     else this.logger.info('receiving again');
   }

@@ -127,12 +127,11 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
     };
     options.signal.addEventListener('abort', poke, { once: true });
     this.stopAll.signal.addEventListener('abort', poke, { once: true });
-    const renewal = settings.renewEveryMs > 0
-      ? setInterval(() => this.renew(store, active), settings.renewEveryMs)
-      : undefined;
-
     // The file may be locked or unreadable for a while: said once through onBrokerState, and once when it is back.
     const state = new BrokerState(options.onBrokerState, this.ctx.logger.child({ component: this.name }));
+    const renewal = settings.renewEveryMs > 0
+      ? setInterval(() => this.renew(store, active, state), settings.renewEveryMs)
+      : undefined;
     let fatal: unknown;
     try {
       while (!stopped()) {
@@ -152,7 +151,7 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
         } catch (err) {
           acks.report(completing, err instanceof Error ? err : new Error(String(err)));
           if (stopped()) break;
-          state.lost(new BrokerError(`component ${this.name} (${this.type}): ${errorMessage(err)}. Check that no other program holds ${store.file} locked and that it is readable and writable`));
+          state.lost(this.fileError(store, err));
           await sleep(ERROR_RETRY_MS);
           continue;
         }
@@ -218,17 +217,26 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
     this.options.onSettled?.({ id: m.id, deliveryCount: m.deliveryCount }, outcome);
   }
 
-  private renew(store: QueueStore, active: ReadonlyMap<number, LeasedMessage>): void {
+  /** The same words whichever statement failed (lease, renewal): it is the file that is the matter. */
+  private fileError(store: QueueStore, err: unknown): BrokerError {
+    const cause = errorMessage(err instanceof BrokerError && err.cause !== undefined ? err.cause : err);
+    return new BrokerError(`component ${this.name} (${this.type}): embedded queue ${store.file} cannot be used (${cause}). ` +
+      `Check that no other program holds it locked and that it is readable and writable`);
+  }
+
+  private renew(store: QueueStore, active: ReadonlyMap<number, LeasedMessage>, state: BrokerState): void {
     if (active.size === 0) return;
     try {
       const lost = new Set(store.renew([...active.values()], this.settings.visibilityMs));
+      // With every slot taken no lease runs: a renewal that works is how the loop learns the file works again.
+      state.working();
       for (const m of active.values()) {
         if (lost.has(m.seq)) {
           this.ctx.logger.warn({ component: this.name, messageId: m.id }, 'lease of a message still in the handler expired before renewal');
         }
       }
     } catch (err) {
-      this.ctx.logger.error({ component: this.name, err: errorMessage(err) }, 'embedded queue: cannot renew leases');
+      state.lost(this.fileError(store, err));
     }
   }
 }

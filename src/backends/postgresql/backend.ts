@@ -219,7 +219,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
         break;
       }
       for (const row of rows) {
-        const p: Promise<void> = this.handle(row, token, handler).finally(() => {
+        const p: Promise<void> = this.handle(row, token, handler, state).finally(() => {
           inFlight.delete(p);
           wake.poke();
         });
@@ -236,7 +236,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
     return isRefused(err) || isConnectionError(err) ? receiveUnreachable(this.address, cause) : this.brokerError('cannot claim messages from', err);
   }
 
-  private async handle(row: Row, token: string, handler: MessageHandler): Promise<void> {
+  private async handle(row: Row, token: string, handler: MessageHandler, state: BrokerState): Promise<void> {
     const msg: QueueMessage = {
       id: row.id,
       data: row.data,
@@ -248,10 +248,15 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
       this.db()
         .query(this.sql.renew, [row.id, token, this.leaseSec])
         .then((r) => {
+          // With every slot taken no claim runs: renewals are how the loop learns the server is away, or back.
+          state.working();
           if (r.rowCount === 1) leaseEnds = Date.now() + this.leaseSec * 1000;
           else this.logger.warn({ id: row.id }, 'lease lost while the handler works: the message will be delivered again');
         })
-        .catch((err: unknown) => this.logger.debug(`lease renewal of message ${row.id} failed: ${this.redactor.text(errorMessage(err))}`));
+        .catch((err: unknown) => {
+          if (isConnectionError(err) && !isRefused(err)) this.logger.debug(`lease renewal of message ${row.id} failed: ${this.redactor.text(errorMessage(err))}`);
+          else state.lost(this.claimError(err));
+        });
     }, Math.max(200, (this.leaseSec * 1000) / 3));
     let ok = false;
     try {

@@ -1,8 +1,9 @@
 /**
  * The embedded queue's outage: another program holds the queue file's write lock (an open transaction in a second
- * connection, as a sqlite3 shell would). Each lease waits out the busy timeout and fails; the receive loop must say
- * so once through onBrokerState (not once per retry, and without error lines of its own: the sidecar prints it),
- * say once that it is back when the lock goes, and receive what was sent after.
+ * connection, as a sqlite3 shell would). Each lease, and each renewal of the lease of a message still in the handler,
+ * waits out the busy timeout and fails; the receive loop must say so once through onBrokerState (not once per retry
+ * nor once more for the renewals, and without error lines of its own: the sidecar prints it), say once that it is
+ * back when the lock goes, and receive what was sent after.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,25 +27,33 @@ async function until(check: () => boolean, what: string, extra: () => string): P
   }
 }
 
-test('embedded - a queue file another program holds locked: onBrokerState hears of it once over 2 failed leases, then once that it is back; messages sent after are received', { timeout: 120_000 }, async (t) => {
+test('embedded - a queue file another program holds locked: onBrokerState hears of it once over 3 failed leases and renewals, then once that it is back; messages sent after are received', { timeout: 120_000 }, async (t) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qscale-embedded-lock-'));
   const queue = uniqueName('lock');
   const lines: Array<{ level: number; msg: string }> = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
-  const c = componentFromYaml('orders', 'bindings.qscale.embedded', { queueName: queue });
+  const c = componentFromYaml('orders', 'bindings.qscale.embedded', { queueName: queue, visibilityTimeoutInSec: '120', lockRenewalInSec: '1', maxConcurrentHandlers: '2' });
   const outcomes: SettledOutcome[] = [];
   const b = new EmbeddedBackend(c, parseEmbeddedComponent(c), { logger, dataDir }, { onSettled: (_m, o) => void outcomes.push(o) });
   await b.init();
   const states: unknown[] = [];
   const got: string[] = [];
   const ac = new AbortController();
-  const receiving = b.receive(async (m) => (got.push(m.data.toString()), true), {
+  let release = (): void => undefined;
+  const held = new Promise<void>((r) => (release = r));
+  const receiving = b.receive(async (m) => {
+    got.push(m.data.toString());
+    // One message stays in the handler through the outage: its lease is renewed meanwhile.
+    if (m.data.toString() === '"held"') await held;
+    return true;
+  }, {
     concurrency: 2, signal: ac.signal, onBrokerState: (err) => void states.push(err),
   });
   const lock = new Database(path.join(dataDir, QUEUE_FILE));
   t.after(async () => {
     if (lock.inTransaction) lock.exec('ROLLBACK');
     lock.close();
+    release();
     ac.abort();
     await receiving;
     await b.close();
@@ -59,12 +68,14 @@ test('embedded - a queue file another program holds locked: onBrokerState hears 
   assert.equal(states.length, 0);
 
   const from = lines.length;
+  await b.send(Buffer.from('"held"'), {});
+  await until(() => got.includes('"held"'), 'the message held in the handler', show);
   lock.exec('BEGIN IMMEDIATE');
-  await until(() => lines.slice(from).filter((l) => l.msg.startsWith('receiving failed: ')).length >= 2, '2 failed leases', show);
+  await until(() => lines.slice(from).filter((l) => l.msg.startsWith('receiving failed: ')).length >= 3, '3 failed leases and renewals', show);
   assert.equal(states.length, 1, show());
   const [err] = states;
   assert.ok(err instanceof Error, show());
-  assert.match(err.message, /^component orders \(bindings\.qscale\.embedded\): embedded queue \S*queue\.db: lease failed: database is locked\. Check that no other program holds \S*queue\.db locked and that it is readable and writable$/);
+  assert.match(err.message, /^component orders \(bindings\.qscale\.embedded\): embedded queue \S*queue\.db cannot be used \(database is locked\)\. Check that no other program holds it locked and that it is readable and writable$/);
   assert.deepEqual(lines.slice(from).filter((l) => l.level > 20).map((l) => l.msg), [], 'nothing above debug from the backend itself');
 
   lock.exec('COMMIT');
@@ -72,5 +83,8 @@ test('embedded - a queue file another program holds locked: onBrokerState hears 
   assert.equal(states[1], undefined, show());
   await b.send(Buffer.from('"after"'), {});
   await until(() => got.includes('"after"'), 'the message sent after the lock', show);
+  release();
+  await until(() => outcomes.filter((o) => o === 'completed').length === 3, 'the held message completed too', show);
   assert.equal(states.length, 2, show());
+  assert.deepEqual(lines.slice(from).filter((l) => l.level > 30).map((l) => l.msg), [], show());
 });
