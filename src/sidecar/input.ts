@@ -68,7 +68,7 @@ export class InputReader {
     this.outage = new Outage(
       {
         failing: (cause) =>
-          `${subject}: input binding cannot receive: ${cause}; retrying with backoff (${FIRST_BACKOFF_MS / 1000} s doubling to ${MAX_BACKOFF_MS / 1000} s), messages wait in the broker meanwhile`,
+          `${subject}: input binding cannot receive: ${cause}; retrying until the broker answers, messages wait in the broker meanwhile`,
         changed: (cause) => `${subject}: input binding still cannot receive, now: ${cause}`,
         recovered: (s) => `${subject}: input binding receiving again after ${s} s`,
       },
