@@ -58,13 +58,22 @@ export function planBinding(c: ResolvedComponent): BindingPlan {
   const mch = lookup(c.metadata, 'maxConcurrentHandlers');
   if (mch && mch.value.trim() !== '') {
     const n = Number(mch.value.trim());
-    if (!Number.isInteger(n) || n < 1) {
-      throw new ConfigError(`${subject}: metadata '${mch.key}' must be an integer >= 1, got '${mch.value}'`, {
+    if (!Number.isInteger(n) || n < 0) {
+      throw new ConfigError(`${subject}: metadata '${mch.key}' must be an integer >= 0 (0 = no limit), got '${mch.value}'`, {
         ...c.where(mch.key),
         field: mch.key,
       });
     }
-    maxConcurrentHandlers = n;
+    // 0 is Dapr's "no limit on handlers": what bounds them then is maxActiveMessages (default 1), the messages the
+    // component holds at once.
+    maxConcurrentHandlers = n === 0 ? activeMessages(c) : n;
   }
   return { name: c.name, type: c.type, input, output, inputDeclared, route: deliveryRoute, probeRoute, maxConcurrentHandlers, notes };
+}
+
+/** maxActiveMessages as Dapr's Service Bus component reads it (default 1); a value that is not a whole number >= 1 is 1. */
+function activeMessages(c: Pick<ResolvedComponent, 'metadata'>): number {
+  const v = lookup(c.metadata, 'maxActiveMessages');
+  const n = v ? Number(v.value.trim()) : NaN;
+  return Number.isInteger(n) && n >= 1 ? n : 1;
 }

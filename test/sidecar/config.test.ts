@@ -8,7 +8,7 @@ import { ROOT, componentYaml, sidecarFor, tempDir, writeComponents } from './sup
 
 describe('sidecar config - binding metadata read by the sidecar', { timeout: 60_000 }, () => {
   const bad: Array<[string, Record<string, string>, RegExp]> = [
-    ['maxConcurrentHandlers 0', { maxConcurrentHandlers: '0' }, /q\.yaml:\d+: component message-queue \(bindings\.qscale\.embedded\): metadata 'maxConcurrentHandlers' must be/],
+    ['maxConcurrentHandlers -1', { maxConcurrentHandlers: '-1' }, /q\.yaml:\d+: component message-queue \(bindings\.qscale\.embedded\): metadata 'maxConcurrentHandlers' must be/],
   ];
   for (const [what, metadata, message] of bad) {
     it(`config - ${what} stops the start with an error naming file:line and field`, async () => {

@@ -303,6 +303,10 @@ describe('sidecar delivery - concurrency', { timeout: 300_000 }, () => {
     assert.equal(await maxConcurrent({ maxConcurrentHandlers: '3' }, undefined, 5, 3), 3);
   });
 
+  it('concurrency - maxConcurrentHandlers 0 is no limit of its own, as Dapr: maxActiveMessages 4 bounds it', async () => {
+    assert.equal(await maxConcurrent({ maxConcurrentHandlers: '0', maxActiveMessages: '4' }, undefined, 6, 4), 4);
+  });
+
   it('concurrency - --app-max-concurrency 2 caps maxConcurrentHandlers 5', async () => {
     assert.equal(await maxConcurrent({ maxConcurrentHandlers: '5' }, 2, 5, 2), 2);
   });

@@ -20,9 +20,9 @@ export const embeddedMetadata = defineMetadata([
       'visibilityTimeoutInSec. 0: never renew.' },
   { name: 'maxDeliveryCount', type: 'integer', default: 10, min: 1, binding: 'input',
     description: 'Deliveries before a message that keeps failing is moved to the dead letters (Service Bus default 10).' },
-  { name: 'maxConcurrentHandlers', type: 'integer', default: 1, min: 1, binding: 'input',
-    description: 'Messages handed to the app at once (the lower of this and the sidecar\'s app max concurrency). ' +
-      'Only that many are leased: nothing is prefetched.' },
+  { name: 'maxConcurrentHandlers', type: 'integer', default: 1, min: 0, binding: 'input',
+    description: 'Messages handed to the app at once (the lower of this and the sidecar\'s app max concurrency); ' +
+      '0 = no limit of its own, as Dapr. Only that many are leased: nothing is prefetched.' },
   ...redeliveryFields,
 ] as const);
 
@@ -57,7 +57,7 @@ export function parseEmbeddedComponent(c: ResolvedComponent): EmbeddedSettings {
     visibilityMs,
     renewEveryMs,
     maxDeliveryCount: m.maxDeliveryCount,
-    maxConcurrentHandlers: m.maxConcurrentHandlers,
+    maxConcurrentHandlers: m.maxConcurrentHandlers === 0 ? Infinity : m.maxConcurrentHandlers,
     redelivery: redeliveryPolicy(m, ctx),
   };
 }
