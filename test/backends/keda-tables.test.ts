@@ -40,7 +40,7 @@ const load = loadTrigger;
 function table(type: string, rows: readonly Row[], read: (t: ResolvedTrigger) => object): void {
   for (const row of rows) {
     const verb = row.refuse ? 'refuses' : 'accepts';
-    test(`${type} trigger ${verb}, as KEDA's table: ${row.name}`, () => {
+    test(`${type} trigger ${verb}, as KEDA's table: ${row.name}`, { timeout: 30_000 }, () => {
       const run = (): object => read(load(type, row));
       if (row.refuse) {
         assert.throws(run, (err: unknown) => {

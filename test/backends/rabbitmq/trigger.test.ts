@@ -186,7 +186,7 @@ test('rabbitmq trigger refuses timeout with amqp once mode and value are given, 
   void rabbitmqTrigger.create(trigger({ host: MGMT_URL, queueName: 'q', mode: 'QueueLength', value: '5', timeout: '1000' })).close();
 });
 
-test('rabbitmq trigger refuses a username without a password, as KEDA', () => {
+test('rabbitmq trigger refuses a username without a password, as KEDA', { timeout: 30_000 }, () => {
   assert.throws(() => rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: 'q', username: 'u' })), /scaledobject\.yaml:12: .*username and password must be given together/);
   assert.throws(() => rabbitmqTrigger.create(trigger({ host: AMQP_URL, queueName: 'q', password: 'p' })), /scaledobject\.yaml:12: .*username and password must be given together/);
 });
