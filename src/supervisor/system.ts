@@ -183,7 +183,11 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     // The scaled apps' input bindings are opened (queue declared, stream and consumer group created) before the
     // first trigger read, so a fresh broker does not read as a missing queue. Bounded: a broker that is down shows
     // in the trigger's error and the queue line, not here.
-    await Promise.all(queues.map((q) => q.read()));
+    // Leftovers of an earlier run are said before they are consumed, not taken silently.
+    for (const q of await Promise.all(queues.map((x) => x.read()))) {
+      const line = waitingLine(q);
+      if (line) logs.system(line);
+    }
     for (const l of loops) l.start();
     sampler.start();
   } catch (err) {
@@ -282,4 +286,12 @@ class QueueDepth {
 
 export async function dataDirReady(dir: string): Promise<void> {
   await fs.mkdir(dir, { recursive: true });
+}
+
+/** One line when a queue already holds messages at start (left by an earlier run or another producer). */
+export function waitingLine(q: QueueState): string | undefined {
+  if (q.error) return undefined;
+  const parts = [q.ready > 0 ? `${q.ready} waiting` : '', q.inFlight > 0 ? `${q.inFlight} leased by an earlier process (back when the lease ends)` : '', q.deadLettered > 0 ? `${q.deadLettered} dead-lettered` : ''].filter(Boolean);
+  if (q.ready + q.inFlight === 0 && q.deadLettered === 0) return undefined;
+  return `queue ${q.queue} (${q.binding}) at start: ${parts.join(', ')}${q.ready + q.inFlight > 0 ? '; they are consumed like new ones' : ''}`;
 }
