@@ -196,7 +196,11 @@ export function supervisorFilePath(dataDir: string): string {
 
 export async function writeSupervisorFile(dataDir: string, content: SupervisorFile): Promise<void> {
   await fs.mkdir(dataDir, { recursive: true });
-  await fs.writeFile(supervisorFilePath(dataDir), JSON.stringify(content, null, 2));
+  // Written aside and renamed over: a reader (qscale status, produce) never sees half a file while it is rewritten.
+  const file = supervisorFilePath(dataDir);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(content, null, 2));
+  await fs.rename(tmp, file);
 }
 
 export async function readSupervisorFile(dataDir: string): Promise<SupervisorFile | undefined> {
