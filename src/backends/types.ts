@@ -16,6 +16,28 @@ export interface QueueMessage {
   readonly metadata: MessageMetadata;
   /** 1 on the first delivery, +1 on each redelivery. */
   readonly deliveryCount: number;
+  /** When the broker first stored the message (ms since the epoch), where the broker records it. */
+  readonly enqueuedAt?: number;
+}
+
+/** A handler's "not processed", with what went wrong: the app's status and the first bytes of its answer, or the error. */
+export interface HandlerFailure {
+  readonly ok: false;
+  readonly reason: string;
+}
+/** true = processed; false or a HandlerFailure = not processed (a failure's reason is kept with a dead letter). */
+export type HandlerResult = boolean | HandlerFailure;
+
+export function failed(reason: string): HandlerFailure {
+  return { ok: false, reason };
+}
+
+/** What a backend does with a handler's answer or throw: only `true` acks. */
+export function settle(result: HandlerResult | undefined, thrown?: unknown): { ok: boolean; reason: string } {
+  if (thrown !== undefined) return { ok: false, reason: `the handler threw: ${thrown instanceof Error ? thrown.message : String(thrown)}` };
+  if (result === true) return { ok: true, reason: '' };
+  if (typeof result === 'object' && result !== null && typeof result.reason === 'string') return { ok: false, reason: result.reason };
+  return { ok: false, reason: 'the handler reported failure' };
 }
 
 /**
@@ -23,7 +45,7 @@ export interface QueueMessage {
  * false (or a throw) = not processed, release it for redelivery (dead-lettered once the delivery count reaches
  * the backend's maximum).
  */
-export type MessageHandler = (msg: QueueMessage) => Promise<boolean>;
+export type MessageHandler = (msg: QueueMessage) => Promise<HandlerResult>;
 
 export interface ReceiveOptions {
   /** At most this many handler calls at once; the backend leases no more than it can hand out now. */
@@ -66,25 +88,51 @@ export interface Backend {
 }
 
 export interface DeadLetter {
+  /** Names this dead letter for deadLetter(id), requeue and purge; stable while it stays dead-lettered. */
   id: string;
   data: Buffer;
+  /** The message's metadata as sent (what a requeue sends again). */
   metadata: MessageMetadata;
+  /** Deliveries made before it was set aside. */
   deliveryCount: number;
+  /** Why: the app's status and the first bytes of its answer, the handler's error, or the broker's own cause. */
   reason: string;
+  /** When the message was first enqueued (ms since the epoch), where known. */
+  enqueuedAt?: number;
+  /** When it was dead-lettered (ms since the epoch), where known. */
+  deadLetteredAt?: number;
 }
 
 export interface Pingable {
   ping(): Promise<void>;
 }
+/**
+ * Dead letters a user can browse and replay. Requeue sends the body and metadata back to the queue as a new message
+ * with a fresh delivery count and removes the dead letter; purge deletes dead letters. `ids` names dead letters by
+ * DeadLetter.id (unknown ids are ignored); 'all' means every one. Both return how many they moved or deleted.
+ */
 export interface DeadLetterReader {
+  /** Oldest first, at most limit. */
   deadLetters(limit: number): Promise<DeadLetter[]>;
+  deadLetter(id: string): Promise<DeadLetter | undefined>;
+  requeueDeadLetters(ids: readonly string[] | 'all'): Promise<number>;
+  purgeDeadLetters(ids: readonly string[] | 'all'): Promise<number>;
+}
+
+/** Deletes the queue's ready messages (not those in flight, not dead letters); returns how many. */
+export interface Purgeable {
+  purge(): Promise<number>;
 }
 
 export function isPingable(b: Backend): b is Backend & Pingable {
   return typeof (b as Partial<Pingable>).ping === 'function';
 }
 export function hasDeadLetters(b: Backend): b is Backend & DeadLetterReader {
-  return typeof (b as Partial<DeadLetterReader>).deadLetters === 'function';
+  const d = b as Partial<DeadLetterReader>;
+  return typeof d.deadLetters === 'function' && typeof d.requeueDeadLetters === 'function' && typeof d.purgeDeadLetters === 'function';
+}
+export function isPurgeable(b: Backend): b is Backend & Purgeable {
+  return typeof (b as Partial<Purgeable>).purge === 'function';
 }
 
 /** A Component after secrets were resolved: what a backend factory gets. */

@@ -29,7 +29,7 @@ export interface EmbeddedBackendOptions {
   onSettled?: (msg: { id: string; deliveryCount: number }, outcome: SettledOutcome) => void;
 }
 
-export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
+export class EmbeddedBackend implements Backend, Pingable {
   readonly name: string;
   readonly type: string;
   private store: QueueStore | undefined;
@@ -71,10 +71,6 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader {
     return this.db().deadLetters(this.queueName, limit);
   }
 
-  /** Puts up to limit dead letters back at the end of the queue, delivery count reset. Returns how many. */
-  async requeueDeadLetters(limit = Number.MAX_SAFE_INTEGER): Promise<number> {
-    return this.db().requeueDeadLetters(this.queueName, limit);
-  }
 
   receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
     let store: QueueStore;

@@ -18,6 +18,7 @@ import type {
   Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
   ReceiveOptions, ResolvedComponent,
 } from '../types.js';
+import { settle } from '../types.js';
 import { BrokerError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import { natsMetadata } from './metadata.js';
@@ -34,7 +35,7 @@ const REASON = 'Qscale-Dead-Letter-Reason';
 const COUNT = 'Qscale-Delivery-Count';
 const ORIGIN = 'Qscale-Original-Id';
 
-export class NatsBackend implements Backend, Pingable, DeadLetterReader {
+export class NatsBackend implements Backend, Pingable {
   readonly name: string;
   readonly type: string;
   private readonly subject: string;
@@ -287,7 +288,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
   private async handle(m: JsMsg, handler: MessageHandler): Promise<void> {
     const deliveryCount = m.info.deliveryCount;
     if (deliveryCount > this.maxDeliveries) {
-      await this.deadLetter(m, deliveryCount - 1, `lease expired on the last of ${this.maxDeliveries} deliveries`);
+      await this.setAside(m, deliveryCount - 1, `lease expired on the last of ${this.maxDeliveries} deliveries`);
       return;
     }
     const metadata: MessageMetadata = {};
@@ -297,7 +298,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     const working = setInterval(() => m.working(), Math.max(200, this.ackWaitMs / 3));
     let ok = false;
     try {
-      ok = await handler({ id: `${this.stream}:${m.seq}`, data: Buffer.from(m.data), metadata, deliveryCount });
+      ok = settle(await handler({ id: `${this.stream}:${m.seq}`, data: Buffer.from(m.data), metadata, deliveryCount })).ok;
     } catch (err) {
       this.logger.warn({ id: m.seq, error: errorMessage(err) }, 'handler threw: message not processed');
     } finally {
@@ -306,7 +307,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     if (ok) {
       await this.confirmAck(m);
     } else if (deliveryCount >= this.maxDeliveries) {
-      await this.deadLetter(m, deliveryCount, `handler failed ${deliveryCount} deliveries`);
+      await this.setAside(m, deliveryCount, `handler failed ${deliveryCount} deliveries`);
     } else {
       m.nak(redeliveryDelayMs(this.redelivery, deliveryCount));
     }
@@ -325,7 +326,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader {
     }
   }
 
-  private async deadLetter(m: JsMsg, deliveries: number, reason: string): Promise<void> {
+  private async setAside(m: JsMsg, deliveries: number, reason: string): Promise<void> {
     const { js } = this.client();
     const h = natsLib().headers();
     for (const k of m.headers?.keys() ?? []) if (!/^nats-/i.test(k)) h.set(k, m.headers?.get(k) ?? '');

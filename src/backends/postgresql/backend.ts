@@ -10,6 +10,7 @@ import type {
   Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
   QueueMessage, ReceiveOptions, ResolvedComponent,
 } from '../types.js';
+import { settle as settleResult } from '../types.js';
 import { BrokerError, ConfigError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import { postgresqlMetadata } from './metadata.js';
@@ -29,7 +30,7 @@ interface Row {
   delivery_count: number;
 }
 
-export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
+export class PostgresBackend implements Backend, Pingable {
   readonly name: string;
   readonly type: string;
   private readonly subject: string;
@@ -260,7 +261,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader {
     }, Math.max(200, (this.leaseSec * 1000) / 3));
     let ok = false;
     try {
-      ok = await handler(msg);
+      ok = settleResult(await handler(msg)).ok;
     } catch (err) {
       this.logger.warn({ id: row.id, error: errorMessage(err) }, 'handler threw: message not processed');
     } finally {

@@ -16,6 +16,7 @@ import type {
   Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
   ReceiveOptions, ResolvedComponent,
 } from '../types.js';
+import { settle } from '../types.js';
 import type { Logger } from '../../util/log.js';
 import { AmqpLink, describeAmqpError } from './link.js';
 import { ManagementClient } from './management.js';
@@ -33,7 +34,7 @@ import { retryQueueName, retryQueueOptions } from './retry.js';
 import { DEPTH, SEND, bounded, receiveUnreachable, type BrokerAddress } from '../unreachable.js';
 import { BrokerState } from '../broker-state.js';
 
-export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
+export class RabbitmqBackend implements Backend, Pingable {
   readonly name: string;
   readonly type: string;
   private readonly link: AmqpLink;
@@ -198,12 +199,12 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader {
     try {
       let ok = false;
       try {
-        ok = await handler({
+        ok = settle(await handler({
           id: (msg.properties.messageId as string | undefined) ?? `${msg.fields.deliveryTag}`,
           data: msg.content,
           metadata: metadataOf(msg),
           deliveryCount,
-        });
+        })).ok;
       } catch (err) {
         this.log.debug(`handler failed: ${errorMessage(err)}`);
       }

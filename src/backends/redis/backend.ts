@@ -20,6 +20,7 @@ import type {
   Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
   ReceiveOptions, ResolvedComponent,
 } from '../types.js';
+import { settle } from '../types.js';
 import type { Logger } from '../../util/log.js';
 import { connectRedis, describeRedisError, describeTarget } from './connection.js';
 import { redisMetadata, type RedisSettings } from './metadata.js';
@@ -38,7 +39,7 @@ import { BrokerState } from '../broker-state.js';
 const BLOCK_MS = 1000;
 const SWEEP_EVERY_MS = 1000;
 
-export class RedisBackend implements Backend, Pingable, DeadLetterReader {
+export class RedisBackend implements Backend, Pingable {
   readonly name: string;
   readonly type: string;
   private client: Redis | undefined;
@@ -235,7 +236,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader {
   private async handle(e: StreamEntry, deliveryCount: number, handler: MessageHandler, answered: () => void): Promise<void> {
     let ok = false;
     try {
-      ok = await handler({ id: e.id, data: e.data, metadata: e.meta, deliveryCount });
+      ok = settle(await handler({ id: e.id, data: e.data, metadata: e.meta, deliveryCount })).ok;
     } catch (err) {
       this.log.debug(`handler failed: ${errorMessage(err)}`);
     }

@@ -120,7 +120,7 @@ test('embedded - dead letters can be read and requeued: they come back with a fr
   assert.match(dead[0]?.reason ?? '', /MaxDeliveryCountExceeded: failed on delivery 2 of 2/);
   assert.equal(requeueDeadLetters(dataDir, queue, 1), 1);
   assert.deepEqual(await b.depth(), { ready: 1, inFlight: 0, deadLettered: 1 });
-  assert.equal(await b.requeueDeadLetters(), 1);
+  assert.equal(requeueDeadLetters(dataDir, queue), 1);
   const again = await receiveFor(b, 300);
   assert.deepEqual(again.map((m) => [m.data.toString(), m.deliveryCount]), [['"poison"', 1], ['"poison 2"', 1]]);
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });

@@ -17,6 +17,7 @@ import type { Logger } from '../../../util/log.js';
 import type {
   Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth, ReceiveOptions, ResolvedComponent,
 } from '../../types.js';
+import { settle } from '../../types.js';
 import { SdkQueueAdmin, type QueueAdmin } from './admin.js';
 import { secretsOf } from '../../../components/redact.js';
 import { describeServiceBusError, isFatal } from './errors.js';
@@ -65,7 +66,7 @@ export function defaultClients(s: ServiceBusSettings): ServiceBusClients {
 /** How long receive() waits for a message before checking whether it should stop. */
 const RECEIVE_WAIT_MS = 1000;
 
-export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
+export class ServiceBusBackend implements Backend, Pingable {
   readonly name: string;
   readonly type: string;
   private readonly subject: string;
@@ -249,12 +250,12 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader {
       const deliveryCount = deliveryCountOf(m);
       try {
         // No timeout of its own, as daprd's binding: the lock is renewed for as long as the app works.
-        ok = await handler({
+        ok = settle(await handler({
           id: m.messageId === undefined ? String(m.sequenceNumber ?? '') : String(m.messageId),
           data: bodyBytes(m),
           metadata: metadataOf(m),
           deliveryCount,
-        });
+        })).ok;
       } catch (err) {
         this.log.debug(`handler failed for message ${String(m.messageId)}: ${describeServiceBusError(err, this.secrets)}`);
       }
