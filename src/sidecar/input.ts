@@ -4,7 +4,7 @@
  * receiver that fails (its broker went away) is restarted with backoff; the outage is printed once, again when its
  * cause changes, and once when messages flow again, and health reports it meanwhile.
  */
-import { isPingable, type MessageHandler, type MessageMetadata, type QueueMessage } from '../backends/types.js';
+import { failed, isPingable, type MessageHandler, type MessageMetadata, type QueueMessage } from '../backends/types.js';
 import type { Logger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
 import type { LoadedBinding } from './backends.js';
@@ -186,7 +186,7 @@ export class InputReader {
         }
         s.failed++;
         this.noteFailure(out.reason, msg.id, msg.deliveryCount);
-        return false;
+        return failed(out.reason);
       } finally {
         s.inFlight--;
         this.metrics?.inputBinding(this.binding.plan.name, ok, performance.now() - started);
