@@ -1,0 +1,34 @@
+/**
+ * Every pub/sub component type qscale serves, one line each (sorted by broker). A type real Dapr does not have is
+ * marked localOnly. With `embedded: true`, every pub/sub type is served by the embedded queue instead, keeping the
+ * topic and consumer names the real component would use.
+ */
+import { ConfigError } from '../errors.js';
+import type { ResolvedComponent } from '../backends/types.js';
+import type { PubSub, PubSubContext, PubSubDefinition } from './types.js';
+
+export const pubsubDefinitions: readonly PubSubDefinition[] = [
+];
+
+export function findPubSub(type: string): PubSubDefinition | undefined {
+  return pubsubDefinitions.find((d) => d.types.includes(type));
+}
+
+export function supportedPubSubTypes(): string[] {
+  return pubsubDefinitions.flatMap((d) => d.types).sort();
+}
+
+export function isPubSubType(type: string): boolean {
+  return type.startsWith('pubsub.');
+}
+
+export function createPubSub(component: ResolvedComponent, ctx: PubSubContext): PubSub {
+  const def = findPubSub(component.type);
+  if (!def) {
+    throw new ConfigError(
+      `component ${component.name}: unsupported pub/sub type '${component.type}' (supported: ${supportedPubSubTypes().join(', ') || 'none'})`,
+      { ...component.where(), field: 'type' },
+    );
+  }
+  return def.create(component, ctx);
+}

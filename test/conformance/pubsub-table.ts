@@ -1,0 +1,60 @@
+/**
+ * One row per pub/sub component type: how the pub/sub conformance suite builds a component for a topic. Metadata is
+ * what the real Dapr component declares (shared reference: components-contrib metadata.yaml), never a qscale name,
+ * except on the embedded row (a local-only type). Each broker's owner keeps its row.
+ */
+import type { ResolvedComponent } from '../../src/backends/types.js';
+import type { LocalBroker } from '../support/brokers.js';
+import { serviceBusConnectionFromEnv, serviceBusSkipReason } from '../backends/azure/cloud.js';
+import { componentFromYaml } from './component.js';
+
+export interface PubSubRow {
+  name: string;
+  type: string;
+  needs?: LocalBroker;
+  /** A component for this test; `id` is unique per test (use it for anything named: stream, exchange prefix…). */
+  makeComponent(id: string, extra?: Record<string, string>): ResolvedComponent;
+  /** Run once per test before the component is created (e.g. a JetStream stream Dapr expects to exist). */
+  before?(id: string, topics: string[]): Promise<void>;
+  /** Removes what the test created on the broker. */
+  cleanup?(id: string, topics: string[]): Promise<void>;
+  skipReason?(): string | undefined;
+}
+
+const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+
+export const pubsubRows: readonly PubSubRow[] = [
+  {
+    name: 'azure-servicebus-topics',
+    type: 'pubsub.azure.servicebus.topics',
+    skipReason: serviceBusSkipReason,
+    makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.azure.servicebus.topics', {
+      connectionString: serviceBusConnectionFromEnv() ?? '', ...extra,
+    }),
+  },
+  {
+    name: 'embedded',
+    type: 'pubsub.qscale.embedded',
+    makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.qscale.embedded', { ...extra }),
+  },
+  {
+    name: 'jetstream',
+    type: 'pubsub.jetstream',
+    needs: 'nats',
+    makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.jetstream', {
+      natsURL: 'nats://127.0.0.1:4222', streamName: id, ...extra,
+    }),
+  },
+  {
+    name: 'rabbitmq',
+    type: 'pubsub.rabbitmq',
+    needs: 'rabbitmq',
+    makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.rabbitmq', { connectionString: AMQP_URL, durable: 'true', deletedWhenUnused: 'false', ...extra }),
+  },
+  {
+    name: 'redis',
+    type: 'pubsub.redis',
+    needs: 'redis',
+    makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.redis', { redisHost: '127.0.0.1:6379', redeliverInterval: '1s', processingTimeout: '2s', ...extra }),
+  },
+];
