@@ -11,11 +11,14 @@ import type { LoadedBinding } from './backends.js';
 import { sleep, type AppChannel } from './app-channel.js';
 import { Outage, describeCause, type OutageState } from './outage.js';
 import type { DaprMetrics } from '../metrics/dapr.js';
+import { LatencyRing } from './latency.js';
 
 export type ReaderState = 'waiting-for-app' | 'probing' | 'reading' | 'not-subscribed' | 'restarting' | 'stopped';
 
 export interface ReaderStats {
   name: string;
+  /** The component's type (bindings.rabbitmq, …): the broker a latency comes from, or does not. */
+  type: string;
   route: string;
   state: ReaderState;
   concurrency: number;
@@ -24,6 +27,8 @@ export interface ReaderStats {
   succeeded: number;
   failed: number;
   lastError?: string;
+  /** Enqueue → ack latency of the messages acked (written into the metadata answer as its LatencyReport). */
+  latency: LatencyRing;
   /** Set while the receiver cannot receive (its broker is unreachable): the cause and since when. */
   outage?: OutageState;
 }
@@ -56,6 +61,7 @@ export class InputReader {
     const { plan } = binding;
     this.stats = {
       name: plan.name,
+      type: plan.type,
       route: plan.route,
       state: 'waiting-for-app',
       concurrency: Math.min(appMaxConcurrency ?? Infinity, plan.maxConcurrentHandlers),
@@ -63,6 +69,7 @@ export class InputReader {
       delivered: 0,
       succeeded: 0,
       failed: 0,
+      latency: new LatencyRing(),
     };
     const subject = `component ${plan.name} (${plan.type})`;
     this.outage = new Outage(
@@ -182,6 +189,7 @@ export class InputReader {
         if (out.ok) {
           ok = true;
           s.succeeded++;
+          s.latency.acked(msg.enqueuedAt);
           return true;
         }
         s.failed++;

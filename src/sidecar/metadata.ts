@@ -1,6 +1,7 @@
 /**
  * GET /v1.0/metadata in daprd's shape (the JS SDK polls it before its first call), plus a `qscale` block with
- * delivery figures that `qscale status` reads.
+ * delivery figures that `qscale status` reads. Each input binding there carries its enqueue → ack latency samples
+ * (`latency`: a LatencyReport, latency.ts), which the supervisor collects for the dashboard.
  */
 import type { ResolvedComponent } from '../backends/types.js';
 import type { LoadedBinding } from './backends.js';
