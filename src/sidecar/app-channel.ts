@@ -55,6 +55,54 @@ export function metadataHeaders(metadata: Readonly<Record<string, string>>): Rec
 
 export type DeliveryOutcome = { ok: true } | { ok: false; reason: string };
 
+/** How much of a refusing app's answer its failure reason keeps (and so a dead letter shows). */
+export const REASON_BODY_BYTES = 200;
+/**
+ * What is read past those bytes, and dropped, so the connection can serve the next delivery. A longer answer is cut
+ * off by closing the connection: nothing of an answer is ever held beyond the first REASON_BODY_BYTES.
+ */
+const DRAIN_LIMIT_BYTES = 64 * 1024;
+const REASON_CONTROL_RE = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+const REASON_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** A refusing answer as the sidecar read it: the status, its first bytes, and how long it was where known. */
+export interface Refusal {
+  status: number;
+  /** The answer's first bytes: REASON_BODY_BYTES at most. */
+  head: Buffer;
+  /** The answer's length: read to its end, or its content-length; undefined when it was cut off before its end without one. */
+  total: number | undefined;
+}
+
+/**
+ * `app answered 500: {"error":"bad order"}`: the status and the start of the answer as text, control characters
+ * escaped (\n, \x1b), a character cut in half dropped, and `…` with the length read when the answer was longer.
+ */
+export function refusalReason({ status, head, total }: Refusal): string {
+  let bytes = head.subarray(0, REASON_BODY_BYTES);
+  const cut = total === undefined ? head.length >= REASON_BODY_BYTES : total > bytes.length;
+  if (cut) bytes = bytes.subarray(0, utf8Boundary(bytes));
+  let text = new TextDecoder('utf-8').decode(bytes);
+  if (!cut) text = text.trimEnd();
+  text = text.replace(REASON_CONTROL_RE, (c) => REASON_ESCAPES[c] ?? (c.charCodeAt(0) <= 0xff ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : `\\u${c.charCodeAt(0).toString(16)}`));
+  if (text === '' && !cut) return `app answered ${status}`;
+  const more = !cut ? '' : total === undefined ? `… (the first ${bytes.length} bytes of a longer answer)` : `… (the first ${bytes.length} of ${total} bytes)`;
+  return `app answered ${status}: ${text}${more}`;
+}
+
+/** The length of `b` without a UTF-8 character cut at its end. */
+function utf8Boundary(b: Buffer): number {
+  const i = b.length;
+  // Step back over continuation bytes (10xxxxxx) to the lead byte of the last character.
+  let back = 0;
+  while (i - back - 1 >= 0 && back < 3 && (b[i - back - 1]! & 0xc0) === 0x80) back++;
+  const lead = i - back - 1;
+  if (lead < 0) return i;
+  const l = b[lead]!;
+  const need = l >= 0xf0 ? 4 : l >= 0xe0 ? 3 : l >= 0xc0 ? 2 : 1;
+  return back + 1 < need ? lead : i;
+}
+
 export type ProbeResult = { subscribed: true; status: number } | { subscribed: false; reason: string };
 
 export class AppChannel {
@@ -136,9 +184,9 @@ export class AppChannel {
     if (this.appApiToken) headers['dapr-api-token'] = this.appApiToken;
     if (this.limiter) await this.limiter.acquire();
     try {
-      const res = await this.call(route, 'POST', headers, data, 0);
+      const res = await this.call(route, 'POST', headers, data, 0, true);
       if (res.statusCode >= 200 && res.statusCode < 300) return { ok: true };
-      return { ok: false, reason: `app answered ${res.statusCode}` };
+      return { ok: false, reason: refusalReason({ status: res.statusCode, head: res.head, total: res.total }) };
     } catch (err) {
       return { ok: false, reason: `app call failed: ${(err as Error).message}` };
     } finally {
@@ -146,15 +194,44 @@ export class AppChannel {
     }
   }
 
-  /** One request; the body is read to the end so the socket goes back to the pool. timeoutMs 0 = none. */
-  private call(path: string, method: string, headers: Record<string, string | string[]>, body: Buffer | undefined, timeoutMs: number): Promise<{ statusCode: number }> {
+  /**
+   * One request; the body is read to the end so the socket goes back to the pool. timeoutMs 0 = none. With
+   * `keepRefusal`, a non-2xx answer's first REASON_BODY_BYTES are kept; past DRAIN_LIMIT_BYTES more it is cut off.
+   */
+  private call(path: string, method: string, headers: Record<string, string | string[]>, body: Buffer | undefined, timeoutMs: number, keepRefusal = false): Promise<{ statusCode: number; head: Buffer; total: number | undefined }> {
     return new Promise((resolve, reject) => {
       if (body) headers['content-length'] = String(body.length);
       if (this.closing) headers.connection = 'close';
       const req = http.request({ host: this.host, port: this.port, path, method, headers, agent: this.agent }, (res) => {
-        res.on('data', () => undefined);
-        res.on('end', () => resolve({ statusCode: res.statusCode ?? 0 }));
-        res.on('error', reject);
+        const statusCode = res.statusCode ?? 0;
+        if (!keepRefusal || (statusCode >= 200 && statusCode < 300)) {
+          res.on('data', () => undefined);
+          res.on('end', () => resolve({ statusCode, head: Buffer.alloc(0), total: 0 }));
+          res.on('error', reject);
+          return;
+        }
+        const declared = Number(res.headers['content-length']);
+        const head: Buffer[] = [];
+        let kept = 0;
+        let read = 0;
+        const done = (total: number | undefined): void => resolve({ statusCode, head: Buffer.concat(head), total });
+        res.on('data', (chunk: Buffer) => {
+          read += chunk.length;
+          if (kept < REASON_BODY_BYTES) {
+            const part = chunk.subarray(0, REASON_BODY_BYTES - kept);
+            head.push(part);
+            kept += part.length;
+          }
+          if (read > REASON_BODY_BYTES + DRAIN_LIMIT_BYTES) {
+            // Longer than worth reading: the connection goes, the reason keeps what was read.
+            res.removeAllListeners('data');
+            res.destroy();
+            done(Number.isFinite(declared) && declared > 0 ? declared : undefined);
+          }
+        });
+        res.on('end', () => done(read));
+        // The status is known: an answer broken off mid-body still says what the app refused with.
+        res.on('error', () => done(undefined));
       });
       req.on('error', reject);
       if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
