@@ -28,6 +28,18 @@ export const CLI_ERRORS = {
   ERR_COMPONENT_INIT: { exit: 3, summary: 'a component failed to initialise' },
   /** A server could not listen on its address. Exit 3. */
   ERR_LISTEN: { exit: 3, summary: 'a server could not listen' },
+  /** `qscale dlq` / `qscale queue purge`: --binding names no queue binding of the system. Exit 2. */
+  ERR_DLQ_BINDING: { exit: 2, summary: 'no such binding' },
+  /** `qscale dlq requeue|purge` named neither dead letters (IDs) nor --all, or both. Exit 2. */
+  ERR_DLQ_SELECTION: { exit: 2, summary: 'which dead letters is not said' },
+  /** A dead-letter id names dead letters in more than one binding: --binding picks one. Exit 2. */
+  ERR_DLQ_AMBIGUOUS: { exit: 2, summary: 'a dead-letter id is in more than one binding' },
+  /** No dead letter has that id (it may have been requeued or purged meanwhile). Exit 3. */
+  ERR_DLQ_NOT_FOUND: { exit: 3, summary: 'no such dead letter' },
+  /** The binding's backend does not offer dead letters (or queue purge) yet. Exit 3. */
+  ERR_DLQ_UNSUPPORTED: { exit: 3, summary: 'the backend does not offer this' },
+  /** The broker of a binding could not be reached or refused the operation. Exit 3. */
+  ERR_DLQ_BROKER: { exit: 3, summary: 'the broker could not do it' },
 } as const;
 
 export type CliErrorCode = keyof typeof CLI_ERRORS;
