@@ -54,6 +54,10 @@ export function buildConsumer(opts: ConsumerOptions): ConsumerApp {
 
   app.get('/healthz', async () => ({ status: 'ok', inFlight }));
 
+  // daprd asks every app for its programmatic subscriptions; none unless PUBSUB_NAME and TOPIC are set (declarative
+  // Subscription resources need none).
+  app.get('/dapr/subscribe', async () => (config.subscription ? [{ ...config.subscription, route }] : []));
+
   // Dapr probes the route with OPTIONS at start: 2xx means "this app reads the binding".
   app.options(route, async (_req, reply) => reply.code(200).send());
 

@@ -8,6 +8,8 @@ export interface ConsumerConfig {
   workMs: number;
   /** When set, every delivery must carry it as `dapr-api-token` (the sidecar sends APP_API_TOKEN). Never logged. */
   apiToken: string | undefined;
+  /** Set from PUBSUB_NAME and TOPIC: the app subscribes programmatically (GET /dapr/subscribe) to that topic. */
+  subscription: { pubsubname: string; topic: string } | undefined;
 }
 
 export class EnvError extends Error {
@@ -36,5 +38,20 @@ export function readConsumerConfig(env: NodeJS.ProcessEnv = process.env): Consum
     route,
     workMs: intFromEnv(env, 'WORK_MS', 5000, 0, 24 * 3600 * 1000),
     apiToken: env.APP_API_TOKEN && env.APP_API_TOKEN !== '' ? env.APP_API_TOKEN : undefined,
+    subscription: readSubscription(env),
   };
+}
+
+function readSubscription(env: NodeJS.ProcessEnv): ConsumerConfig['subscription'] {
+  const pubsub = env.PUBSUB_NAME ?? '';
+  const topic = env.TOPIC ?? '';
+  if (pubsub === '' && topic === '') return undefined;
+  if (pubsub === '' || topic === '') {
+    const [set, unset] = pubsub !== '' ? ['PUBSUB_NAME', 'TOPIC'] : ['TOPIC', 'PUBSUB_NAME'];
+    throw new EnvError(`environment variable ${set} is set but ${unset} is not: set both to subscribe to a topic, or neither`);
+  }
+  for (const [name, v] of [['PUBSUB_NAME', pubsub], ['TOPIC', topic]] as const) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v)) throw new EnvError(`environment variable ${name}='${v}' is not a valid name (letters, digits, '.', '_', '-')`);
+  }
+  return { pubsubname: pubsub, topic };
 }

@@ -6,7 +6,7 @@ import { setMaxListeners } from 'node:events';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from '../../src/util/log.js';
 import { parseJson } from '../../src/util/json.js';
-import type { ProducerConfig } from './config.js';
+import { describeTarget, type ProducerConfig } from './config.js';
 import { createBindingClient, SidecarError, type BindingClient } from './binding.js';
 import { parseProduceRequest } from './request.js';
 import { sendAll } from './send.js';
@@ -35,7 +35,7 @@ export async function buildProducer(opts: ProducerOptions): Promise<FastifyInsta
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   const binding: BindingClient = createBindingClient({
     sidecarUrl: config.sidecarUrl,
-    bindingName: config.bindingName,
+    target: config.target,
     apiToken: config.apiToken,
     connections: config.concurrency,
     connectWaitMs: opts.connectWaitMs,
@@ -73,7 +73,7 @@ export async function buildProducer(opts: ProducerOptions): Promise<FastifyInsta
     return reply.code(500).send({ errorCode: 'ERR_INTERNAL', message: err.message });
   });
 
-  await registerOpenApi(app, config.bindingName);
+  await registerOpenApi(app, config.target);
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
 
@@ -106,7 +106,7 @@ export async function buildProducer(opts: ProducerOptions): Promise<FastifyInsta
       const err = outcome.error;
       const detail = err instanceof Error ? err.message : String(err);
       const message = `sent ${outcome.sent} of ${count} messages, then failed: ${detail}`;
-      logger.error({ sent: outcome.sent, requested: count, binding: config.bindingName }, message);
+      logger.error({ sent: outcome.sent, requested: count, to: describeTarget(config.target) }, message);
       return reply.code(500).send({
         errorCode: 'ERR_SEND_FAILED',
         message,
@@ -115,7 +115,7 @@ export async function buildProducer(opts: ProducerOptions): Promise<FastifyInsta
         ...(err instanceof SidecarError ? { sidecarStatus: err.status, sidecarBody: err.body } : {}),
       });
     }
-    logger.info({ binding: config.bindingName, ms }, `sent ${count} message${count === 1 ? '' : 's'} to binding ${config.bindingName}`);
+    logger.info({ to: describeTarget(config.target), ms }, `sent ${count} message${count === 1 ? '' : 's'} to ${describeTarget(config.target)}`);
     return reply.code(200).send({ sent: outcome.sent });
   });
 

@@ -1,8 +1,11 @@
 /**
- * The output binding, reached the way the seed's Producer did: POST /v1.0/bindings/<name> on the sidecar with
- * `{"data": ..., "operation": "create"}`. One keep-alive pool, sized to the send concurrency.
+ * Where the producer's messages go, through the sidecar: the output binding, as the seed's Producer did
+ * (POST /v1.0/bindings/<name> with `{"data": ..., "operation": "create"}`), or a pub/sub topic
+ * (POST /v1.0/publish/<pubsub>/<topic> with the message as the JSON body: the sidecar wraps it in a CloudEvent).
+ * One keep-alive pool, sized to the send concurrency.
  */
 import { Pool, errors as undiciErrors } from 'undici';
+import type { Target } from './config.js';
 
 /** The sidecar answered something other than 2xx; `body` is its error text (Dapr's `{errorCode, message}`). */
 export class SidecarError extends Error {
@@ -21,7 +24,7 @@ export class SidecarUnreachableError extends Error {
 }
 
 export interface BindingClient {
-  /** Full URL of the binding, for messages. */
+  /** Full URL of the binding or topic, for messages. */
   readonly url: string;
   send(data: unknown, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
@@ -29,7 +32,7 @@ export interface BindingClient {
 
 export interface BindingClientOptions {
   sidecarUrl: string;
-  bindingName: string;
+  target: Target;
   apiToken: string | undefined;
   connections: number;
   /**
@@ -63,7 +66,11 @@ function reasonOf(err: unknown): string {
 }
 
 export function createBindingClient(o: BindingClientOptions): BindingClient {
-  const path = `/v1.0/bindings/${encodeURIComponent(o.bindingName)}`;
+  const t = o.target;
+  const path = t.kind === 'binding'
+    ? `/v1.0/bindings/${encodeURIComponent(t.name)}`
+    : `/v1.0/publish/${encodeURIComponent(t.pubsub)}/${encodeURIComponent(t.topic)}`;
+  const encode = t.kind === 'binding' ? (data: unknown) => JSON.stringify({ data, operation: 'create' }) : (data: unknown) => JSON.stringify(data);
   const url = `${o.sidecarUrl}${path}`;
   const pool = new Pool(o.sidecarUrl, { connections: o.connections, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
   const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -79,7 +86,7 @@ export function createBindingClient(o: BindingClientOptions): BindingClient {
   return {
     url,
     async send(data, signal) {
-      const body = JSON.stringify({ data, operation: 'create' });
+      const body = encode(data);
       const deadline = Date.now() + waitMs;
       for (;;) {
         try {

@@ -7,7 +7,8 @@ export interface ProducerConfig {
   port: number;
   /** Base URL of the sidecar's HTTP API, e.g. http://127.0.0.1:3500. */
   sidecarUrl: string;
-  bindingName: string;
+  /** Where messages go: the output binding (the seed's way), or a pub/sub topic when PUBSUB_NAME and TOPIC are set. */
+  target: Target;
   /** Sent as `dapr-api-token` when set; never logged. */
   apiToken: string | undefined;
   /** Sends in flight at once when intervalMilliseconds is 0. */
@@ -19,6 +20,14 @@ export const MAX_COUNT = 100_000;
 /** Longest pause between two messages (one hour): beyond that a request would outlive any client's patience. */
 export const MAX_INTERVAL_MS = 3_600_000;
 export const DEFAULT_CONCURRENCY = 16;
+
+/** An output binding (`POST /v1.0/bindings/<name>`) or a topic (`POST /v1.0/publish/<pubsub>/<topic>`). */
+export type Target = { kind: 'binding'; name: string } | { kind: 'topic'; pubsub: string; topic: string };
+
+/** How a target is named in log lines and the API description. */
+export function describeTarget(t: Target): string {
+  return t.kind === 'binding' ? `binding ${t.name}` : `topic ${t.topic} of pub/sub ${t.pubsub}`;
+}
 
 export class EnvError extends Error {
   override name = 'EnvError';
@@ -43,16 +52,36 @@ export function readProducerConfig(env: NodeJS.ProcessEnv = process.env): Produc
   if (endpoint !== undefined && endpoint !== '' && !/^https?:\/\/[^/]+$/.test(endpoint)) {
     throw new EnvError(`environment variable DAPR_HTTP_ENDPOINT='${endpoint}' must be a URL like http://127.0.0.1:3500`);
   }
-  const bindingName = env.BINDING_NAME && env.BINDING_NAME !== '' ? env.BINDING_NAME : 'message-queue';
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(bindingName)) {
-    throw new EnvError(`environment variable BINDING_NAME='${bindingName}' is not a component name (letters, digits, '.', '_', '-')`);
-  }
+  const target = readTarget(env);
   return {
     host: env.HOST && env.HOST !== '' ? env.HOST : '127.0.0.1',
     port,
     sidecarUrl: endpoint ? endpoint : `http://127.0.0.1:${daprPort}`,
-    bindingName,
+    target,
     apiToken: env.DAPR_API_TOKEN && env.DAPR_API_TOKEN !== '' ? env.DAPR_API_TOKEN : undefined,
     concurrency: intFromEnv(env, 'PRODUCER_CONCURRENCY', DEFAULT_CONCURRENCY, 1, 1024),
   };
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+function nameFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: string | undefined, what: string): string | undefined {
+  const raw = env[name];
+  const v = raw !== undefined && raw !== '' ? raw : fallback;
+  if (v !== undefined && !NAME.test(v)) {
+    throw new EnvError(`environment variable ${name}='${v}' is not ${what} (letters, digits, '.', '_', '-')`);
+  }
+  return v;
+}
+
+/** PUBSUB_NAME and TOPIC together select publishing; one without the other is refused by name. */
+export function readTarget(env: NodeJS.ProcessEnv): Target {
+  const pubsub = nameFromEnv(env, 'PUBSUB_NAME', undefined, 'a component name');
+  const topic = nameFromEnv(env, 'TOPIC', undefined, 'a topic name');
+  if (pubsub !== undefined && topic !== undefined) return { kind: 'topic', pubsub, topic };
+  if (pubsub !== undefined || topic !== undefined) {
+    const [set, unset] = pubsub !== undefined ? ['PUBSUB_NAME', 'TOPIC'] : ['TOPIC', 'PUBSUB_NAME'];
+    throw new EnvError(`environment variable ${set} is set but ${unset} is not: set both to publish to a topic, or neither to use the output binding BINDING_NAME`);
+  }
+  return { kind: 'binding', name: nameFromEnv(env, 'BINDING_NAME', 'message-queue', 'a component name') ?? 'message-queue' };
 }

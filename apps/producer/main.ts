@@ -3,7 +3,7 @@
  * (see config.ts), listens, and closes cleanly on SIGTERM/SIGINT.
  */
 import { createLogger } from '../../src/util/log.js';
-import { EnvError, readProducerConfig } from './config.js';
+import { EnvError, describeTarget, readProducerConfig } from './config.js';
 import { buildProducer } from './app.js';
 
 const logger = createLogger('producer', { app_id: process.env.APP_ID ?? 'producer' });
@@ -25,7 +25,7 @@ try {
   process.stderr.write(`producer: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`);
   process.exit(1);
 }
-logger.info(`producer listening on ${base}: POST ${base}/MessageProducer, Swagger UI ${base}/swagger; binding ${config.bindingName} via ${config.sidecarUrl}`);
+logger.info(`producer listening on ${base}: POST ${base}/MessageProducer, Swagger UI ${base}/swagger; ${describeTarget(config.target)} via ${config.sidecarUrl}`);
 
 let closing = false;
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { MAX_COUNT, MAX_INTERVAL_MS } from './config.js';
+import { MAX_COUNT, MAX_INTERVAL_MS, describeTarget, type Target } from './config.js';
 
 const errorBody = {
   type: 'object',
@@ -20,10 +20,11 @@ const errorBody = {
 
 /** Route schema of POST /MessageProducer: documentation only (the handler validates, with its own messages). */
 export const produceSchema = {
-  summary: 'Send count messages {"text": "Hello World"} to the output binding',
+  summary: 'Send count messages {"text": "Hello World"} to the output binding (or the topic)',
   description:
     'Each message goes to the sidecar as POST /v1.0/bindings/{binding} with {"data": {"text": "Hello World"}, ' +
-    '"operation": "create"}. With intervalMilliseconds > 0 they go one after the other with that pause between ' +
+    '"operation": "create"} — or, when the producer publishes to a topic, as POST /v1.0/publish/{pubsub}/{topic} with ' +
+    '{"text": "Hello World"}. With intervalMilliseconds > 0 they go one after the other with that pause between ' +
     'them; with 0 they go concurrently. Answers 200 once every message is stored.',
   tags: ['MessageProducer'],
   body: {
@@ -56,14 +57,14 @@ export const produceSchema = {
   },
 };
 
-export async function registerOpenApi(app: FastifyInstance, bindingName: string): Promise<void> {
+export async function registerOpenApi(app: FastifyInstance, target: Target): Promise<void> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
       info: {
         title: 'producer',
         version: 'v1',
-        description: `The Producer of the producer/consumer pattern: sends messages to the output binding '${bindingName}' through its Dapr sidecar.`,
+        description: `The Producer of the producer/consumer pattern: sends messages to ${target.kind === 'binding' ? 'the output ' : ''}${describeTarget(target)} through its Dapr sidecar.`,
       },
     },
   });

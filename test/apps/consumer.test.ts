@@ -130,3 +130,41 @@ test('consumer - a bad environment is refused with the variable named', { timeou
   assert.equal(readConsumerConfig({}).port, 6000);
   assert.equal(readConsumerConfig({ BINDING_NAME: 'orders' }).route, 'orders');
 });
+
+test('consumer - a CloudEvent from a subscription is read through its data (or data_base64)', { timeout: 60_000 }, async () => {
+  const c = consumer();
+  try {
+    const envelope = {
+      specversion: '1.0', id: 'e1', source: 'producer', type: 'com.dapr.event.sent', datacontenttype: 'application/json',
+      topic: 'orders', pubsubname: 'orders-pubsub', data: { text: 'From a topic' },
+    };
+    const ce = { 'content-type': 'application/cloudevents+json' };
+    const res = await c.app.inject({ method: 'POST', url: '/message-queue', headers: ce, payload: JSON.stringify(envelope) });
+    assert.equal(res.statusCode, 200);
+    assert.match(c.printed[0]!, /^From a topic -- Received at: /);
+    const b64 = { ...envelope, data: undefined, data_base64: Buffer.from('{"text":"Base 64"}').toString('base64') };
+    assert.equal((await c.app.inject({ method: 'POST', url: '/message-queue', headers: ce, payload: JSON.stringify(b64) })).statusCode, 200);
+    assert.match(c.printed[1]!, /^Base 64 -- Received at: /);
+    const bad = await c.app.inject({ method: 'POST', url: '/message-queue', headers: ce, payload: JSON.stringify({ ...envelope, data: 'just text' }) });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.json<{ message: string }>().message, /the CloudEvent's data is a string/);
+  } finally {
+    await c.app.close();
+  }
+});
+
+test('consumer - PUBSUB_NAME and TOPIC subscribe programmatically; none without them', { timeout: 60_000 }, async () => {
+  const plain = consumer();
+  const sub = consumer({ subscription: readConsumerConfig({ PUBSUB_NAME: 'orders-pubsub', TOPIC: 'orders' }).subscription });
+  try {
+    assert.deepEqual((await plain.app.inject({ method: 'GET', url: '/dapr/subscribe' })).json(), []);
+    assert.deepEqual((await sub.app.inject({ method: 'GET', url: '/dapr/subscribe' })).json(), [
+      { pubsubname: 'orders-pubsub', topic: 'orders', route: '/message-queue' },
+    ]);
+    assert.throws(() => readConsumerConfig({ TOPIC: 'orders' }), /TOPIC is set but PUBSUB_NAME is not/);
+    assert.throws(() => readConsumerConfig({ PUBSUB_NAME: 'p', TOPIC: 'a/b' }), /TOPIC='a\/b' is not a valid name/);
+  } finally {
+    await plain.app.close();
+    await sub.app.close();
+  }
+});

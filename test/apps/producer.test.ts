@@ -65,12 +65,32 @@ test('producer - count 0 sends nothing and answers 200', { timeout: 120_000 }, a
 });
 
 test('producer - BINDING_NAME picks the binding and DAPR_API_TOKEN is sent as dapr-api-token', { timeout: 120_000 }, async () => {
-  await withProducer(undefined, { bindingName: 'orders', apiToken: 's3cret' }, async (app, fake) => {
+  await withProducer(undefined, { target: readProducerConfig({ BINDING_NAME: 'orders' }).target, apiToken: 's3cret' }, async (app, fake) => {
     const res = await post(app, { count: 2, intervalMilliseconds: 0 });
     assert.equal(res.statusCode, 200);
     assert.deepEqual(fake.requests.map((r) => r.url), ['/v1.0/bindings/orders', '/v1.0/bindings/orders']);
     assert.deepEqual(fake.requests.map((r) => r.headers['dapr-api-token']), ['s3cret', 's3cret']);
   });
+});
+
+test('producer - PUBSUB_NAME and TOPIC publish each message to the topic as its JSON body', { timeout: 120_000 }, async () => {
+  const target = readProducerConfig({ PUBSUB_NAME: 'orders-pubsub', TOPIC: 'orders' }).target;
+  await withProducer(undefined, { target }, async (app, fake) => {
+    const res = await post(app, { count: 2, intervalMilliseconds: 0 });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(fake.requests.map((r) => [r.method, r.url, r.body]), [
+      ['POST', '/v1.0/publish/orders-pubsub/orders', '{"text":"Hello World"}'],
+      ['POST', '/v1.0/publish/orders-pubsub/orders', '{"text":"Hello World"}'],
+    ]);
+    assert.match(String(fake.requests[0]?.headers['content-type']), /^application\/json/);
+  });
+});
+
+test('producer - PUBSUB_NAME without TOPIC (or a bad name) is refused by name', { timeout: 120_000 }, async () => {
+  assert.throws(() => readProducerConfig({ PUBSUB_NAME: 'orders-pubsub' }), /PUBSUB_NAME is set but TOPIC is not: set both/);
+  assert.throws(() => readProducerConfig({ TOPIC: 'orders' }), /TOPIC is set but PUBSUB_NAME is not/);
+  assert.throws(() => readProducerConfig({ PUBSUB_NAME: 'p', TOPIC: 'a b' }), /TOPIC='a b' is not a topic name/);
+  assert.throws(() => readProducerConfig({ BINDING_NAME: '../x' }), /BINDING_NAME='..\/x' is not a component name/);
 });
 
 test('producer - with an interval the messages go one after the other', { timeout: 120_000 }, async () => {
