@@ -34,7 +34,7 @@ function refuse(reply: FastifyReply, status: number, errorCode: string, message:
  * The address must be this loopback server's own, and a browser's Origin (when sent) this server's: a page from
  * elsewhere, or a host name rebound to 127.0.0.1, sends nothing through it.
  */
-function foreignCaller(req: FastifyRequest): string | undefined {
+export function foreignCaller(req: FastifyRequest): string | undefined {
   const host = req.headers.host ?? '';
   if (!/^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/i.test(host)) return `Host '${host}' is not a loopback address`;
   const origin = req.headers.origin;
