@@ -6,7 +6,11 @@
  * Messages processed are counted from the sidecars' own counters (`qscale.succeeded` of GET /v1.0/metadata): each
  * replica's counter starts at 0 with each app + sidecar pair, so the sampler adds what each pair gained since it
  * was last read. What a pair acks between its last read and its exit is not counted.
+ *
+ * Enqueue → ack latency comes the same way (the sidecars' `qscale.inputBindings[].latency`, gathered per replica by
+ * LatencyLog): each sample lists p50 and p95 of the acks seen in the last LATENCY_WINDOW_MS (latency.ts).
  */
+import { LatencyWindow, type LatencyFigures } from './latency.js';
 import type { ReplicaInfo } from './replica.js';
 import type { QueueState } from './state.js';
 
@@ -33,6 +37,8 @@ export interface ScaledObjectSample {
   processed: number;
   /** processed per second over the last RATE_WINDOW_MS (less at the start); null for the first sample. */
   processedPerSecond: number | null;
+  /** Enqueue → ack latency of the acks seen in the last LATENCY_WINDOW_MS: p50, p95, how many, and what had no enqueue time. */
+  latency: LatencyFigures;
 }
 
 export interface HistorySample {
@@ -147,6 +153,7 @@ export interface SampleSource {
 /** Takes a sample every SAMPLE_PERIOD_MS into a History, one at a time. */
 export class Sampler {
   private readonly counters = new Map<string, ProcessedCounter>();
+  private readonly latencies = new Map<string, LatencyWindow>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -161,13 +168,18 @@ export class Sampler {
       const sum = (k: 'ready' | 'inFlight' | 'deadLettered'): number | null => (readable ? own.reduce((n, q) => n + q[k], 0) : null);
       let counter = this.counters.get(so.appId);
       if (!counter) this.counters.set(so.appId, (counter = new ProcessedCounter()));
+      let latency = this.latencies.get(so.appId);
+      if (!latency) this.latencies.set(so.appId, (latency = new LatencyWindow()));
+      const appReplicas = replicas.filter((r) => r.appId === so.appId);
+      latency.observe(appReplicas.map((r) => r.latency), now);
       return {
         ...so,
         queueReady: sum('ready'),
         queueInFlight: sum('inFlight'),
         deadLettered: sum('deadLettered'),
-        processed: counter.observe(replicas.filter((r) => r.appId === so.appId)),
+        processed: counter.observe(appReplicas),
         processedPerSecond: null,
+        latency: latency.figures(now),
       };
     });
     const sample: HistorySample = { at: now, scaledObjects };

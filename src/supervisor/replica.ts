@@ -20,6 +20,7 @@ import type { LogSink } from './logs.js';
 import { crashBackoffPolicy, planRestart, type BackoffEntry, type BackoffPolicy } from './backoff.js';
 import { describeExit, Proc, type ExitReason } from './proctree.js';
 import { portFree, sharedPorts, type PortPool } from './ports.js';
+import { LatencyLog } from './latency.js';
 
 export type ReplicaStatus = 'Pending' | 'Starting' | 'Running' | 'Terminating' | 'CrashLoopBackOff' | 'Stopped';
 
@@ -84,6 +85,11 @@ export interface ReplicaInfo {
   inFlight: number;
   /** Messages the current pair's sidecar has handed to the app and acked (its counter starts at 0 with each pair). */
   processed?: number;
+  /**
+   * Enqueue → ack latency samples read from the replica's sidecars, for the dashboard's history (the same log on every
+   * info() of a replica). In JSON (GET /status) it is written as its counts: {samples, withoutEnqueueTime}.
+   */
+  latency?: LatencyLog;
   /** The processes running now: a pid is listed exactly while its process is alive. */
   pids: { app: number | undefined; sidecar: number | undefined };
   lastExit?: LastExit | undefined;
@@ -126,6 +132,7 @@ export class Replica extends EventEmitter {
   readonly startedAt = Date.now();
   inFlight = 0;
   processed = 0;
+  readonly latency = new LatencyLog();
   lastExit: LastExit | undefined;
   private gen = 0;
   private pair: Pair | undefined;
@@ -175,6 +182,7 @@ export class Replica extends EventEmitter {
       metricsPort: this.pair?.metricsPort ?? this.lastPorts.metrics,
       inFlight: this.inFlight,
       processed: this.processed,
+      latency: this.latency,
       pids: this.pids(),
       lastExit: this.lastExit,
       nextStartAt: this.nextStartAt,
@@ -426,7 +434,10 @@ export class Replica extends EventEmitter {
     this.opts.logs.system(`${this.name}: process ${left.join(', ')} did not exit after SIGKILL within ${seconds(KILL_WAIT_MS)}`);
   }
 
-  /** Reads the sidecar's in-flight count (status and scale-in choice; never blocks scaling). */
+  /**
+   * Reads the sidecar's in-flight count (status and scale-in choice; never blocks scaling), its processed count and
+   * its latency samples (the dashboard's history).
+   */
   async refreshInFlight(): Promise<void> {
     const pair = this.pair;
     if (!pair || pair.over || pair.readyAt === undefined) return;
@@ -436,10 +447,11 @@ export class Replica extends EventEmitter {
         await res.body.dump();
         return;
       }
-      const body = (await res.body.json()) as { extended?: Record<string, unknown>; qscale?: { inFlight?: number; succeeded?: number } };
+      const body = (await res.body.json()) as { extended?: Record<string, unknown>; qscale?: { inFlight?: number; succeeded?: number; inputBindings?: unknown } };
       const n = body.qscale?.inFlight ?? Number(body.extended?.['qscale.inFlight'] ?? 0);
       this.inFlight = Number.isFinite(n) ? n : 0;
       if (pair === this.pair && typeof body.qscale?.succeeded === 'number') this.processed = body.qscale.succeeded;
+      if (pair === this.pair) this.latency.read(pair.gen, body.qscale?.inputBindings);
     } catch {
       // leave the last value
     }

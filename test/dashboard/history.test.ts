@@ -6,13 +6,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { History, ProcessedCounter, Sampler, type HistorySample, type SampleSource } from '../../src/supervisor/history.js';
+import { LatencyLog, LatencyWindow, percentile, type LatencyFigures } from '../../src/supervisor/latency.js';
 import type { ReplicaInfo } from '../../src/supervisor/replica.js';
 import type { QueueState } from '../../src/supervisor/state.js';
+
+const NO_LATENCY: LatencyFigures = { p50Ms: null, p95Ms: null, samples: 0, withoutEnqueueTime: [] };
 
 function sample(at: number, processed = 0, name = 'so'): HistorySample {
   return {
     at,
-    scaledObjects: [{ name, appId: 'consumer', desired: 1, actual: 1, ready: 1, queueReady: 0, queueInFlight: 0, deadLettered: 0, processed, processedPerSecond: null }],
+    scaledObjects: [{ name, appId: 'consumer', desired: 1, actual: 1, ready: 1, queueReady: 0, queueInFlight: 0, deadLettered: 0, processed, processedPerSecond: null, latency: NO_LATENCY }],
   };
 }
 
@@ -106,7 +109,7 @@ describe('history - one sample of a system', { timeout: 30_000 }, () => {
     const s = new Sampler(source, h);
     const first = await s.take(1000);
     assert.deepEqual(first.scaledObjects[0], {
-      name: 'so', appId: 'consumer', desired: 3, actual: 2, ready: 1, queueReady: 15, queueInFlight: 2, deadLettered: 1, processed: 4, processedPerSecond: null,
+      name: 'so', appId: 'consumer', desired: 3, actual: 2, ready: 1, queueReady: 15, queueInFlight: 2, deadLettered: 1, processed: 4, processedPerSecond: null, latency: NO_LATENCY,
     });
     processed = 10;
     const second = await s.take(3000);
@@ -147,5 +150,101 @@ describe('history - one sample of a system', { timeout: 30_000 }, () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(h.size, n, 'no sample after stop');
     assert.ok(calls >= 4, 'the failed read was followed by more');
+  });
+});
+
+/** A sidecar's metadata answer, as far as the latency goes: one input binding's report. */
+function sidecarBindings(recorded: number, samplesMs: number[], withoutEnqueueTime = 0, type = 'bindings.qscale.embedded', name = 'message-queue'): unknown {
+  return [{ name, type, state: 'reading', latency: { recorded, samplesMs, withoutEnqueueTime } }];
+}
+
+describe('history - enqueue → ack latency', { timeout: 30_000 }, () => {
+  test('latency - p50 and p95 are nearest-rank: values that were measured', () => {
+    const oneToTwenty = Array.from({ length: 20 }, (_, i) => i + 1);
+    assert.equal(percentile(oneToTwenty, 50), 10);
+    assert.equal(percentile(oneToTwenty, 95), 19);
+    assert.equal(percentile([42], 50), 42);
+    assert.equal(percentile([42], 95), 42);
+    assert.equal(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 100], 95), 100, '95% of 10 samples is the 10th');
+    assert.equal(percentile([], 50), undefined);
+  });
+
+  test('latency - a replica\'s log takes each sidecar sample once: a repeated or older answer adds nothing, a new pair counts from 0', () => {
+    const log = new LatencyLog();
+    log.read(1, sidecarBindings(2, [100, 200]));
+    log.read(1, sidecarBindings(2, [100, 200]));
+    log.read(1, sidecarBindings(4, [100, 200, 300, 400]));
+    log.read(1, sidecarBindings(3, [100, 200, 300]));
+    assert.deepEqual(log.since(0), [100, 200, 300, 400]);
+    // The sidecar's ring wrapped between two reads: what it still lists is taken.
+    log.read(1, sidecarBindings(9, [600, 700, 800, 900]));
+    assert.deepEqual(log.since(4), [600, 700, 800, 900]);
+    // A new app + sidecar pair: its sidecar counts from 0 again.
+    log.read(2, sidecarBindings(1, [50]));
+    assert.deepEqual(log.since(8), [50]);
+    assert.equal(log.count, 9);
+  });
+
+  test('latency - a log counts messages without an enqueue time by broker, and ignores what is not a latency report', () => {
+    const log = new LatencyLog();
+    log.read(1, sidecarBindings(0, [], 3, 'bindings.rabbitmq'));
+    log.read(1, sidecarBindings(0, [], 5, 'bindings.rabbitmq'));
+    log.read(1, [{ name: 'old-sidecar', state: 'reading' }, { name: 'bad', latency: { recorded: 2, samplesMs: ['x', 1] } }, null]);
+    log.read(1, undefined);
+    assert.equal(log.count, 0);
+    assert.deepEqual(JSON.parse(JSON.stringify(log)), { samples: 0, withoutEnqueueTime: { 'bindings.rabbitmq': 5 } }, 'in /status: counts, not samples');
+  });
+
+  test('latency - the window is the acks seen in the last windowMs: p50/p95 exact, null once it is empty', () => {
+    const w = new LatencyWindow(10_000);
+    // 1 s: 20 samples 1..20 ms; 6 s: 10 samples of 1000 ms.
+    for (let ms = 1; ms <= 20; ms++) w.push(1000, ms);
+    assert.deepEqual(w.figures(1000), { p50Ms: 10, p95Ms: 19, samples: 20, withoutEnqueueTime: [] });
+    for (let i = 0; i < 10; i++) w.push(6000, 1000);
+    // 30 samples: the 15th is 15, the 29th (ceil 28.5) is 1000.
+    assert.deepEqual(w.figures(6000), { p50Ms: 15, p95Ms: 1000, samples: 30, withoutEnqueueTime: [] });
+    // At 11 s the samples of 1 s have left the window (it is (now − 10 s, now]).
+    assert.deepEqual(w.figures(11_000), { p50Ms: 1000, p95Ms: 1000, samples: 10, withoutEnqueueTime: [] });
+    assert.deepEqual(w.figures(16_000), { p50Ms: null, p95Ms: null, samples: 0, withoutEnqueueTime: [] });
+  });
+
+  test('latency - a window holds at most its cap of the newest samples', () => {
+    const w = new LatencyWindow(10_000, 4);
+    for (let ms = 1; ms <= 11; ms++) w.push(1000, ms);
+    assert.deepEqual(w.figures(1000), { p50Ms: 9, p95Ms: 11, samples: 4, withoutEnqueueTime: [] });
+  });
+
+  test('sampler - p50/p95 per sample over every replica of the app, including one that went away, and the brokers without enqueue time', async () => {
+    const a = new LatencyLog();
+    const b = new LatencyLog();
+    const p = new LatencyLog();
+    const rep = (name: string, appId: string, latency: LatencyLog): ReplicaInfo => ({
+      name, appId, status: 'Running', ready: true, restarts: 0, startedAt: 0, runningSince: 1, appPort: 1, sidecarPort: 2, inFlight: 0, processed: 0, latency, pids: { app: 1, sidecar: 2 },
+    });
+    let replicas = [rep('c1', 'consumer', a), rep('c2', 'consumer', b), rep('p1', 'producer', p)];
+    const source: SampleSource = {
+      scaledObjects: () => [{ name: 'so', appId: 'consumer', desired: 2, actual: 2, ready: 2 }],
+      queues: async () => [],
+      replicas: async () => replicas,
+    };
+    const s = new Sampler(source, new History());
+    a.read(1, sidecarBindings(3, [3000, 1000, 2000]));
+    b.read(1, sidecarBindings(2, [4000, 5000]));
+    p.read(1, sidecarBindings(1, [999_999]));
+    // 1000..5000: p50 is the 3rd, p95 the 5th.
+    assert.deepEqual((await s.take(1_000)).scaledObjects[0]!.latency, { p50Ms: 3000, p95Ms: 5000, samples: 5, withoutEnqueueTime: [] });
+    // Nothing new: the same figures, nothing counted twice.
+    assert.deepEqual((await s.take(2_000)).scaledObjects[0]!.latency, { p50Ms: 3000, p95Ms: 5000, samples: 5, withoutEnqueueTime: [] });
+    // c2 goes away (its samples stay in the window); c1 acks 5 more, 2 of them from a broker without enqueue time.
+    replicas = [rep('c1', 'consumer', a)];
+    a.read(1, [
+      { name: 'message-queue', type: 'bindings.qscale.embedded', latency: { recorded: 8, samplesMs: [3000, 1000, 2000, 6000, 7000, 8000, 9000, 10_000], withoutEnqueueTime: 0 } },
+      { name: 'jobs', type: 'bindings.rabbitmq', latency: { recorded: 0, samplesMs: [], withoutEnqueueTime: 2 } },
+    ]);
+    // 1000..10000 in steps of 1000: p50 the 5th, p95 the 10th (ceil 9.5).
+    const third = (await s.take(3_000)).scaledObjects[0]!.latency;
+    assert.deepEqual(third, { p50Ms: 5000, p95Ms: 10_000, samples: 10, withoutEnqueueTime: [{ broker: 'bindings.rabbitmq', messages: 2 }] });
+    // 30 s after the last acks, the window is empty again.
+    assert.deepEqual((await s.take(33_000)).scaledObjects[0]!.latency, NO_LATENCY);
   });
 });
