@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { HISTORY_CAPACITY, RATE_WINDOW_MS, SAMPLE_PERIOD_MS, type History } from '../supervisor/history.js';
+import { LATENCY_WINDOW_MS } from '../supervisor/latency.js';
 import { registerProduceProxy, type ProducerTarget } from './produce.js';
 
 export interface DashboardSource extends ProducerTarget {
@@ -67,6 +68,7 @@ export function registerDashboard(server: FastifyInstance, source: DashboardSour
       periodMs: SAMPLE_PERIOD_MS,
       capacity: HISTORY_CAPACITY,
       rateWindowMs: RATE_WINDOW_MS,
+      latencyWindowMs: LATENCY_WINDOW_MS,
       now: Date.now(),
       samples: source.history.since(since),
     };
