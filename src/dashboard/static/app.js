@@ -42,6 +42,8 @@ const state = {
   /** "at" of the newest sample held; the next /history asks only for later ones. */
   lastAt: 0,
   capacity: 900,
+  /** The window each sample's latency p50/p95 are taken over (GET /history's latencyWindowMs). */
+  latencyWindowMs: 30_000,
   /** ScaledObject name → its panel: chart, rate chart, columns of samples. */
   panels: new Map(),
   decisions: [],
@@ -62,7 +64,11 @@ window.qscaleDashboard = {
     if (!p) return undefined;
     const [x, ready, inFlight, deadLettered, desired, actual] = p.chart.data;
     const processedPerSecond = p.rateChart.data[1];
-    return { x: [...x], ready: [...ready], inFlight: [...inFlight], deadLettered: [...deadLettered], desired: [...desired], actual: [...actual], processedPerSecond: [...processedPerSecond] };
+    const [, latencyP50Ms, latencyP95Ms] = p.latencyChart.data;
+    return {
+      x: [...x], ready: [...ready], inFlight: [...inFlight], deadLettered: [...deadLettered], desired: [...desired], actual: [...actual],
+      processedPerSecond: [...processedPerSecond], latencyP50Ms: [...latencyP50Ms], latencyP95Ms: [...latencyP95Ms],
+    };
   },
 };
 
@@ -123,6 +129,27 @@ function chartWidth(container) {
   return Math.max(320, container.clientWidth - 8);
 }
 
+/** A latency in ms as people read it: "850 ms", "3.2 s", "2m05s". */
+function duration(ms) {
+  if (ms === null || ms === undefined) return '–';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${Math.round(ms / 100) / 10} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+/** "p50 3.2 s, p95 7.9 s (42 acks in the last 30 s)", or why there is no figure; and a line per broker without enqueue time. */
+function latencyText(l) {
+  const window = `the last ${Math.round(state.latencyWindowMs / 1000)} s`;
+  const lat = l.latency;
+  if (!lat) return { head: 'Enqueue → ack latency: not reported by this supervisor', notes: [] };
+  const head = lat.samples === 0
+    ? `Enqueue → ack latency: no ack with an enqueue time in ${window}`
+    : `Enqueue → ack latency: p50 ${duration(lat.p50Ms)}, p95 ${duration(lat.p95Ms)} (${lat.samples} ack${lat.samples === 1 ? '' : 's'} in ${window})`;
+  const notes = lat.withoutEnqueueTime.map((m) => `latency: no enqueue time from ${m.broker.replace(/^bindings\./, '')} (${m.messages} message${m.messages === 1 ? '' : 's'} in ${window} give no latency)`);
+  return { head, notes };
+}
+
 function makePanel(so) {
   const root = el('article', { class: 'scaled-object', 'aria-labelledby': `so-${so.name}` });
   root.append(el('h3', { id: `so-${so.name}`, text: `ScaledObject ${so.name} → app ${so.appId}` }));
@@ -133,7 +160,12 @@ function makePanel(so) {
   tooltip.hidden = true;
   root.append(chartBox);
   const rateBox = el('div', { class: 'chart rate', role: 'img' });
-  root.append(el('h4', { text: 'Messages processed per second' }), rateBox);
+  const latencyBox = el('div', { class: 'chart latency', role: 'img' });
+  const latencyTitle = el('h4', { text: 'Enqueue → ack latency' });
+  const latencyNotes = el('ul', { class: 'facts latency-notes' });
+  root.append(el('div', { class: 'chart-pair' },
+    el('div', {}, el('h4', { text: 'Messages processed per second' }), rateBox),
+    el('div', {}, latencyTitle, latencyNotes, latencyBox)));
   const decisionsTitle = el('h4', { text: 'Scaling decisions' });
   const list = el('ol', { class: 'decisions', reversed: '' });
   root.append(decisionsTitle, list);
@@ -142,8 +174,10 @@ function makePanel(so) {
 
   const columns = [[], [], [], [], [], []];
   const rateColumns = [[], []];
+  const latencyColumns = [[], [], []];
   const panel = {
     name: so.name, root, facts, chartBox, rateBox, tooltip, list, columns, rateColumns, chart: undefined, rateChart: undefined,
+    latencyBox, latencyTitle, latencyNotes, latencyColumns, latencyChart: undefined,
     decisions: () => state.decisions.filter((d) => d.scaledObject === so.name),
   };
   const stepped = uPlot.paths.stepped({ align: 1 });
@@ -178,6 +212,17 @@ function makePanel(so) {
     axes: [{}, { label: 'msg/s' }],
     series: [{}, { label: 'processed/s', stroke: '#17becf', width: 2, fill: 'rgba(23,190,207,0.12)' }],
   }, rateColumns, rateBox);
+  panel.latencyChart = new uPlot({
+    width: chartWidth(latencyBox),
+    height: 140,
+    scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1000, max ?? 0)] } },
+    axes: [{}, { label: 'latency', size: 64, values: (_u, splits) => splits.map((v) => duration(v)) }],
+    series: [
+      {},
+      { label: 'p50', stroke: '#2ca02c', width: 2, value: (_u, v) => duration(v) },
+      { label: 'p95', stroke: '#d62728', width: 2, dash: [6, 3], value: (_u, v) => duration(v) },
+    ],
+  }, latencyColumns, latencyBox);
   state.panels.set(so.name, panel);
   return panel;
 }
@@ -186,6 +231,7 @@ window.addEventListener('resize', () => {
   for (const p of state.panels.values()) {
     p.chart.setSize({ width: chartWidth(p.chartBox), height: 300 });
     p.rateChart.setSize({ width: chartWidth(p.rateBox), height: 140 });
+    p.latencyChart.setSize({ width: chartWidth(p.latencyBox), height: 140 });
   }
 });
 
@@ -203,8 +249,11 @@ function ingest(samples, status) {
       c[5].push(so.actual);
       panel.rateColumns[0].push(s.at / 1000);
       panel.rateColumns[1].push(so.processedPerSecond);
+      panel.latencyColumns[0].push(s.at / 1000);
+      panel.latencyColumns[1].push(so.latency?.p50Ms ?? null);
+      panel.latencyColumns[2].push(so.latency?.p95Ms ?? null);
       panel.last = so;
-      for (const col of [...c, ...panel.rateColumns]) if (col.length > state.capacity) col.splice(0, col.length - state.capacity);
+      for (const col of [...c, ...panel.rateColumns, ...panel.latencyColumns]) if (col.length > state.capacity) col.splice(0, col.length - state.capacity);
     }
     state.lastAt = Math.max(state.lastAt, s.at);
   }
@@ -213,6 +262,7 @@ function ingest(samples, status) {
   for (const p of state.panels.values()) {
     p.chart.setData(p.columns);
     p.rateChart.setData(p.rateColumns);
+    p.latencyChart.setData(p.latencyColumns);
     const l = p.last;
     if (l) {
       const queue = l.queueReady === null ? 'queue depth unknown' : `queue ${l.queueReady} ready, ${l.queueInFlight} in flight, ${l.deadLettered} dead-lettered`;
@@ -221,6 +271,10 @@ function ingest(samples, status) {
       p.chartBox.dataset.desired = String(l.desired);
       const rate = l.processedPerSecond === null ? 'not measured yet' : `${Math.round(l.processedPerSecond * 100) / 100} msg/s`;
       p.rateBox.setAttribute('aria-label', `messages processed per second: ${rate}; ${l.processed} processed since start`);
+      const lat = latencyText(l);
+      p.latencyBox.setAttribute('aria-label', lat.head);
+      if (p.latencyTitle.textContent !== lat.head) p.latencyTitle.textContent = lat.head;
+      p.latencyNotes.replaceChildren(...lat.notes.map((text) => el('li', { text })));
     }
   }
 }
@@ -328,6 +382,7 @@ async function tick() {
       getJson('/logs').catch(() => undefined),
     ]);
     state.capacity = history.capacity ?? state.capacity;
+    state.latencyWindowMs = history.latencyWindowMs ?? state.latencyWindowMs;
     ingest(history.samples, status);
     renderSystem(status);
     renderScaledObjects(status);
