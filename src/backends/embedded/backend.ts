@@ -6,13 +6,13 @@
  * no-op: two processes never both complete one message.
  */
 import { BrokerError, errorMessage } from '../../errors.js';
-import type {
-  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
-  ReceiveOptions, ResolvedComponent,
+import {
+  settle, type Backend, type BackendContext, type DeadLetter, type DeadLetterReader, type HandlerResult, type MessageHandler,
+  type MessageMetadata, type Pingable, type Purgeable, type QueueDepth, type ReceiveOptions, type ResolvedComponent,
 } from '../types.js';
 import type { EmbeddedSettings } from './metadata.js';
 import { AckBatch } from './acks.js';
-import { QueueStore, type LeasedMessage, type ReleaseOutcome } from './store.js';
+import { QueueStore, type DeadLetterIds, type LeasedMessage, type ReleaseOutcome } from './store.js';
 import { redeliveryDelayMs } from '../redelivery.js';
 import { Wakeup } from '../../util/wakeup.js';
 import { BrokerState } from '../broker-state.js';
@@ -21,6 +21,8 @@ import { BrokerState } from '../broker-state.js';
 const IDLE_RECHECK_MS = 1000;
 /** After a failed lease (the file unreadable), wait this long before trying again. */
 const ERROR_RETRY_MS = 1000;
+/** A dead letter's reason keeps at most this many characters of what the handler said. */
+const REASON_CHARS = 1000;
 
 export type SettledOutcome = 'completed' | 'lease-lost' | Exclude<ReleaseOutcome, 'lease-lost'> | 'release-lost';
 
@@ -29,7 +31,7 @@ export interface EmbeddedBackendOptions {
   onSettled?: (msg: { id: string; deliveryCount: number }, outcome: SettledOutcome) => void;
 }
 
-export class EmbeddedBackend implements Backend, Pingable {
+export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Purgeable {
   readonly name: string;
   readonly type: string;
   private store: QueueStore | undefined;
@@ -71,6 +73,22 @@ export class EmbeddedBackend implements Backend, Pingable {
     return this.db().deadLetters(this.queueName, limit);
   }
 
+  /** Dead letters are named by the message's id. */
+  async deadLetter(id: string): Promise<DeadLetter | undefined> {
+    return this.db().deadLetter(this.queueName, id);
+  }
+
+  async requeueDeadLetters(ids: DeadLetterIds): Promise<number> {
+    return this.db().requeueDeadLetters(this.queueName, ids);
+  }
+
+  async purgeDeadLetters(ids: DeadLetterIds): Promise<number> {
+    return this.db().purgeDeadLetters(this.queueName, ids);
+  }
+
+  async purge(): Promise<number> {
+    return this.db().purge(this.queueName, this.settings.maxDeliveryCount);
+  }
 
   receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
     let store: QueueStore;
@@ -182,13 +200,15 @@ export class EmbeddedBackend implements Backend, Pingable {
   }
 
   private async deliver(store: QueueStore, acks: AckBatch, handler: MessageHandler, m: LeasedMessage, handlerDone: () => void): Promise<void> {
-    let ok = false;
-    let reason = 'the handler reported failure';
+    let result: HandlerResult | undefined;
+    let thrown: unknown;
     try {
-      ok = (await handler({ id: m.id, data: m.data, metadata: m.metadata, deliveryCount: m.deliveryCount })) === true;
+      result = await handler({ id: m.id, data: m.data, metadata: m.metadata, deliveryCount: m.deliveryCount, enqueuedAt: m.enqueuedAt });
     } catch (err) {
-      reason = errorMessage(err).slice(0, 500);
+      thrown = err ?? new Error(String(err));
     }
+    const { ok, reason: fullReason } = settle(result, thrown);
+    const reason = fullReason.slice(0, REASON_CHARS);
     let outcome: SettledOutcome;
     try {
       if (ok) {

@@ -1,5 +1,6 @@
 /**
- * Dead-letter inspection and requeue by data folder and queue name, without a component: what a CLI command needs.
+ * Dead letters read by data folder and queue name, without a component (tests of a sidecar's queue use it). Requeue
+ * and purge go through the backend (EmbeddedBackend implements DeadLetterReader).
  */
 import type { DeadLetter } from '../types.js';
 import { QueueStore } from './store.js';
@@ -8,16 +9,6 @@ export function readDeadLetters(dataDir: string, queueName: string, limit: numbe
   const store = QueueStore.acquire(dataDir);
   try {
     return store.deadLetters(queueName, limit);
-  } finally {
-    store.unref();
-  }
-}
-
-/** Moves up to limit dead letters (oldest first) back to the end of the queue with a fresh delivery count. */
-export function requeueDeadLetters(dataDir: string, queueName: string, limit = Number.MAX_SAFE_INTEGER): number {
-  const store = QueueStore.acquire(dataDir);
-  try {
-    return store.requeueDeadLetters(queueName, limit);
   } finally {
     store.unref();
   }

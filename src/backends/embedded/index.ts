@@ -12,7 +12,7 @@ export { EMBEDDED_TYPE, embeddedMetadata, parseEmbeddedComponent, type EmbeddedS
 export { createEmbeddedScaler, watchArrivals } from './scaler.js';
 export { EMBEDDED_TRIGGER_TYPE, embeddedTrigger, embeddedTriggerMetadata, parseEmbeddedTriggerParams } from './trigger.js';
 export { QueueStore, QUEUE_FILE } from './store.js';
-export { readDeadLetters, requeueDeadLetters } from './dead-letters.js';
+export { readDeadLetters } from './dead-letters.js';
 
 export const embeddedBackend: BackendDefinition = {
   types: [EMBEDDED_TYPE],

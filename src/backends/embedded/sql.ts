@@ -6,6 +6,13 @@
  * how the work of a killed process comes back without anyone cleaning up. Completing deletes the row and releasing
  * clears the token, both only while the token still matches: a late answer for an expired lease changes nothing.
  * seq (the rowid) gives FIFO by enqueue order.
+ *
+ * A dead letter keeps the message's id (a UUID), which names it for show, requeue and purge. A requeue inserts it
+ * again as a new row (new seq: end of the queue, count 0, enqueued now) and deletes the dead letter, in one
+ * transaction.
+ *
+ * SCHEMA runs on every open, so a file written by an older qscale gains what was added since (only CREATE ... IF NOT
+ * EXISTS here: an index needs nothing more).
  */
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -35,14 +42,21 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   dead_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_queue ON dead_letters(queue, seq);
+-- Show, requeue and purge by id.
+CREATE INDEX IF NOT EXISTS dead_letters_id ON dead_letters(queue, id);
 `;
+
+const DEAD_COLUMNS = `seq, id, data, metadata, delivery_count AS deliveryCount, reason, enqueued_at AS enqueuedAt,
+  dead_at AS deadLetteredAt`;
+const REQUEUE = `INSERT INTO messages (queue, id, data, metadata, enqueued_at, visible_at)
+  SELECT queue, id, data, metadata, ?, ? FROM dead_letters`;
 
 export const SQL = {
   insert: `INSERT INTO messages (queue, id, data, metadata, enqueued_at, visible_at) VALUES (?, ?, ?, ?, ?, ?)`,
   candidates: `SELECT seq, delivery_count AS deliveryCount FROM messages
     WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?`,
   lease: `UPDATE messages SET lease_token = ?, visible_at = ?, delivery_count = delivery_count + 1
-    WHERE seq = ? RETURNING seq, id, data, metadata, delivery_count AS deliveryCount`,
+    WHERE seq = ? RETURNING seq, id, data, metadata, delivery_count AS deliveryCount, enqueued_at AS enqueuedAt`,
   complete: `DELETE FROM messages WHERE seq = ? AND lease_token = ?`,
   release: `UPDATE messages SET lease_token = NULL, visible_at = ? WHERE seq = ? AND lease_token = ?`,
   renew: `UPDATE messages SET visible_at = ? WHERE seq = ? AND lease_token = ?`,
@@ -55,10 +69,16 @@ export const SQL = {
   deadCount: `SELECT count(*) FROM dead_letters WHERE queue = ?`,
   any: `SELECT 1 FROM messages WHERE queue = ? LIMIT 1`,
   nextVisible: `SELECT min(visible_at) FROM messages WHERE queue = ? AND visible_at > ?`,
-  deadLetters: `SELECT seq, id, data, metadata, delivery_count AS deliveryCount, reason FROM dead_letters
-    WHERE queue = ? ORDER BY seq LIMIT ?`,
-  requeueDead: `INSERT INTO messages (queue, id, data, metadata, enqueued_at, visible_at)
-    SELECT queue, id, data, metadata, enqueued_at, ? FROM dead_letters WHERE queue = ? AND seq <= ? ORDER BY seq`,
-  deleteDead: `DELETE FROM dead_letters WHERE queue = ? AND seq <= ?`,
-  lastDeadSeq: `SELECT max(seq) FROM (SELECT seq FROM dead_letters WHERE queue = ? ORDER BY seq LIMIT ?)`,
+  deadLetters: `SELECT ${DEAD_COLUMNS} FROM dead_letters WHERE queue = ? ORDER BY seq LIMIT ?`,
+  deadLetter: `SELECT ${DEAD_COLUMNS} FROM dead_letters WHERE queue = ? AND id = ? ORDER BY seq LIMIT 1`,
+  // Leases that ran out on the last allowed delivery: set aside, never handed out again. ? queue, now, maxDelivery
+  exhausted: `SELECT seq, delivery_count AS deliveryCount FROM messages
+    WHERE queue = ? AND lease_token IS NOT NULL AND visible_at <= ? AND delivery_count >= ?`,
+  // Ready = what depth counts as ready: every row but those under a live lease. ? queue, now
+  purgeReady: `DELETE FROM messages WHERE queue = ? AND (lease_token IS NULL OR visible_at <= ?)`,
+  // ? enqueued_at, visible_at, queue [, ids as a JSON array]
+  requeueAll: `${REQUEUE} WHERE queue = ? ORDER BY seq`,
+  requeueIds: `${REQUEUE} WHERE queue = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY seq`,
+  deleteDeadAll: `DELETE FROM dead_letters WHERE queue = ?`,
+  deleteDeadIds: `DELETE FROM dead_letters WHERE queue = ? AND id IN (SELECT value FROM json_each(?))`,
 } as const;

@@ -25,6 +25,8 @@ export interface LeasedMessage {
   data: Buffer;
   metadata: MessageMetadata;
   deliveryCount: number;
+  /** When it was sent (ms since the epoch). */
+  enqueuedAt: number;
   /** Proves this delivery: completing or releasing with an older token does nothing. */
   token: string;
 }
@@ -49,6 +51,38 @@ interface PendingSend {
 
 export type ReleaseOutcome = 'released' | 'dead-lettered' | 'lease-lost';
 
+/** Dead letters named by id, or every one of the queue. */
+export type DeadLetterIds = readonly string[] | 'all';
+
+interface DeadRow {
+  seq: number;
+  id: string;
+  data: Buffer;
+  metadata: string;
+  deliveryCount: number;
+  reason: string;
+  enqueuedAt: number;
+  deadLetteredAt: number;
+}
+
+function toDeadLetter(r: DeadRow): DeadLetter {
+  return {
+    id: r.id, data: r.data, metadata: JSON.parse(r.metadata) as MessageMetadata, deliveryCount: r.deliveryCount,
+    reason: r.reason, enqueuedAt: r.enqueuedAt, deadLetteredAt: r.deadLetteredAt,
+  };
+}
+
+/** The reason of a message whose last allowed delivery ended without an answer. */
+function leaseExpiredReason(deliveryCount: number): string {
+  return `MaxDeliveryCountExceeded: delivered ${deliveryCount} times and the last lease expired ` +
+    '(its process stopped or overran the visibility timeout)';
+}
+
+/** SQLite's LIMIT: -1 is none. */
+function sqlLimit(limit: number): number {
+  return Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : -1;
+}
+
 type Statements = { [K in keyof typeof SQL]: Database.Statement };
 
 const tokenPrefix = randomBytes(6).toString('base64url');
@@ -69,7 +103,9 @@ export class QueueStore {
   private readonly completeTx: (acks: readonly Ack[]) => boolean[];
   private readonly releaseTx: (seq: number, token: string, backoffMs: (deliveryCount: number) => number, maxDelivery: number, reason: string) => ReleaseOutcome;
   private readonly renewTx: (leases: ReadonlyArray<{ seq: number; token: string }>, visibilityMs: number) => number[];
-  private readonly requeueTx: (queue: string, limit: number) => number;
+  private readonly requeueTx: (queue: string, ids: DeadLetterIds) => number;
+  private readonly purgeDeadTx: (queue: string, ids: DeadLetterIds) => number;
+  private readonly purgeTx: (queue: string, maxDelivery: number) => number;
   private readonly depthTx: (queue: string) => QueueDepth;
   private readonly insertTx: (rows: readonly PendingSend[]) => void;
   /** Sends of this event-loop turn, written together in one transaction. */
@@ -102,7 +138,7 @@ export class QueueStore {
     } catch (err) {
       throw new BrokerError(`embedded queue ${file}: cannot open: ${errorMessage(err)}`, { cause: err });
     }
-    for (const k of ['total', 'inFlight', 'deadCount', 'nextVisible', 'lastDeadSeq'] as const) this.st[k].pluck();
+    for (const k of ['total', 'inFlight', 'deadCount', 'nextVisible'] as const) this.st[k].pluck();
     const versionStmt = this.db.prepare('PRAGMA data_version').pluck();
     this.feed = new ChangeFeed(() => versionStmt.get() as number, {
       watchFile: `${file}-wal`, fastPollMs: FAST_POLL_MS, slowPollMs: SLOW_POLL_MS,
@@ -123,13 +159,12 @@ export class QueueStore {
         let deadLettered = 0;
         for (const r of rows) {
           if (r.deliveryCount >= maxDelivery) {
-            this.deadLetter(r.seq, `MaxDeliveryCountExceeded: delivered ${r.deliveryCount} times and the last lease expired ` +
-              '(its process stopped or overran the visibility timeout)', now);
+            this.setAside(r.seq, leaseExpiredReason(r.deliveryCount), now);
             deadLettered += 1;
             continue;
           }
           const row = this.st.lease.get(token, now + visibilityMs, r.seq) as
-            | { seq: number; id: string; data: Buffer; metadata: string; deliveryCount: number }
+            | { seq: number; id: string; data: Buffer; metadata: string; deliveryCount: number; enqueuedAt: number }
             | undefined;
           if (row) out.push({ ...row, metadata: JSON.parse(row.metadata) as MessageMetadata, token });
         }
@@ -143,7 +178,7 @@ export class QueueStore {
       if (!count) return 'lease-lost';
       const now = Date.now();
       if (count.deliveryCount >= maxDelivery) {
-        this.deadLetter(seq, `MaxDeliveryCountExceeded: failed on delivery ${count.deliveryCount} of ${maxDelivery}: ${reason}`, now);
+        this.setAside(seq, `MaxDeliveryCountExceeded: failed on delivery ${count.deliveryCount} of ${maxDelivery}: ${reason}`, now);
         return 'dead-lettered';
       }
       this.st.release.run(now + backoffMs(count.deliveryCount), seq, token);
@@ -157,12 +192,31 @@ export class QueueStore {
       return lost;
     }).immediate as QueueStore['renewTx'];
 
-    this.requeueTx = this.db.transaction((queue: string, limit: number) => {
-      const last = this.st.lastDeadSeq.get(queue, limit) as number | null;
-      if (last === null) return 0;
-      this.st.requeueDead.run(Date.now(), queue, last);
-      return this.st.deleteDead.run(queue, last).changes;
+    // Inserted at the end of the queue and deleted from the dead letters in one transaction: never both, never neither.
+    this.requeueTx = this.db.transaction((queue: string, ids: DeadLetterIds) => {
+      const now = Date.now();
+      if (ids === 'all') {
+        this.st.requeueAll.run(now, now, queue);
+        return this.st.deleteDeadAll.run(queue).changes;
+      }
+      const list = JSON.stringify(ids);
+      this.st.requeueIds.run(now, now, queue, list);
+      return this.st.deleteDeadIds.run(queue, list).changes;
     }).immediate as QueueStore['requeueTx'];
+
+    this.purgeDeadTx = this.db.transaction((queue: string, ids: DeadLetterIds) =>
+      (ids === 'all' ? this.st.deleteDeadAll.run(queue) : this.st.deleteDeadIds.run(queue, JSON.stringify(ids))).changes)
+      .immediate as QueueStore['purgeDeadTx'];
+
+    // A lease that ran out on the last delivery is a dead letter waiting for the next lease to set it aside: it is
+    // set aside here, not purged, so a purge never takes what a receiver would have dead-lettered.
+    this.purgeTx = this.db.transaction((queue: string, maxDelivery: number) => {
+      const now = Date.now();
+      for (const r of this.st.exhausted.all(queue, now, maxDelivery) as Array<{ seq: number; deliveryCount: number }>) {
+        this.setAside(r.seq, leaseExpiredReason(r.deliveryCount), now);
+      }
+      return this.st.purgeReady.run(queue, now).changes;
+    }).immediate as QueueStore['purgeTx'];
 
     this.insertTx = this.db.transaction((rows: readonly PendingSend[]) => {
       const now = Date.now();
@@ -251,16 +305,39 @@ export class QueueStore {
     return at === null ? undefined : Math.max(0, at - now);
   }
 
+  /** Oldest first, at most limit (Infinity: all). */
   deadLetters(queue: string, limit: number): DeadLetter[] {
-    const rows = this.guard('read dead letters', () => this.st.deadLetters.all(queue, limit)) as Array<{
-      seq: number; id: string; data: Buffer; metadata: string; deliveryCount: number; reason: string;
-    }>;
-    return rows.map((r) => ({ id: r.id, data: r.data, metadata: JSON.parse(r.metadata) as MessageMetadata, deliveryCount: r.deliveryCount, reason: r.reason }));
+    const rows = this.guard('read dead letters', () => this.st.deadLetters.all(queue, sqlLimit(limit))) as DeadRow[];
+    return rows.map(toDeadLetter);
   }
 
-  /** Moves up to limit dead letters (oldest first) back to the end of the queue with a fresh delivery count. */
-  requeueDeadLetters(queue: string, limit: number): number {
-    const n = this.guard('requeue dead letters', () => this.requeueTx(queue, limit));
+  deadLetter(queue: string, id: string): DeadLetter | undefined {
+    const row = this.guard('read a dead letter', () => this.st.deadLetter.get(queue, id)) as DeadRow | undefined;
+    return row && toDeadLetter(row);
+  }
+
+  /**
+   * Moves the named dead letters (or all) back to the end of the queue as new messages: same id, body and metadata,
+   * delivery count 0, enqueued now. Returns how many moved; unknown ids are ignored.
+   */
+  requeueDeadLetters(queue: string, ids: DeadLetterIds): number {
+    if (ids !== 'all' && ids.length === 0) return 0;
+    const n = this.guard('requeue dead letters', () => this.requeueTx(queue, ids));
+    if (n > 0) this.feed.announce();
+    return n;
+  }
+
+  /** Deletes the named dead letters (or all); returns how many. */
+  purgeDeadLetters(queue: string, ids: DeadLetterIds): number {
+    if (ids !== 'all' && ids.length === 0) return 0;
+    const n = this.guard('purge dead letters', () => this.purgeDeadTx(queue, ids));
+    if (n > 0) this.feed.announce();
+    return n;
+  }
+
+  /** Deletes the queue's ready messages (under no live lease); returns how many. Dead letters stay. */
+  purge(queue: string, maxDeliveryCount: number): number {
+    const n = this.guard('purge', () => this.purgeTx(queue, maxDeliveryCount));
     if (n > 0) this.feed.announce();
     return n;
   }
@@ -287,7 +364,7 @@ export class QueueStore {
     this.db.close();
   }
 
-  private deadLetter(seq: number, reason: string, now: number): void {
+  private setAside(seq: number, reason: string, now: number): void {
     this.st.toDeadLetters.run(reason, now, seq);
     this.st.deleteBySeq.run(seq);
   }

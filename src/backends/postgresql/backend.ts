@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type {
-  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
-  QueueMessage, ReceiveOptions, ResolvedComponent,
+  Backend, BackendContext, DeadLetter, DeadLetterReader, HandlerResult, MessageHandler, MessageMetadata, Pingable, Purgeable,
+  QueueDepth, QueueMessage, ReceiveOptions, ResolvedComponent,
 } from '../types.js';
 import { settle as settleResult } from '../types.js';
 import { BrokerError, ConfigError, errorMessage } from '../../errors.js';
@@ -28,9 +28,21 @@ interface Row {
   data: Buffer;
   metadata: MessageMetadata | null;
   delivery_count: number;
+  /** ms since the epoch */
+  enqueued_at: number;
 }
 
-export class PostgresBackend implements Backend, Pingable {
+interface DeadRow extends Row {
+  reason: string;
+  dead_lettered_at: number;
+}
+
+/** A dead letter's reason keeps at most this many characters of what the handler said. */
+const REASON_CHARS = 1000;
+/** The largest bigint: a longer id names no dead letter. */
+const MAX_ID = 2n ** 63n - 1n;
+
+export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Purgeable {
   readonly name: string;
   readonly type: string;
   private readonly subject: string;
@@ -196,7 +208,9 @@ export class PostgresBackend implements Backend, Pingable {
       try {
         if (Date.now() - lastSweep >= this.pollMs) {
           lastSweep = Date.now();
-          await pool.query(this.sql.deadLetterExhausted, [this.queue, this.maxDeliveries, `lease expired on the last of ${this.maxDeliveries} deliveries`]);
+          await pool.query(this.sql.deadLetterExhausted, [this.queue, this.maxDeliveries,
+            `MaxDeliveryCountExceeded: lease expired on the last of ${this.maxDeliveries} deliveries ` +
+            '(its process stopped or overran the visibility timeout)']);
         }
         rows = (await pool.query<Row>(this.sql.claim, [this.queue, free, this.leaseSec, token, this.maxDeliveries])).rows;
         failures = 0;
@@ -243,6 +257,7 @@ export class PostgresBackend implements Backend, Pingable {
       data: row.data,
       metadata: row.metadata ?? {},
       deliveryCount: row.delivery_count,
+      enqueuedAt: row.enqueued_at,
     };
     let leaseEnds = Date.now() + this.leaseSec * 1000;
     const renew = setInterval(() => {
@@ -259,20 +274,24 @@ export class PostgresBackend implements Backend, Pingable {
           else state.lost(this.claimError(err));
         });
     }, Math.max(200, (this.leaseSec * 1000) / 3));
-    let ok = false;
+    let result: HandlerResult | undefined;
+    let thrown: unknown;
     try {
-      ok = settleResult(await handler(msg)).ok;
+      result = await handler(msg);
     } catch (err) {
+      thrown = err ?? new Error(String(err));
       this.logger.warn({ id: row.id, error: errorMessage(err) }, 'handler threw: message not processed');
     } finally {
       clearInterval(renew);
     }
+    const { ok, reason } = settleResult(result, thrown);
     const deadline = leaseEnds;
     if (ok) {
       const done = await this.settle(this.sql.complete, [row.id, token], deadline);
       if (done === 0) this.logger.warn({ id: row.id }, 'lease had expired before completion: the message may be delivered again');
     } else if (msg.deliveryCount >= this.maxDeliveries) {
-      await this.settle(this.sql.deadLetterOne, [row.id, token, `handler failed ${msg.deliveryCount} deliveries`], deadline);
+      const why = `MaxDeliveryCountExceeded: failed on delivery ${msg.deliveryCount} of ${this.maxDeliveries}: ${reason.slice(0, REASON_CHARS)}`;
+      await this.settle(this.sql.deadLetterOne, [row.id, token, why], deadline);
       this.logger.warn({ id: row.id, deliveries: msg.deliveryCount }, 'message dead-lettered');
     } else {
       await this.settle(this.sql.release, [row.id, token, redeliveryDelayMs(this.redelivery, msg.deliveryCount) / 1000], deadline);
@@ -317,14 +336,37 @@ export class PostgresBackend implements Backend, Pingable {
   }
 
   async deadLetters(limit: number): Promise<DeadLetter[]> {
-    const r = await this.db().query<Row & { reason: string }>(this.sql.deadLetters, [this.queue, limit]);
-    return r.rows.map((row) => ({
-      id: row.id,
-      data: row.data,
-      metadata: row.metadata ?? {},
-      deliveryCount: row.delivery_count,
-      reason: row.reason,
-    }));
+    const max = Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : null;
+    const r = await this.call('read the dead letters', (db) => db.query<DeadRow>(this.sql.deadLetters, [this.queue, max]));
+    return r.rows.map(toDeadLetter);
+  }
+
+  /** Dead letters are named by the message's id (its place in the table). */
+  async deadLetter(id: string): Promise<DeadLetter | undefined> {
+    const [key] = rowIds([id]);
+    if (key === undefined) return undefined;
+    const r = await this.call('read a dead letter', (db) => db.query<DeadRow>(this.sql.deadLetter, [this.queue, key]));
+    return r.rows[0] && toDeadLetter(r.rows[0]);
+  }
+
+  async requeueDeadLetters(ids: readonly string[] | 'all'): Promise<number> {
+    const keys = ids === 'all' ? null : rowIds(ids);
+    if (keys?.length === 0) return 0;
+    const r = await this.call('requeue dead letters', (db) =>
+      db.query<{ n: number }>(this.sql.requeueDeadLetters, [this.queue, keys, this.sql.channel]));
+    return r.rows[0]?.n ?? 0;
+  }
+
+  async purgeDeadLetters(ids: readonly string[] | 'all'): Promise<number> {
+    const keys = ids === 'all' ? null : rowIds(ids);
+    if (keys?.length === 0) return 0;
+    const r = await this.call('purge dead letters', (db) => db.query(this.sql.purgeDeadLetters, [this.queue, keys]));
+    return r.rowCount ?? 0;
+  }
+
+  async purge(): Promise<number> {
+    const r = await this.call('purge the queue', (db) => db.query(this.sql.purge, [this.queue, this.maxDeliveries]));
+    return r.rowCount ?? 0;
   }
 
   async close(): Promise<void> {
@@ -335,6 +377,23 @@ export class PostgresBackend implements Backend, Pingable {
     this.pool = undefined;
     await pool?.end().catch(() => undefined);
   }
+}
+
+function toDeadLetter(row: DeadRow): DeadLetter {
+  return {
+    id: row.id,
+    data: row.data,
+    metadata: row.metadata ?? {},
+    deliveryCount: row.delivery_count,
+    reason: row.reason,
+    enqueuedAt: row.enqueued_at,
+    deadLetteredAt: row.dead_lettered_at,
+  };
+}
+
+/** The ids that can name a row (a bigint in decimal); any other names no dead letter and is left out. */
+function rowIds(ids: readonly string[]): string[] {
+  return ids.filter((id) => /^[0-9]{1,19}$/.test(id) && BigInt(id) <= MAX_ID);
 }
 
 /** The server cannot be reached at all: trying again now would fail the same way. */

@@ -5,11 +5,15 @@
  *   <schema>.<table>              id bigserial (FIFO order), queue, data bytea, metadata jsonb, delivery_count,
  *                                 lease_token uuid + lease_until: a message is leased while lease_until >= now();
  *                                 without a token, lease_until is when a failed message may be claimed again
- *   <schema>.<table>_dead_letter  messages that failed maxDeliveryCount times, with the reason
+ *   <schema>.<table>_dead_letter  messages that failed maxDeliveryCount times, with the reason and when; the
+ *                                 message's id names the dead letter (show, requeue, purge)
  * Claims take the oldest unleased rows with FOR UPDATE SKIP LOCKED, so concurrent receivers never wait on each
  * other nor take the same row. Every later step on a row (complete, release, renew, dead-letter) names the lease
  * token: a receiver whose lease expired (and whose message went to another receiver) changes nothing.
  * Sends NOTIFY the channel with the queue name so idle receivers wake at once; a poll covers lost notifications.
+ * A requeue moves dead letters back as new rows (a new id: the end of the queue, count 0, enqueued now) in one
+ * statement, so a dead letter is never both requeued and kept, nor requeued twice by two callers.
+ * `ensure` runs on every init: a table made by an older qscale gains what was added since, in place.
  */
 
 export interface QueueSql {
@@ -25,6 +29,10 @@ export interface QueueSql {
   renew: string;
   depth: string;
   deadLetters: string;
+  deadLetter: string;
+  requeueDeadLetters: string;
+  purgeDeadLetters: string;
+  purge: string;
 }
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
@@ -33,11 +41,19 @@ export function isIdentifier(name: string): boolean {
   return IDENT.test(name);
 }
 
+/** A timestamptz as milliseconds since the epoch (a JS number). */
+function epochMs(column: string): string {
+  return `floor(extract(epoch FROM ${column}) * 1000)::float8`;
+}
+
 /** Schema and table were checked with isIdentifier: quoting them is enough to keep them out of the SQL grammar. */
 export function queueSql(schema: string, table: string): QueueSql {
   const t = `"${schema}"."${table}"`;
   const dl = `"${schema}"."${table}_dead_letter"`;
   const channel = `qscale_${schema}_${table}`.slice(0, 63);
+  const deadColumns = `id::text AS id, data, metadata, delivery_count, reason, ${epochMs('enqueued_at')} AS enqueued_at,
+    ${epochMs('dead_lettered_at')} AS dead_lettered_at`;
+  const named = '($2::bigint[] IS NULL OR id = ANY($2::bigint[]))';
   return {
     channel,
     ensure: [
@@ -76,7 +92,7 @@ export function queueSql(schema: string, table: string): QueueSql {
             SET delivery_count = m.delivery_count + 1, lease_token = $4,
                 lease_until = clock_timestamp() + make_interval(secs => $3)
             FROM c WHERE m.id = c.id
-            RETURNING m.id::text AS id, m.data, m.metadata, m.delivery_count`,
+            RETURNING m.id::text AS id, m.data, m.metadata, m.delivery_count, ${epochMs('m.enqueued_at')} AS enqueued_at`,
     // A receiver died (or its lease ran out) during the last allowed delivery: no handler said "failed", the
     // lease just expired. $1 queue, $2 maxDeliveryCount, $3 reason
     deadLetterExhausted: `WITH d AS (
@@ -111,8 +127,19 @@ export function queueSql(schema: string, table: string): QueueSql {
               count(*) FILTER (WHERE lease_token IS NOT NULL AND lease_until >= now())::int AS in_flight,
               (SELECT count(*)::int FROM ${dl} WHERE queue = $1) AS dead
             FROM ${t} WHERE queue = $1`,
-    // $1 queue, $2 limit
-    deadLetters: `SELECT id::text AS id, data, metadata, delivery_count, reason FROM ${dl}
-                  WHERE queue = $1 ORDER BY id LIMIT $2`,
+    // $1 queue, $2 limit (NULL: all)
+    deadLetters: `SELECT ${deadColumns} FROM ${dl} WHERE queue = $1 ORDER BY id LIMIT $2`,
+    // $1 queue, $2 id
+    deadLetter: `SELECT ${deadColumns} FROM ${dl} WHERE queue = $1 AND id = $2`,
+    // $1 queue, $2 ids (NULL: all), $3 channel
+    requeueDeadLetters: `WITH d AS (DELETE FROM ${dl} WHERE queue = $1 AND ${named} RETURNING id, queue, data, metadata),
+              i AS (INSERT INTO ${t} (queue, data, metadata) SELECT queue, data, metadata FROM d ORDER BY id RETURNING id),
+              n AS (SELECT count(*)::int AS n FROM i)
+            SELECT n, CASE WHEN n > 0 THEN pg_notify($3, $1) END FROM n`,
+    // $1 queue, $2 ids (NULL: all)
+    purgeDeadLetters: `DELETE FROM ${dl} WHERE queue = $1 AND ${named}`,
+    // What depth counts as ready: under no live lease and not waiting to be dead-lettered. $1 queue, $2 maxDeliveryCount
+    purge: `DELETE FROM ${t}
+            WHERE queue = $1 AND NOT (lease_token IS NOT NULL AND lease_until >= now()) AND delivery_count < $2`,
   };
 }

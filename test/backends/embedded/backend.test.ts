@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  EmbeddedBackend, createEmbeddedScaler, parseEmbeddedComponent, readDeadLetters, requeueDeadLetters, watchArrivals,
+  EmbeddedBackend, createEmbeddedScaler, parseEmbeddedComponent, readDeadLetters, watchArrivals,
   type SettledOutcome,
 } from '../../../src/backends/embedded/index.js';
 import type { QueueMessage } from '../../../src/backends/types.js';
@@ -117,10 +117,11 @@ test('embedded - dead letters can be read and requeued: they come back with a fr
   assert.deepEqual(dead.map((d) => d.data.toString()), ['"poison"', '"poison 2"']);
   assert.equal(dead[0]?.metadata.why, 'test');
   assert.equal(dead[0]?.deliveryCount, 2);
-  assert.match(dead[0]?.reason ?? '', /MaxDeliveryCountExceeded: failed on delivery 2 of 2/);
-  assert.equal(requeueDeadLetters(dataDir, queue, 1), 1);
+  assert.match(dead[0]?.reason ?? '', /MaxDeliveryCountExceeded: failed on delivery 2 of 2: the handler reported failure/);
+  assert.deepEqual(await b.deadLetters(10), dead, 'the backend lists what the data folder holds');
+  assert.equal(await b.requeueDeadLetters([dead[0]?.id ?? '']), 1);
   assert.deepEqual(await b.depth(), { ready: 1, inFlight: 0, deadLettered: 1 });
-  assert.equal(requeueDeadLetters(dataDir, queue), 1);
+  assert.equal(await b.requeueDeadLetters('all'), 1);
   const again = await receiveFor(b, 300);
   assert.deepEqual(again.map((m) => [m.data.toString(), m.deliveryCount]), [['"poison"', 1], ['"poison 2"', 1]]);
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });

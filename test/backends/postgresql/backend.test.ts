@@ -62,7 +62,7 @@ test('postgresql backend - a failed message is redelivered with a higher count, 
   assert.equal(dead.length, 1);
   assert.equal(dead[0]?.data.toString(), '"poison"');
   assert.equal(dead[0]?.deliveryCount, 3);
-  assert.match(dead[0]?.reason ?? '', /handler failed 3 deliveries/);
+  assert.match(dead[0]?.reason ?? '', /^MaxDeliveryCountExceeded: failed on delivery 3 of 3: the handler reported failure$/);
 });
 
 test('postgresql backend - the lease is renewed while a handler works longer than the visibility timeout', { timeout: 120_000 }, async (t) => {
