@@ -11,6 +11,7 @@ import { produceCommand } from './produce/index.js';
 import { statusCommand } from './status/index.js';
 import { simulateCommand } from './simulate/index.js';
 import { validateCommand } from './validate/index.js';
+import { dlqCommand, queueCommand } from './dlq/index.js';
 
 const program = new Command('qscale')
   .description('The producer/consumer pattern with a consumer that scales on queue depth: Dapr-compatible sidecars, brokers, and a KEDA-faithful autoscaler.')
@@ -18,7 +19,7 @@ const program = new Command('qscale')
   .showHelpAfterError()
   .exitOverride();
 
-for (const make of [upCommand, sidecarCommand, produceCommand, statusCommand, simulateCommand, validateCommand]) {
+for (const make of [upCommand, sidecarCommand, produceCommand, statusCommand, simulateCommand, validateCommand, dlqCommand, queueCommand]) {
   program.addCommand(make());
 }
 

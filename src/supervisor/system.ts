@@ -18,6 +18,8 @@ import { createBackend, createScaler } from '../backends/registry.js';
 import type { Backend } from '../backends/types.js';
 import { createLogger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
+import { DeadLetterService } from '../dlq/service.js';
+import { bindingsOfPlan } from '../dlq/bindings.js';
 
 export interface SystemOptions {
   folder: string;
@@ -134,12 +136,14 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       outlook: loops.map((l) => outlook(l, queueStates, now)),
     };
   };
+  // The dead letters of every app's input bindings, served next to /status (each backend opened on first use).
+  const deadLetters = new DeadLetterService(bindingsOfPlan(plan), { embedded: opts.embedded, dataDir });
   const control = await startControlServer(status, opts.controlPort, {
     history,
     producerAppId: plan.producer?.app.appId,
     producerUrl,
     logs: () => Object.fromEntries([...deployments.values()].flatMap((d) => d.list()).map((r) => [r.name, logs.tail?.(r.name) ?? []])),
-  });
+  }, deadLetters);
   const folder = path.resolve(opts.folder);
   await writeSupervisorFile(dataDir, { pid: process.pid, controlUrl: control.url, producerUrl: undefined, startedAt, folder });
 
@@ -150,7 +154,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     stopped ??= (async () => {
       // A Deployment takes no scale request once it stops, so scaling and draining stop side by side.
       await Promise.all([...loops.map((l) => l.stop()), ...[...deployments.values()].map((d) => d.stopAll()), sampler.stop()]);
-      await Promise.all(queues.map((q) => q.close()));
+      await Promise.all([...queues.map((q) => q.close()), deadLetters.close()]);
       await control.server.close();
       await removeSupervisorFile(dataDir, process.pid);
     })();
