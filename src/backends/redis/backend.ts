@@ -9,16 +9,20 @@
  *
  * A failed delivery is not retried in a hot loop: the entry is marked as idle for (visibility timeout − redelivery
  * wait), so the claim sweep (every second, by any consumer) redelivers it once the wait is over, with its count + 1;
- * the wait is therefore at most the visibility timeout. At maxDeliveryCount it moves to the dead-letter stream.
- * Long handlers keep their entries by renewing them every third of the visibility timeout.
+ * the wait is therefore at most the visibility timeout. At maxDeliveryCount it moves to the dead-letter stream with
+ * what went wrong on its last delivery. Long handlers keep their entries by renewing them every third of the
+ * visibility timeout.
+ *
+ * Dead letters are named by their entry id in the dead-letter stream, which never changes while they are there. A
+ * requeue and the queue purge run as Lua scripts (scripts.ts): each is one atomic step inside Redis.
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { BrokerError, errorMessage } from '../../errors.js';
 import type {
-  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
-  ReceiveOptions, ResolvedComponent,
+  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, Purgeable,
+  QueueDepth, ReceiveOptions, ResolvedComponent,
 } from '../types.js';
 import { settle } from '../types.js';
 import type { Logger } from '../../util/log.js';
@@ -26,7 +30,8 @@ import { connectRedis, describeRedisError, describeTarget } from './connection.j
 import { redisMetadata, type RedisSettings } from './metadata.js';
 import { Redactor, redactorFor } from '../../components/redact.js';
 import {
-  ackAndDelete, claimIdle, deadLetter, deliveryCounts, ensureGroup, groupCounts, readNew, releaseForRetry, renew,
+  ackAndDelete, claimIdle, deadLetter, deleteDeadLetters, deleteDeadLettersUpTo, deliveryCounts, ensureGroup, entryTime,
+  groupCounts, isEntryId, lastEntryId, purgeReady, readDeadLetters, readNew, releaseForRetry, renew, requeueDeadLetters,
   type StreamEntry,
 } from './stream.js';
 import { sleep } from '../../util/abort.js';
@@ -38,8 +43,12 @@ import { BrokerState } from '../broker-state.js';
 
 const BLOCK_MS = 1000;
 const SWEEP_EVERY_MS = 1000;
+/** Entries one step of requeue-all or of the queue purge handles: each step is short, so Redis serves others between. */
+const BATCH = 500;
+/** A failure reason longer than this is cut: the first bytes say what went wrong. */
+const REASON_MAX = 1000;
 
-export class RedisBackend implements Backend, Pingable {
+export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgeable {
   readonly name: string;
   readonly type: string;
   private client: Redis | undefined;
@@ -205,7 +214,9 @@ export class RedisBackend implements Backend, Pingable {
               for (const e of claimed) {
                 const n = counts.get(e.id) ?? 1;
                 // Delivered past the maximum without an outcome: its consumers kept dying on it.
-                if (n > this.s.maxDeliveryCount) await this.toDeadLetters(e, n - 1);
+                if (n > this.s.maxDeliveryCount) {
+                  await this.toDeadLetters(e, n - 1, `the visibility timeout (${this.s.visibilityMs / 1000} s) expired on the last delivery: its consumer stopped or hung`);
+                }
                 else start(e, n);
               }
               continue;
@@ -234,16 +245,18 @@ export class RedisBackend implements Backend, Pingable {
   }
 
   private async handle(e: StreamEntry, deliveryCount: number, handler: MessageHandler, answered: () => void): Promise<void> {
-    let ok = false;
+    let outcome: { ok: boolean; reason: string };
     try {
-      ok = settle(await handler({ id: e.id, data: e.data, metadata: e.meta, deliveryCount })).ok;
+      const enqueuedAt = entryTime(e.id);
+      outcome = settle(await handler({ id: e.id, data: e.data, metadata: e.meta, deliveryCount, ...(enqueuedAt === undefined ? {} : { enqueuedAt }) }));
     } catch (err) {
+      outcome = settle(undefined, err);
       this.log.debug(`handler failed: ${errorMessage(err)}`);
     }
     answered();
     try {
-      if (ok) await ackAndDelete(this.redis, this.s.stream, this.s.group, e.id);
-      else if (deliveryCount >= this.s.maxDeliveryCount) await this.toDeadLetters(e, deliveryCount);
+      if (outcome.ok) await ackAndDelete(this.redis, this.s.stream, this.s.group, e.id);
+      else if (deliveryCount >= this.s.maxDeliveryCount) await this.toDeadLetters(e, deliveryCount, outcome.reason);
       else {
         // Claimable once idle for the visibility timeout: looking idle for (timeout − wait) already, it is after the wait.
         const wait = Math.min(this.s.visibilityMs, redeliveryDelayMs(this.s.redelivery, deliveryCount));
@@ -255,8 +268,9 @@ export class RedisBackend implements Backend, Pingable {
     }
   }
 
-  private async toDeadLetters(e: StreamEntry, deliveryCount: number): Promise<void> {
-    const reason = `failed ${deliveryCount} deliveries (maxDeliveryCount ${this.s.maxDeliveryCount})`;
+  /** `why`: what went wrong on the last delivery. */
+  private async toDeadLetters(e: StreamEntry, deliveryCount: number, why: string): Promise<void> {
+    const reason = `MaxDeliveryCountExceeded: failed on delivery ${deliveryCount} of ${this.s.maxDeliveryCount}: ${why}`.slice(0, REASON_MAX);
     await deadLetter(this.redis, this.s.stream, this.s.group, this.s.deadLetterStream, e, deliveryCount, reason);
     this.log.warn(`message ${e.id} dead-lettered to '${this.s.deadLetterStream}' after ${deliveryCount} deliveries`);
   }
@@ -275,28 +289,51 @@ export class RedisBackend implements Backend, Pingable {
   }
 
   async deadLetters(limit: number): Promise<DeadLetter[]> {
-    const rows = (await this.redis.callBuffer('XRANGE', this.s.deadLetterStream, '-', '+', 'COUNT', String(limit))) as unknown;
-    const out: DeadLetter[] = [];
-    for (const raw of Array.isArray(rows) ? (rows as unknown[]) : []) {
-      if (!Array.isArray(raw)) continue;
-      const flat = raw[1] as unknown[];
-      const f = new Map<string, Buffer>();
-      for (let i = 0; i + 1 < flat.length; i += 2) f.set(String(flat[i]), Buffer.from(flat[i + 1] as Buffer));
-      let meta: Record<string, string> = {};
-      try {
-        meta = JSON.parse(f.get('meta')?.toString() ?? '{}') as Record<string, string>;
-      } catch {
-        meta = {};
-      }
-      out.push({
-        id: f.get('sourceId')?.toString() ?? String(raw[0]),
-        data: f.get('data') ?? Buffer.alloc(0),
-        metadata: meta,
-        deliveryCount: Number(f.get('deliveryCount')?.toString() ?? 0),
-        reason: f.get('reason')?.toString() ?? 'dead-lettered',
-      });
+    return this.call(LIST_DEAD, (r) => readDeadLetters(r, this.s.deadLetterStream, '-', '+', limit));
+  }
+
+  async deadLetter(id: string): Promise<DeadLetter | undefined> {
+    if (!isEntryId(id)) return undefined;
+    const [found] = await this.call(LIST_DEAD, (r) => readDeadLetters(r, this.s.deadLetterStream, id, id, 1));
+    return found;
+  }
+
+  /** Each dead letter moves in one atomic step (scripts.ts): added to the queue and deleted, or neither. */
+  async requeueDeadLetters(ids: readonly string[] | 'all'): Promise<number> {
+    const dlq = this.s.deadLetterStream;
+    if (ids !== 'all') return this.call(REQUEUE_DEAD, (r) => requeueDeadLetters(r, dlq, this.s.stream, entryIds(ids)));
+    // The ones there now: dead letters written meanwhile (a consumer still failing) wait for the next requeue.
+    const last = await this.call(REQUEUE_DEAD, (r) => lastEntryId(r, dlq));
+    let moved = 0;
+    while (last !== undefined) {
+      const page = await this.call(REQUEUE_DEAD, (r) => readDeadLetters(r, dlq, '-', last, BATCH));
+      if (page.length === 0) break;
+      moved += await this.call(REQUEUE_DEAD, (r) => requeueDeadLetters(r, dlq, this.s.stream, page.map((d) => d.id)));
     }
-    return out;
+    return moved;
+  }
+
+  async purgeDeadLetters(ids: readonly string[] | 'all'): Promise<number> {
+    const dlq = this.s.deadLetterStream;
+    if (ids !== 'all') return this.call(PURGE_DEAD, (r) => deleteDeadLetters(r, dlq, entryIds(ids)));
+    return this.call(PURGE_DEAD, async (r) => {
+      const last = await lastEntryId(r, dlq);
+      return last === undefined ? 0 : deleteDeadLettersUpTo(r, dlq, last);
+    });
+  }
+
+  /**
+   * Deletes the entries the group was never handed (what depth() counts as ready), up to the newest one there when
+   * the purge starts; entries a consumer holds and dead letters stay (scripts.ts).
+   */
+  async purge(): Promise<number> {
+    const last = await this.call(PURGE, (r) => lastEntryId(r, this.s.stream));
+    let deleted = 0;
+    for (let n = -1; last !== undefined && n !== 0;) {
+      n = await this.call(PURGE, (r) => purgeReady(r, this.s.stream, this.s.group, last, BATCH));
+      deleted += n;
+    }
+    return deleted;
   }
 
   async close(): Promise<void> {
@@ -324,7 +361,7 @@ export class RedisBackend implements Backend, Pingable {
   }
 
   /**
-   * One command of send / depth / ping. While the connection is down and its last attempt failed, it fails at once
+   * One command of send / depth / ping / the dead-letter and purge calls. While the connection is down and its last attempt failed, it fails at once
    * and is not queued (a queued send would still run after the caller was told it failed); while a reconnect is under
    * way it waits for it; either way never longer than callMs.
    */
@@ -361,4 +398,12 @@ export class RedisBackend implements Backend, Pingable {
   }
 }
 
+const LIST_DEAD = 'read the dead letters';
+const REQUEUE_DEAD = 'requeue dead letters';
+const PURGE_DEAD = 'purge dead letters';
+const PURGE = 'purge the queue';
 
+/** The ids that can name an entry, once each: anything else names no dead letter, so it is skipped like an unknown one. */
+function entryIds(ids: readonly string[]): string[] {
+  return [...new Set(ids.filter(isEntryId))];
+}

@@ -3,9 +3,25 @@
  *
  * Layout: the queue is a stream; every entry holds `data` (the exact bytes) and `meta` (JSON of the message
  * metadata). Entries are deleted when acked, so XLEN = ready + in flight. The dead-letter stream's entries add
- * `reason`, `deliveryCount` and `sourceId`.
+ * `reason`, `deliveryCount`, `sourceId` (the queue entry's id), `enqueuedAt` and `deadLetteredAt` (ms since the
+ * epoch; dead letters written before these two were kept read them from `sourceId` and their own id).
  */
 import type { Redis } from 'ioredis';
+import type { DeadLetter } from '../types.js';
+import { PURGE_READY, REQUEUE_DEAD_LETTERS } from './scripts.js';
+
+/** An entry id as Redis writes it ("<ms>-<seq>"): anything else names no entry. */
+const ENTRY_ID = /^\d{1,20}-\d{1,20}$/;
+
+export function isEntryId(id: string): boolean {
+  return ENTRY_ID.test(id);
+}
+
+/** When Redis stored an entry: the milliseconds part of its id. */
+export function entryTime(id: string): number | undefined {
+  const ms = Number(id.slice(0, id.indexOf('-')));
+  return ENTRY_ID.test(id) && Number.isSafeInteger(ms) ? ms : undefined;
+}
 
 export interface StreamEntry {
   id: string;
@@ -92,12 +108,79 @@ export async function ackAndDelete(r: Redis, stream: string, group: string, id: 
 export async function deadLetter(
   r: Redis, stream: string, group: string, dlq: string, e: StreamEntry, deliveryCount: number, reason: string,
 ): Promise<void> {
+  const enqueuedAt = entryTime(e.id);
   await r
     .multi()
-    .xadd(dlq, '*', 'data', e.data, 'meta', JSON.stringify(e.meta), 'reason', reason, 'deliveryCount', String(deliveryCount), 'sourceId', e.id)
+    .xadd(dlq, '*', 'data', e.data, 'meta', JSON.stringify(e.meta), 'reason', reason, 'deliveryCount', String(deliveryCount),
+      'sourceId', e.id, ...(enqueuedAt === undefined ? [] : ['enqueuedAt', String(enqueuedAt)]), 'deadLetteredAt', String(Date.now()))
     .xack(stream, group, e.id)
     .xdel(stream, e.id)
     .exec();
+}
+
+function deadLetterFrom(e: StreamEntry): DeadLetter {
+  const text = (field: string): string | undefined => e.fields.get(field)?.toString('utf8');
+  const time = (field: string): number | undefined => {
+    const v = text(field);
+    return v !== undefined && Number.isFinite(Number(v)) ? Number(v) : undefined;
+  };
+  const sourceId = text('sourceId');
+  const enqueuedAt = time('enqueuedAt') ?? (sourceId === undefined ? undefined : entryTime(sourceId));
+  const deadLetteredAt = time('deadLetteredAt') ?? entryTime(e.id);
+  return {
+    id: e.id,
+    data: e.data,
+    metadata: e.meta,
+    deliveryCount: Number(text('deliveryCount') ?? 0) || 0,
+    reason: text('reason') ?? 'dead-lettered',
+    ...(enqueuedAt === undefined ? {} : { enqueuedAt }),
+    ...(deadLetteredAt === undefined ? {} : { deadLetteredAt }),
+  };
+}
+
+/** Dead letters with ids from `start` up to `end` (both inclusive, '-' and '+' for the ends), oldest first. */
+export async function readDeadLetters(r: Redis, dlq: string, start: string, end: string, limit: number): Promise<DeadLetter[]> {
+  const reply = (await r.callBuffer('XRANGE', dlq, start, end, 'COUNT', String(Math.max(1, Math.floor(limit))))) as unknown;
+  const out: DeadLetter[] = [];
+  for (const raw of Array.isArray(reply) ? (reply as unknown[]) : []) {
+    const e = entryFrom(raw);
+    if (e) out.push(deadLetterFrom(e));
+  }
+  return out;
+}
+
+/** The newest entry's id, or undefined for an empty or missing stream. */
+export async function lastEntryId(r: Redis, stream: string): Promise<string | undefined> {
+  const reply = (await r.call('XREVRANGE', stream, '+', '-', 'COUNT', '1')) as unknown;
+  const first = Array.isArray(reply) ? (reply as unknown[])[0] : undefined;
+  return Array.isArray(first) ? String(first[0]) : undefined;
+}
+
+/** The id right after `id`: XTRIM MINID keeps entries from it on. */
+function nextEntryId(id: string): string {
+  const [ms, seq] = id.split('-') as [string, string];
+  return `${ms}-${BigInt(seq) + 1n}`;
+}
+
+/** Moves the named dead letters back to the queue as new entries (see scripts.ts); returns how many moved. */
+export async function requeueDeadLetters(r: Redis, dlq: string, stream: string, ids: readonly string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  return Number(await r.eval(REQUEUE_DEAD_LETTERS, 2, dlq, stream, ...ids));
+}
+
+export async function deleteDeadLetters(r: Redis, dlq: string, ids: readonly string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  return r.xdel(dlq, ...ids);
+}
+
+/** Deletes every dead letter up to `lastId` (inclusive): the ones written while this runs stay. */
+export async function deleteDeadLettersUpTo(r: Redis, dlq: string, lastId: string): Promise<number> {
+  return Number(await r.call('XTRIM', dlq, 'MINID', nextEntryId(lastId)));
+}
+
+/** One batch of the queue purge (see scripts.ts): deletes up to `count` entries the group was never handed. */
+export async function purgeReady(r: Redis, stream: string, group: string, lastId: string, count: number): Promise<number> {
+  return Number(await r.eval(PURGE_READY, 1, stream, group, lastId, String(count)));
 }
 
 export async function ensureGroup(r: Redis, stream: string, group: string): Promise<void> {
@@ -134,7 +217,9 @@ export async function groupCounts(r: Redis, stream: string, group: string): Prom
     if (String(info.get('name')) !== group) continue;
     const pending = Number(info.get('pending') ?? 0);
     const lagRaw = info.get('lag');
-    const lag = lagRaw === null || lagRaw === undefined ? Math.max(0, length - pending) : Number(lagRaw);
+    // Every entry is pending or not yet delivered (acked ones are deleted): the lag Redis estimates never exceeds that.
+    const undelivered = Math.max(0, length - pending);
+    const lag = lagRaw === null || lagRaw === undefined ? undelivered : Math.min(Number(lagRaw), undelivered);
     return { lag, pending, length };
   }
   // No group yet: nothing was delivered, everything is waiting.
