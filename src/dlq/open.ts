@@ -7,6 +7,7 @@ import { readSupervisorFile } from '../supervisor/state.js';
 import { resolveSystemPath, systemBindings } from './bindings.js';
 import { RemoteDeadLetters } from './remote.js';
 import { DeadLetterService, type DeadLetterApi } from './service.js';
+import { createLogger } from '../util/log.js';
 
 export interface OpenOptions {
   /** PATH: a run file or a folder. */
@@ -42,8 +43,11 @@ export async function openDeadLetters(opts: OpenOptions): Promise<Opened> {
     return { api: new RemoteDeadLetters(running.controlUrl), via: `the qscale up running it (pid ${running.pid}, ${running.controlUrl})`, remote: true };
   }
   const bindings = await systemBindings(folder, { runFile, embedded: opts.embedded, dataDir: opts.dataDir });
+  // A command's output is its answer: a backend's "connected to ..." is not news here (QSCALE_LOG_LEVEL shows it).
+  const logger = createLogger('dlq');
+  if (process.env.QSCALE_LOG_LEVEL === undefined) logger.level = 'warn';
   return {
-    api: new DeadLetterService(bindings, { embedded: opts.embedded, dataDir: path.resolve(opts.dataDir) }),
+    api: new DeadLetterService(bindings, { embedded: opts.embedded, dataDir: path.resolve(opts.dataDir), logger }),
     via: `its backends${opts.embedded ? ` (--embedded: the embedded queue in ${opts.dataDir})` : ''}`,
     remote: false,
   };

@@ -5,7 +5,7 @@
  * that fails or cannot do it is reported with its own error, never at the cost of the others.
  */
 import { createBackend } from '../backends/registry.js';
-import { hasDeadLetters, isPurgeable, type Backend, type DeadLetterReader, type Purgeable } from '../backends/types.js';
+import { hasDeadLetters, isPurgeable, type Backend, type BackendContext, type DeadLetterReader, type Purgeable } from '../backends/types.js';
 import { describeCause } from '../sidecar/outage.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
@@ -35,6 +35,8 @@ export interface DeadLetterServiceOptions {
   logger?: Logger;
   /** Bound on each call to a broker (after connecting, which the component's initTimeout bounds). */
   opTimeoutMs?: number;
+  /** How a binding's backend is made (default: the registry's, as `qscale up` makes it). */
+  createBackend?: (b: DlqBinding, ctx: BackendContext) => Backend;
 }
 
 export const DEFAULT_OP_TIMEOUT_MS = 15_000;
@@ -53,7 +55,8 @@ class Connection {
   private created: Backend | undefined;
 
   shape(): Backend {
-    this.created ??= createBackend(this.b.component, { logger: this.logger, dataDir: this.opts.dataDir }, { embedded: this.opts.embedded });
+    const ctx = { logger: this.logger, dataDir: this.opts.dataDir };
+    this.created ??= this.opts.createBackend ? this.opts.createBackend(this.b, ctx) : createBackend(this.b.component, ctx, { embedded: this.opts.embedded });
     return this.created;
   }
 
