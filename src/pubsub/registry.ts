@@ -6,8 +6,10 @@
 import { ConfigError } from '../errors.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import type { PubSub, PubSubContext, PubSubDefinition } from './types.js';
+import { rabbitmqPubSub } from '../backends/rabbitmq/pubsub.js';
 
 export const pubsubDefinitions: readonly PubSubDefinition[] = [
+  rabbitmqPubSub,
 ];
 
 export function findPubSub(type: string): PubSubDefinition | undefined {

@@ -7,6 +7,7 @@ import type { ResolvedComponent } from '../../src/backends/types.js';
 import type { LocalBroker } from '../support/brokers.js';
 import { serviceBusConnectionFromEnv, serviceBusSkipReason } from '../backends/azure/cloud.js';
 import { componentFromYaml } from './component.js';
+import amqp from 'amqplib';
 
 export interface PubSubRow {
   name: string;
@@ -49,7 +50,12 @@ export const pubsubRows: readonly PubSubRow[] = [
     name: 'rabbitmq',
     type: 'pubsub.rabbitmq',
     needs: 'rabbitmq',
-    makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.rabbitmq', { connectionString: AMQP_URL, durable: 'true', deletedWhenUnused: 'false', ...extra }),
+    // What a user who wants "a failed event comes again" sets: daprd's default (false) drops it, or dead-letters it
+    // with enableDeadLetter (test/backends/rabbitmq/pubsub.test.ts).
+    makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.rabbitmq', {
+      connectionString: AMQP_URL, durable: 'true', deletedWhenUnused: 'false', requeueInFailure: 'true', ...extra,
+    }),
+    cleanup: (_id, topics) => deleteRabbitmqTopics(topics, ['app-a', 'app-b', 'app-c']),
   },
   {
     name: 'redis',
@@ -58,3 +64,17 @@ export const pubsubRows: readonly PubSubRow[] = [
     makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.redis', { redisHost: '127.0.0.1:6379', redeliverInterval: '1s', processingTimeout: '2s', ...extra }),
   },
 ];
+
+/** The exchanges (one per topic) and queues (`<app>-<topic>`) pubsub.rabbitmq declared for a test. */
+async function deleteRabbitmqTopics(topics: string[], apps: string[]): Promise<void> {
+  const conn = await amqp.connect(AMQP_URL);
+  try {
+    const ch = await conn.createChannel();
+    for (const t of topics) {
+      for (const a of apps) await ch.deleteQueue(`${a}-${t}`);
+      await ch.deleteExchange(t);
+    }
+  } finally {
+    await conn.close();
+  }
+}

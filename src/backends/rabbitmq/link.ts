@@ -22,6 +22,10 @@ export interface LinkOptions {
   connectionName: string;
   /** Cuts the component's secrets out of every message (components/redact.ts). */
   redactor: Redactor;
+  /** Heartbeat asked of the broker, in seconds; omitted: amqplib's default (the broker's proposal). */
+  heartbeatSeconds?: number;
+  /** The metadata field that sets reconnectWaitMs, as outage messages name it. Default: reconnectWaitInSeconds. */
+  reconnectField?: string;
 }
 
 /** Maps amqplib / socket failures to words a user can act on; `secrets`: the component's redactor, or the secrets. */
@@ -118,7 +122,7 @@ export class AmqpLink {
 
   private down(doing: string, cause: string): BrokerError {
     return unreachable({ subject: this.opts.subject, broker: 'RabbitMQ', where: this.where }, doing, cause,
-      `qscale reconnects every ${this.opts.reconnectWaitMs / 1000} s (reconnectWaitInSeconds)`);
+      `qscale reconnects every ${this.opts.reconnectWaitMs / 1000} s (${this.opts.reconnectField ?? 'reconnectWaitInSeconds'})`);
   }
 
   async close(): Promise<void> {
@@ -136,7 +140,7 @@ export class AmqpLink {
     if (tls.cert) socketOptions.cert = tls.cert;
     if (tls.key) socketOptions.key = tls.key;
     if (tls.external) socketOptions.credentials = amqp.credentials.external();
-    return amqp.connect(this.opts.url, socketOptions);
+    return amqp.connect(withHeartbeat(this.opts.url, this.opts.heartbeatSeconds), socketOptions);
   }
 
   // The link logs at debug only: an outage reaches the user once, through whoever uses the link (the receive loop's
@@ -189,4 +193,12 @@ export class AmqpLink {
       this.reconnecting = false;
     }
   }
+}
+
+/** The URL as dialled: amqplib reads the heartbeat from the query; one the URL already names wins. */
+function withHeartbeat(url: string, seconds: number | undefined): string {
+  if (seconds === undefined) return url;
+  const u = new URL(url);
+  if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(Math.max(0, Math.round(seconds))));
+  return u.toString();
 }
