@@ -8,15 +8,17 @@
  * from the MAX_DELIVERIES advisory means no second subscriber that must be running at the right moment (advisories
  * are not stored), and the copy is made while the message is still in hand. The consumer's max_deliver is one more
  * than maxDeliveryCount: if a receiver dies during the last delivery, the extra delivery moves the message to the
- * dead-letter stream without calling the handler again.
+ * dead-letter stream without calling the handler again. A dead letter carries what went wrong on its last delivery,
+ * its delivery count and its enqueue and dead-letter times in Qscale-* headers; it is named by its sequence in the
+ * dead-letter stream, which never changes while it is there.
  */
 import type {
   StorageType,
-  Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, NatsConnection,
+  Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, MsgHdrs, MsgRequest, NatsConnection, StoredMsg,
 } from 'nats';
 import type {
-  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
-  ReceiveOptions, ResolvedComponent,
+  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, Purgeable,
+  QueueDepth, ReceiveOptions, ResolvedComponent,
 } from '../types.js';
 import { settle } from '../types.js';
 import { BrokerError, errorMessage } from '../../errors.js';
@@ -34,8 +36,15 @@ const FETCH_EXPIRES_MS = 1000;
 const REASON = 'Qscale-Dead-Letter-Reason';
 const COUNT = 'Qscale-Delivery-Count';
 const ORIGIN = 'Qscale-Original-Id';
+/** ms since the epoch; dead letters written before these were kept have neither (see deadLetterFrom). */
+const ENQUEUED_AT = 'Qscale-Enqueued-At';
+const DEAD_LETTERED_AT = 'Qscale-Dead-Lettered-At';
+/** A failure reason longer than this is cut: the first bytes say what went wrong. */
+const REASON_MAX = 1000;
+/** Messages one step of the queue purge takes. */
+const PURGE_BATCH = 256;
 
-export class NatsBackend implements Backend, Pingable {
+export class NatsBackend implements Backend, Pingable, DeadLetterReader, Purgeable {
   readonly name: string;
   readonly type: string;
   private readonly subject: string;
@@ -243,19 +252,14 @@ export class NatsBackend implements Backend, Pingable {
         continue;
       }
       let batch: ConsumerMessages | undefined;
-      let watchdog: NodeJS.Timeout | undefined;
       const stop = (): void => batch?.stop();
       // A pull cut short by a lost connection ends like one that expired: only one the connection outlived counts.
       const changes = this.connectionChanges;
       try {
         consumer ??= await js.consumers.get(this.stream, this.durable);
         // Only as many as there are free handlers: a message waiting in a buffer would burn its ack_wait.
-        batch = await consumer.fetch({ max_messages: free, expires: FETCH_EXPIRES_MS });
+        batch = await this.pull(consumer, free);
         signal.addEventListener('abort', stop, { once: true });
-        // A pull request dies with the connection that sent it; the iterator may never hear of it, so it is cut
-        // after a reconnect and, failing that, after a deadline.
-        this.batches.add(batch);
-        watchdog = setTimeout(stop, FETCH_EXPIRES_MS + 2000);
         for await (const m of batch) {
           if (signal.aborted || this.closed) {
             m.nak();
@@ -276,8 +280,7 @@ export class NatsBackend implements Backend, Pingable {
         await sleep(500, signal);
       } finally {
         signal.removeEventListener('abort', stop);
-        clearTimeout(watchdog);
-        if (batch) this.batches.delete(batch);
+        batch?.stop();
       }
     }
     signal.removeEventListener('abort', wake.poke);
@@ -285,29 +288,53 @@ export class NatsBackend implements Backend, Pingable {
     await Promise.allSettled([...inFlight]);
   }
 
+  /**
+   * One pull request for at most `max` messages, ended by JetStream: when all came, or with its 408 once
+   * FETCH_EXPIRES_MS have passed on the server. nats.js would also end it from the client, with a timer at
+   * 1.05 × expires and a heartbeat monitor that pulls again when it believes two heartbeats missed; both fire on the
+   * client's clock while the server's request may still be open. A message JetStream hands the request then is
+   * counted as delivered but dropped with the closed subscription: it comes back only after ack_wait, one delivery
+   * spent (under load, when the event loop runs those timers before reading a message already received). JetStream's
+   * own end of the request follows its last message on the same connection, so waiting for it drops nothing. Those
+   * client timers are cleared; a request that died with its connection is stopped on the reconnect (watchStatus)
+   * and, failing that, by a deadline well past the server's.
+   */
+  private async pull(consumer: Consumer, max: number): Promise<ConsumerMessages> {
+    const batch = await consumer.fetch({ max_messages: max, expires: FETCH_EXPIRES_MS });
+    (batch as Partial<{ clearTimers(): void }>).clearTimers?.();
+    this.batches.add(batch);
+    const deadline = setTimeout(() => batch.stop(), FETCH_EXPIRES_MS + 5000);
+    const ended = (): void => {
+      clearTimeout(deadline);
+      this.batches.delete(batch);
+    };
+    void batch.closed().then(ended, ended);
+    return batch;
+  }
+
   private async handle(m: JsMsg, handler: MessageHandler): Promise<void> {
     const deliveryCount = m.info.deliveryCount;
     if (deliveryCount > this.maxDeliveries) {
-      await this.setAside(m, deliveryCount - 1, `lease expired on the last of ${this.maxDeliveries} deliveries`);
+      await this.setAside(m, deliveryCount - 1, `the ack wait (${this.ackWaitMs / 1000} s) expired on the last delivery: its receiver stopped or hung`);
       return;
     }
-    const metadata: MessageMetadata = {};
-    for (const k of m.headers?.keys() ?? []) {
-      if (!/^(nats|qscale)-/i.test(k)) metadata[k] = m.headers?.get(k) ?? '';
-    }
     const working = setInterval(() => m.working(), Math.max(200, this.ackWaitMs / 3));
-    let ok = false;
+    let outcome: { ok: boolean; reason: string };
     try {
-      ok = settle(await handler({ id: `${this.stream}:${m.seq}`, data: Buffer.from(m.data), metadata, deliveryCount })).ok;
+      outcome = settle(await handler({
+        id: `${this.stream}:${m.seq}`, data: Buffer.from(m.data), metadata: metadataOf(m.headers), deliveryCount,
+        enqueuedAt: Math.floor(m.info.timestampNanos / 1e6),
+      }));
     } catch (err) {
+      outcome = settle(undefined, err);
       this.logger.warn({ id: m.seq, error: errorMessage(err) }, 'handler threw: message not processed');
     } finally {
       clearInterval(working);
     }
-    if (ok) {
+    if (outcome.ok) {
       await this.confirmAck(m);
     } else if (deliveryCount >= this.maxDeliveries) {
-      await this.setAside(m, deliveryCount, `handler failed ${deliveryCount} deliveries`);
+      await this.setAside(m, deliveryCount, outcome.reason);
     } else {
       m.nak(redeliveryDelayMs(this.redelivery, deliveryCount));
     }
@@ -326,13 +353,19 @@ export class NatsBackend implements Backend, Pingable {
     }
   }
 
-  private async setAside(m: JsMsg, deliveries: number, reason: string): Promise<void> {
+  /** `why`: what went wrong on the last delivery. */
+  private async setAside(m: JsMsg, deliveries: number, why: string): Promise<void> {
     const { js } = this.client();
     const h = natsLib().headers();
     for (const k of m.headers?.keys() ?? []) if (!/^nats-/i.test(k)) h.set(k, m.headers?.get(k) ?? '');
+    // A header value is one line: an app's multi-line answer or error is kept on one.
+    const reason = `MaxDeliveryCountExceeded: failed on delivery ${deliveries} of ${this.maxDeliveries}: ${why}`
+      .replace(/[\r\n]+/g, ' ').slice(0, REASON_MAX);
     h.set(REASON, reason);
     h.set(COUNT, String(deliveries));
     h.set(ORIGIN, `${this.stream}:${m.seq}`);
+    h.set(ENQUEUED_AT, String(Math.floor(m.info.timestampNanos / 1e6)));
+    h.set(DEAD_LETTERED_AT, String(Date.now()));
     try {
       // The id makes a repeat (a term lost in a reconnect, then this again) a no-op in the dead-letter stream.
       await js.publish(this.dlq, m.data, { headers: h, msgID: `${this.stream}:${m.seq}` });
@@ -363,23 +396,137 @@ export class NatsBackend implements Backend, Pingable {
   }
 
   async deadLetters(limit: number): Promise<DeadLetter[]> {
-    const { jsm } = this.client();
-    const info = await jsm.streams.info(this.dlq);
     const out: DeadLetter[] = [];
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq && out.length < limit; seq++) {
-      const sm = await jsm.streams.getMessage(this.dlq, { seq }).catch(() => undefined);
-      if (!sm) continue;
-      const metadata: MessageMetadata = {};
-      for (const k of sm.header.keys()) if (!/^(nats|qscale)-/i.test(k)) metadata[k] = sm.header.get(k);
-      out.push({
-        id: sm.header.get(ORIGIN) || `${this.dlq}:${seq}`,
-        data: Buffer.from(sm.data),
-        metadata,
-        deliveryCount: Number(sm.header.get(COUNT)) || 0,
-        reason: sm.header.get(REASON),
-      });
+    for (let seq = 1; out.length < limit;) {
+      const sm = await this.nextDeadLetter(seq, LIST_DEAD);
+      if (!sm) break;
+      out.push(deadLetterFrom(sm));
+      seq = sm.seq + 1;
     }
     return out;
+  }
+
+  async deadLetter(id: string): Promise<DeadLetter | undefined> {
+    const seq = sequenceOf(id);
+    if (seq === undefined) return undefined;
+    const sm = await this.storedDeadLetter({ seq }, LIST_DEAD);
+    return sm ? deadLetterFrom(sm) : undefined;
+  }
+
+  /**
+   * Publishes each dead letter's body and metadata to the queue's subject (a new message: its delivery count starts
+   * at 1), then deletes it from the dead-letter stream: a requeue cut between the two leaves a copy in both, never in
+   * neither. The publish carries a message id made of the dead letter's sequence and time, so repeating it (after
+   * such a cut, or two requeues at once) is ignored by JetStream's duplicate window instead of queued twice.
+   */
+  async requeueDeadLetters(ids: readonly string[] | 'all'): Promise<number> {
+    const { js, jsm } = this.client();
+    let moved = 0;
+    const requeue = async (sm: StoredMsg): Promise<void> => {
+      const h = natsLib().headers();
+      for (const [k, v] of Object.entries(metadataOf(sm.header))) h.set(k, v);
+      await this.call(REQUEUE_DEAD, () => js.publish(this.natsSubject, sm.data, { headers: h, msgID: `requeue:${this.dlq}:${sm.seq}:${sm.timestamp}` }));
+      if (await this.call(REQUEUE_DEAD, () => deleted(jsm.streams.deleteMessage(this.dlq, sm.seq, false)))) moved++;
+    };
+    if (ids !== 'all') {
+      for (const seq of sequencesOf(ids)) {
+        const sm = await this.storedDeadLetter({ seq }, REQUEUE_DEAD);
+        if (sm) await requeue(sm);
+      }
+      return moved;
+    }
+    // The ones there now: dead letters written meanwhile (a receiver still failing) wait for the next requeue.
+    const last = await this.lastDeadLetterSeq(REQUEUE_DEAD);
+    for (let seq = 1; seq <= last;) {
+      const sm = await this.nextDeadLetter(seq, REQUEUE_DEAD);
+      if (!sm || sm.seq > last) break;
+      await requeue(sm);
+      seq = sm.seq + 1;
+    }
+    return moved;
+  }
+
+  async purgeDeadLetters(ids: readonly string[] | 'all'): Promise<number> {
+    const { jsm } = this.client();
+    if (ids !== 'all') {
+      let purged = 0;
+      for (const seq of sequencesOf(ids)) {
+        if (await this.call(PURGE_DEAD, () => deleted(jsm.streams.deleteMessage(this.dlq, seq, false)))) purged++;
+      }
+      return purged;
+    }
+    const last = await this.lastDeadLetterSeq(PURGE_DEAD);
+    if (last === 0) return 0;
+    // Everything below last + 1: dead letters written meanwhile stay.
+    const r = await this.call(PURGE_DEAD, () => jsm.streams.purge(this.dlq, { seq: last + 1 }));
+    return r.purged;
+  }
+
+  /**
+   * Deletes the ready messages: those the durable consumer has not delivered (what depth() counts as ready), never one
+   * delivered and not yet acked, nor a dead letter.
+   *
+   * JetStream can purge a stream only from its oldest message up ("below sequence n"), and the oldest messages of a
+   * work-queue stream are the ones receivers hold; deleting by sequence whatever lies past the consumer's last
+   * delivered one would race a receiver handed that message at the same moment. So the purge takes the messages
+   * through the durable consumer itself, as a receiver would: JetStream hands each ready message to exactly one
+   * puller, and a first delivery (count 1) is one no receiver ever had. Those are acked, which on a work-queue stream
+   * deletes them and on a limits stream (createStream false) marks them consumed for this consumer only, leaving
+   * other consumers of that stream their copy. At most the ready count seen at the start is taken, so a producer
+   * sending meanwhile cannot keep it running. A redelivery due at that moment comes first in a pull: it is held
+   * (kept leased) and given back at the end, still due, with one delivery more counted.
+   */
+  async purge(): Promise<number> {
+    const { js, jsm } = this.client();
+    const start = await this.call(PURGE, () => jsm.consumers.info(this.stream, this.durable));
+    const consumer = await this.call(PURGE, () => js.consumers.get(this.stream, this.durable));
+    let left = start.num_pending;
+    let purged = 0;
+    const held: JsMsg[] = [];
+    const keep = setInterval(() => {
+      for (const m of held) m.working();
+    }, Math.max(200, this.ackWaitMs / 3));
+    try {
+      while (left > 0) {
+        const got: JsMsg[] = [];
+        const batch = await this.pull(consumer, Math.min(PURGE_BATCH, left));
+        for await (const m of batch) got.push(m);
+        const fresh = got.filter((m) => m.info.deliveryCount === 1);
+        held.push(...got.filter((m) => m.info.deliveryCount > 1));
+        if (fresh.length === 0 && got.length === 0) break;
+        const acked = await Promise.all(fresh.map((m) => m.ackAck({ timeout: this.initTimeoutMs }).catch(() => false)));
+        purged += acked.filter(Boolean).length;
+        left -= fresh.length;
+      }
+    } finally {
+      clearInterval(keep);
+      for (const m of held) m.nak();
+      await withTimeout(this.nc?.flush() ?? Promise.resolve(), 2000, 'flush not confirmed within 2000 ms').catch(() => undefined);
+    }
+    return purged;
+  }
+
+  /** The dead letter at `seq` or the first one after it. */
+  private nextDeadLetter(seq: number, doing: string): Promise<StoredMsg | undefined> {
+    // next_by_subj (JetStream 2.9+): the first message from seq on, skipping the ones deleted by id.
+    return this.storedDeadLetter({ seq, next_by_subj: this.dlq } as MsgRequest, doing);
+  }
+
+  private storedDeadLetter(query: MsgRequest, doing: string): Promise<StoredMsg | undefined> {
+    const { jsm } = this.client();
+    return this.call(doing, () => jsm.streams.getMessage(this.dlq, query).catch((err: unknown) => {
+      if (apiErrorCode(err) === NO_MESSAGE || apiErrorCode(err) === STREAM_NOT_FOUND) return undefined;
+      throw err;
+    }));
+  }
+
+  private async lastDeadLetterSeq(doing: string): Promise<number> {
+    const { jsm } = this.client();
+    const info = await this.call(doing, () => jsm.streams.info(this.dlq).catch((err: unknown) => {
+      if (apiErrorCode(err) === STREAM_NOT_FOUND) return undefined;
+      throw err;
+    }));
+    return info && info.state.messages > 0 ? info.state.last_seq : 0;
   }
 
   async close(): Promise<void> {
@@ -407,4 +554,65 @@ export function subjectMatches(pattern: string, subject: string): boolean {
     if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
   }
   return p.length === s.length;
+}
+
+const LIST_DEAD = 'read the dead letters';
+const REQUEUE_DEAD = 'requeue dead letters';
+const PURGE_DEAD = 'purge dead letters';
+const PURGE = 'purge the queue';
+
+/** JetStream API error codes: no message at that sequence; sequence not found (delete); stream not found. */
+const NO_MESSAGE = 10037;
+const SEQUENCE_NOT_FOUND = 10043;
+const STREAM_NOT_FOUND = 10059;
+
+function apiErrorCode(err: unknown): number | undefined {
+  return (err as { api_error?: { err_code?: number } }).api_error?.err_code;
+}
+
+/** Whether a delete removed the message: one already gone (requeued or purged by another call) counts as not. */
+async function deleted(p: Promise<boolean>): Promise<boolean> {
+  try {
+    return await p;
+  } catch (err) {
+    if (apiErrorCode(err) === SEQUENCE_NOT_FOUND || apiErrorCode(err) === STREAM_NOT_FOUND) return false;
+    throw err;
+  }
+}
+
+/** The metadata an app sees: every header but JetStream's own (Nats-*) and qscale's (Qscale-*). */
+function metadataOf(h: MsgHdrs | undefined): MessageMetadata {
+  const out: MessageMetadata = {};
+  for (const k of h?.keys() ?? []) if (!/^(nats|qscale)-/i.test(k)) out[k] = h?.get(k) ?? '';
+  return out;
+}
+
+/** A dead letter's id is its sequence in the dead-letter stream; anything else names none. */
+function sequenceOf(id: string): number | undefined {
+  if (!/^[1-9]\d{0,15}$/.test(id)) return undefined;
+  const seq = Number(id);
+  return Number.isSafeInteger(seq) ? seq : undefined;
+}
+
+function sequencesOf(ids: readonly string[]): number[] {
+  return [...new Set(ids.map(sequenceOf).filter((s): s is number => s !== undefined))];
+}
+
+function deadLetterFrom(sm: StoredMsg): DeadLetter {
+  const h = sm.header;
+  const time = (k: string): number | undefined => {
+    const v = h.get(k);
+    return v !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined;
+  };
+  const enqueuedAt = time(ENQUEUED_AT);
+  return {
+    id: String(sm.seq),
+    data: Buffer.from(sm.data),
+    metadata: metadataOf(h),
+    deliveryCount: Number(h.get(COUNT)) || 0,
+    reason: h.get(REASON) || 'dead-lettered',
+    ...(enqueuedAt === undefined ? {} : { enqueuedAt }),
+    // Written before the header was kept: the time JetStream stored the dead letter.
+    deadLetteredAt: time(DEAD_LETTERED_AT) ?? sm.time.getTime(),
+  };
 }
