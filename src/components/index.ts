@@ -7,3 +7,4 @@ export { loadResources, resolveResources } from './resources.js';
 export type { LoadedResources, SkippedManifest, SecretLookup, LoadOptions } from './resources.js';
 export { loadManifests, parseManifests } from './manifests.js';
 export type { Manifest, FieldPath } from './manifests.js';
+export { parseSubscription, type DeclaredSubscription } from './subscriptions.js';

@@ -5,6 +5,7 @@ import type { ResolvedComponent } from '../backends/types.js';
 import { loadManifests } from './manifests.js';
 import { parseDuration } from './metadata.js';
 import { ConfigError } from '../errors.js';
+import { parseSubscription, routelessNotice, type DeclaredSubscription } from './subscriptions.js';
 
 /** Looks up a Kubernetes Secret's key (or a local secret store's entry). Undefined when absent. */
 export type SecretLookup = (name: string, key: string) => string | undefined;
@@ -27,6 +28,10 @@ export interface LoadOptions {
 export interface LoadedResources {
   /** Binding components for this app, secrets resolved (secret stores themselves are not listed). */
   components: ResolvedComponent[];
+  /** Pub/sub components (type pubsub.*) for this app, secrets resolved. */
+  pubsubs: ResolvedComponent[];
+  /** Declarative Subscription resources for this app (all of them when no app id is given), in manifest order. */
+  subscriptions: DeclaredSubscription[];
   /** Every manifest read, for the other kinds' parsers (ScaledObject, TriggerAuthentication). */
   manifests: Manifest[];
   /** Kubernetes Secrets in the folder. */
@@ -51,7 +56,6 @@ const OTHER_KINDS: Record<string, string> = {
   Configuration: 'Dapr Configuration is not used by the local sidecar',
   Resiliency: 'Dapr Resiliency is not used by the local sidecar',
   ConfigMap: 'read by the autoscaler (TriggerAuthentication configMapTargetRef)',
-  Subscription: 'pub/sub subscriptions are not served by the local sidecar (bindings only)',
 };
 
 /**
@@ -111,6 +115,8 @@ export function resolveResources(manifests: Manifest[], options: LoadOptions = {
   const k8sSecrets = new Map<string, Map<string, string>>();
   const componentDocs: Manifest[] = [];
   const seenComponents = new Map<string, Manifest>();
+  const subscriptions: DeclaredSubscription[] = [];
+  const seenSubscriptions = new Map<string, Manifest>();
 
   for (const m of manifests) {
     if (m.kind === 'Secret' && m.apiVersion === 'v1') {
@@ -124,6 +130,18 @@ export function resolveResources(manifests: Manifest[], options: LoadOptions = {
       if (prev) throw m.error(`component '${name}' is defined twice (first at ${prev.file}:${prev.line})`, ['metadata', 'name']);
       seenComponents.set(name, m);
       componentDocs.push(m);
+    } else if (m.kind === 'Subscription' && m.apiVersion.startsWith('dapr.io/')) {
+      const sub = parseSubscription(m);
+      const prev = seenSubscriptions.get(m.name);
+      if (prev) throw m.error(`Subscription '${m.name}' is defined twice (first at ${prev.file}:${prev.line})`, ['metadata', 'name']);
+      seenSubscriptions.set(m.name, m);
+      if (options.appId !== undefined && sub.scopes.length > 0 && !sub.scopes.includes(options.appId)) {
+        skipped.push({ kind: 'Subscription', name: m.name, file: m.file, line: m.line, reason: `not in scopes of app '${options.appId}'` });
+        continue;
+      }
+      const notice = routelessNotice(sub);
+      if (notice) notices.push(notice);
+      subscriptions.push(sub);
     } else {
       skipped.push({
         kind: m.kind,
@@ -140,6 +158,7 @@ export function resolveResources(manifests: Manifest[], options: LoadOptions = {
   // Secret stores first: binding components may point at them through auth.secretStore.
   const stores = new Map<string, SecretStore>();
   const bindingDocs: Manifest[] = [];
+  const pubsubDocs = new Set<Manifest>();
   for (const m of componentDocs) {
     const spec = specOf(m);
     const type = requireString(m, spec, 'type', ['spec', 'type']);
@@ -151,18 +170,22 @@ export function resolveResources(manifests: Manifest[], options: LoadOptions = {
       stores.set(m.name, makeStore(m, type, readMetadata(m, spec, { env, secrets, stores }), env));
     } else if (type.startsWith('bindings.')) {
       bindingDocs.push(m);
+    } else if (type.startsWith('pubsub.')) {
+      bindingDocs.push(m);
+      pubsubDocs.add(m);
     } else {
       skipped.push({
         kind: 'Component',
         name: m.name,
         file: m.file,
         line: m.line,
-        reason: `type ${type} is not a binding: the local sidecar serves bindings and secret stores`,
+        reason: `type ${type} is neither a binding nor a pub/sub: the local sidecar serves bindings, pub/sub and secret stores`,
       });
     }
   }
 
   const components: ResolvedComponent[] = [];
+  const pubsubs: ResolvedComponent[] = [];
   for (const m of bindingDocs) {
     const spec = specOf(m);
     const type = requireString(m, spec, 'type', ['spec', 'type']);
@@ -201,11 +224,15 @@ export function resolveResources(manifests: Manifest[], options: LoadOptions = {
         return { file: m.file, line: idx === undefined ? m.line : m.lineOf(['spec', 'metadata', idx, 'name']) };
       },
     };
+    if (pubsubDocs.has(m)) {
+      pubsubs.push(component);
+      continue;
+    }
     const notice = directionNotice(component);
     if (notice) notices.push(notice);
     components.push(component);
   }
-  return { components, manifests, secrets, skipped, notices };
+  return { components, pubsubs, subscriptions, manifests, secrets, skipped, notices };
 }
 
 function requireName(m: Manifest): string {

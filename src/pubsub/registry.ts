@@ -6,9 +6,11 @@
 import { ConfigError } from '../errors.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import type { PubSub, PubSubContext, PubSubDefinition } from './types.js';
+import { embeddedPubSub } from '../backends/embedded/pubsub.js';
 import { rabbitmqPubSub } from '../backends/rabbitmq/pubsub.js';
 
 export const pubsubDefinitions: readonly PubSubDefinition[] = [
+  embeddedPubSub,
   rabbitmqPubSub,
 ];
 

@@ -20,8 +20,8 @@ spec:
 ${opts.initTimeout ? `  initTimeout: ${opts.initTimeout}\n` : ''}  metadata:
 ${items}
 `;
-  const { components } = resolveResources(parseManifests(yaml, opts.file ?? `conformance/${name}.yaml`));
-  const c = components[0];
+  const { components, pubsubs } = resolveResources(parseManifests(yaml, opts.file ?? `conformance/${name}.yaml`));
+  const c = components[0] ?? pubsubs[0];
   if (!c) throw new Error(`no component parsed for ${type}`);
   return c;
 }

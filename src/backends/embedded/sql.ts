@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_queue ON dead_letters(queue, seq);
 -- Show, requeue and purge by id.
 CREATE INDEX IF NOT EXISTS dead_letters_id ON dead_letters(queue, id);
+-- Pub/sub fan-out: a publish to a topic key is stored in every queue bound to it (one per subscription).
+CREATE TABLE IF NOT EXISTS topic_queues (
+  topic TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  bound_at INTEGER NOT NULL,
+  PRIMARY KEY (topic, queue)
+) WITHOUT ROWID;
 `;
 
 const DEAD_COLUMNS = `seq, id, data, metadata, delivery_count AS deliveryCount, reason, enqueued_at AS enqueuedAt,
@@ -81,4 +88,6 @@ export const SQL = {
   requeueIds: `${REQUEUE} WHERE queue = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY seq`,
   deleteDeadAll: `DELETE FROM dead_letters WHERE queue = ?`,
   deleteDeadIds: `DELETE FROM dead_letters WHERE queue = ? AND id IN (SELECT value FROM json_each(?))`,
+  bindQueue: `INSERT OR IGNORE INTO topic_queues (topic, queue, bound_at) VALUES (?, ?, ?)`,
+  topicQueues: `SELECT queue FROM topic_queues WHERE topic = ? ORDER BY queue`,
 } as const;

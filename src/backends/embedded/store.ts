@@ -43,6 +43,8 @@ export interface LeaseResult {
 
 interface PendingSend {
   queue: string;
+  /** Set for a publish: the message goes to every queue bound to this topic key instead (queue is unused). */
+  topic?: string;
   id: string;
   data: Buffer;
   metadata: MessageMetadata;
@@ -138,7 +140,7 @@ export class QueueStore {
     } catch (err) {
       throw new BrokerError(`embedded queue ${file}: cannot open: ${errorMessage(err)}`, { cause: err });
     }
-    for (const k of ['total', 'inFlight', 'deadCount', 'nextVisible'] as const) this.st[k].pluck();
+    for (const k of ['total', 'inFlight', 'deadCount', 'nextVisible', 'topicQueues'] as const) this.st[k].pluck();
     const versionStmt = this.db.prepare('PRAGMA data_version').pluck();
     this.feed = new ChangeFeed(() => versionStmt.get() as number, {
       watchFile: `${file}-wal`, fastPollMs: FAST_POLL_MS, slowPollMs: SLOW_POLL_MS,
@@ -220,7 +222,12 @@ export class QueueStore {
 
     this.insertTx = this.db.transaction((rows: readonly PendingSend[]) => {
       const now = Date.now();
-      for (const r of rows) this.st.insert.run(r.queue, r.id, r.data, JSON.stringify(r.metadata), now, now);
+      for (const r of rows) {
+        const meta = JSON.stringify(r.metadata);
+        // A publish reads the bound queues in the transaction that inserts: a binding is either before it or after.
+        const queues = r.topic === undefined ? [r.queue] : (this.st.topicQueues.all(r.topic) as string[]);
+        for (const q of queues) this.st.insert.run(q, r.id, r.data, meta, now, now);
+      }
     }).immediate as QueueStore['insertTx'];
 
     this.depthTx = this.db.transaction((queue: string) => {
@@ -241,6 +248,28 @@ export class QueueStore {
       this.sends.push({ queue, id, data, metadata, done: (err) => (err ? reject(err) : resolve(id)) });
       this.sendsFlush ??= setImmediate(() => this.flushSends());
     });
+  }
+
+  /**
+   * Stores a message in every queue bound to `topic` (bindTopic) at the time of the commit, one transaction with the
+   * other sends of this turn; a topic no queue is bound to keeps nothing.
+   */
+  publish(topic: string, data: Buffer, metadata: MessageMetadata): Promise<string> {
+    const id = randomUUID();
+    return new Promise((resolve, reject) => {
+      this.sends.push({ queue: '', topic, id, data, metadata, done: (err) => (err ? reject(err) : resolve(id)) });
+      this.sendsFlush ??= setImmediate(() => this.flushSends());
+    });
+  }
+
+  /** Makes every later publish to `topic` land in `queue` too (idempotent, durable). */
+  bindTopic(topic: string, queue: string): void {
+    this.guard('bind a queue to a topic', () => this.st.bindQueue.run(topic, queue, Date.now()));
+  }
+
+  /** The queues bound to `topic`, by name. */
+  topicQueues(topic: string): string[] {
+    return this.guard('read topic bindings', () => this.st.topicQueues.all(topic) as string[]);
   }
 
   private flushSends(): void {
