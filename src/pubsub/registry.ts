@@ -7,11 +7,15 @@ import { ConfigError } from '../errors.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import type { PubSub, PubSubContext, PubSubDefinition } from './types.js';
 import { embeddedPubSub } from '../backends/embedded/pubsub.js';
+import { jetstreamPubSub } from '../backends/nats/pubsub.js';
 import { rabbitmqPubSub } from '../backends/rabbitmq/pubsub.js';
+import { redisPubSub } from '../backends/redis/pubsub.js';
 
 export const pubsubDefinitions: readonly PubSubDefinition[] = [
   embeddedPubSub,
+  jetstreamPubSub,
   rabbitmqPubSub,
+  redisPubSub,
 ];
 
 export function findPubSub(type: string): PubSubDefinition | undefined {

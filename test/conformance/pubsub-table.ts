@@ -8,6 +8,8 @@ import type { LocalBroker } from '../support/brokers.js';
 import { serviceBusConnectionFromEnv, serviceBusSkipReason } from '../backends/azure/cloud.js';
 import { componentFromYaml } from './component.js';
 import amqp from 'amqplib';
+import { Redis } from 'ioredis';
+import { StorageType, connect as connectNats, type JetStreamManager } from 'nats';
 
 export interface PubSubRow {
   name: string;
@@ -23,6 +25,16 @@ export interface PubSubRow {
 }
 
 const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+const NATS_URL = 'nats://127.0.0.1:4222';
+
+async function withJetStream(fn: (jsm: JetStreamManager) => Promise<unknown>): Promise<void> {
+  const nc = await connectNats({ servers: NATS_URL });
+  try {
+    await fn(await nc.jetstreamManager());
+  } finally {
+    await nc.close();
+  }
+}
 
 export const pubsubRows: readonly PubSubRow[] = [
   {
@@ -42,9 +54,13 @@ export const pubsubRows: readonly PubSubRow[] = [
     name: 'jetstream',
     type: 'pubsub.jetstream',
     needs: 'nats',
+    // As a user writes it for Dapr: one durable consumer per app, shared by its replicas through the deliver group.
     makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.jetstream', {
-      natsURL: 'nats://127.0.0.1:4222', streamName: id, ...extra,
+      natsURL: NATS_URL, streamName: id, durableName: '{appID}', queueGroupName: '{appID}', ...extra,
     }),
+    // Dapr expects the stream to exist: made as a user would (nats stream add <id> --subjects <topics>).
+    before: (id, topics) => withJetStream((jsm) => jsm.streams.add({ name: id, subjects: topics, storage: StorageType.Memory })),
+    cleanup: (id) => withJetStream((jsm) => jsm.streams.delete(id)),
   },
   {
     name: 'rabbitmq',
@@ -61,7 +77,16 @@ export const pubsubRows: readonly PubSubRow[] = [
     name: 'redis',
     type: 'pubsub.redis',
     needs: 'redis',
-    makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.redis', { redisHost: '127.0.0.1:6379', redeliverInterval: '1s', processingTimeout: '2s', ...extra }),
+    // redeliverInterval in milliseconds: daprd reads only a bare number there.
+    makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.redis', { redisHost: '127.0.0.1:6379', redeliverInterval: '1000', processingTimeout: '2s', ...extra }),
+    cleanup: async (_id, topics) => {
+      const r = new Redis({ host: '127.0.0.1', port: 6379 });
+      try {
+        await r.del(...topics);
+      } finally {
+        r.disconnect();
+      }
+    },
   },
 ];
 
