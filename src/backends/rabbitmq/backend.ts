@@ -10,20 +10,20 @@
  * type, which a queue daprd already created refuses). The price: a retried message loses its place in line, and a
  * crash between confirm and ack can duplicate it (at-least-once, like every redelivery).
  */
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, GetMessage, Message, Options } from 'amqplib';
 import { BrokerError, errorMessage } from '../../errors.js';
 import type {
-  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, QueueDepth,
-  ReceiveOptions, ResolvedComponent,
+  Backend, BackendContext, DeadLetter, DeadLetterReader, MessageHandler, MessageMetadata, Pingable, Purgeable, QueueDepth,
+  QueueMessage, ReceiveOptions, ResolvedComponent,
 } from '../types.js';
 import { settle } from '../types.js';
 import type { Logger } from '../../util/log.js';
 import { AmqpLink, describeAmqpError } from './link.js';
 import { ManagementClient } from './management.js';
 import {
-  DEAD_LETTER_REASON_HEADER, DELIVERY_COUNT_HEADER, SOURCE_QUEUE_HEADER, deliveryCountOf, metadataOf, publishOptions,
-  republishOptions,
+  DEAD_LETTER_ID_HEADER, DELIVERY_COUNT_HEADER, deliveryCountOf, enqueuedAtOf, metadataOf, publishOptions, republishOptions,
 } from './message.js';
+import { deadLetterHeaders, deadLetterIdOf, deadLetterReason, pick, requeueOptions, toDeadLetter, type Selection } from './dead-letters.js';
 import type { RabbitmqSettings } from './metadata.js';
 import { managementUrlFromAmqp, vhostOf } from './url.js';
 import { Redactor, redactorFor } from '../../components/redact.js';
@@ -34,7 +34,7 @@ import { retryQueueName, retryQueueOptions } from './retry.js';
 import { DEPTH, SEND, bounded, receiveUnreachable, type BrokerAddress } from '../unreachable.js';
 import { BrokerState } from '../broker-state.js';
 
-export class RabbitmqBackend implements Backend, Pingable {
+export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader, Purgeable {
   readonly name: string;
   readonly type: string;
   private readonly link: AmqpLink;
@@ -197,27 +197,29 @@ export class RabbitmqBackend implements Backend, Pingable {
     const deliveryCount = deliveryCountOf(msg);
     this.localInFlight++;
     try {
-      let ok = false;
+      let outcome: { ok: boolean; reason: string };
       try {
-        ok = settle(await handler({
+        const m: QueueMessage = {
           id: (msg.properties.messageId as string | undefined) ?? `${msg.fields.deliveryTag}`,
           data: msg.content,
           metadata: metadataOf(msg),
           deliveryCount,
-        })).ok;
+        };
+        const enqueuedAt = enqueuedAtOf(msg);
+        outcome = settle(await handler(enqueuedAt === undefined ? m : { ...m, enqueuedAt }));
       } catch (err) {
+        outcome = settle(undefined, err);
         this.log.debug(`handler failed: ${errorMessage(err)}`);
       }
-      if (ok) {
+      if (outcome.ok) {
         safely(() => ch.ack(msg));
       } else if (deliveryCount >= this.s.maxDeliveryCount) {
-        await confirmPublish(ch, this.s.deadLetterQueue, msg.content, republishOptions(msg, {
-          [DELIVERY_COUNT_HEADER]: deliveryCount,
-          [DEAD_LETTER_REASON_HEADER]: `failed ${deliveryCount} deliveries (maxDeliveryCount ${this.s.maxDeliveryCount})`,
-          [SOURCE_QUEUE_HEADER]: this.s.queueName,
-        }, false));
+        const reason = deadLetterReason(deliveryCount, this.s.maxDeliveryCount, outcome.reason);
+        const headers = deadLetterHeaders(deliveryCount, reason, this.s.queueName);
+        await confirmPublish(ch, this.s.deadLetterQueue, msg.content, republishOptions(msg, headers, false));
         ch.ack(msg);
-        this.log.warn(`message ${String(msg.properties.messageId ?? '')} dead-lettered to '${this.s.deadLetterQueue}' after ${deliveryCount} deliveries`);
+        this.log.warn(`message ${String(msg.properties.messageId ?? '')} dead-lettered to '${this.s.deadLetterQueue}' ` +
+          `as ${String(headers[DEAD_LETTER_ID_HEADER])}: ${reason}`);
       } else {
         // The redelivery backoff: through the retry queue of this wait, or straight back when there is none.
         const delay = redeliveryDelayMs(this.s.redelivery, deliveryCount);
@@ -262,31 +264,139 @@ export class RabbitmqBackend implements Backend, Pingable {
     await this.count(this.s.queueName);
   }
 
+  /** Oldest first: the dead-letter queue's order. */
   async deadLetters(limit: number): Promise<DeadLetter[]> {
-    const conn = await this.link.get(this.waitMs);
-    const ch = await conn.createChannel();
-    ch.on('error', () => undefined);
     const out: DeadLetter[] = [];
-    try {
-      // No dead-letter queue yet (nothing ever read this queue): nothing was dead-lettered.
-      const exists = await ch.checkQueue(this.s.deadLetterQueue).then(() => true, (err: unknown) => (isNotFound(err) ? false : Promise.reject(err)));
-      while (exists && out.length < limit) {
-        const m = await ch.get(this.s.deadLetterQueue, { noAck: false });
-        if (m === false) break;
-        const h = m.properties.headers ?? {};
-        out.push({
-          id: (m.properties.messageId as string | undefined) ?? `${m.fields.deliveryTag}`,
-          data: m.content,
-          metadata: metadataOf(m),
-          deliveryCount: Number(h[DELIVERY_COUNT_HEADER] ?? 0),
-          reason: String(h[DEAD_LETTER_REASON_HEADER] ?? 'dead-lettered'),
-        });
+    if (limit <= 0) return out;
+    await this.scanDeadLetters('list the dead letters', {
+      visit: (m) => (out.push(toDeadLetter(m)), 'keep'),
+      done: () => out.length >= limit,
+    }, {});
+    return out;
+  }
+
+  async deadLetter(id: string): Promise<DeadLetter | undefined> {
+    let found: DeadLetter | undefined;
+    await this.scanDeadLetters('show a dead letter', {
+      visit: (m) => {
+        if (deadLetterIdOf(m) === id) found = toDeadLetter(m);
+        return 'keep';
+      },
+      done: () => found !== undefined,
+    }, {});
+    return found;
+  }
+
+  /**
+   * Each dead letter named is published to the queue as a fresh message (requeueOptions) and, once the broker
+   * confirmed it, acked off the dead-letter queue: a crash between the two leaves a duplicate, never a loss.
+   */
+  async requeueDeadLetters(ids: readonly string[] | 'all'): Promise<number> {
+    const returned = new Set<string>();
+    return this.scanDeadLetters('requeue dead letters', pick(ids), {
+      prepare: async (ch) => {
+        // Declared as the binding declares it: a queue deleted by hand comes back. A publish that finds no queue
+        // anyway (mandatory) comes back before its confirm, and then nothing is acked off the dead letters.
+        await ch.assertQueue(this.s.queueName, this.queueOptions());
+        ch.on('return', (r: Message) => returned.add(String(r.properties.messageId)));
+      },
+      take: async (ch, m) => {
+        const opts = requeueOptions(m);
+        await confirmPublish(ch, this.s.queueName, m.content, opts);
+        if (returned.has(String(opts.messageId))) throw new Error(`queue '${this.s.queueName}' does not exist: the message came back unrouted`);
+      },
+    });
+  }
+
+  async purgeDeadLetters(ids: readonly string[] | 'all'): Promise<number> {
+    if (ids === 'all') return this.purgeReady(this.s.deadLetterQueue, 'purge dead letters');
+    return this.scanDeadLetters('purge dead letters', pick(ids), {});
+  }
+
+  /**
+   * The ready messages of the queue and of its retry queues: a failed message waiting out its backoff is as good as
+   * ready (depth() counts it so) and would otherwise come back after the purge. The retry queues go first, as
+   * messages flow from them into the queue. Unacked messages are not touched (RabbitMQ's purge leaves them): a
+   * message in a handler, here or in another process, is acked, retried or dead-lettered as usual, and one a
+   * consumer gives back unhandled (a drain, a lost connection) returns to the queue after the purge.
+   */
+  async purge(): Promise<number> {
+    let n = 0;
+    for (const delay of this.retryDelays()) n += await this.purgeReady(retryQueueName(this.s.queueName, delay), 'purge the queue');
+    return n + (await this.purgeReady(this.s.queueName, 'purge the queue'));
+  }
+
+  /**
+   * Reads the dead-letter queue front to back with basic.get, on a channel of its own, at most as many messages as
+   * it held when the scan began (dead letters arriving meanwhile wait for the next scan), until `done`. A message
+   * `visit` takes is handed to `take` (publish it elsewhere) and acked once that succeeded, in batches; when the
+   * scan ends, however it ends, every message not acked goes back to its place in line (nack, requeue).
+   * Returns how many were taken.
+   */
+  private async scanDeadLetters(doing: string, select: Selection, action: ScanAction): Promise<number> {
+    const conn = await this.link.get(this.waitMs, { doing });
+    const dlq = this.s.deadLetterQueue;
+    let ch: ConfirmChannel | undefined;
+    let taken = 0;
+    const pending: Array<{ m: GetMessage; applied: Promise<void> }> = [];
+    const settle = async (): Promise<void> => {
+      for (const p of pending.splice(0)) {
+        await this.step(doing, p.applied);
+        ch?.ack(p.m);
+        taken++;
       }
+    };
+    try {
+      ch = await this.step(doing, conn.createConfirmChannel());
+      ch.on('error', (err: Error) => this.log.debug(`RabbitMQ dead-letter channel error: ${describeAmqpError(err, this.secrets())}`));
+      // No dead-letter queue yet (nothing ever read this queue): nothing was dead-lettered.
+      const held = await this.step(doing, ch.checkQueue(dlq)).then((q) => q.messageCount, (err: unknown) => (isNotFound(err) ? 0 : Promise.reject(err)));
+      if (held === 0 || select.done()) return 0;
+      await action.prepare?.(ch);
+      for (let i = 0; i < held && !select.done(); i++) {
+        const m = await this.step(doing, ch.get(dlq, { noAck: false }));
+        if (m === false) break;
+        if (select.visit(m) !== 'take') continue;
+        const applied = action.take ? action.take(ch, m) : Promise.resolve();
+        applied.catch(() => undefined); // awaited in settle(); a failure there ends the scan
+        pending.push({ m, applied });
+        if (pending.length >= SCAN_BATCH) await settle();
+      }
+      await settle();
+      return taken;
+    } catch (err) {
+      if (err instanceof BrokerError) throw err;
+      throw new BrokerError(`${this.subject}: cannot ${doing} (queue '${dlq}' on RabbitMQ at ${this.link.where}): ${describeAmqpError(err, this.secrets())}` +
+        (taken > 0 ? ` (${taken} done before it failed)` : ''));
     } finally {
-      // Closing without acking puts every peeked message back, in order.
+      const c = ch;
+      if (c) {
+        safely(() => c.nackAll(true));
+        await c.close().catch(() => undefined);
+      }
+    }
+  }
+
+  /** RabbitMQ's purge of one queue (its ready messages); a queue that does not exist holds none. */
+  private async purgeReady(queue: string, doing: string): Promise<number> {
+    const conn = await this.link.get(this.waitMs, { doing });
+    // A channel of its own: a missing queue closes the channel it was asked on.
+    const ch = await this.step(doing, conn.createChannel());
+    ch.on('error', () => undefined);
+    try {
+      return (await this.step(doing, ch.purgeQueue(queue))).messageCount;
+    } catch (err) {
+      if (isNotFound(err)) return 0;
+      if (err instanceof BrokerError) throw err;
+      throw new BrokerError(`${this.subject}: cannot ${doing} (queue '${queue}' on RabbitMQ at ${this.link.where}): ${describeAmqpError(err, this.secrets())}`);
+    } finally {
       await ch.close().catch(() => undefined);
     }
-    return out;
+  }
+
+  /** One call of a dead-letter or purge operation, bounded like send and depth (initTimeout). */
+  private step<T>(doing: string, p: Promise<T>): Promise<T> {
+    return bounded(this.address, doing, this.callMs, p);
   }
 
   async close(): Promise<void> {
@@ -352,6 +462,16 @@ function confirmPublish(ch: ConfirmChannel, queue: string, data: Buffer, opts: O
       reject(err instanceof Error ? err : new Error(String(err)));
     }
   });
+}
+
+/** Dead letters taken at once before their publishes are awaited and they are acked. */
+const SCAN_BATCH = 100;
+
+interface ScanAction {
+  /** Before the first message is read (only when there is one). */
+  prepare?(ch: ConfirmChannel): Promise<void>;
+  /** What taking one means besides acking it off the dead-letter queue (a requeue publishes it). */
+  take?(ch: ConfirmChannel, m: GetMessage): Promise<void>;
 }
 
 function isNotFound(err: unknown): boolean {

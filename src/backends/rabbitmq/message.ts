@@ -7,16 +7,21 @@
  * url.QueryEscape and their values as they are.
  */
 import { randomUUID } from 'node:crypto';
-import type { ConsumeMessage, Message, Options } from 'amqplib';
+import type { Message, Options } from 'amqplib';
 import { QscaleError } from '../../errors.js';
 import type { MessageMetadata } from '../types.js';
 import { daprTtl } from '../dapr-ttl.js';
 import { withoutDeathHeaders } from './retry.js';
 
-/** qscale's own headers: a failed delivery count that survives restarts, and why a message was dead-lettered. */
+/**
+ * qscale's own headers: a failed delivery count that survives restarts; on a dead letter, why, from which queue,
+ * its id and when (ms since the epoch). Dead letters of earlier versions carry the first three only.
+ */
 export const DELIVERY_COUNT_HEADER = 'x-delivery-count';
 export const DEAD_LETTER_REASON_HEADER = 'x-qscale-dead-letter-reason';
 export const SOURCE_QUEUE_HEADER = 'x-qscale-source-queue';
+export const DEAD_LETTER_ID_HEADER = 'x-qscale-dead-letter-id';
+export const DEAD_LETTERED_AT_HEADER = 'x-qscale-dead-lettered-at';
 
 /** Dapr's TryGetProperty: the exact key first, then any spelling of it; empty values do not count. */
 function lookup(md: MessageMetadata, key: string): string | undefined {
@@ -76,18 +81,28 @@ export function metadataOf(msg: Message): MessageMetadata {
   return out;
 }
 
+/** A header holding a number (as qscale writes it) or its digits (as another client may). */
+export function headerNumber(raw: unknown): number | undefined {
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
 /** Deliveries before this one: our header (kept across republishes) plus one when the broker says "redelivered". */
-export function deliveryCountOf(msg: ConsumeMessage): number {
-  const raw = msg.properties.headers?.[DELIVERY_COUNT_HEADER] as unknown;
-  const prior = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw) || 0 : 0;
-  return prior + 1 + (msg.fields.redelivered ? 1 : 0);
+export function deliveryCountOf(msg: Message & { fields: { redelivered: boolean } }): number {
+  return (headerNumber(msg.properties.headers?.[DELIVERY_COUNT_HEADER]) ?? 0) + 1 + (msg.fields.redelivered ? 1 : 0);
+}
+
+/** When it was sent: the timestamp property qscale sets at send (whole seconds), kept through retries. */
+export function enqueuedAtOf(msg: Message): number | undefined {
+  const t = msg.properties.timestamp as unknown;
+  return typeof t === 'number' && Number.isFinite(t) && t > 0 ? t * 1000 : undefined;
 }
 
 /**
  * The properties of a delivered message, to publish it again unchanged except for its headers. A retry keeps its
  * per-message TTL (counted again from the retry); a dead letter drops it, or it would expire out of the DLQ.
  */
-export function republishOptions(msg: ConsumeMessage, headers: Record<string, unknown>, keepExpiration: boolean): Options.Publish {
+export function republishOptions(msg: Message, headers: Record<string, unknown>, keepExpiration: boolean): Options.Publish {
   const p = msg.properties;
   // The x-death headers RabbitMQ added on the way back from a retry queue stay behind.
   const opts: Options.Publish = { persistent: true, headers: withoutDeathHeaders({ ...(p.headers ?? {}), ...headers }) };
