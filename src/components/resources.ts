@@ -179,7 +179,7 @@ export function resolveResources(manifests: Manifest[], options: LoadOptions = {
         name: m.name,
         file: m.file,
         line: m.line,
-        reason: `type ${type} is neither a binding nor a pub/sub: the local sidecar serves bindings, pub/sub and secret stores`,
+        reason: `type ${type} is not a binding nor a pub/sub: the local sidecar serves bindings, pub/sub and secret stores`,
       });
     }
   }

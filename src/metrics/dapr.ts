@@ -23,6 +23,7 @@ export class DaprMetrics {
   private readonly inputCount: FastCounter;
   private readonly inputLatency: FastHistogram;
   private readonly httpCount: FastCounter;
+  private readonly pubsub: PubSubMetrics;
   private readonly httpLatency: FastHistogram;
 
   /** `namespace` is daprd's NAMESPACE variable, empty outside Kubernetes. */
@@ -39,6 +40,41 @@ export class DaprMetrics {
     const httpLabels = ['app_id', 'method', 'path', 'status'];
     this.httpCount = new FastCounter({ name: 'dapr_http_server_request_count', help: 'Count of HTTP requests processed by the server.', labelNames: httpLabels }, r);
     this.httpLatency = new FastHistogram({ name: 'dapr_http_server_latency', help: 'HTTP request end-to-end latency in server.', labelNames: httpLabels, buckets }, r);
+    this.pubsub = pubsubMetrics(r);
+  }
+
+  /** One publish past its envelope (POST /v1.0/publish), success or not, with the broker's time. */
+  pubsubEgress(component: string, topic: string, success: boolean, ms: number): void {
+    const labels = [this.appId, component, this.namespace, String(success), topic];
+    this.pubsub.egressCount.of(...labels).value++;
+    if (ms > 0) this.pubsub.egressLatency.of(...labels).observe(ms);
+  }
+
+  /** One bulk publish call: `published` entries the broker took (counted only when above zero). */
+  pubsubBulkEgress(component: string, topic: string, success: boolean, published: number, ms: number): void {
+    const labels = [this.appId, component, this.namespace, String(success), topic];
+    this.pubsub.bulkEgressCount.of(...labels).value++;
+    if (published > 0) this.pubsub.bulkEgressEvents.of(this.appId, component, this.namespace, 'true', topic).value += published;
+    if (ms > 0) this.pubsub.bulkEgressLatency.of(...labels).observe(ms);
+  }
+
+  /**
+   * One event handed to (or settled without) the app: process_status success, retry or drop; status is the app's
+   * own word where daprd records one (a DROP the app asked for is process_status drop, status success).
+   */
+  pubsubIngress(component: string, processStatus: 'success' | 'retry' | 'drop', status: string, topic: string, ms: number): void {
+    const labels = [this.appId, component, this.namespace, processStatus, status === '' ? processStatus : status, topic];
+    this.pubsub.ingressCount.of(...labels).value++;
+    if (ms > 0) this.pubsub.ingressLatency.of(...labels).observe(ms);
+  }
+
+  /** One bulk delivery to the app, and its entries by outcome. */
+  pubsubBulkIngress(component: string, topic: string, ms: number, entries: Readonly<Record<'success' | 'retry' | 'drop', number>>): void {
+    this.pubsub.bulkIngressCount.of(this.appId, component, this.namespace, topic).value++;
+    if (ms > 0) this.pubsub.bulkIngressLatency.of(this.appId, component, this.namespace, topic).observe(ms);
+    for (const [status, n] of Object.entries(entries)) {
+      if (n > 0) this.pubsub.bulkIngressEvents.of(this.appId, component, this.namespace, status, topic).value += n;
+    }
   }
 
   /** One call of an output binding (POST /v1.0/bindings/{name} that got past decoding its body), as daprd counts it. */
@@ -75,6 +111,29 @@ export class DaprMetrics {
   metrics(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+type PubSubMetrics = ReturnType<typeof pubsubMetrics>;
+
+/** daprd's pub/sub views (component_monitoring.go): names, help and labels as its Prometheus exporter writes them. */
+function pubsubMetrics(r: Registry) {
+  const buckets = DAPR_LATENCY_BUCKETS_MS;
+  const ingress = ['app_id', 'component', 'namespace', 'process_status', 'status', 'topic'];
+  const bulkIngress = ['app_id', 'component', 'namespace', 'topic'];
+  const bulkIngressEvents = ['app_id', 'component', 'namespace', 'process_status', 'topic'];
+  const egress = ['app_id', 'component', 'namespace', 'success', 'topic'];
+  return {
+    ingressCount: new FastCounter({ name: 'dapr_component_pubsub_ingress_count', help: 'The number of incoming messages arriving from the pub/sub component.', labelNames: ingress }, r),
+    ingressLatency: new FastHistogram({ name: 'dapr_component_pubsub_ingress_latencies', help: 'The consuming app event processing latency.', labelNames: ingress, buckets }, r),
+    bulkIngressCount: new FastCounter({ name: 'dapr_component_pubsub_ingress_bulk_count', help: 'The number of incoming bulk subscribe calls arriving from the bulk pub/sub component.', labelNames: bulkIngress }, r),
+    bulkIngressEvents: new FastCounter({ name: 'dapr_component_pubsub_ingress_bulk_event_count', help: 'Total number of incoming messages arriving from the bulk pub/sub component via Bulk Subscribe.', labelNames: bulkIngressEvents }, r),
+    bulkIngressLatency: new FastHistogram({ name: 'dapr_component_pubsub_ingress_bulk_latencies', help: 'The consuming app event processing latency for the bulk pub/sub component.', labelNames: bulkIngress, buckets }, r),
+    egressCount: new FastCounter({ name: 'dapr_component_pubsub_egress_count', help: 'The number of outgoing messages published to the pub/sub component.', labelNames: egress }, r),
+    egressLatency: new FastHistogram({ name: 'dapr_component_pubsub_egress_latencies', help: 'The latency of the response from the pub/sub component.', labelNames: egress, buckets }, r),
+    bulkEgressCount: new FastCounter({ name: 'dapr_component_pubsub_egress_bulk_count', help: 'The number of bulk publish calls to the pub/sub component.', labelNames: egress }, r),
+    bulkEgressEvents: new FastCounter({ name: 'dapr_component_pubsub_egress_bulk_event_count', help: 'The number of outgoing messages to the pub/sub component published through bulk publish API.', labelNames: egress }, r),
+    bulkEgressLatency: new FastHistogram({ name: 'dapr_component_pubsub_egress_bulk_latencies', help: 'The latency of the response for the bulk publish call from the pub/sub component.', labelNames: egress, buckets }, r),
+  };
 }
 
 /** daprd's NormalizeHTTPPath: no doubled slashes, one leading slash ('' stays ''). */

@@ -239,6 +239,40 @@ export class AppChannel {
     });
   }
 
+  /**
+   * One request whose answer the caller reads (pub/sub deliveries, GET /dapr/subscribe): the status and the first
+   * `keepBytes` of the body (the rest is read and dropped), APP_API_TOKEN as dapr-api-token, bounded by
+   * --app-max-concurrency when `limited`. timeoutMs 0 = none. Rejects when the app cannot be called.
+   */
+  async exchange(o: {
+    method: string; path: string; headers: Record<string, string | string[]>; body?: Buffer; keepBytes: number; timeoutMs?: number; limited: boolean;
+  }): Promise<{ statusCode: number; body: Buffer }> {
+    const headers = { ...o.headers };
+    if (this.appApiToken) headers['dapr-api-token'] = this.appApiToken;
+    if (o.body) headers['content-length'] = String(o.body.length);
+    if (this.closing) headers.connection = 'close';
+    if (o.limited && this.limiter) await this.limiter.acquire();
+    try {
+      return await new Promise((resolve, reject) => {
+        const req = http.request({ host: this.host, port: this.port, path: o.path, method: o.method, headers, agent: this.agent }, (res) => {
+          const kept: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            if (size < o.keepBytes) kept.push(chunk.subarray(0, o.keepBytes - size));
+            size += chunk.length;
+          });
+          res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, body: Buffer.concat(kept) }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        if (o.timeoutMs) req.setTimeout(o.timeoutMs, () => req.destroy(new Error(`no answer within ${o.timeoutMs} ms`)));
+        req.end(o.body);
+      });
+    } finally {
+      if (o.limited) this.limiter?.release();
+    }
+  }
+
   /** Lets running calls finish: idle sockets close now, busy ones when their call ends. */
   async close(): Promise<void> {
     this.closing = true;

@@ -7,6 +7,9 @@ import type { ResolvedComponent } from '../backends/types.js';
 import type { LoadedBinding } from './backends.js';
 import type { ReaderStats } from './input.js';
 import type { Outage, OutageState } from './outage.js';
+import type { LoadedPubSub } from './pubsub/load.js';
+import type { SubscriptionStats } from './pubsub/subscriber.js';
+import type { Subscription } from '../pubsub/subscriptions.js';
 
 export const RUNTIME_VERSION = 'qscale-0.1.0';
 
@@ -36,6 +39,21 @@ export interface MetadataInput {
   inert?: readonly ResolvedComponent[];
   stats: SidecarStats;
   outputOutages: ReadonlyMap<string, Outage>;
+  /** Pub/sub components: listed with the features daprd lists as their capabilities. */
+  pubsubs?: readonly LoadedPubSub[];
+  /** The subscriptions the sidecar runs (declarative, and the app's own once it answered). */
+  subscriptions?: readonly Subscription[];
+  subscriptionStats?: readonly SubscriptionStats[];
+}
+
+/** A subscription as daprd's metadata lists it: rules only when there are some, match only when not empty. */
+function listedSubscription(s: Subscription): object {
+  const out: Record<string, unknown> = { pubsubname: s.pubsubName, topic: s.topic };
+  if (Object.keys(s.metadata).length > 0) out.metadata = s.metadata;
+  if (s.rules.length > 0) out.rules = s.rules.map((r) => (r.match === '' ? { path: r.path } : { match: r.match, path: r.path }));
+  out.deadLetterTopic = s.deadLetterTopic;
+  out.type = s.type;
+  return out;
 }
 
 export function sumStats(readers: readonly ReaderStats[], appReachable: boolean, draining: boolean): SidecarStats {
@@ -72,15 +90,16 @@ export function metadataBody(m: MetadataInput): object {
         version: b.component.version,
         capabilities: [...(b.plan.input ? ['INPUT_BINDING'] : []), ...(b.plan.output ? ['OUTPUT_BINDING'] : [])],
       })),
+      ...(m.pubsubs ?? []).map((p) => ({ name: p.name, type: p.component.type, version: p.component.version, capabilities: [...p.features] })),
       ...(m.inert ?? []).map((c) => ({ name: c.name, type: c.type, version: c.version, capabilities: [] })),
     ],
     httpEndpoints: [],
-    subscriptions: [],
+    subscriptions: (m.subscriptions ?? []).map(listedSubscription),
     extended: {
       daprRuntimeVersion: RUNTIME_VERSION,
       'qscale.inFlight': String(m.stats.inFlight),
     },
     appConnectionProperties,
-    qscale: { ...m.stats, outputBindings: outputStats(m.outputOutages) },
+    qscale: { ...m.stats, outputBindings: outputStats(m.outputOutages), subscriptions: m.subscriptionStats ?? [] },
   };
 }

@@ -19,6 +19,11 @@ import { DaprMetrics } from '../metrics/dapr.js';
 import { startMetricsServer } from './metrics.js';
 import { metadataBody, sumStats } from './metadata.js';
 import { Outage } from './outage.js';
+import { isPubSubType } from '../pubsub/registry.js';
+import type { Subscription } from '../pubsub/subscriptions.js';
+import { loadPubSubs, type LoadedPubSub } from './pubsub/load.js';
+import { registerPublish } from './pubsub/publish.js';
+import { PubSubSubscriber } from './pubsub/subscriber.js';
 import {
   DEFAULT_GRACE_MS,
   DEFAULT_HTTP_PORT,
@@ -48,16 +53,21 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
 
   const metrics = options.metrics ? new DaprMetrics(options.appId) : undefined;
   logger.info(`starting qscale sidecar for app ${options.appId}`);
-  if (embedded) logger.info(`--embedded: every queue binding is served from the embedded SQLite queue in ${dataDir}, keeping its queue name`);
+  if (embedded) logger.info(`--embedded: every queue binding and pub/sub component is served from the embedded SQLite queue in ${dataDir}, keeping its queue, topic and consumer names`);
 
   let components: readonly ResolvedComponent[];
+  let pubsubComponents: readonly ResolvedComponent[];
+  let declarative: readonly Subscription[] = [];
   if (options.components) {
-    components = options.components;
+    components = options.components.filter((c) => !isPubSubType(c.type));
+    pubsubComponents = options.components.filter((c) => isPubSubType(c.type));
   } else {
     const loaded = await loadResources(options.resourcesPaths ?? [], { appId: options.appId });
     for (const s of loaded.skipped) logger.debug(`skipped ${s.kind} ${s.name} (${s.file}:${s.line}): ${s.reason}`);
     for (const n of loaded.notices) logger.info(n);
     components = loaded.components;
+    pubsubComponents = loaded.pubsubs;
+    declarative = loaded.subscriptions;
   }
   const checkType = (c: ResolvedComponent): void => {
     if (findBackend(c.type)) return;
@@ -70,6 +80,15 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     checkType: options.createBackend ? undefined : checkType,
     embeddedTypes: [EMBEDDED_TYPE],
   });
+  let pubsubList: LoadedPubSub[];
+  try {
+    pubsubList = await loadPubSubs(pubsubComponents, { logger, dataDir, appId: options.appId, embedded });
+  } catch (err) {
+    await Promise.all(bindings.map((b) => b.backend.close().catch(() => undefined)));
+    throw err;
+  }
+  const pubsubs = new Map(pubsubList.map((p) => [p.name, p]));
+  const publishBound = (p: LoadedPubSub): number => options.outputBindingTimeoutMs ?? outputBindingTimeoutMs(p.component);
   if (options.brokerHeaders) logger.info('--broker-headers: the app also gets what the backends read from the broker that Dapr components do not pass on (daprd never sends these headers)');
   const callBound = (b: LoadedBinding): number => options.outputBindingTimeoutMs ?? outputBindingTimeoutMs(b.component);
   const outputs = new Map<string, LoadedBinding>();
@@ -102,6 +121,9 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     : [];
   if (!channel && bindings.some((b) => b.plan.input)) logger.info('no --app-port: input bindings are not read');
   for (const r of readers) r.metrics = metrics;
+  const subscriber = new PubSubSubscriber({
+    appId: options.appId, pubsubs, declarative, channel, logger, appMaxConcurrency: options.appMaxConcurrency, metrics, publishTimeoutMs: publishBound,
+  });
 
   const receiving = new AbortController();
   let draining = false;
@@ -112,6 +134,8 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     if (channel && !channel.isReachable) return { ready: false, reason: `app is not reachable on ${channel.origin} yet` };
     const broken = readers.find((r) => r.stats.outage !== undefined);
     if (broken) return { ready: false, reason: `input binding ${broken.stats.name} cannot receive: ${broken.stats.outage?.cause ?? 'unknown error'}` };
+    const sub = subscriber.outage();
+    if (sub) return { ready: false, reason: `subscription to topic ${sub.topic} on pubsub ${sub.pubsubname} cannot receive: ${sub.outage?.cause ?? 'unknown error'}` };
     return { ready: true };
   };
   const stats = (): ReturnType<typeof sumStats> => sumStats(readers.map((r) => r.stats), channel?.isReachable ?? false, draining);
@@ -139,6 +163,9 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
         inert,
         stats: stats(),
         outputOutages,
+        pubsubs: pubsubList,
+        subscriptions: subscriber.subscriptions(),
+        subscriptionStats: subscriber.stats(),
       }),
     shutdown: () => {
       logger.info('shutdown requested through POST /v1.0/shutdown');
@@ -146,10 +173,13 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     },
   });
 
+  registerPublish(server, { appId: options.appId, pubsubs, logger, maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, metrics, publishTimeoutMs: publishBound });
+
   try {
     await server.listen({ port: options.httpPort ?? DEFAULT_HTTP_PORT, host: options.listenAddress ?? DEFAULT_LISTEN });
   } catch (err) {
     await Promise.all(bindings.map((b) => b.backend.close().catch(() => undefined)));
+    await Promise.all(pubsubList.map((p) => p.pubsub.close().catch(() => undefined)));
     await channel?.close();
     throw new QscaleError('ERR_LISTEN', `cannot listen on ${options.listenAddress ?? DEFAULT_LISTEN}:${options.httpPort ?? DEFAULT_HTTP_PORT}: ${errorMessage(err)}`);
   }
@@ -160,7 +190,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
 
   // Health needs the app's port too, even when no input binding is read (an output-only app).
   if (channel) void channel.waitUntilReachable(receiving.signal);
-  const readersDone = Promise.all(readers.map((r) => r.run(receiving.signal)));
+  const readersDone = Promise.all([...readers.map((r) => r.run(receiving.signal)), subscriber.run(receiving.signal)]);
   if (channel && readers.length > 0) logger.info(`waiting for the app on ${channel.origin} before reading input bindings`);
 
   async function drain(): Promise<boolean> {
@@ -177,14 +207,14 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   function stop(): Promise<DrainResult> {
     stopping ??= (async () => {
       draining = true;
-      const inFlight = stats().inFlight;
+      const inFlight = stats().inFlight + subscriber.inFlight;
       logger.info(`stopping: no new messages are taken; ${inFlight} deliveries in flight, grace period ${graceMs / 1000}s`);
       receiving.abort();
       const drained = await drain();
       if (drained) {
         logger.info(`in-flight deliveries finished and acked (${stats().succeeded} succeeded, ${stats().failed} failed in total)`);
       } else {
-        logger.warn(`grace period of ${graceMs / 1000}s is over with ${stats().inFlight} deliveries in flight: stopping anyway; their leases expire and the messages come back`);
+        logger.warn(`grace period of ${graceMs / 1000}s is over with ${stats().inFlight + subscriber.inFlight} deliveries in flight: stopping anyway; their leases expire and the messages come back`);
         await channel?.destroy();
       }
       // Calls in progress finish first; one that still waits past its own bound is cut, so a stop always ends.
@@ -192,6 +222,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
       await withTimeout(server.close(), longestCall + 1000, 'HTTP API close').catch(() => server.server.closeAllConnections());
       logger.info('HTTP API closed');
       await Promise.all(bindings.map((b) => withTimeout(b.backend.close(), BACKEND_CLOSE_TIMEOUT_MS, 'backend close').catch(() => undefined)));
+      await Promise.all(pubsubList.map((p) => withTimeout(p.pubsub.close(), BACKEND_CLOSE_TIMEOUT_MS, 'pub/sub close').catch(() => undefined)));
       logger.info('components closed');
       await channel?.close();
       await metricsServer?.close();
