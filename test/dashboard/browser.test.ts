@@ -1,9 +1,12 @@
 /**
  * The dashboard in a real browser: Debian's chromium (installed by .ci/run, never a downloaded build) driven by
  * playwright-core opens the dashboard of a running `qscale up` over a copy of the seed, sends 30 messages from the
- * form, and sees the consumer's replicas rise on the chart and in the table and fall back to 0; then the supervisor
- * goes away (the page says its data is stale) and comes back on the same address (the page recovers on its own).
- * The screenshot taken during the burst is docs/dashboard.png (rewritten with QSCALE_UPDATE_SCREENSHOT=1).
+ * form, and sees the consumer's replicas rise on the chart and in the table, the enqueue → ack latency drawn, and the
+ * replicas fall back to 0; then the supervisor goes away (the page says its data is stale) and comes back on the same
+ * address (the page recovers on its own).
+ * The screenshot taken during the burst is docs/dashboard.png (rewritten with QSCALE_UPDATE_SCREENSHOT=1, or written
+ * when missing). That run tells the seed's story: it sends the seed's burst of 50 instead of 30, and takes the
+ * screenshot once the replicas have risen and the latency chart has values.
  */
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,8 +21,14 @@ import { closedPort } from '../support/brokers.js';
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join(ROOT, 'docs/dashboard.png');
 const UP_ARGS = ['--embedded', '--hpa-sync-period', '1s', '--downscale-stabilization', '5s', '--grace-period', '10s'];
+/** The screenshot run sends the seed's burst (README: `qscale produce --count 50`); the test's own run sends 30. */
+const WRITES_SCREENSHOT = process.env.QSCALE_UPDATE_SCREENSHOT === '1' || !existsSync(SCREENSHOT);
+const BURST = WRITES_SCREENSHOT ? 50 : 30;
 
-interface ChartData { x: number[]; ready: Array<number | null>; inFlight: Array<number | null>; desired: number[]; actual: number[]; processedPerSecond: Array<number | null> }
+interface ChartData {
+  x: number[]; ready: Array<number | null>; inFlight: Array<number | null>; desired: number[]; actual: number[]; processedPerSecond: Array<number | null>;
+  latencyP50Ms: Array<number | null>; latencyP95Ms: Array<number | null>;
+}
 
 /** The seed's files with a short polling interval and cooldown, so the way back to 0 fits in a test. */
 function seedCopy(): string {
@@ -38,8 +47,8 @@ async function chart(page: Page, so: string): Promise<ChartData> {
   return page.evaluate((name) => (window as unknown as { qscaleDashboard: { chartData(n: string): ChartData } }).qscaleDashboard.chartData(name), so);
 }
 
-/** What the chart must show: its latest actual / desired replicas, and the most actual replicas it drew. */
-interface ChartWant { actualLast?: number; desiredLast?: number; actualMaxAtLeast?: number }
+/** What the chart must show: its latest actual / desired replicas, the most actual replicas it drew, a latency drawn. */
+interface ChartWant { actualLast?: number; desiredLast?: number; actualMaxAtLeast?: number; latencyDrawn?: boolean }
 
 /** Waits until the chart's data, read from the page, shows what is wanted (the page's CSP allows no eval). */
 async function waitForChart(page: Page, so: string, want: ChartWant, what: string, timeout = 120_000): Promise<void> {
@@ -48,7 +57,8 @@ async function waitForChart(page: Page, so: string, want: ChartWant, what: strin
     if (!d || d.actual.length === 0) return false;
     return (w.actualLast === undefined || d.actual[d.actual.length - 1] === w.actualLast)
       && (w.desiredLast === undefined || d.desired[d.desired.length - 1] === w.desiredLast)
-      && (w.actualMaxAtLeast === undefined || Math.max(...d.actual) >= w.actualMaxAtLeast);
+      && (w.actualMaxAtLeast === undefined || Math.max(...d.actual) >= w.actualMaxAtLeast)
+      && (w.latencyDrawn === undefined || d.latencyP50Ms.some((v) => v !== null) === w.latencyDrawn);
   }, [so, want] as const, { timeout, polling: 250 }).catch((err: unknown) => {
     throw new Error(`the chart never showed ${what}: ${(err as Error).message}`);
   });
@@ -74,7 +84,7 @@ async function openBrowser(): Promise<BrowserContext> {
 }
 
 describe('dashboard - in a real browser', { timeout: 600_000 }, () => {
-  test('dashboard - 30 messages from the form: replicas rise on the chart and in the table, then fall back to 0; stale while the supervisor is away', { timeout: 400_000 }, async (t) => {
+  test(`dashboard - ${BURST} messages from the form: replicas rise on the chart and in the table, latency is drawn, then they fall back to 0; stale while the supervisor is away`, { timeout: 400_000 }, async (t) => {
     if (!requireChromium(t)) return;
     const folder = seedCopy();
     let up: UpProcess | undefined;
@@ -103,19 +113,31 @@ describe('dashboard - in a real browser', { timeout: 600_000 }, () => {
       const so = 'bindingconsumer-scaler';
       await waitForChart(page, so, { actualLast: 0 }, 'the consumer at 0 replicas before any message');
       assert.equal(await page.locator('#replicas tbody tr[data-name^="consumer-"]').count(), 0, 'no consumer replica in the table before any message');
-      await assert.doesNotReject(page.getByText('dead letters: not available').waitFor({ timeout: 15_000 }));
+      // The dead-letter panel has read GET /dlq, which qscale up now serves (what the panel shows is its own business).
+      await page.waitForFunction(() => !/not read yet/.test(document.querySelector('#dead-letters')?.textContent ?? 'not read yet'), undefined, { timeout: 15_000 });
+      assert.doesNotMatch((await page.locator('#dead-letters').textContent()) ?? '', /cannot be read|not available/, 'GET /dlq answered');
 
-      // Send 30 through the form: labels, not selectors, as a user finds them.
-      await page.getByLabel('Messages', { exact: true }).fill('30');
+      // Before any ack there is no latency to show, and the page says so.
+      await page.getByText(/^Enqueue → ack latency: no ack with an enqueue time in the last 30 s$/).waitFor({ timeout: 15_000 });
+
+      // Send the burst through the form: labels, not selectors, as a user finds them.
+      await page.getByLabel('Messages', { exact: true }).fill(String(BURST));
       await page.getByLabel('Interval between messages (ms)').fill('0');
       await page.getByRole('button', { name: 'Send' }).click();
-      await page.getByRole('status').filter({ hasText: /^sent 30 messages/ }).waitFor({ timeout: 60_000 });
+      await page.getByRole('status').filter({ hasText: new RegExp(`^sent ${BURST} messages`) }).waitFor({ timeout: 60_000 });
 
       // Up on the chart and in the table.
       await waitForChart(page, so, { actualMaxAtLeast: 3 }, 'at least 3 actual replicas');
       await page.waitForFunction(() => document.querySelectorAll('#replicas tbody tr[data-name^="consumer-"]').length >= 3, undefined, { timeout: 60_000 });
       // The burst under way: the backlog has an estimate at the rate being measured.
       await page.getByText(/^backlog \d+ messages?, ~\d+s at [\d.]+ msg\/s$/).first().waitFor({ timeout: 60_000 });
+      if (WRITES_SCREENSHOT) {
+        // The seed's story in one picture: replicas risen to their peak, the latency of the first acks drawn.
+        await waitForChart(page, so, { actualMaxAtLeast: 6, latencyDrawn: true }, 'at least 6 actual replicas and a latency drawn');
+        await page.getByText(/^Enqueue → ack latency: p50 /).waitFor({ timeout: 60_000 });
+        // One more sample, so the latest point of every line is on the chart.
+        await page.waitForTimeout(1500);
+      }
       await page.screenshot({ path: path.join(folder, 'dashboard.png'), fullPage: true });
       const during = await chart(page, so);
       assert.ok(Math.max(...during.desired) >= 3, `desired replicas rose too: ${during.desired.slice(-20).join(',')}`);
@@ -129,6 +151,14 @@ describe('dashboard - in a real browser', { timeout: 600_000 }, () => {
       const end = await chart(page, so);
       assert.equal(end.ready.at(-1), 0, 'the queue is empty');
       assert.ok(Math.max(...end.processedPerSecond.map((v) => v ?? 0)) > 0, 'messages processed per second were drawn');
+      // Enqueue → ack latency: each message waited in the queue and took the consumer's 3 s of work, so p50 and p95
+      // are at least that (a lower bound, not a speed), p95 never below p50; the latest figures are in words too.
+      const p50 = end.latencyP50Ms.filter((v): v is number => v !== null);
+      const p95 = end.latencyP95Ms.filter((v): v is number => v !== null);
+      assert.ok(p50.length > 0 && p95.length === p50.length, `latency p50 and p95 were drawn: ${p50.length} / ${p95.length}`);
+      assert.ok(Math.min(...p50) >= 2990, `every p50 covers the 3 s of work: ${p50.slice(-10).join(',')}`);
+      assert.ok(end.latencyP95Ms.every((v, i) => v === null || v >= (end.latencyP50Ms[i] ?? 0)), 'p95 ≥ p50 in every sample');
+      assert.equal(await page.locator('.latency-notes').first().textContent(), '', 'the embedded queue gives every message its enqueue time: no "no enqueue time" line');
       assert.deepEqual(offsite, [], 'every request of the page went to the supervisor');
       assert.deepEqual(pageErrors, [], 'no script error on the page');
 
@@ -143,7 +173,7 @@ describe('dashboard - in a real browser', { timeout: 600_000 }, () => {
 
       const shot = path.join(folder, 'dashboard.png');
       assert.deepEqual([...readFileSync(shot).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'the screenshot is a PNG');
-      if (process.env.QSCALE_UPDATE_SCREENSHOT === '1' || !existsSync(SCREENSHOT)) copyFileSync(shot, SCREENSHOT);
+      if (WRITES_SCREENSHOT) copyFileSync(shot, SCREENSHOT);
     } finally {
       await browser?.close().catch(() => undefined);
       await again?.stop();
