@@ -6,12 +6,15 @@
 import { ConfigError } from '../errors.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import type { PubSub, PubSubContext, PubSubDefinition } from './types.js';
+import { serviceBusQueuesPubSub, serviceBusTopicsPubSub } from '../backends/azure/servicebus/pubsub.js';
 import { embeddedPubSub } from '../backends/embedded/pubsub.js';
 import { jetstreamPubSub } from '../backends/nats/pubsub.js';
 import { rabbitmqPubSub } from '../backends/rabbitmq/pubsub.js';
 import { redisPubSub } from '../backends/redis/pubsub.js';
 
 export const pubsubDefinitions: readonly PubSubDefinition[] = [
+  serviceBusQueuesPubSub,
+  serviceBusTopicsPubSub,
   embeddedPubSub,
   jetstreamPubSub,
   rabbitmqPubSub,

@@ -178,7 +178,7 @@ export function parseServiceBusComponent(c: ResolvedComponent): ServiceBusSettin
  * namespaceName as Dapr passes it to the SDK: the namespace's host name (myns.servicebus.windows.net), a port
  * allowed. A bare name has no domain the SDK could reach, so it is refused here rather than at the first connect.
  */
-function namespaceParts(ns: string, fail: (message: string, field: string) => ConfigError): ConnectionParts {
+export function namespaceParts(ns: string, fail: (message: string, field: string) => ConfigError): ConnectionParts {
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d+)?$/.test(ns) || !/[.:]/.test(ns)) {
     throw fail(`metadata 'namespaceName' must be the namespace's fully qualified host name, such as myns.servicebus.windows.net, got '${ns}'`, 'namespaceName');
   }
