@@ -164,6 +164,8 @@ export const QSCALE_ONLY_TYPES: Readonly<Record<string, string>> = {
     'Dapr has no JetStream binding; use Dapr pub/sub pubsub.jetstream (the app subscribes to a topic instead of reading a binding)',
   'bindings.qscale.postgresql':
     "Dapr has no PostgreSQL input binding (bindings.postgresql is output-only) and no PostgreSQL pub/sub; use bindings.rabbitmq or bindings.azure.servicebusqueues",
+  'pubsub.qscale.embedded':
+    'use a pub/sub Dapr has, pubsub.redis, pubsub.rabbitmq, pubsub.jetstream or pubsub.azure.servicebus.topics, keeping the topics (`qscale up --embedded` serves those from the embedded queue locally)',
 };
 
 /** KEDA trigger types that exist only in qscale, with the way out. */

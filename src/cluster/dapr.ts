@@ -8,6 +8,7 @@
 import type { Manifest } from '../components/manifests.js';
 import { closest, validate, type Schema } from '../autoscaler/schema.js';
 import type { SecretLookup } from '../components/resources.js';
+import { findPubSub } from '../pubsub/registry.js';
 import { ConfigError } from '../errors.js';
 import {
   BINDING_RUNTIME_FIELDS, PUBSUB_RUNTIME_FIELDS, QSCALE_ONLY_TYPES, findDaprComponent, type DaprField,
@@ -130,7 +131,9 @@ export function checkComponent(m: Manifest, secrets: { has(name: string): boolea
   const typed = `${subject} (${type})`;
   const where = (path: ReadonlyArray<string | number>) => ({ file: m.file, line: m.lineOf(path) });
 
-  const onlyHere = QSCALE_ONLY_TYPES[type] ?? (type.startsWith('bindings.qscale.') ? 'use a binding type Dapr has' : undefined);
+  const onlyHere = QSCALE_ONLY_TYPES[type]
+    ?? (type.startsWith('bindings.qscale.') ? 'use a binding type Dapr has' : undefined)
+    ?? (type.startsWith('pubsub.qscale.') || findPubSub(type)?.localOnly ? 'use a pub/sub type Dapr has' : undefined);
   if (onlyHere) {
     errors.push(new ConfigError(`${typed}: this type runs only under qscale; a real daprd refuses to load it. On a cluster: ${onlyHere}`, { ...where(['spec', 'type']), field: 'spec.type' }));
     return { errors, warnings, note: `${type}: qscale only` };

@@ -15,6 +15,8 @@ import { loadScaledObjects, type ScalingConfig } from '../autoscaler/index.js';
 import type { QueueTriggerParams, ResolvedTrigger } from '../autoscaler/scaler.js';
 import { createScaler, embeddedQueueParams, findBackend, findTrigger, supportedBindingTypes } from '../backends/registry.js';
 import type { ResolvedComponent } from '../backends/types.js';
+import { findPubSub, supportedPubSubTypes } from '../pubsub/registry.js';
+import type { DeclaredSubscription } from '../components/subscriptions.js';
 import { findRunFile, loadRunFile, type RunFile, type RunFileApp } from './runfile.js';
 import { appIdForTarget, readDeployments, type WorkloadInfo } from './apps.js';
 import { checkAppCommand, checkPorts, runFilePorts, type FixedPort } from './preflight.js';
@@ -196,12 +198,43 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
     checked.set(key, ok);
     return ok;
   };
+  // Pub/sub components: a type no registry line serves is a problem, unless --embedded serves every pub/sub type.
+  const checkPubSub = (c: ResolvedComponent): boolean => {
+    const key = `${c.file}:${c.line}:${c.name}`;
+    const known = checked.get(key);
+    if (known !== undefined) return known;
+    const ok = attempt(() => {
+      const def = findPubSub(c.type);
+      if (!def && !opts.embedded) {
+        throw new ConfigError(
+          `component ${c.name}: unsupported pub/sub type '${c.type}' (supported: ${supportedPubSubTypes().join(', ') || 'none'}; with --embedded every pub/sub type is served by the embedded queue)`,
+          { ...c.where(), field: 'spec.type' },
+        );
+      }
+      def?.metadata.parse(c.metadata, { subject: `component ${c.name} (${c.type})`, where: c.where });
+      const served = opts.embedded && def?.localOnly !== true ? ', served by the embedded queue (--embedded)' : '';
+      entries.push({ kind: 'Component', name: c.name, where: `${rel(c.file)}:${c.line}`, note: `${c.type}${def?.localOnly ? ' (local only)' : ''}${served}` });
+      return true;
+    }) ?? false;
+    checked.set(key, ok);
+    return ok;
+  };
+  const listSubscription = (sub: DeclaredSubscription, pubsubNames: ReadonlySet<string>): void => {
+    const routes = sub.rules.map((r) => (r.match === '' ? r.path : `${r.match} → ${r.path}`)).join(', ') || 'no route: every event is dropped';
+    entries.push({ kind: 'Subscription', name: sub.name ?? '', where: `${rel(sub.file)}:${sub.line}`, note: `${sub.pubsubName}/${sub.topic}: ${routes}${sub.deadLetterTopic ? `, dead letters to ${sub.deadLetterTopic}` : ''}` });
+    if (!pubsubNames.has(sub.pubsubName)) {
+      warnings.push(`${rel(sub.file)}:${sub.line}: Subscription ${sub.name ?? ''} names pubsub '${sub.pubsubName}', which is no pub/sub component of the folder: daprd ignores it, and so does qscale`);
+    }
+  };
   const allEnv = { ...env, ...Object.assign({}, ...(runFile?.apps.map((a) => a.env) ?? [])) } as NodeJS.ProcessEnv;
   const folderResources = attempt(() => resolveResources(manifests, { env: allEnv }));
   const secrets: SecretLookup = folderResources?.secrets ?? (() => undefined);
   if (folderResources) {
     notices.push(...folderResources.notices);
     for (const c of folderResources.components) checkComponent(c);
+    for (const c of folderResources.pubsubs) checkPubSub(c);
+    const pubsubNames = new Set(folderResources.pubsubs.map((c) => c.name));
+    for (const sub of folderResources.subscriptions) listSubscription(sub, pubsubNames);
     for (const s of folderResources.skipped) entries.push({ kind: s.kind, name: s.name, where: `${rel(s.file)}:${s.line}`, note: `skipped: ${s.reason}` });
   }
 
@@ -211,6 +244,7 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
     const res: LoadedResources | undefined = attempt(() => resolveResources(own, { appId: app.appId, env: { ...env, ...app.env } }));
     for (const n of res?.notices ?? []) if (!notices.includes(n)) notices.push(n);
     const components = (res?.components ?? []).filter(checkComponent);
+    for (const c of res?.pubsubs ?? []) checkPubSub(c);
     const inputs: InputQueue[] = [];
     for (const c of components) {
       // Read as daprd reads it: absent = both, empty or misspelt = neither.

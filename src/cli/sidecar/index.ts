@@ -65,7 +65,7 @@ export function sidecarCommand(): Command {
       '--dapr-graceful-shutdown-seconds <seconds>',
       "how long a stop (SIGTERM, SIGINT, POST /v1.0/shutdown) may spend finishing in-flight deliveries before exiting anyway; 30 like a pod's terminationGracePeriodSeconds, so scale-in loses nothing a consumer can finish in that time (a negative value: the default)",
     )
-    .option('--embedded', 'serve every queue binding from the embedded SQLite queue, keeping queue names (no broker needed)', false)
+    .option('--embedded', 'serve every queue binding and pub/sub component from the embedded SQLite queue, keeping queue, topic and consumer names (no broker needed)', false)
     .option('--data-dir <dir>', 'where the embedded queue lives (env QSCALE_DATA_DIR)', process.env.QSCALE_DATA_DIR ?? '.qscale')
     .option('--metrics-port <port>', "serve daprd's metrics (Prometheus text format, any GET path) on this port (default 9090; 0: any free port)")
     .option('--metrics-listen-address <address>', 'the address the metrics endpoint listens on (default 127.0.0.1)')

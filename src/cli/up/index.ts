@@ -15,7 +15,7 @@ export function upCommand(): Command {
   return new Command('up')
     .description('start what a folder describes: each app of the run file (dapr.yaml) with its sidecar, consumer replicas scaled by the ScaledObject in the folder')
     .argument('[folder]', 'folder of Kubernetes YAML (Component, Secret, ScaledObject, TriggerAuthentication) and a dapr.yaml run file', '.')
-    .option('--embedded', 'serve every queue binding and its trigger from the embedded SQLite queue, keeping queue names (no broker needed)', false)
+    .option('--embedded', 'serve every queue binding, pub/sub component and trigger from the embedded SQLite queue, keeping queue, topic and consumer names (no broker needed)', false)
     .option('--data-dir <dir>', 'where the embedded queue and the supervisor state live', process.env.QSCALE_DATA_DIR ?? '.qscale')
     .option('--run-file <file>', 'the multi-app run file (default: <folder>/dapr.yaml)')
     .option('--hpa-sync-period <duration>', "the HPA's sync period, like kube-controller-manager's --horizontal-pod-autoscaler-sync-period", '15s')
