@@ -96,6 +96,12 @@ export function parseJetStreamPubSub(c: ResolvedComponent): JetStreamPubSubSetti
     }
     backOffMs.push(ms);
   }
+  // The server sets ack_wait to backOff's first step; daprd's client then finds the durable it made "different" and
+  // refuses it from its second start on (an ephemeral consumer is new each time, so it never meets this).
+  const firstStep = backOffMs[0];
+  if (m.durableName?.trim() && m.ackWait !== undefined && m.ackWait > 0 && firstStep !== undefined && m.ackWait !== firstStep) {
+    throw bad('ackWait', `is ${m.ackWait} ms with backOff set: NATS sets the durable consumer's ack wait to backOff's first step (${firstStep} ms), and daprd then refuses that consumer from its second start on; leave ackWait out or make it ${firstStep} ms`);
+  }
   const deliverPolicy = (m.deliverPolicy ?? 'all') as JetStreamDeliverPolicy;
   if (deliverPolicy === 'sequence' && !m.startSequence) throw bad('deliverPolicy', "is 'sequence': give startSequence too");
   if (deliverPolicy === 'time' && !m.startTime) throw bad('deliverPolicy', "is 'time': give startTime (Unix seconds) too");

@@ -39,7 +39,7 @@ function apiErrorCode(err: unknown): number | undefined {
   return (err as { api_error?: { err_code?: number } }).api_error?.err_code;
 }
 function isNotFound(err: unknown): boolean {
-  return (err as { code?: string }).code === '404' || /not found/i.test(errorMessage(err));
+  return (err as { code?: string }).code === '404' || /not found|no stream matches/i.test(errorMessage(err));
 }
 
 /** The published bytes' CloudEvent id, as daprd reads it: the `id` string of a JSON object. */
@@ -203,7 +203,7 @@ export class JetStreamPubSub implements PubSub {
     const { js } = this.client();
     const msgID = cloudEventId(data);
     try {
-      await this.call(`${SEND} to subject '${topic}'`, () => js.publish(topic, data, msgID === undefined ? {} : { msgID }));
+      await this.call(SEND, () => js.publish(topic, data, msgID === undefined ? {} : { msgID }));
     } catch (err) {
       const cause = err instanceof BrokerError ? err.cause : err;
       if ((cause as { code?: string } | undefined)?.code === '503') {

@@ -139,7 +139,7 @@ export class RedisPubSub implements PubSub {
     const trim: string[] = this.s.maxLenApprox !== undefined
       ? ['MAXLEN', '~', String(this.s.maxLenApprox)]
       : this.s.streamTtlMs !== undefined ? ['MINID', '~', `${Date.now() - this.s.streamTtlMs}-1`] : [];
-    await this.call(`${SEND} to stream '${topic}'`, (r) => r.callBuffer('XADD', topic, ...trim, '*', 'data', data, 'metadata', goMarshal(metadata)));
+    await this.call(SEND, (r) => r.callBuffer('XADD', topic, ...trim, '*', 'data', data, 'metadata', goMarshal(metadata)));
   }
 
   async prepare(sub: SubscribeRequest): Promise<void> {
