@@ -9,6 +9,8 @@
  * queue keeps exactly the declaration daprd gives it (a quorum queue's delivery-limit would need a different queue
  * type, which a queue daprd already created refuses). The price: a retried message loses its place in line, and a
  * crash between confirm and ack can duplicate it (at-least-once, like every redelivery).
+ * A dead letter carries why (the handler's answer on its last delivery), its id and when, in headers (message.ts);
+ * browsing and replaying them is in dead-letters.ts and scanDeadLetters().
  */
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, GetMessage, Message, Options } from 'amqplib';
 import { BrokerError, errorMessage } from '../../errors.js';
