@@ -74,7 +74,8 @@ export function errorString(e: PubSubError): string {
 }
 
 export function sendPubSubError(reply: FastifyReply, e: PubSubError): FastifyReply {
-  return reply.code(statusOf(e)).type('application/json').send(errorBody(e));
+  // As bytes: daprd's content type is application/json, with no charset.
+  return reply.code(statusOf(e)).header('content-type', 'application/json').send(Buffer.from(errorBody(e)));
 }
 
 export function publishFailed(pubsub: string, topic: string, cause: string): PubSubError {

@@ -297,8 +297,8 @@ async function publishBulk(ctx: PublishContext, req: FastifyRequest, reply: Fast
     .code(statusOf(err))
     .header('metadata.responseData', data)
     .header('metadata.error', errorString(err))
-    .type('application/json')
-    .send(data);
+    .header('content-type', 'application/json')
+    .send(Buffer.from(data));
 }
 
 export function registerPublish(app: FastifyInstance, ctx: PublishContext): void {
