@@ -5,7 +5,8 @@
  */
 import type { ResolvedComponent } from '../../src/backends/types.js';
 import type { LocalBroker } from '../support/brokers.js';
-import { serviceBusConnectionFromEnv, serviceBusSkipReason } from '../backends/azure/cloud.js';
+import { ServiceBusAdministrationClient } from '@azure/service-bus';
+import { deleteServiceBusQueue, serviceBusConnectionFromEnv, serviceBusSkipReason } from '../backends/azure/cloud.js';
 import { componentFromYaml } from './component.js';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
@@ -38,12 +39,27 @@ async function withJetStream(fn: (jsm: JetStreamManager) => Promise<unknown>): P
 
 export const pubsubRows: readonly PubSubRow[] = [
   {
+    // Service Bus queues are shared by every app (the queue is named after the topic): the case "another app gets
+    // every event" does not hold for this type, in daprd as here. Runs only against a real namespace.
+    name: 'azure-servicebus-queues',
+    type: 'pubsub.azure.servicebus.queues',
+    skipReason: serviceBusSkipReason,
+    makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.azure.servicebus.queues', {
+      connectionString: serviceBusConnectionFromEnv() ?? '', ...extra,
+    }),
+    cleanup: async (_id, topics) => {
+      for (const t of topics) await deleteServiceBusQueue(t);
+    },
+  },
+  {
     name: 'azure-servicebus-topics',
     type: 'pubsub.azure.servicebus.topics',
     skipReason: serviceBusSkipReason,
     makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.azure.servicebus.topics', {
       connectionString: serviceBusConnectionFromEnv() ?? '', ...extra,
     }),
+    // Deleting a topic deletes its subscriptions.
+    cleanup: (_id, topics) => deleteServiceBusTopics(topics),
   },
   {
     name: 'embedded',
@@ -102,4 +118,12 @@ async function deleteRabbitmqTopics(topics: string[], apps: string[]): Promise<v
   } finally {
     await conn.close();
   }
+}
+
+/** The topics pubsub.azure.servicebus.topics created for a test, with their subscriptions (a real namespace only). */
+async function deleteServiceBusTopics(topics: string[]): Promise<void> {
+  const cs = serviceBusConnectionFromEnv();
+  if (!cs) return;
+  const admin = new ServiceBusAdministrationClient(cs);
+  for (const t of topics) await admin.deleteTopic(t).catch(() => undefined);
 }

@@ -28,7 +28,7 @@ import { SEND, bounded, receiveUnreachable, type BrokerAddress } from '../../unr
 import { NoAzureCredentialError } from '../identity.js';
 import { describeServiceBusError, isFatal } from './errors.js';
 import { bodyBytes, deliveryCountOf, toServiceBusMessage } from './message.js';
-import { pubsubClients, type PubSubClients } from './pubsub-admin.js';
+import { pubsubClients, type PubSubClients, type PubSubEntityAdmin } from './pubsub-admin.js';
 import { pubsubMetadataOf } from './pubsub-message.js';
 import {
   SERVICEBUS_QUEUES_PUBSUB_TYPE, SERVICEBUS_TOPICS_TYPE, parseServiceBusPubSub, serviceBusQueuesPubSubMetadata,
@@ -58,6 +58,8 @@ export class ServiceBusPubSub implements PubSub {
   private readonly log: Logger;
   private readonly secrets: string[];
   private readonly clients: PubSubClients;
+  /** The management API, unless disableEntityManagement (or the emulator) says not to use it. */
+  private readonly admin: PubSubEntityAdmin | undefined;
   private readonly consumerID: string;
   private readonly senders = new Map<string, ServiceBusSender>();
   /** Entities known to exist (or created): asked of the management API once. */
@@ -81,6 +83,7 @@ export class ServiceBusPubSub implements PubSub {
       if (err instanceof NoAzureCredentialError) throw new BrokerError(`${this.subject}: ${err.message}`);
       throw err;
     }
+    this.admin = s.disableEntityManagement ? undefined : this.clients.admin;
   }
 
   private address(): BrokerAddress {
@@ -95,7 +98,7 @@ export class ServiceBusPubSub implements PubSub {
   async init(): Promise<void> {
     const started = Date.now();
     const ms = this.component.initTimeoutMs;
-    const { admin } = this.clients;
+    const { admin } = this;
     if (admin) {
       const signal = AbortSignal.timeout(ms);
       try {
@@ -252,7 +255,7 @@ export class ServiceBusPubSub implements PubSub {
 
   /** daprd's EnsureTopic (topics) or EnsureQueue (queues); nothing without the management API. */
   private async ensureEntity(topic: string): Promise<void> {
-    const admin = this.clients.admin;
+    const { admin } = this;
     const key = `${this.s.mode}:${topic}`;
     if (!admin || this.ensured.has(key)) return;
     const kind = this.s.mode === 'topics' ? 'topic' : 'queue';
@@ -273,7 +276,7 @@ export class ServiceBusPubSub implements PubSub {
   /** daprd's EnsureSubscription: the topic, then this app's subscription; queues: the queue. */
   private async ensureSubscription(topic: string): Promise<void> {
     await this.ensureEntity(topic);
-    const admin = this.clients.admin;
+    const { admin } = this;
     const key = `subscription:${topic}:${this.consumerID}`;
     if (this.s.mode !== 'topics' || !admin || this.ensured.has(key)) return;
     await this.managed(`cannot read or create subscription '${this.consumerID}' of topic '${topic}' through the management API`, async (signal) => {
