@@ -19,6 +19,7 @@ import type { HandlerResult, QueueMessage, ResolvedComponent } from '../../../sr
 import type { PubSub } from '../../../src/pubsub/types.js';
 import { createLogger } from '../../../src/util/log.js';
 import { closedPort } from '../closed-port.js';
+import { startProxy } from '../proxy.js';
 import { pubsubComponent } from '../pubsub-component.js';
 import { AmqpTestPeer } from './amqp-peer.js';
 import { RecordingAdmin } from './peer-admin.js';
@@ -309,4 +310,40 @@ test('servicebus pubsub - a namespace that cannot be reached (closed port, emula
   await p.close();
   assert.match(String((states[0] as Error).message), /^component orders-pubsub \(pubsub\.azure\.servicebus\.queues\): Azure Service Bus at sb:\/\/127\.0\.0\.1:\d+ is unreachable \(queue 'jobs': /);
   assert.ok(!String((states[0] as Error).message).includes(SECRET_KEY));
+});
+
+test(`servicebus pubsub - ${PEER} behind a relay: the namespace going away and coming back is reported once each way, and events flow again`, { timeout: 180_000 }, async (t) => {
+  const peer = await AmqpTestPeer.start();
+  const proxy = await startProxy(peer.port);
+  t.after(async () => {
+    await proxy.close();
+    await peer.close();
+  });
+  const cs = `Endpoint=sb://127.0.0.1:${proxy.port}/;SharedAccessKeyName=Root;SharedAccessKey=${SECRET_KEY};UseDevelopmentEmulator=true`;
+  const open = async (): Promise<PubSub> => {
+    const c = pubsubComponent(QUEUES, { connectionString: cs, disableEntityManagement: 'true', minConnectionRecoveryInSec: '0', maxConnectionRecoveryInSec: '1', timeoutInSec: '3' });
+    const s = parseServiceBusPubSub(c, 'queues');
+    const messaging = new ServiceBusClient(s.connection.withoutEntityPath, { retryOptions: { maxRetries: 0, timeoutInMs: 3000 } });
+    const p = new ServiceBusPubSub(c, s, { logger, dataDir: '/tmp', appId: 'app-a' }, { messaging, admin: undefined });
+    t.after(() => p.close());
+    await p.init();
+    return p;
+  };
+  const app = await open();
+  const states: Array<string | undefined> = [];
+  const sub = run(app, 'jobs', () => true, { onBrokerState: (e) => states.push(e === undefined ? undefined : (e as Error).message) });
+  const pub = await open();
+  await pub.publish('jobs', Buffer.from('"before"'), {});
+  await until(() => sub.done.length >= 1, 'the event before the outage');
+  await proxy.setMode('refuse');
+  await until(() => states.length >= 1, 'the outage is reported', 60_000);
+  assert.match(states[0] ?? '', /Azure Service Bus at sb:\/\/127\.0\.0\.1:\d+ is unreachable \(queue 'jobs': /);
+  assert.ok(!(states[0] ?? '').includes(SECRET_KEY));
+  await proxy.setMode('relay');
+  await until(async () => pub.publish('jobs', Buffer.from('"after"'), {}).then(() => true, () => false), 'publishing works again', 60_000);
+  await until(() => sub.done.some((m) => m.data.toString() === '"after"'), 'the event after the outage', 60_000);
+  await sub.stop();
+  assert.equal(states.at(-1), undefined, `the recovery is reported: ${JSON.stringify(states)}`);
+  assert.equal(states.filter((s) => s === undefined).length, 1, `one recovery line: ${JSON.stringify(states)}`);
+  assert.ok(states.length <= 3, `an outage line per distinct cause, not per retry: ${JSON.stringify(states)}`);
 });
