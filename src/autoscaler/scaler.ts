@@ -63,11 +63,30 @@ export interface QueueTriggerParams {
   activationTarget: number;
 }
 
+/**
+ * What a queue trigger reads, in the names daprd gives a pub/sub subscription on that broker: the supervisor matches
+ * them with an app's subscriptions (to prepare them, and to measure the embedded pub/sub's queue under --embedded).
+ */
+export interface SubscriptionRef {
+  /** The pub/sub component type that names subscriptions this way, e.g. "pubsub.redis". */
+  pubsubType: string;
+  /** redis-streams: the stream, which is the topic; nats-jetstream: the stream that holds the topic. */
+  stream?: string;
+  /** redis-streams: the consumer group, which is the component's consumerID (default: the app id). */
+  consumerGroup?: string;
+  /** nats-jetstream: the durable consumer, which is the component's durableName. */
+  durable?: string;
+  /** rabbitmq: the queue, `<consumerID>-<topic>` (or the subscription's queueName). */
+  queue?: string;
+}
+
 export interface TriggerDefinition {
   /** KEDA trigger type, e.g. "azure-servicebus". */
   type: string;
   /** Parses the trigger's metadata (KEDA's names and defaults), throwing ConfigError with file:line. */
   parseQueueParams(trigger: ResolvedTrigger): QueueTriggerParams;
+  /** The broker names it reads, as a pub/sub component of that broker names an app's subscription (triggers that can read one). */
+  subscriptionRef?(trigger: ResolvedTrigger): SubscriptionRef;
   /** The broker-native scaler. */
   create(trigger: ResolvedTrigger): Scaler;
 }

@@ -94,7 +94,17 @@ function embeddedComponent(component: ResolvedComponent, queueName: string): Res
   return { ...component, metadata };
 }
 
-export function createScaler(trigger: ResolvedTrigger, opts: { embedded: boolean; dataDir: string }): Scaler {
+export interface ScalerOptions {
+  embedded: boolean;
+  dataDir: string;
+  /**
+   * Under --embedded, the embedded queue to measure instead of the one the trigger names: the embedded pub/sub's
+   * queue of the subscription the trigger reads (a consumer group, durable consumer or `<consumerID>-<topic>` queue).
+   */
+  embeddedQueue?: string;
+}
+
+export function createScaler(trigger: ResolvedTrigger, opts: ScalerOptions): Scaler {
   const def = findTrigger(trigger.type);
   if (!def) {
     throw new ConfigError(
@@ -103,14 +113,18 @@ export function createScaler(trigger: ResolvedTrigger, opts: { embedded: boolean
     );
   }
   if (opts.embedded || def.type === EMBEDDED_TRIGGER_TYPE) {
-    return createEmbeddedScaler(opts.dataDir, embeddedQueueParams(def, trigger), trigger.type, trigger.index, trigger.subject);
+    return createEmbeddedScaler(opts.dataDir, embeddedQueueParams(def, trigger, opts.embedded ? opts.embeddedQueue : undefined), trigger.type, trigger.index, trigger.subject);
   }
   return def.create(trigger);
 }
 
-/** The queue fields of a trigger the embedded queue serves; a trigger that measures no single queue is refused. */
-export function embeddedQueueParams(def: TriggerDefinition, trigger: ResolvedTrigger): ReturnType<TriggerDefinition['parseQueueParams']> {
-  const params = def.parseQueueParams(trigger);
+/**
+ * The queue fields of a trigger the embedded queue serves: its own queue, or `queueName` when given (a pub/sub
+ * subscription's queue); a trigger that measures no single queue is refused.
+ */
+export function embeddedQueueParams(def: TriggerDefinition, trigger: ResolvedTrigger, queueName?: string): ReturnType<TriggerDefinition['parseQueueParams']> {
+  const own = def.parseQueueParams(trigger);
+  const params = queueName !== undefined ? { ...own, queueName } : own;
   if (params.queueName === '') {
     throw new ConfigError(
       `${trigger.subject}: --embedded cannot serve this trigger: it measures no single queue; add metadata 'queueName' (a qscale extension) naming the queue to serve it from`,

@@ -20,6 +20,9 @@ import type { DeclaredSubscription } from '../components/subscriptions.js';
 import { findRunFile, loadRunFile, type RunFile, type RunFileApp } from './runfile.js';
 import { appIdForTarget, readDeployments, type WorkloadInfo } from './apps.js';
 import { checkAppCommand, checkPorts, runFilePorts, type FixedPort } from './preflight.js';
+import {
+  declaredSubscriptions, keptBeforeSubscribing, matchTrigger, programmaticLine, type AppSubscription, type TriggerSubscription,
+} from './subscriptions.js';
 
 /** One thing that stops `up` from starting, as one printable line. */
 export interface Problem {
@@ -53,6 +56,10 @@ export interface AppPlan {
   components: ResolvedComponent[];
   /** The input bindings among them: the queues this app consumes. */
   inputs: InputQueue[];
+  /** Pub/sub components in this app's scope. */
+  pubsubs: ResolvedComponent[];
+  /** Its declarative subscriptions daprd would run (Subscription resources in its scope, on its pub/sub components). */
+  subscriptions: AppSubscription[];
   /** The Deployment in the folder that names this app (dapr.io/app-id), if any. */
   workload: WorkloadInfo | undefined;
   /** The ScaledObject that scales it, if any. */
@@ -63,7 +70,12 @@ export interface AppPlan {
 
 export interface TriggerPlan {
   trigger: ResolvedTrigger;
+  /** The queue it measures (under --embedded, the embedded pub/sub's queue of the subscription it reads). */
   queue: string;
+  /** The pub/sub subscription of the scaled app it reads, when its names are one's. */
+  subscription?: TriggerSubscription;
+  /** Under --embedded: the embedded queue measured instead of the trigger's own queue name. */
+  embeddedQueue?: string;
 }
 
 export interface ScaledObjectPlan {
@@ -80,6 +92,8 @@ export interface SystemPlan {
   scaledObjects: ScaledObjectPlan[];
   /** The app whose address, Swagger UI and "try:" line `up` prints once it is Ready. */
   producer: AppPlan | undefined;
+  /** What `up` makes before the first trigger read: the scaled apps' declarative subscriptions (and what triggers read where the broker keeps events anyway). */
+  toPrepare: AppSubscription[];
   fixedPorts: FixedPort[];
   secrets: SecretLookup;
   entries: PlanEntry[];
@@ -252,22 +266,31 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
       inputs.push({ component: c, queue: findBackend(c.type)!.queueName(c) });
     }
     const workload = [...deployments.values()].find((d) => d.appId === app.appId);
-    apps.push({ app, where: `${rel(runFile!.file)}:${app.line}`, components, inputs, workload, scaledBy: undefined, initialReplicas: workload?.replicas ?? 1 });
+    const pubsubs = (res?.pubsubs ?? []).filter((c) => checked.get(`${c.file}:${c.line}:${c.name}`) === true);
+    const subscriptions = declaredSubscriptions(app.appId, pubsubs, res?.subscriptions ?? []);
+    apps.push({
+      app, where: `${rel(runFile!.file)}:${app.line}`, components, inputs, pubsubs, subscriptions, workload, scaledBy: undefined,
+      initialReplicas: workload?.replicas ?? 1,
+    });
   }
 
   // ScaledObjects: each with its triggers and the app it scales.
   const scaledObjects: ScaledObjectPlan[] = [];
+  const toPrepare: AppSubscription[] = [];
   const appEnv = (target: string): Record<string, string> | undefined => runFile?.apps.find((a) => a.appId === appIdForTarget(target, deployments))?.env;
   const scaling = attempt(() => loadScaledObjects(manifests, { secrets, env: appEnv }));
   if (scaling) notices.push(...scaling.notices);
   for (const config of scaling?.scaledObjects ?? []) {
     const spec = config.spec;
     const triggers: TriggerPlan[] = [];
+    const triggerEntries = new Map<ResolvedTrigger, PlanEntry>();
     for (const t of config.triggers) {
       const q = attempt(() => checkTrigger(t, opts));
       if (q === undefined) continue;
+      const entry = { kind: 'Trigger', name: `${spec.name}/${t.type}${t.name ? ` (${t.name})` : ''}`, where: `${rel(spec.file)}:${spec.line}`, note: `queue ${q.queueName || '(none: a query of its own)'}, target ${q.target}, activation ${q.activationTarget}` };
       triggers.push({ trigger: t, queue: q.queueName });
-      entries.push({ kind: 'Trigger', name: `${spec.name}/${t.type}`, where: `${rel(spec.file)}:${spec.line}`, note: `queue ${q.queueName || '(none: a query of its own)'}, target ${q.target}, activation ${q.activationTarget}` });
+      triggerEntries.set(t, entry);
+      entries.push(entry);
     }
     entries.push({ kind: 'ScaledObject', name: spec.name, where: `${rel(spec.file)}:${spec.line}`, note: `${spec.target}: ${spec.minReplicaCount}..${spec.maxReplicaCount}` });
     if (!runFile) continue;
@@ -289,7 +312,35 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
     app.initialReplicas = spec.pausedReplicas ?? app.workload?.replicas ?? spec.minReplicaCount;
     if (triggers.length !== config.triggers.length) continue;
     scaledObjects.push({ config, appId, triggers });
+    // Its declarative subscriptions are made before the first trigger read, so a backlog at 0 replicas is kept and seen.
+    for (const s of app.subscriptions) if (!toPrepare.includes(s)) toPrepare.push(s);
     for (const t of triggers) {
+      const ref = attempt(() => findTrigger(t.trigger.type)?.subscriptionRef?.(t.trigger));
+      const sub = ref ? matchTrigger(ref, appId, app.pubsubs, app.subscriptions) : undefined;
+      if (sub) {
+        t.subscription = sub;
+        if (opts.embedded && sub.embeddedQueue !== undefined) {
+          t.embeddedQueue = sub.embeddedQueue;
+          t.queue = sub.embeddedQueue;
+        }
+        // What the trigger reads on a broker that keeps the topic anyway (a stream): made now, as the app would make it.
+        if (!sub.declared && sub.topic !== undefined && keptBeforeSubscribing(sub.component.type) && !toPrepare.some((p) => p.appId === appId && p.component === sub.component && p.topic === sub.topic)) {
+          toPrepare.push({ appId, component: sub.component, topic: sub.topic, metadata: sub.metadata, declared: undefined });
+        }
+        const entry = triggerEntries.get(t.trigger);
+        if (entry) {
+          const of = `${sub.declared ? `Subscription ${sub.declared.name ?? ''}` : 'the subscription the app makes'} of app ${appId} to topic ${sub.topic ?? '(named by the app)'} (${sub.component.name})`;
+          entry.note += `; reads ${sub.names}: ${of}${t.embeddedQueue ? `, measured on the embedded queue ${t.embeddedQueue}` : ''}`;
+        }
+        if (spec.minReplicaCount === 0) {
+          const line = programmaticLine(sub, t.trigger, opts.embedded);
+          if (line) {
+            const w = t.trigger.where('type');
+            warnings.push(`${w.file ? `${rel(w.file)}:${w.line ?? ''}: ` : ''}${line}`);
+          }
+        }
+        continue;
+      }
       if (t.queue === '' || app.inputs.some((i) => i.queue === t.queue)) continue;
       const w = t.trigger.where('queueName');
       const reads = app.inputs.length > 0 ? `its input bindings read ${app.inputs.map((i) => `'${i.queue}' (${i.component.name})`).join(', ')}` : 'it has no input binding';
@@ -306,7 +357,7 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
   }
 
   const producer = apps.find((a) => a.app.appId === 'producer') ?? apps.find((a) => /produc/i.test(a.app.appId));
-  return { folder, runFile, apps, scaledObjects, producer, fixedPorts, secrets, entries, notices: [...new Set(notices)], warnings, problems };
+  return { folder, runFile, apps, scaledObjects, producer, toPrepare, fixedPorts, secrets, entries, notices: [...new Set(notices)], warnings, problems };
 }
 
 /** "trigger 0 (rabbitmq)" or "trigger 0 (rabbitmq, name queue-depth)". */

@@ -20,6 +20,7 @@ import { createLogger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
 import { DeadLetterService } from '../dlq/service.js';
 import { bindingsOfPlan } from '../dlq/bindings.js';
+import { prepareSubscriptions, type Preparer } from './subscriptions.js';
 
 export interface SystemOptions {
   folder: string;
@@ -149,11 +150,12 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
 
   const stopping = new AbortController();
   let stopped: Promise<void> | undefined;
+  let preparer: Preparer | undefined;
   const stop = (): Promise<void> => {
     stopping.abort();
     stopped ??= (async () => {
       // A Deployment takes no scale request once it stops, so scaling and draining stop side by side.
-      await Promise.all([...loops.map((l) => l.stop()), ...[...deployments.values()].map((d) => d.stopAll()), sampler.stop()]);
+      await Promise.all([...loops.map((l) => l.stop()), ...[...deployments.values()].map((d) => d.stopAll()), sampler.stop(), preparer?.stop()]);
       await Promise.all([...queues.map((q) => q.close()), deadLetters.close()]);
       await control.server.close();
       await removeSupervisorFile(dataDir, process.pid);
@@ -163,6 +165,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   const kill = async (): Promise<void> => {
     stopping.abort();
     void sampler.stop();
+    void preparer?.stop();
     for (const l of loops) void l.stop();
     await Promise.all([...deployments.values()].map((d) => d.killAll()));
   };
@@ -179,9 +182,13 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       deployments.set(a.app.appId, new Deployment({ app: a.app, embedded: opts.embedded, dataDir, graceMs: opts.graceMs, logs, fixedPorts: true, runFile: plan.runFile?.file }));
     }
     for (const so of plan.scaledObjects) {
-      const scalers = so.triggers.map((t) => createScaler(t.trigger, { embedded: opts.embedded, dataDir }));
+      const scalers = so.triggers.map((t) => createScaler(t.trigger, { embedded: opts.embedded, dataDir, embeddedQueue: t.embeddedQueue }));
       loops.push(new ScaleLoop(so.config, deployments.get(so.appId)!, scalers, loopOpts));
     }
+    // The scaled apps' subscriptions are made before any app starts (a producer's first events are kept) and before
+    // the first trigger read (a backlog at 0 replicas is seen). One that cannot be made yet is said and tried again.
+    preparer = prepareSubscriptions(plan.toPrepare, { embedded: opts.embedded, dataDir, report: (line) => logs.system(line) });
+    await preparer.first;
     // Fixed-size apps start now; scaled apps start at their initial count and the loop takes over.
     for (const a of plan.apps) await deployments.get(a.app.appId)!.scaleTo(a.initialReplicas);
     // The scaled apps' input bindings are opened (queue declared, stream and consumer group created) before the

@@ -281,6 +281,10 @@ export const natsJetStreamTrigger: TriggerDefinition = {
     const { queueName, target, activationTarget } = parseNatsJetStreamTrigger(trigger);
     return { queueName, target, activationTarget };
   },
+  subscriptionRef(trigger) {
+    const { stream, consumer } = parseNatsJetStreamTrigger(trigger);
+    return { pubsubType: 'pubsub.jetstream', stream, durable: consumer };
+  },
   create(trigger) {
     return createNatsJetStreamScaler(trigger);
   },

@@ -401,6 +401,9 @@ export const rabbitmqTrigger: TriggerDefinition = {
     const { queueName, target, activationTarget } = parseRabbitmqQueueParams(trigger);
     return { queueName, target, activationTarget };
   },
+  subscriptionRef(trigger) {
+    return { pubsubType: 'pubsub.rabbitmq', queue: parseRabbitmqQueueParams(trigger).queueName };
+  },
   create(trigger) {
     return new RabbitmqScaler(trigger, parseRabbitmqTrigger(trigger));
   },

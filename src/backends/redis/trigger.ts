@@ -288,6 +288,10 @@ export const redisStreamsTrigger: TriggerDefinition = {
     const { queueName, target, activationTarget } = parseRedisStreamsTrigger(trigger);
     return { queueName, target, activationTarget };
   },
+  subscriptionRef(trigger) {
+    const { queueName, group } = parseRedisStreamsTrigger(trigger);
+    return { pubsubType: 'pubsub.redis', stream: queueName, ...(group !== undefined ? { consumerGroup: group } : {}) };
+  },
   create(trigger) {
     return createRedisStreamsScaler(trigger);
   },
