@@ -1,9 +1,11 @@
 /**
- * Pub/sub Components for the broker tests, from real YAML so positions and secret handling are what users get:
+ * Helpers of the pub/sub broker tests. Components, from real YAML so positions and secret handling are what users get:
  * entries start at line 9 (line 10 with an initTimeout), two lines each. Built as a binding document while the
  * loader keeps no pub/sub components, with the same positions, then given its pub/sub type.
  */
+import assert from 'node:assert/strict';
 import { parseManifests, resolveResources } from '../../src/components/index.js';
+import type { FieldSpec, MetadataSpec } from '../../src/components/metadata.js';
 import type { ResolvedComponent } from '../../src/backends/types.js';
 
 export function pubsubComponent(
@@ -27,4 +29,33 @@ export function pubsubComponent(
   const viaBinding = resolveResources(parseManifests(yaml('bindings.pubsub-under-test'), file)).components[0];
   if (!viaBinding) throw new Error(`no component parsed for ${type}`);
   return { ...viaBinding, type };
+}
+
+/** A field of a components-contrib metadata.yaml. */
+export interface ReferenceField {
+  name: string;
+  default?: string;
+  type?: string;
+  sensitive?: boolean;
+  allowedValues?: string[];
+}
+
+/**
+ * One metadata.yaml field against a declared spec: declared, with the same sensitivity, type and allowed values.
+ * Returns what an absent field gives and what the yaml's default ('"false"', '0', '"3s"') gives, both read by the
+ * field's own parser, for the caller to compare.
+ */
+export function compareWithReference(spec: MetadataSpec, r: ReferenceField): { field: FieldSpec; absent: unknown; fromYaml: unknown } {
+  const field = spec.fields.find((f) => f.name === r.name);
+  assert.ok(field, `'${r.name}' is declared`);
+  assert.equal(field.sensitive === true, r.sensitive === true, `sensitive flag of '${r.name}'`);
+  if (r.type === 'bool') assert.equal(field.type, 'boolean', `type of '${r.name}'`);
+  if (r.type === 'number') assert.ok(field.type === 'integer' || field.type === 'number', `type of '${r.name}'`);
+  if (r.type === 'duration') assert.equal(field.type, 'duration', `type of '${r.name}'`);
+  if (r.allowedValues) assert.deepEqual([...(field.enum ?? [])].sort(), [...r.allowedValues].sort(), `allowed values of '${r.name}'`);
+  const ctx = { subject: 'cross-check', where: () => ({}) };
+  const absent = (spec.parse({}, ctx) as Record<string, unknown>)[r.name];
+  const yamlValue = r.default?.trim().replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
+  const fromYaml = yamlValue === undefined ? undefined : (spec.parse({ [r.name]: yamlValue }, ctx) as Record<string, unknown>)[r.name];
+  return { field, absent, fromYaml };
 }

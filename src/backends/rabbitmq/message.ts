@@ -24,7 +24,7 @@ export const DEAD_LETTER_ID_HEADER = 'x-qscale-dead-letter-id';
 export const DEAD_LETTERED_AT_HEADER = 'x-qscale-dead-lettered-at';
 
 /** Dapr's TryGetProperty: the exact key first, then any spelling of it; empty values do not count. */
-function lookup(md: MessageMetadata, key: string): string | undefined {
+export function lookup(md: MessageMetadata, key: string): string | undefined {
   const exact = md[key];
   if (exact !== undefined && exact !== '') return exact;
   const want = key.toLowerCase();

@@ -11,15 +11,7 @@
 import type { ConsumeMessage, Options } from 'amqplib';
 import type { MessageMetadata } from '../types.js';
 import { daprTtl } from '../dapr-ttl.js';
-
-/** daprd's TryGetProperty: the exact key first, then any spelling of it; empty values do not count. */
-function lookup(md: MessageMetadata, key: string): string | undefined {
-  const exact = md[key];
-  if (exact !== undefined && exact !== '') return exact;
-  const want = key.toLowerCase();
-  for (const [k, v] of Object.entries(md)) if (v !== '' && k.toLowerCase() === want) return v;
-  return undefined;
-}
+import { lookup } from './message.js';
 
 export interface PublishDefaults {
   deliveryMode: number;

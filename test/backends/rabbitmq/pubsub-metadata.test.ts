@@ -8,14 +8,13 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import type { FieldSpec } from '../../../src/components/metadata.js';
+import type { MetadataSpec } from '../../../src/components/metadata.js';
 import { parseRabbitmqPubSub, pubsubContext, rabbitmqPubSubMetadata } from '../../../src/backends/rabbitmq/pubsub-metadata.js';
 import { REF } from '../../support/crd.js';
-import { pubsubComponent as anyPubSubComponent } from '../pubsub-component.js';
+import { compareWithReference, pubsubComponent as anyPubSubComponent, type ReferenceField } from '../pubsub-component.js';
 
 const pubsubComponent = (metadata: Record<string, string>) => anyPubSubComponent('pubsub.rabbitmq', metadata, { file: 'rabbitmq/pubsub.yaml' });
 
-interface RefField { name: string; default?: string; type?: string; sensitive?: boolean; allowedValues?: string[] }
 
 const file = REF ? path.join(REF, 'dapr-pubsub', 'pubsub.rabbitmq.metadata.yaml') : undefined;
 const skip = file && existsSync(file) ? false : 'reference metadata ../shared/reference/dapr-pubsub/pubsub.rabbitmq.metadata.yaml not found';
@@ -36,33 +35,20 @@ const DEFAULT_FROM_CODE: Record<string, { yaml: string; code: unknown; why: stri
   durable: { yaml: 'false', code: true, why: 'createMetadata starts from Durable: true (metadata_test.go asserts it)' },
 };
 
-const unquote = (v: string): string => v.trim().replace(/^"(.*)"$/, '$1');
-
 test('rabbitmq pubsub metadata - every field of Dapr\'s metadata.yaml is declared, with its default, type and sensitivity', { timeout: 60_000, skip }, () => {
-  const ref = parse(readFileSync(file!, 'utf8')) as { metadata: RefField[]; authenticationProfiles: Array<{ metadata: RefField[] }> };
+  const ref = parse(readFileSync(file!, 'utf8')) as { metadata: ReferenceField[]; authenticationProfiles: Array<{ metadata: ReferenceField[] }> };
   const refFields = [...ref.metadata, ...ref.authenticationProfiles.flatMap((p) => p.metadata)];
-  const declared = new Map<string, FieldSpec>(rabbitmqPubSubMetadata.fields.map((f) => [f.name, f]));
-  const ctx = { subject: 'cross-check', where: () => ({}) };
-  const defaults = rabbitmqPubSubMetadata.parse({}, ctx) as Record<string, unknown>;
   let compared = 0;
   for (const r of refFields) {
-    const f = declared.get(r.name);
-    assert.ok(f, `'${r.name}' is declared`);
-    assert.equal(f.sensitive === true, r.sensitive === true, `sensitive flag of '${r.name}'`);
-    if (r.type === 'bool') assert.equal(f.type, 'boolean', `type of '${r.name}'`);
-    if (r.type === 'number') assert.ok(f.type === 'integer' || f.type === 'number', `type of '${r.name}'`);
-    if (r.type === 'duration') assert.equal(f.type, 'duration', `type of '${r.name}'`);
-    if (r.allowedValues) assert.deepEqual([...(f.enum ?? [])].sort(), [...r.allowedValues].sort(), `allowed values of '${r.name}'`);
+    const { field, absent, fromYaml } = compareWithReference(rabbitmqPubSubMetadata as unknown as MetadataSpec, r);
     const fromCode = DEFAULT_FROM_CODE[r.name];
     if (fromCode) {
-      assert.equal(unquote(r.default ?? ''), fromCode.yaml, `the yaml still says ${fromCode.yaml} for '${r.name}'`);
-      assert.deepEqual(defaults[r.name], fromCode.code, `'${r.name}' defaults as daprd's code: ${fromCode.why}`);
+      assert.equal(r.default?.replace(/"/g, ''), fromCode.yaml, `the yaml still says ${fromCode.yaml} for '${r.name}'`);
+      assert.deepEqual(absent, fromCode.code, `'${r.name}' defaults as daprd's code: ${fromCode.why}`);
     } else if (r.default !== undefined) {
-      // The yaml's default, read by the field's own parser, is what an absent field gives.
-      const fromYaml = rabbitmqPubSubMetadata.parse({ [r.name]: unquote(r.default) }, ctx) as Record<string, unknown>;
-      assert.deepEqual(defaults[r.name], fromYaml[r.name], `default of '${r.name}'`);
+      assert.deepEqual(absent, fromYaml, `default of '${r.name}'`);
     } else {
-      assert.equal(f.default, undefined, `'${r.name}' has no default in Dapr`);
+      assert.equal(field.default, undefined, `'${r.name}' has no default in Dapr`);
     }
     compared++;
   }

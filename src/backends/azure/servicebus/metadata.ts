@@ -9,7 +9,7 @@ import { redeliveryFields, redeliveryPolicy, type RedeliveryPolicy } from '../..
 import type { ResolvedComponent } from '../../types.js';
 import { parseConnectionString, type ConnectionParts } from './connection.js';
 import { daprTtl, withoutTtl } from '../../dapr-ttl.js';
-import { AzureAdSettingError, azureAdFields, parseAzureAd, type AzureAdSettings } from '../identity.js';
+import { AzureAdSettingError, azureAdFields, parseAzureAd, type AzureAdMetadata, type AzureAdSettings } from '../identity.js';
 import { SERVICEBUS_QUEUES_TYPE } from './trigger-params.js';
 
 export { SERVICEBUS_QUEUES_TYPE };
@@ -101,48 +101,12 @@ export function parseServiceBusComponent(c: ResolvedComponent): ServiceBusSettin
   const m = serviceBusMetadata.parse(withoutTtl(c.metadata), ctx);
   const fail = (message: string, field: string): ConfigError =>
     new ConfigError(`${ctx.subject}: ${message}`, { ...ctx.where(field), field });
-  if (m.connectionString !== undefined && m.namespaceName !== undefined) {
-    throw fail('connectionString and namespaceName cannot both be specified', 'namespaceName');
-  }
-  let parts: ConnectionParts;
-  let azureAd: AzureAdSettings | undefined;
-  if (m.connectionString !== undefined) {
-    const p = parseConnectionString(m.connectionString);
-    if (typeof p === 'string') throw fail(`metadata 'connectionString' is not a Service Bus connection string: ${p}`, 'connectionString');
-    parts = p;
-  } else if (m.namespaceName !== undefined) {
-    parts = namespaceParts(m.namespaceName.trim(), fail);
-    try {
-      azureAd = parseAzureAd(m);
-    } catch (err) {
-      if (err instanceof AzureAdSettingError) throw fail(`metadata '${err.field}': ${err.message}`, err.field);
-      throw err;
-    }
-  } else {
-    throw fail("missing required metadata 'connectionString' (either connectionString or namespaceName is required)", 'connectionString');
-  }
+  const { connection: parts, azureAd } = serviceBusAuth(m, fail);
   const queueName = m.queueName.trim().toLowerCase();
   if (parts.entityPath !== undefined && parts.entityPath.toLowerCase() !== queueName) {
     throw fail(`the connection string's EntityPath '${parts.entityPath}' is not queueName '${queueName}'`, 'queueName');
   }
-  if (m.autoDeleteOnIdleInSec !== 0 && m.autoDeleteOnIdleInSec < 300) {
-    throw fail(`autoDeleteOnIdleInSec must be 0 (disabled) or at least 300, got ${m.autoDeleteOnIdleInSec}`, 'autoDeleteOnIdleInSec');
-  }
-  if (m.maxConnectionRecoveryInSec < m.minConnectionRecoveryInSec) {
-    throw fail(`maxConnectionRecoveryInSec (${m.maxConnectionRecoveryInSec}) is below minConnectionRecoveryInSec (${m.minConnectionRecoveryInSec})`,
-      'maxConnectionRecoveryInSec');
-  }
-  // As Dapr: defaultMessageTimeToLiveInSec wins; without it, `ttl` / `ttlInSeconds` (a duration or whole seconds),
-  // in whole seconds, which must come to more than 0.
-  let defaultMessageTtlSec = m.defaultMessageTimeToLiveInSec;
-  const ttl = defaultMessageTtlSec === undefined ? daprTtl(c.metadata) : undefined;
-  if (ttl !== undefined) {
-    if ('error' in ttl) throw fail(`metadata '${ttl.key}' must be ${ttl.error}, got '${ttl.value}'`, ttl.key);
-    defaultMessageTtlSec = Math.trunc(ttl.ms / 1000);
-    if (defaultMessageTtlSec <= 0) {
-      throw fail(`metadata '${ttl.key}' must come to at least 1 second (Dapr: defaultMessageTimeToLiveInSec must be greater than 0), got '${ttl.value}'`, ttl.key);
-    }
-  }
+  const defaultMessageTtlSec = serviceBusChecks(m, c.metadata, fail);
   const notices: string[] = [];
   if (m.handlerTimeoutInSec !== 0) {
     const w = ctx.where('handlerTimeoutInSec');
@@ -178,7 +142,7 @@ export function parseServiceBusComponent(c: ResolvedComponent): ServiceBusSettin
  * namespaceName as Dapr passes it to the SDK: the namespace's host name (myns.servicebus.windows.net), a port
  * allowed. A bare name has no domain the SDK could reach, so it is refused here rather than at the first connect.
  */
-export function namespaceParts(ns: string, fail: (message: string, field: string) => ConfigError): ConnectionParts {
+function namespaceParts(ns: string, fail: (message: string, field: string) => ConfigError): ConnectionParts {
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d+)?$/.test(ns) || !/[.:]/.test(ns)) {
     throw fail(`metadata 'namespaceName' must be the namespace's fully qualified host name, such as myns.servicebus.windows.net, got '${ns}'`, 'namespaceName');
   }
@@ -186,4 +150,57 @@ export function namespaceParts(ns: string, fail: (message: string, field: string
     endpoint: `sb://${ns}/`, host: ns, keyName: undefined, key: undefined, signature: undefined, entityPath: undefined,
     emulator: false, withoutEntityPath: '',
   };
+}
+
+type Fail = (message: string, field: string) => ConfigError;
+
+/** connectionString, or namespaceName with Azure AD, as daprd reads them for the Service Bus binding and pub/sub alike. */
+export function serviceBusAuth(
+  m: { connectionString: string | undefined; namespaceName: string | undefined } & AzureAdMetadata, fail: Fail,
+): { connection: ConnectionParts; azureAd: AzureAdSettings | undefined } {
+  if (m.connectionString !== undefined && m.namespaceName !== undefined) {
+    throw fail('connectionString and namespaceName cannot both be specified', 'namespaceName');
+  }
+  if (m.connectionString !== undefined) {
+    const p = parseConnectionString(m.connectionString);
+    if (typeof p === 'string') throw fail(`metadata 'connectionString' is not a Service Bus connection string: ${p}`, 'connectionString');
+    return { connection: p, azureAd: undefined };
+  }
+  if (m.namespaceName === undefined) {
+    throw fail("missing required metadata 'connectionString' (either connectionString or namespaceName is required)", 'connectionString');
+  }
+  const connection = namespaceParts(m.namespaceName.trim(), fail);
+  try {
+    return { connection, azureAd: parseAzureAd(m) };
+  } catch (err) {
+    if (err instanceof AzureAdSettingError) throw fail(`metadata '${err.field}': ${err.message}`, err.field);
+    throw err;
+  }
+}
+
+/**
+ * daprd's checks of the fields the binding and the pub/sub share, and the default message time to live of what they
+ * create: defaultMessageTimeToLiveInSec wins; without it, `ttl` / `ttlInSeconds` (a duration or whole seconds), in
+ * whole seconds, which must come to more than 0.
+ */
+export function serviceBusChecks(
+  m: { autoDeleteOnIdleInSec: number; minConnectionRecoveryInSec: number; maxConnectionRecoveryInSec: number; defaultMessageTimeToLiveInSec: number | undefined },
+  metadata: Readonly<Record<string, string>>, fail: Fail,
+): number | undefined {
+  if (m.autoDeleteOnIdleInSec !== 0 && m.autoDeleteOnIdleInSec < 300) {
+    throw fail(`autoDeleteOnIdleInSec must be 0 (disabled) or at least 300, got ${m.autoDeleteOnIdleInSec}`, 'autoDeleteOnIdleInSec');
+  }
+  if (m.maxConnectionRecoveryInSec < m.minConnectionRecoveryInSec) {
+    throw fail(`maxConnectionRecoveryInSec (${m.maxConnectionRecoveryInSec}) is below minConnectionRecoveryInSec (${m.minConnectionRecoveryInSec})`,
+      'maxConnectionRecoveryInSec');
+  }
+  if (m.defaultMessageTimeToLiveInSec !== undefined) return m.defaultMessageTimeToLiveInSec;
+  const ttl = daprTtl(metadata);
+  if (ttl === undefined) return undefined;
+  if ('error' in ttl) throw fail(`metadata '${ttl.key}' must be ${ttl.error}, got '${ttl.value}'`, ttl.key);
+  const sec = Math.trunc(ttl.ms / 1000);
+  if (sec <= 0) {
+    throw fail(`metadata '${ttl.key}' must come to at least 1 second (Dapr: defaultMessageTimeToLiveInSec must be greater than 0), got '${ttl.value}'`, ttl.key);
+  }
+  return sec;
 }

@@ -9,7 +9,7 @@ import type { CreateSubscriptionOptions, ServiceBusAdministrationClient, Service
 import type { TokenCredential } from '@azure/identity';
 import { lazyModule } from '../../lazy-require.js';
 import { chained, daprCredentialChain, describeChain } from '../identity.js';
-import { createQueueOptions, isoSeconds } from './admin.js';
+import { createQueueOptions } from './admin.js';
 import type { QueueCreationProperties } from './metadata.js';
 import type { ServiceBusPubSubSettings } from './pubsub-metadata.js';
 
@@ -26,13 +26,9 @@ export interface PubSubEntityAdmin {
   createSubscription(topic: string, subscription: string, props: QueueCreationProperties, signal?: AbortSignal): Promise<void>;
 }
 
-/** daprd's CreateSubscriptionProperties: only what the component sets; the server decides the rest. */
+/** daprd's CreateSubscriptionProperties: what the component sets, as for a queue; the server decides the rest. */
 export function createSubscriptionOptions(p: QueueCreationProperties): CreateSubscriptionOptions {
-  const o: CreateSubscriptionOptions = {};
-  if (p.lockDurationSec !== undefined) o.lockDuration = isoSeconds(p.lockDurationSec);
-  if (p.defaultMessageTtlSec !== undefined) o.defaultMessageTimeToLive = isoSeconds(p.defaultMessageTtlSec);
-  if (p.maxDeliveryCount !== undefined) o.maxDeliveryCount = p.maxDeliveryCount;
-  if (p.autoDeleteOnIdleSec !== undefined) o.autoDeleteOnIdle = isoSeconds(p.autoDeleteOnIdleSec);
+  const o: CreateSubscriptionOptions = createQueueOptions(p);
   return o;
 }
 

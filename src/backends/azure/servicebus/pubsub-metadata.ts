@@ -7,11 +7,11 @@
  */
 import { defineMetadata, type MetadataContext } from '../../../components/metadata.js';
 import { ConfigError } from '../../../errors.js';
-import { daprTtl, withoutTtl } from '../../dapr-ttl.js';
+import { withoutTtl } from '../../dapr-ttl.js';
 import type { ResolvedComponent } from '../../types.js';
-import { AzureAdSettingError, azureAdFields, parseAzureAd, type AzureAdSettings } from '../identity.js';
-import { parseConnectionString, type ConnectionParts } from './connection.js';
-import { namespaceParts, type QueueCreationProperties } from './metadata.js';
+import { azureAdFields, type AzureAdSettings } from '../identity.js';
+import type { ConnectionParts } from './connection.js';
+import { serviceBusAuth, serviceBusChecks, type QueueCreationProperties } from './metadata.js';
 
 export const SERVICEBUS_TOPICS_TYPE = 'pubsub.azure.servicebus.topics';
 export const SERVICEBUS_QUEUES_PUBSUB_TYPE = 'pubsub.azure.servicebus.queues';
@@ -96,41 +96,8 @@ export function parseServiceBusPubSub(c: ResolvedComponent, mode: 'topics' | 'qu
   const spec = mode === 'topics' ? serviceBusTopicsPubSubMetadata : serviceBusQueuesPubSubMetadata;
   const m = spec.parse(withoutTtl(c.metadata), ctx) as ReturnType<typeof serviceBusTopicsPubSubMetadata.parse>;
   const fail = (message: string, field: string): ConfigError => new ConfigError(`${ctx.subject}: ${message}`, { ...ctx.where(field), field });
-  if (m.connectionString !== undefined && m.namespaceName !== undefined) {
-    throw fail('connectionString and namespaceName cannot both be specified', 'namespaceName');
-  }
-  let connection: ConnectionParts;
-  let azureAd: AzureAdSettings | undefined;
-  if (m.connectionString !== undefined) {
-    const p = parseConnectionString(m.connectionString);
-    if (typeof p === 'string') throw fail(`metadata 'connectionString' is not a Service Bus connection string: ${p}`, 'connectionString');
-    connection = p;
-  } else if (m.namespaceName !== undefined) {
-    connection = namespaceParts(m.namespaceName.trim(), fail);
-    try {
-      azureAd = parseAzureAd(m);
-    } catch (err) {
-      if (err instanceof AzureAdSettingError) throw fail(`metadata '${err.field}': ${err.message}`, err.field);
-      throw err;
-    }
-  } else {
-    throw fail("missing required metadata 'connectionString' (either connectionString or namespaceName is required)", 'connectionString');
-  }
-  if (m.autoDeleteOnIdleInSec !== 0 && m.autoDeleteOnIdleInSec < 300) {
-    throw fail(`autoDeleteOnIdleInSec must be 0 (disabled) or at least 300, got ${m.autoDeleteOnIdleInSec}`, 'autoDeleteOnIdleInSec');
-  }
-  if (m.maxConnectionRecoveryInSec < m.minConnectionRecoveryInSec) {
-    throw fail(`maxConnectionRecoveryInSec (${m.maxConnectionRecoveryInSec}) is below minConnectionRecoveryInSec (${m.minConnectionRecoveryInSec})`,
-      'maxConnectionRecoveryInSec');
-  }
-  // As daprd: defaultMessageTimeToLiveInSec wins; without it `ttl` / `ttlInSeconds`, in whole seconds, above 0.
-  let defaultMessageTtlSec = m.defaultMessageTimeToLiveInSec;
-  const ttl = defaultMessageTtlSec === undefined ? daprTtl(c.metadata) : undefined;
-  if (ttl !== undefined) {
-    if ('error' in ttl) throw fail(`metadata '${ttl.key}' must be ${ttl.error}, got '${ttl.value}'`, ttl.key);
-    defaultMessageTtlSec = Math.trunc(ttl.ms / 1000);
-    if (defaultMessageTtlSec <= 0) throw fail(`metadata '${ttl.key}' must come to at least 1 second, got '${ttl.value}'`, ttl.key);
-  }
+  const { connection, azureAd } = serviceBusAuth(m, fail);
+  const defaultMessageTtlSec = serviceBusChecks(m, c.metadata, fail);
   return {
     mode,
     connectionString: m.connectionString ?? '',
