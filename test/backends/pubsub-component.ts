@@ -1,7 +1,6 @@
 /**
- * Helpers of the pub/sub broker tests. Components, from real YAML so positions and secret handling are what users get:
- * entries start at line 9 (line 10 with an initTimeout), two lines each. Built as a binding document while the
- * loader keeps no pub/sub components, with the same positions, then given its pub/sub type.
+ * Helpers of the pub/sub broker tests. Components from real YAML, so positions and secret handling are what users get:
+ * entries start at line 9 (line 10 with an initTimeout), two lines each.
  */
 import assert from 'node:assert/strict';
 import { parseManifests, resolveResources } from '../../src/components/index.js';
@@ -23,12 +22,9 @@ export function pubsubComponent(
     '  metadata:',
     ...Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`),
   ].join('\n');
-  const file = opts.file ?? 'pubsub.yaml';
-  const direct = resolveResources(parseManifests(yaml(type), file)).components[0];
-  if (direct) return direct;
-  const viaBinding = resolveResources(parseManifests(yaml('bindings.pubsub-under-test'), file)).components[0];
-  if (!viaBinding) throw new Error(`no component parsed for ${type}`);
-  return { ...viaBinding, type };
+  const c = resolveResources(parseManifests(yaml(type), opts.file ?? 'pubsub.yaml')).pubsubs[0];
+  if (!c) throw new Error(`no component parsed for ${type}`);
+  return c;
 }
 
 /** A field of a components-contrib metadata.yaml. */
