@@ -329,8 +329,9 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
   async purge(): Promise<number> {
     const last = await this.call(PURGE, (r) => lastEntryId(r, this.s.stream));
     let deleted = 0;
-    for (let n = -1; last !== undefined && n !== 0;) {
-      n = await this.call(PURGE, (r) => purgeReady(r, this.s.stream, this.s.group, last, BATCH));
+    for (let n = BATCH; last !== undefined && n >= BATCH;) {
+      const before = deleted;
+      n = await this.call(PURGE, (r) => purgeReady(r, this.s.stream, this.s.group, last, BATCH, before));
       deleted += n;
     }
     return deleted;

@@ -29,9 +29,18 @@ return moved
 
 /**
  * KEYS[1] the queue stream; ARGV[1] the consumer group, ARGV[2] the newest entry id to consider, ARGV[3] at most
- * this many per call. Deletes entries the group was never handed: those after its last-delivered-id (the group
- * hands entries out in id order, and a claim or a retry never moves that id). Entries delivered and not yet acked are
- * at or before it, so they stay. Returns how many it deleted; 0 when none are left up to ARGV[2].
+ * this many per call, ARGV[4] how many earlier calls of the same purge deleted. Deletes entries the group was never
+ * handed: those after its last-delivered-id (the group hands entries out in id order, and a claim or a retry never
+ * moves that id). Entries delivered and not yet acked are at or before it, so they stay. Returns how many it deleted;
+ * fewer than ARGV[3] when it reached ARGV[2].
+ *
+ * On that last call it also sets the group's position past the deleted entries. Redis 7 estimates a group's lag from
+ * how many entries it read, and entries deleted after its last-delivered-id throw that estimate off for good: it kept
+ * counting the purged entries as waiting (an empty stream read a lag of 4), or read no lag, then a wrong one. A
+ * lag-based trigger (KEDA's lagCount) would scale for messages that are gone. Moving the group to just before the
+ * first entry still waiting (or to the stream's last id), with the count of entries it has passed, gives Redis the
+ * exact figure again. Only when the entries still waiting are few enough to count here; Redis before 7 has no
+ * ENTRIESREAD (pcall).
  */
 export const PURGE_READY = `
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
@@ -44,17 +53,28 @@ for _, g in ipairs(groups) do
   end
   if name == ARGV[1] and delivered then last, known = delivered, true end
 end
-local entries = redis.call('XRANGE', KEYS[1], '(' .. last, ARGV[2], 'COUNT', ARGV[3])
+local count = tonumber(ARGV[3])
+local entries = redis.call('XRANGE', KEYS[1], '(' .. last, ARGV[2], 'COUNT', count)
 local deleted = 0
 for _, e in ipairs(entries) do deleted = deleted + redis.call('XDEL', KEYS[1], e[1]) end
--- Nothing left to hand out: say so in the group's lag too (Redis 7 would otherwise keep counting the deleted entries
--- as waiting, and a lag-based trigger would scale up for them). Redis before 7 has no ENTRIESREAD: pcall.
-if deleted > 0 and known and #redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 1) == 0 then
-  local info = redis.call('XINFO', 'STREAM', KEYS[1])
-  for i = 1, #info, 2 do
-    if info[i] == 'entries-added' then
-      pcall(redis.call, 'XGROUP', 'SETID', KEYS[1], ARGV[1], last, 'ENTRIESREAD', info[i + 1])
+if known and #entries < count and deleted + tonumber(ARGV[4]) > 0 then
+  local waiting = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 1001)
+  if #waiting <= 1000 then
+    local info = redis.call('XINFO', 'STREAM', KEYS[1])
+    local added, newest
+    for i = 1, #info, 2 do
+      if info[i] == 'entries-added' then added = info[i + 1] elseif info[i] == 'last-generated-id' then newest = info[i + 1] end
     end
+    local position = newest
+    if #waiting > 0 then
+      local ms, seq = string.match(waiting[1][1], '^(%d+)%-(%d+)$')
+      if seq ~= '0' then
+        position = ms .. '-' .. string.format('%.0f', tonumber(seq) - 1)
+      else
+        position = string.format('%.0f', tonumber(ms) - 1) .. '-18446744073709551615'
+      end
+    end
+    if added then pcall(redis.call, 'XGROUP', 'SETID', KEYS[1], ARGV[1], position, 'ENTRIESREAD', added - #waiting) end
   end
 end
 return deleted

@@ -178,9 +178,12 @@ export async function deleteDeadLettersUpTo(r: Redis, dlq: string, lastId: strin
   return Number(await r.call('XTRIM', dlq, 'MINID', nextEntryId(lastId)));
 }
 
-/** One batch of the queue purge (see scripts.ts): deletes up to `count` entries the group was never handed. */
-export async function purgeReady(r: Redis, stream: string, group: string, lastId: string, count: number): Promise<number> {
-  return Number(await r.eval(PURGE_READY, 1, stream, group, lastId, String(count)));
+/**
+ * One step of the queue purge (see scripts.ts): deletes up to `count` entries the group was never handed, up to
+ * `lastId`; fewer than `count` once it got there. `before`: how many the purge's earlier steps deleted.
+ */
+export async function purgeReady(r: Redis, stream: string, group: string, lastId: string, count: number, before: number): Promise<number> {
+  return Number(await r.eval(PURGE_READY, 1, stream, group, lastId, String(count), String(before)));
 }
 
 export async function ensureGroup(r: Redis, stream: string, group: string): Promise<void> {

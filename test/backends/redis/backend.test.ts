@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { closedPort } from '../closed-port.js';
 import { needBroker, uniqueName } from '../../support/brokers.js';
 import { redisBackend, redisStreamsTrigger } from '../../../src/backends/redis/index.js';
-import type { Backend } from '../../../src/backends/types.js';
+import { hasDeadLetters, isPurgeable, type Backend, type DeadLetterReader, type Purgeable, type QueueMessage } from '../../../src/backends/types.js';
+import { purgeReady } from '../../../src/backends/redis/stream.js';
 import { REDIS_ADDR, component, ctx, deleteKeys, dropQscaleConnections, eventually, trigger, withRedis } from './helpers.js';
 
 /** A unique stream name whose stream and dead-letter stream are deleted when the test ends, passed or not. */
@@ -246,3 +247,172 @@ test('redis-streams trigger - watchArrivals calls back when an entry lands, so a
   await b.close();
   await deleteKeys(q, `${q}:dlq`);
 });
+
+/** A backend with dead letters and purge, opened and closed with the test. */
+async function openFull(t: TestContext, queue: string, extra: Record<string, string> = {}): Promise<Backend & DeadLetterReader & Purgeable> {
+  const b = backend(queue, extra);
+  t.after(() => b.close());
+  await b.init();
+  assert.ok(hasDeadLetters(b) && isPurgeable(b));
+  return b;
+}
+
+/** Receives until `stop` holds after a handler call; every message is processed (acked). */
+async function receiveUntil(b: Backend, stop: (got: QueueMessage[]) => boolean): Promise<QueueMessage[]> {
+  const got: QueueMessage[] = [];
+  const ac = new AbortController();
+  const giveUp = setTimeout(() => ac.abort(), 30_000);
+  await b.receive(async (m) => {
+    got.push(m);
+    if (stop(got)) ac.abort();
+    return true;
+  }, { concurrency: 1, signal: ac.signal });
+  clearTimeout(giveUp);
+  return got;
+}
+
+test('redis dead letters - one written before dead letters kept their times lists with the times its ids carry, and requeues', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = streamFor(t, 'rds-legacy');
+  const b = await openFull(t, q);
+  // The fields the previous version wrote: no enqueuedAt, no deadLetteredAt.
+  const sourceId = '1700000000000-3';
+  const id = await withRedis((r) => r.xadd(`${q}:dlq`, '*', 'data', '{"old":true}', 'meta', '{"kind":"legacy"}',
+    'reason', 'failed 10 deliveries (maxDeliveryCount 10)', 'deliveryCount', '10', 'sourceId', sourceId));
+  assert.ok(id);
+  const [dead, ...more] = await b.deadLetters(10);
+  assert.deepEqual(more, []);
+  assert.deepEqual(dead, {
+    id, data: Buffer.from('{"old":true}'), metadata: { kind: 'legacy' }, deliveryCount: 10,
+    reason: 'failed 10 deliveries (maxDeliveryCount 10)', enqueuedAt: 1700000000000, deadLetteredAt: Number(id.split('-')[0]),
+  });
+  assert.deepEqual(await b.deadLetter(id), dead);
+  for (const bad of ['abc', `${id}x`, '1-2-3', '']) assert.equal(await b.deadLetter(bad), undefined, bad);
+  assert.equal(await b.purgeDeadLetters(['abc', '1-1']), 0, 'ids that name no dead letter delete nothing');
+  assert.equal(await b.requeueDeadLetters(['abc', id, id]), 1, 'each dead letter moves once');
+  assert.equal(await b.requeueDeadLetters([id]), 0, 'it is gone from the dead letters');
+  const before = Date.now();
+  const [m] = await receiveUntil(b, (got) => got.length === 1);
+  assert.equal(m?.data.toString(), '{"old":true}');
+  assert.deepEqual(m?.metadata, { kind: 'legacy' });
+  assert.equal(m?.deliveryCount, 1);
+  // A requeue is a new message: enqueued when requeued (Redis's clock is this machine's; a loose window, no speed).
+  assert.ok(m?.enqueuedAt !== undefined && m.enqueuedAt >= before - 60_000 && m.enqueuedAt <= Date.now() + 1000, `enqueuedAt ${m?.enqueuedAt}`);
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+});
+
+test('redis dead letters - a consumer dying on the last delivery leaves the visibility timeout as the reason', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = streamFor(t, 'rds-lastlease');
+  const b = await openFull(t, q, { maxDeliveryCount: '1', visibilityTimeoutInSeconds: '1' });
+  await b.send(Buffer.from('"held"'), { kind: 'lost' });
+  // Another consumer of the group takes it and never answers.
+  await withRedis((r) => r.call('XREADGROUP', 'GROUP', 'qscale', 'gone', 'COUNT', '1', 'STREAMS', q, '>'));
+  let calls = 0;
+  const ac = new AbortController();
+  const running = b.receive(async () => (calls++, true), { concurrency: 1, signal: ac.signal });
+  try {
+    assert.equal((await eventually(() => b.depth(), (d) => d.deadLettered === 1)).deadLettered, 1);
+  } finally {
+    ac.abort();
+    await running;
+  }
+  assert.equal(calls, 0, 'the handler is not called past the maximum');
+  const [dead] = await b.deadLetters(10);
+  assert.equal(dead?.data.toString(), '"held"');
+  assert.equal(dead?.metadata.kind, 'lost');
+  assert.equal(dead?.deliveryCount, 1);
+  assert.equal(dead?.reason, 'MaxDeliveryCountExceeded: failed on delivery 1 of 1: the visibility timeout (1 s) expired on the last delivery: its consumer stopped or hung');
+});
+
+test('redis purge - entries held by consumers stay, and the group\'s lag reads what is left', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = streamFor(t, 'rds-purge');
+  const b = await openFull(t, q);
+  for (let i = 0; i < 6; i++) await b.send(Buffer.from(String(i)), {});
+  const ac = new AbortController();
+  const held: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const running = b.receive(async (m) => {
+    held.push(m.data.toString());
+    await gate;
+    return true;
+  }, { concurrency: 2, signal: ac.signal });
+  t.after(async () => {
+    ac.abort();
+    release();
+    await running;
+  });
+  await eventually(async () => held.length, (n) => n === 2);
+  assert.equal(await b.purge(), 4);
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 2, deadLettered: 0 });
+  // KEDA's lagCount reads XINFO GROUPS' lag: it must not count the deleted entries as waiting.
+  const lag = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q, consumerGroup: 'qscale', lagCount: '5' }));
+  t.after(() => lag.close());
+  assert.deepEqual(await lag.metricAndActivity(), { value: 0, active: false });
+  ac.abort();
+  release();
+  await running;
+  assert.deepEqual(held, ['0', '1'], 'the held entries were processed, the rest never delivered');
+  for (let i = 6; i < 9; i++) await b.send(Buffer.from(String(i)), {});
+  assert.deepEqual(await b.depth(), { ready: 3, inFlight: 0, deadLettered: 0 });
+  assert.deepEqual(await lag.metricAndActivity(), { value: 3, active: true });
+  const got = await receiveUntil(b, (g) => g.length === 3);
+  assert.deepEqual(got.map((m) => m.data.toString()), ['6', '7', '8']);
+  assert.deepEqual(await lag.metricAndActivity(), { value: 0, active: false });
+  assert.equal(await b.purge(), 0, 'an empty queue purges nothing');
+});
+
+test('redis dead letters - requeue all, purge all and the queue purge take everything, past one step of each', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = streamFor(t, 'rds-all');
+  const b = await openFull(t, q);
+  const write = (bodies: string[]): Promise<unknown> => withRedis(async (r) => {
+    const p = r.pipeline();
+    for (const body of bodies) {
+      p.xadd(`${q}:dlq`, '*', 'data', body, 'meta', '{}', 'reason', 'r', 'deliveryCount', '1', 'sourceId', '1-0', 'enqueuedAt', '1', 'deadLetteredAt', '2');
+    }
+    return p.exec();
+  });
+  const many = Array.from({ length: 1200 }, (_, i) => `"r${i}"`);
+  await write(many);
+  assert.equal(await b.requeueDeadLetters('all'), 1200);
+  assert.deepEqual(await b.depth(), { ready: 1200, inFlight: 0, deadLettered: 0 });
+  await write(['"p0"', '"p1"', '"p2"']);
+  assert.equal(await b.purgeDeadLetters('all'), 3);
+  assert.equal(await b.requeueDeadLetters('all'), 0);
+  assert.equal(await b.purgeDeadLetters('all'), 0);
+  assert.equal(await b.purge(), 1200);
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+});
+
+for (const layout of ['each in its own millisecond', 'sharing one millisecond'] as const) {
+  test(`redis purge - entries sent while a purge runs stay, and the lag counts them exactly (ids ${layout})`, { timeout: 120_000 }, async (t) => {
+    if (!(await needBroker(t, 'redis'))) return;
+    const q = streamFor(t, 'rds-purge-late');
+    const b = await openFull(t, q);
+    // The first entry left waiting is <ms>-0 in one layout and <ms>-4 in the other: the group is set just before it.
+    const ms = Date.now();
+    const ids = Array.from({ length: 6 }, (_, i) => (layout === 'sharing one millisecond' ? `${ms}-${i + 1}` : `${ms + i}-0`));
+    await withRedis(async (r) => {
+      for (const [i, id] of ids.entries()) await r.xadd(q, id, 'data', String(i), 'meta', '{}');
+    });
+    // Two handed to a consumer (which keeps them in one layout, acks and deletes them in the other: Redis itself reads
+    // no lag while an entry is pending before a deleted one right at the group's position); the purge's bound stops
+    // at the fourth entry, as if the last two were sent after it started.
+    const held = layout === 'each in its own millisecond' ? 2 : 0;
+    await withRedis(async (r) => {
+      await r.call('XREADGROUP', 'GROUP', 'qscale', 'holder', 'COUNT', '2', 'STREAMS', q, '>');
+      if (!held) for (const id of ids.slice(0, 2)) await r.multi().xack(q, 'qscale', id).xdel(q, id).exec();
+    });
+    assert.equal(await withRedis((r) => purgeReady(r, q, 'qscale', ids[3] ?? '', 500, 0)), 2);
+    assert.deepEqual(await b.depth(), { ready: 2, inFlight: held, deadLettered: 0 });
+    const lag = redisStreamsTrigger.create(trigger({ address: REDIS_ADDR, stream: q, consumerGroup: 'qscale', lagCount: '5' }));
+    t.after(() => lag.close());
+    assert.deepEqual(await lag.metricAndActivity(), { value: 2, active: true });
+    const got = await withRedis(async (r) => JSON.stringify(await r.call('XREADGROUP', 'GROUP', 'qscale', 'holder', 'COUNT', '5', 'STREAMS', q, '>')));
+    assert.deepEqual([...got.matchAll(/"(\d+-\d+)"/g)].map((m) => m[1]), ids.slice(4), 'the entries left are delivered in order');
+    assert.deepEqual(await lag.metricAndActivity(), { value: 0, active: false });
+  });
+}
