@@ -23,6 +23,11 @@ export interface PubSubRow {
   /** Removes what the test created on the broker. */
   cleanup?(id: string, topics: string[]): Promise<void>;
   skipReason?(): string | undefined;
+  /**
+   * false where every app shares one queue per topic (pubsub.azure.servicebus.queues, as in daprd): replicas still share
+   * the events, but a second app does not get its own copy.
+   */
+  fanOut?: boolean;
 }
 
 const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -42,6 +47,7 @@ export const pubsubRows: readonly PubSubRow[] = [
     // Service Bus queues are shared by every app (the queue is named after the topic): the case "another app gets
     // every event" does not hold for this type, in daprd as here. Runs only against a real namespace.
     name: 'azure-servicebus-queues',
+    fanOut: false,
     type: 'pubsub.azure.servicebus.queues',
     skipReason: serviceBusSkipReason,
     makeComponent: (id, extra) => componentFromYaml(id, 'pubsub.azure.servicebus.queues', {
