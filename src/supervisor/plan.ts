@@ -20,6 +20,7 @@ import type { DeclaredSubscription } from '../components/subscriptions.js';
 import { findRunFile, loadRunFile, type RunFile, type RunFileApp } from './runfile.js';
 import { appIdForTarget, readDeployments, type WorkloadInfo } from './apps.js';
 import { checkAppCommand, checkPorts, runFilePorts, type FixedPort } from './preflight.js';
+import { JETSTREAM_STREAM_ANNOTATION } from '../backends/nats/stream-setup.js';
 import {
   declaredSubscriptions, keptBeforeSubscribing, matchTrigger, programmaticLine, type AppSubscription, type TriggerSubscription,
 } from './subscriptions.js';
@@ -78,6 +79,12 @@ export interface TriggerPlan {
   embeddedQueue?: string;
 }
 
+/** A stream a pubsub.jetstream component asks qscale up to create when it is missing (a qscale-only annotation). */
+export interface StreamSetup {
+  component: ResolvedComponent;
+  subjects: string[];
+}
+
 export interface ScaledObjectPlan {
   config: ScalingConfig;
   appId: string;
@@ -94,6 +101,8 @@ export interface SystemPlan {
   producer: AppPlan | undefined;
   /** What `up` makes before the first trigger read: the scaled apps' declarative subscriptions (and what triggers read where the broker keeps events anyway). */
   toPrepare: AppSubscription[];
+  /** JetStream streams `up` creates when missing, before any app starts (annotation qscale.io/jetstream-stream-subjects). */
+  streamSetups: StreamSetup[];
   fixedPorts: FixedPort[];
   secrets: SecretLookup;
   entries: PlanEntry[];
@@ -240,6 +249,7 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
       warnings.push(`${rel(sub.file)}:${sub.line}: Subscription ${sub.name ?? ''} names pubsub '${sub.pubsubName}', which is no pub/sub component of the folder: daprd ignores it, and so does qscale`);
     }
   };
+  const streamSetups: StreamSetup[] = [];
   const allEnv = { ...env, ...Object.assign({}, ...(runFile?.apps.map((a) => a.env) ?? [])) } as NodeJS.ProcessEnv;
   const folderResources = attempt(() => resolveResources(manifests, { env: allEnv }));
   const secrets: SecretLookup = folderResources?.secrets ?? (() => undefined);
@@ -247,6 +257,10 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
     notices.push(...folderResources.notices);
     for (const c of folderResources.components) checkComponent(c);
     for (const c of folderResources.pubsubs) checkPubSub(c);
+    for (const c of folderResources.pubsubs) {
+      const setup = attempt(() => streamSetupOf(c, manifests));
+      if (setup) streamSetups.push(setup);
+    }
     const pubsubNames = new Set(folderResources.pubsubs.map((c) => c.name));
     for (const sub of folderResources.subscriptions) listSubscription(sub, pubsubNames);
     for (const s of folderResources.skipped) entries.push({ kind: s.kind, name: s.name, where: `${rel(s.file)}:${s.line}`, note: `skipped: ${s.reason}` });
@@ -357,7 +371,26 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
   }
 
   const producer = apps.find((a) => a.app.appId === 'producer') ?? apps.find((a) => /produc/i.test(a.app.appId));
-  return { folder, runFile, apps, scaledObjects, producer, toPrepare, fixedPorts, secrets, entries, notices: [...new Set(notices)], warnings, problems };
+  return { folder, runFile, apps, scaledObjects, producer, toPrepare, streamSetups, fixedPorts, secrets, entries, notices: [...new Set(notices)], warnings, problems };
+}
+
+/**
+ * The annotation qscale.io/jetstream-stream-subjects of a pub/sub Component: the subjects of the stream (its
+ * streamName) that `up` creates when missing. Only pubsub.jetstream with streamName takes it.
+ */
+function streamSetupOf(c: ResolvedComponent, manifests: readonly Manifest[]): StreamSetup | undefined {
+  const m = manifests.find((x) => x.kind === 'Component' && x.name === c.name && x.file === c.file);
+  const annotations = (m?.body.metadata as { annotations?: Record<string, unknown> } | undefined)?.annotations;
+  const raw = annotations?.[JETSTREAM_STREAM_ANNOTATION];
+  if (!m || raw === undefined) return undefined;
+  const at = ['metadata', 'annotations', JETSTREAM_STREAM_ANNOTATION];
+  if (c.type !== 'pubsub.jetstream') throw m.error(`component ${c.name} (${c.type}): annotation ${JETSTREAM_STREAM_ANNOTATION} applies to pubsub.jetstream only`, at);
+  if (!Object.keys(c.metadata).some((k) => k.toLowerCase() === 'streamname' && c.metadata[k]!.trim() !== '')) {
+    throw m.error(`component ${c.name} (${c.type}): annotation ${JETSTREAM_STREAM_ANNOTATION} needs metadata 'streamName': the stream to create`, at);
+  }
+  const subjects = typeof raw === 'string' ? raw.split(',').map((x) => x.trim()).filter(Boolean) : [];
+  if (subjects.length === 0) throw m.error(`component ${c.name} (${c.type}): annotation ${JETSTREAM_STREAM_ANNOTATION} must list the stream's subjects, comma-separated (e.g. "orders")`, at);
+  return { component: c, subjects };
 }
 
 /** "trigger 0 (rabbitmq)" or "trigger 0 (rabbitmq, name queue-depth)". */

@@ -14,6 +14,7 @@ import type { ResolvedTrigger, SubscriptionRef } from '../autoscaler/scaler.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import { EMBEDDED_PUBSUB_TYPE, EmbeddedPubSub } from '../backends/embedded/pubsub.js';
 import { JetStreamPubSub } from '../backends/nats/pubsub.js';
+import { JETSTREAM_STREAM_ANNOTATION, ensureJetStreamStream } from '../backends/nats/stream-setup.js';
 import { rabbitmqSubscriptionQueue } from '../backends/rabbitmq/pubsub.js';
 import { parseRabbitmqPubSub } from '../backends/rabbitmq/pubsub-metadata.js';
 import { RedisPubSub } from '../backends/redis/pubsub.js';
@@ -263,7 +264,11 @@ async function prepareGroup(subs: readonly AppSubscription[], opts: PreparerOpti
       const cause = errorMessage(err);
       const s = pending[0]!;
       if (cause !== failing?.cause) {
-        opts.report(`cannot make ${describeSubscription(s)}: ${cause}; events published meanwhile may not be kept, and its trigger may not read; trying again every ${Math.round(retryMs / 1000)}s`);
+        // A missing stream is JetStream's usual first-run failure: say the qscale-only way as well as the CLI's.
+        const orCreate = c.type === 'pubsub.jetstream' && /does not exist|no stream/i.test(cause)
+          ? `; or have qscale up create it: annotation ${JETSTREAM_STREAM_ANNOTATION}: "${s.topic}" on the Component`
+          : '';
+        opts.report(`cannot make ${describeSubscription(s)}: ${cause}${orCreate}; events published meanwhile may not be kept, and its trigger may not read; trying again every ${Math.round(retryMs / 1000)}s`);
       }
       failing = { cause, since: failing?.since ?? Date.now() };
     } finally {
@@ -277,4 +282,19 @@ function open(c: ResolvedComponent, ctx: PubSubContext, embedded: boolean): PubS
   if (embedded || c.type === EMBEDDED_PUBSUB_TYPE) return new EmbeddedPubSub(c, ctx);
   if (!findPubSub(c.type)) throw new Error(`component ${c.name}: unsupported pub/sub type '${c.type}'`);
   return createPubSub(c, ctx);
+}
+
+/**
+ * Creates the JetStream streams pub/sub components ask for (annotation qscale.io/jetstream-stream-subjects), once,
+ * before anything else: a failure is one line, and the subscription's own attempts then say what is missing.
+ */
+export async function setUpStreams(setups: ReadonlyArray<{ component: ResolvedComponent; subjects: string[] }>, report: (line: string) => void): Promise<void> {
+  await Promise.all(setups.map(async ({ component: c, subjects }) => {
+    try {
+      const r = await ensureJetStreamStream(c, '', subjects);
+      if (r.created) report(`component ${c.name} (${c.type}): created stream '${r.stream}' (subjects ${subjects.join(', ')}) on NATS JetStream at ${r.where}, as its annotation qscale.io/jetstream-stream-subjects asks (qscale up only; on a cluster a Job or the nats CLI creates it)`);
+    } catch (err) {
+      report(`component ${c.name} (${c.type}): ${errorMessage(err)}`);
+    }
+  }));
 }

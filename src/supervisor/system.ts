@@ -20,7 +20,7 @@ import { createLogger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
 import { DeadLetterService } from '../dlq/service.js';
 import { bindingsOfPlan } from '../dlq/bindings.js';
-import { prepareSubscriptions, type Preparer } from './subscriptions.js';
+import { prepareSubscriptions, setUpStreams, type Preparer } from './subscriptions.js';
 
 export interface SystemOptions {
   folder: string;
@@ -187,6 +187,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     }
     // The scaled apps' subscriptions are made before any app starts (a producer's first events are kept) and before
     // the first trigger read (a backlog at 0 replicas is seen). One that cannot be made yet is said and tried again.
+    await setUpStreams(plan.streamSetups, (line) => logs.system(line));
     preparer = prepareSubscriptions(plan.toPrepare, { embedded: opts.embedded, dataDir, report: (line) => logs.system(line) });
     await preparer.first;
     // Fixed-size apps start now; scaled apps start at their initial count and the loop takes over.
