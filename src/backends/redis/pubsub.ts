@@ -34,7 +34,7 @@ import { withTimeout } from '../../util/timeout.js';
 import { BrokerState } from '../broker-state.js';
 import { SEND, bounded, receiveUnreachable, unreachable, type BrokerAddress } from '../unreachable.js';
 import { connectRedis, describeRedisError, describeTarget, type RedisTarget } from './connection.js';
-import { claimIdle, deliveryCounts, ensureGroup, readNew, renew, type StreamEntry } from './stream.js';
+import { claimIdle, deliveryCounts, ensureGroup, entryTime, readNew, renew, type StreamEntry } from './stream.js';
 import {
   REDIS_PUBSUB_TYPE, parseRedisPubSub, redisPubSubMetadata, redisPubSubNotices, type RedisPubSubSettings,
 } from './pubsub-metadata.js';
@@ -48,12 +48,6 @@ const MEANWHILE = `qscale reconnects every ${RECONNECT_WAIT_MS} ms`;
 interface Held {
   entry: StreamEntry;
   deliveryCount: number;
-}
-
-/** The milliseconds part of an entry id ("<ms>-<seq>"): when Redis stored it. */
-function storedAt(id: string): number | undefined {
-  const ms = Number(id.slice(0, id.indexOf('-')));
-  return id.includes('-') && Number.isSafeInteger(ms) ? ms : undefined;
 }
 
 export class RedisPubSub implements PubSub {
@@ -253,12 +247,13 @@ export class RedisPubSub implements PubSub {
 
   private async handle(topic: string, h: Held, handler: MessageHandler): Promise<void> {
     const { entry } = h;
+    const enqueuedAt = entryTime(entry.id);
     const msg: QueueMessage = {
       id: entry.id,
       data: entry.data,
       metadata: this.metadataOf(entry),
       deliveryCount: h.deliveryCount,
-      ...(storedAt(entry.id) === undefined ? {} : { enqueuedAt: storedAt(entry.id) }),
+      ...(enqueuedAt === undefined ? {} : { enqueuedAt }),
     };
     let ok = false;
     try {

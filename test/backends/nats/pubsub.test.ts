@@ -94,6 +94,21 @@ function run(p: PubSub, topic: string, handler: (m: QueueMessage) => Promise<Han
 const topicName = (): string => `${streamName()}.orders`;
 const PER_APP = { durableName: '{appID}', queueGroupName: '{appID}' };
 
+/** A nats-server of the test's own (monitoring on, restartable), a file stream on it, and app checkout prepared. */
+async function ownServer(t: TestContext): Promise<{ server: TestNatsServer; topic: string; s: string; p: PubSub }> {
+  const server = await TestNatsServer.start();
+  const topic = topicName();
+  const s = await stream(t, [topic], server.url, StorageType.File);
+  const p = createPubSub(component({ natsURL: server.url, streamName: s, ...PER_APP }), { logger, dataDir: '.qscale-test', appId: 'checkout' });
+  t.after(async () => {
+    await p.close();
+    await server.stop();
+  });
+  await p.init();
+  await p.prepare({ topic, metadata: {} });
+  return { server, topic, s, p };
+}
+
 test('jetstream pubsub - a stream that does not exist is named, with how to create it: daprd never creates one', { timeout: 60_000 }, async (t) => {
   if (!(await needBroker(t, 'nats'))) return;
   const missing = createPubSub(component({ natsURL: LOCAL_NATS, streamName: 'no_such_stream' }), { logger, dataDir: '.qscale-test', appId: 'a' });
@@ -157,16 +172,7 @@ test('jetstream pubsub - prepare creates the push consumer daprd creates, with t
 });
 
 test('jetstream pubsub - KEDA\'s nats-jetstream trigger on durableName reads every event not yet processed (pending + ack pending)', { timeout: 120_000 }, async (t) => {
-  const server = await TestNatsServer.start();
-  const topic = topicName();
-  const s = await stream(t, [topic], server.url, StorageType.File);
-  const p = createPubSub(component({ natsURL: server.url, streamName: s, ...PER_APP }), { logger, dataDir: '.qscale-test', appId: 'checkout' });
-  t.after(async () => {
-    await p.close();
-    await server.stop();
-  });
-  await p.init();
-  await p.prepare({ topic, metadata: {} });
+  const { server, topic, s, p } = await ownServer(t);
   const trigger: ResolvedTrigger = {
     index: 0, type: 'nats-jetstream', metricType: 'AverageValue', subject: 'trigger 0 (nats-jetstream) of ScaledObject checkout',
     metadata: { natsServerMonitoringEndpoint: server.monitoringEndpoint, account: '$G', stream: s, consumer: 'checkout', lagThreshold: '2' },
@@ -243,16 +249,7 @@ test('jetstream pubsub - without durableName every subscriber has its own consum
 });
 
 test('jetstream pubsub - the server going away and coming back: one outage report, one recovery, events flow again', { timeout: 120_000 }, async (t) => {
-  const server = await TestNatsServer.start();
-  const topic = topicName();
-  const s = await stream(t, [topic], server.url, StorageType.File);
-  const p = createPubSub(component({ natsURL: server.url, streamName: s, ...PER_APP }), { logger, dataDir: '.qscale-test', appId: 'checkout' });
-  t.after(async () => {
-    await p.close();
-    await server.stop();
-  });
-  await p.init();
-  await p.prepare({ topic, metadata: {} });
+  const { server, topic, s, p } = await ownServer(t);
   const sub = run(p, topic);
   await p.publish(topic, Buffer.from('"before"'), {});
   await until(() => sub.got.length === 1, 'the first event');
