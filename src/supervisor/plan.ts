@@ -343,7 +343,8 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
         }
         const entry = triggerEntries.get(t.trigger);
         if (entry) {
-          const of = `${sub.declared ? `Subscription ${sub.declared.name ?? ''}` : 'the subscription the app makes'} of app ${appId} to topic ${sub.topic ?? '(named by the app)'} (${sub.component.name})`;
+          const topic = `topic ${sub.topic ?? '(named by the app)'} (${sub.component.name})`;
+          const of = sub.declared ? `Subscription ${sub.declared.name ?? ''} of app ${appId} to ${topic}` : `app ${appId}'s own subscription (GET /dapr/subscribe) to ${topic}`;
           entry.note += `; reads ${sub.names}: ${of}${t.embeddedQueue ? `, measured on the embedded queue ${t.embeddedQueue}` : ''}`;
         }
         if (spec.minReplicaCount === 0) {
