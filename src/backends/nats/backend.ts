@@ -31,6 +31,7 @@ import { DEPTH, SEND, bounded, noAnswer, receiveUnreachable, unreachable, type B
 import { BrokerState } from '../broker-state.js';
 import { Wakeup } from '../../util/wakeup.js';
 import { redeliveryDelayMs, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
+import { DueTimes, EXPIRY_MARGIN_MS, pullExpiry, retryWait } from './pull-timing.js';
 
 const FETCH_EXPIRES_MS = 1000;
 const REASON = 'Qscale-Dead-Letter-Reason';
@@ -72,6 +73,9 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader, Purgeab
   /** Receive loops told of each failed reconnect attempt (see watchStatus). */
   private readonly lostListeners = new Set<() => void>();
   private readonly batches = new Set<ConsumerMessages>();
+  /** When this process's failed messages come due again, and when its waiting pull requests expire (pull-timing.ts). */
+  private readonly retriesDue = new DueTimes();
+  private readonly pullsWaiting = new Map<ConsumerMessages, { expiresAt: number; max: number }>();
 
   constructor(component: ResolvedComponent, ctx: BackendContext) {
     this.name = component.name;
@@ -297,16 +301,24 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader, Purgeab
    * spent (under load, when the event loop runs those timers before reading a message already received). JetStream's
    * own end of the request follows its last message on the same connection, so waiting for it drops nothing. Those
    * client timers are cleared; a request that died with its connection is stopped on the reconnect (watchStatus)
-   * and, failing that, by a deadline well past the server's.
+   * and, failing that, by a deadline well past the server's. Its expiry stays off the due times of this process's
+   * retries (pull-timing.ts).
    */
   private async pull(consumer: Consumer, max: number): Promise<ConsumerMessages> {
-    const batch = await consumer.fetch({ max_messages: max, expires: FETCH_EXPIRES_MS });
+    const expires = pullExpiry(Date.now(), FETCH_EXPIRES_MS, this.retriesDue.ahead(Date.now()));
+    const expiresAt = Date.now() + expires;
+    const batch = await consumer.fetch({ max_messages: max, expires });
     (batch as Partial<{ clearTimers(): void }>).clearTimers?.();
     this.batches.add(batch);
-    const deadline = setTimeout(() => batch.stop(), FETCH_EXPIRES_MS + 5000);
+    this.pullsWaiting.set(batch, { expiresAt, max });
+    const deadline = setTimeout(() => batch.stop(), expires + 5000);
     const ended = (): void => {
       clearTimeout(deadline);
       this.batches.delete(batch);
+      // One that ended early was filled or given up: not waiting any more. One that ended at its expiry is kept a
+      // moment past it, as the server may expire it a little after this client saw it end.
+      if (expiresAt - Date.now() > EXPIRY_MARGIN_MS) this.pullsWaiting.delete(batch);
+      else setTimeout(() => this.pullsWaiting.delete(batch), Math.max(0, expiresAt - Date.now()) + EXPIRY_MARGIN_MS).unref();
     };
     void batch.closed().then(ended, ended);
     return batch;
@@ -336,8 +348,18 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader, Purgeab
     } else if (deliveryCount >= this.maxDeliveries) {
       await this.setAside(m, deliveryCount, outcome.reason);
     } else {
-      m.nak(redeliveryDelayMs(this.redelivery, deliveryCount));
+      this.retryLater(m, deliveryCount);
     }
+  }
+
+  /** Naks with the redelivery wait of failed delivery `failedDelivery` (nudged off waiting pulls' expiry). */
+  private retryLater(m: JsMsg, failedDelivery: number): void {
+    const now = Date.now();
+    // A request that got all it asked for is no longer waiting on the server.
+    const waiting = [...this.pullsWaiting].filter(([b, p]) => b.getReceived() < p.max).map(([, p]) => p.expiresAt);
+    const wait = retryWait(now, redeliveryDelayMs(this.redelivery, failedDelivery), waiting);
+    this.retriesDue.add(now + wait);
+    m.nak(wait);
   }
 
   /**
@@ -371,7 +393,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader, Purgeab
       await js.publish(this.dlq, m.data, { headers: h, msgID: `${this.stream}:${m.seq}` });
     } catch (err) {
       this.logger.warn({ id: m.seq, error: scrubNats(errorMessage(err), this.target) }, 'dead-letter publish failed: the message stays for redelivery');
-      m.nak(redeliveryDelayMs(this.redelivery, deliveries));
+      this.retryLater(m, deliveries);
       return;
     }
     m.term();
@@ -565,6 +587,8 @@ const PURGE = 'purge the queue';
 const NO_MESSAGE = 10037;
 const SEQUENCE_NOT_FOUND = 10043;
 const STREAM_NOT_FOUND = 10059;
+/** A delete that failed: file storage says so for a sequence it does not hold ("no message found", "stream store EOF"). */
+const DELETE_FAILED = 10057;
 
 function apiErrorCode(err: unknown): number | undefined {
   return (err as { api_error?: { err_code?: number } }).api_error?.err_code;
@@ -575,7 +599,9 @@ async function deleted(p: Promise<boolean>): Promise<boolean> {
   try {
     return await p;
   } catch (err) {
-    if (apiErrorCode(err) === SEQUENCE_NOT_FOUND || apiErrorCode(err) === STREAM_NOT_FOUND) return false;
+    const code = apiErrorCode(err);
+    if (code === SEQUENCE_NOT_FOUND || code === STREAM_NOT_FOUND) return false;
+    if (code === DELETE_FAILED && /no message found|store eof/i.test(errorMessage(err))) return false;
     throw err;
   }
 }
