@@ -7,8 +7,12 @@ import type { DeadLetterApi } from '../../dlq/service.js';
 import { DlqError, checkSelection, type ActionResult, type BindingDeadLetters, type DeadLetterView } from '../../dlq/view.js';
 import type { DlqFlags } from './index.js';
 
-/** The reason column's width in the table; `qscale dlq show` prints it whole. */
-const REASON_COLUMN = 72;
+/**
+ * The reason column's width: what is left of the terminal's width, at least REASON_MIN; REASON_PIPED when the output
+ * is not a terminal. `qscale dlq show` prints a reason whole.
+ */
+const REASON_MIN = 60;
+const REASON_PIPED = 120;
 const MAX_LIMIT = 1000;
 
 /** [PATH] [ID...]: the first word is PATH when it names a file or folder, else it is an ID and PATH is `.`. */
@@ -73,7 +77,11 @@ export function renderList(bindings: readonly BindingDeadLetters[]): string {
   let out = '';
   if (letters.length > 0) {
     const rows = [['BINDING', 'ID', 'DELIVERIES', 'DEAD-LETTERED AT', 'REASON']];
-    for (const d of letters) rows.push([d.binding, d.id, String(d.deliveryCount), when(d.deadLetteredAt), oneLine(d.reason, REASON_COLUMN)]);
+    for (const d of letters) rows.push([d.binding, d.id, String(d.deliveryCount), when(d.deadLetteredAt), '']);
+    // The reason takes what the other columns leave of the terminal's width.
+    const used = table(rows).split('\n')[1]?.length ?? 0;
+    const width = process.stdout.isTTY && process.stdout.columns ? Math.max(REASON_MIN, process.stdout.columns - used - 1) : REASON_PIPED;
+    letters.forEach((d, i) => (rows[i + 1]![4] = oneLine(d.reason, width)));
     out += table(rows);
   }
   for (const b of bindings) {
