@@ -432,20 +432,104 @@ $('#produce').addEventListener('submit', async (ev) => {
   }
 });
 
-// ---- dead letters: GET /dlq (the panel says when the supervisor does not serve it) ------------------------
+// ---- dead letters: GET /dlq, with requeue and purge (POST /dlq/requeue, /dlq/purge); the panel says when the
+// supervisor does not serve it, and what each binding that cannot be read answered ------------------------------
 
-async function loadDeadLetters() {
+const DLQ_REASON_SHOWN = 160;
+
+async function readDeadLetters() {
   const box = $('#dlq-body');
+  const actions = $('#dlq-actions');
   try {
     const res = await fetch('/dlq', { cache: 'no-store', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-    if (res.status === 404) box.textContent = 'dead letters: not available';
-    else if (!res.ok) box.textContent = `dead letters: cannot be read (GET /dlq answered ${res.status})`;
-    else box.replaceChildren(el('pre', { text: JSON.stringify(await res.json(), null, 2) }));
+    if (res.status === 404) {
+      box.textContent = 'dead letters: not available';
+      actions.hidden = true;
+    } else if (!res.ok) {
+      box.textContent = `dead letters: cannot be read (GET /dlq answered ${res.status})`;
+    } else {
+      renderDeadLetters(await res.json());
+      actions.hidden = false;
+    }
   } catch (err) {
     box.textContent = `dead letters: cannot be read (${err instanceof Error ? err.message : String(err)})`;
-  } finally {
-    setTimeout(loadDeadLetters, DLQ_EVERY_MS);
   }
+}
+
+function renderDeadLetters(listing) {
+  const box = $('#dlq-body');
+  const bindings = listing.bindings ?? [];
+  const letters = bindings.flatMap((b) => b.deadLetters ?? []);
+  const notes = el('ul', { class: 'facts' });
+  for (const b of bindings) {
+    if (b.error) notes.append(el('li', { class: 'error', 'data-binding': b.binding, text: b.error.message }));
+    else if (b.more) notes.append(el('li', { text: `binding ${b.binding} (queue ${b.queue}): showing the oldest ${b.deadLetters.length} of ${b.total ?? 'more'}` }));
+  }
+  if (bindings.length === 0) notes.append(el('li', { text: 'this system has no input binding, so no dead letters' }));
+  const parts = [];
+  if (letters.length === 0) {
+    parts.push(el('p', { class: 'none', text: bindings.some((b) => !b.error) ? 'no dead letters' : '' }));
+  } else {
+    const body = el('tbody');
+    for (const d of letters) {
+      const reason = d.reason.length > DLQ_REASON_SHOWN ? `${d.reason.slice(0, DLQ_REASON_SHOWN - 1)}…` : d.reason;
+      const when = (iso) => (iso ? new Date(iso).toLocaleString([], { hour12: false }) : '—');
+      const requeue = el('button', { type: 'button', class: 'dlq-requeue', text: 'requeue' });
+      requeue.addEventListener('click', () => void dlqAction('requeue', { binding: d.binding, ids: [d.id] }, `requeue dead letter ${d.id}`));
+      const purge = el('button', { type: 'button', class: 'dlq-purge', text: 'purge' });
+      purge.addEventListener('click', () => void dlqAction('purge', { binding: d.binding, ids: [d.id] }, `purge dead letter ${d.id}`));
+      const row = el('tr', { 'data-id': d.id, 'data-binding': d.binding },
+        el('td', { text: d.binding }),
+        el('th', { scope: 'row', text: d.id }),
+        el('td', { text: String(d.deliveryCount) }),
+        el('td', { text: when(d.enqueuedAt) }),
+        el('td', { text: when(d.deadLetteredAt) }),
+        el('td', { class: 'dlq-reason', title: d.reason, text: reason }),
+        el('td', { class: 'dlq-row-actions' }, requeue, ' ', purge),
+      );
+      body.append(row);
+    }
+    const head = el('thead', {}, el('tr', {}, ...['Binding', 'Id', 'Deliveries', 'Enqueued', 'Dead-lettered', 'Reason', ''].map((t) => el('th', { scope: 'col', text: t }))));
+    parts.push(el('table', { id: 'dlq-table' }, head, body));
+  }
+  box.replaceChildren(notes, ...parts);
+}
+
+/** POSTs a requeue or purge, says what came of it, and reads the dead letters again. Purge asks first. */
+async function dlqAction(action, selection, what) {
+  const out = $('#dlq-result');
+  if (action === 'purge' && !window.confirm(`${what}? Purged dead letters are deleted for good.`)) return;
+  out.textContent = `${what}…`;
+  try {
+    const res = await fetch(`/dlq/${action}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(selection),
+      signal: AbortSignal.timeout(60_000),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (res.ok) {
+      const n = body.count ?? 0;
+      const failed = (body.bindings ?? []).filter((b) => b.error).map((b) => b.error.message);
+      out.textContent = `${action === 'requeue' ? 'requeued' : 'purged'} ${n} dead letter${n === 1 ? '' : 's'} at ${clock(Date.now())}${failed.length > 0 ? `; ${failed.join('; ')}` : ''}`;
+      out.dataset.outcome = 'done';
+    } else {
+      out.textContent = `not done: ${res.status} ${body.errorCode ?? ''} ${body.message ?? ''}`.replace(/\s+/g, ' ').trim();
+      out.dataset.outcome = 'refused';
+    }
+  } catch (err) {
+    out.textContent = `not done: the supervisor does not answer (${err instanceof Error ? err.message : String(err)})`;
+    out.dataset.outcome = 'failed';
+  }
+  await readDeadLetters();
+}
+
+$('#dlq-requeue-all').addEventListener('click', () => void dlqAction('requeue', { all: true }, 'requeue every dead letter'));
+$('#dlq-purge-all').addEventListener('click', () => void dlqAction('purge', { all: true }, 'purge every dead letter'));
+
+async function loadDeadLetters() {
+  await readDeadLetters();
+  setTimeout(loadDeadLetters, DLQ_EVERY_MS);
 }
 
 void tick();
