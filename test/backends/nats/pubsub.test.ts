@@ -323,3 +323,11 @@ test('jetstream pubsub metadata - what qscale cannot do, and what daprd cannot r
   // The docs' own example (no durableName: an ephemeral consumer each start, so ackWait and backOff can differ).
   createPubSub(component({ natsURL: LOCAL_NATS, backOff: '50ms, 1s, 10s', startTime: '1630349391', deliverPolicy: 'time', heartbeat: '15s', ackWait: '10s' }), ctx);
 });
+
+test('jetstream pubsub metadata - docs/pubsub-brokers.md names every field in its table', { timeout: 30_000 }, () => {
+  const doc = fs.readFileSync(new URL('../../../../docs/pubsub-brokers.md', import.meta.url), 'utf8');
+  const section = doc.split(/^## /m).find((x) => x.startsWith('pubsub.jetstream\n')) ?? assert.fail('no ## pubsub.jetstream section');
+  const table = section.slice(section.indexOf('### Metadata'));
+  const missing = jetstreamPubSubMetadata.fields.map((f) => f.name).filter((n) => !table.split('\n').some((l) => l.startsWith('| ') && (l.split('|')[1] ?? '').split(',').some((c) => c.trim() === n)));
+  assert.deepEqual(missing, []);
+});

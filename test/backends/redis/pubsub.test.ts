@@ -307,3 +307,11 @@ test('redis pubsub metadata - templates are filled as daprd fills them; {podName
   assert.throws(() => withMetadataTemplates(component({ redisHost: REDIS_ADDR, consumerID: '{podName}' }), 'a', {}), (e: unknown) =>
     e instanceof ConfigError && e.field === 'consumerID' && /refers to \{podName\} but no pod name is set/.test(e.message));
 });
+
+test('redis pubsub metadata - docs/pubsub-brokers.md names every field in its table', { timeout: 30_000 }, () => {
+  const doc = fs.readFileSync(new URL('../../../../docs/pubsub-brokers.md', import.meta.url), 'utf8');
+  const section = doc.split(/^## /m).find((x) => x.startsWith('pubsub.redis\n')) ?? assert.fail('no ## pubsub.redis section');
+  const table = section.slice(section.indexOf('### Metadata'));
+  const missing = redisPubSubMetadata.fields.map((f) => f.name).filter((n) => !table.split('\n').some((l) => l.startsWith('| ') && (l.split('|')[1] ?? '').split(',').some((c) => c.trim() === n)));
+  assert.deepEqual(missing, []);
+});
