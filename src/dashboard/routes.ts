@@ -2,7 +2,8 @@
  * The dashboard on the supervisor's loopback address: the page (GET /), its assets (GET /dashboard/<file>, uPlot
  * from node_modules: nothing comes from the network), the samples it draws (GET /history), the replicas' last log
  * lines (GET /logs) and the produce form's way to the producer (POST /MessageProducer, produce.ts). The page reads
- * GET /status for everything else.
+ * GET /status for everything else, and its dead-letter panel GET /dlq with POST /dlq/requeue and /dlq/purge (served
+ * beside it by the supervisor's control server, src/dlq/http.ts).
  */
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
