@@ -6,6 +6,7 @@
 import { defineMetadata, type FieldSpec, type MetadataContext } from '../../components/metadata.js';
 import { ConfigError } from '../../errors.js';
 import type { ResolvedComponent } from '../types.js';
+import type { RedisTarget } from './connection.js';
 import { componentContext, parseHostPort } from './metadata.js';
 
 export const REDIS_PUBSUB_TYPE = 'pubsub.redis';
@@ -79,13 +80,8 @@ export function redisPubSubFieldUse(f: FieldSpec): FieldUse {
   return REFUSED.has(f.name) ? 'refused' : 'used';
 }
 
-export interface RedisPubSubSettings {
-  host: string;
-  port: number;
-  username: string | undefined;
-  password: string | undefined;
-  db: number;
-  tls: boolean;
+/** Where to connect (a RedisTarget but for the reconnect wait, which daprd's metadata does not set), and the rest. */
+export interface RedisPubSubSettings extends Omit<RedisTarget, 'reconnectWaitMs'> {
   /** Undefined: the app id. */
   consumerID: string | undefined;
   redeliverIntervalMs: number;
