@@ -294,3 +294,68 @@ test('nats dead letters - a multi-line failure is kept on one line, and the ack 
   assert.equal(dead[1]?.reason, 'MaxDeliveryCountExceeded: failed on delivery 1 of 1: the ack wait (1 s) expired on the last delivery: its receiver stopped or hung');
   assert.equal(dead[1]?.deliveryCount, 1);
 });
+
+test('nats purge - takes only messages never delivered: one in a handler stays', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'nats'))) return;
+  const b = await open(t);
+  await b.send(Buffer.from('"held"'), {});
+  for (let i = 0; i < 3; i++) await b.send(Buffer.from(`"ready ${i}"`), {});
+  const ac = new AbortController();
+  const seen: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const running = b.receive(async (m) => {
+    seen.push(`${m.data.toString()}#${m.deliveryCount}`);
+    if (m.data.toString() === '"held"') await gate;
+    return true;
+  }, { concurrency: 1, signal: ac.signal });
+  t.after(async () => {
+    ac.abort();
+    release();
+    await running;
+  });
+  // "held" stays in its handler: the receiver takes nothing more.
+  await until(async () => seen.includes('"held"#1'), 'a message in a handler');
+  assert.deepEqual(await b.depth(), { ready: 3, inFlight: 1, deadLettered: 0 });
+  assert.equal(await b.purge(), 3);
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 1, deadLettered: 0 });
+  release();
+  await until(async () => (await b.depth()).inFlight === 0, 'the held message acked');
+  ac.abort();
+  await running;
+  assert.deepEqual(seen, ['"held"#1'], 'the purged messages were never delivered');
+  assert.equal(await b.purge(), 0);
+});
+
+test('nats purge - a retry due when the purge runs is given back, not purged', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'nats'))) return;
+  const b = await open(t, { maxDeliveryCount: '5', retryBackoff: '0s' });
+  await b.send(Buffer.from('"retry"'), {});
+  let failures = 0;
+  await receiveUntil(b, async () => (failures++, false), () => failures === 1);
+  for (let i = 0; i < 2; i++) await b.send(Buffer.from(`"ready ${i}"`), {});
+  assert.equal(await b.purge(), 2);
+  const got: QueueMessage[] = [];
+  await receiveUntil(b, async (m) => (got.push(m), true), () => got.length === 1);
+  assert.equal(got[0]?.data.toString(), '"retry"');
+  // The purge's pull took one delivery of it (documented in purge()): 1 failed, 1 taken by the purge, this one.
+  assert.equal(got[0]?.deliveryCount, 3);
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+});
+
+test('nats purge - on a limits stream (createStream false) the messages are consumed for this consumer and stay for others', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'nats'))) return;
+  const stream = streamName();
+  const nc = await natsFor(t);
+  const jsm = await nc.jetstreamManager();
+  await jsm.streams.add({ name: stream, subjects: [stream], retention: RetentionPolicy.Limits, storage: 'memory' as never });
+  const b = await open(t, { stream, createStream: 'false' });
+  for (let i = 0; i < 4; i++) await b.send(Buffer.from(String(i)), {});
+  assert.equal(await b.purge(), 4);
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+  assert.equal((await jsm.streams.info(stream)).state.messages, 4, 'the stream keeps them for its other consumers');
+  await b.send(Buffer.from('"after"'), {});
+  const got: QueueMessage[] = [];
+  await receiveUntil(b, async (m) => (got.push(m), true), () => got.length === 1);
+  assert.deepEqual(got.map((m) => m.data.toString()), ['"after"']);
+});
