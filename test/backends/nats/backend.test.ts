@@ -359,3 +359,38 @@ test('nats purge - on a limits stream (createStream false) the messages are cons
   await receiveUntil(b, async (m) => (got.push(m), true), () => got.length === 1);
   assert.deepEqual(got.map((m) => m.data.toString()), ['"after"']);
 });
+
+test('nats backend - a message that reaches a pull while the process is busy past the pull\'s end is handled, not dropped', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'nats'))) return;
+  // Through a relay that shows when the receiver sends its pull request.
+  const proxy = await startProxy(4222);
+  t.after(() => proxy.close());
+  const stream = streamName();
+  const b = await open(t, { stream, ackWait: '3s' }, proxy.url('nats'));
+  // A publisher on a raw socket: its write goes out at once, even while this process then stays busy.
+  const raw = net.connect(4222, '127.0.0.1');
+  t.after(() => raw.destroy());
+  await once(raw, 'data');
+  raw.write('CONNECT {"verbose":false,"pedantic":false}\r\n');
+  const counts: number[] = [];
+  const ac = new AbortController();
+  const giveUp = setTimeout(() => ac.abort(), 30_000);
+  const running = b.receive(async (m) => (counts.push(m.deliveryCount), ac.abort(), true), { concurrency: 1, signal: ac.signal });
+  t.after(async () => {
+    clearTimeout(giveUp);
+    ac.abort();
+    await running;
+  });
+  const pulls = (): number => proxy.sent().split(`CONSUMER.MSG.NEXT.${stream}.`).length - 1;
+  const before = pulls();
+  await until(async () => pulls() > before, 'a pull request sent');
+  raw.write(`PUB ${stream} 4\r\n"go"\r\n`);
+  // JetStream hands the message to the waiting pull at once; this process reads it only after 1.5 s of other work,
+  // past the moment the client library would have ended that pull on its own clock (1.05 × its 1 s expiry).
+  const busyUntil = Date.now() + 1500;
+  while (Date.now() < busyUntil) {
+    // busy
+  }
+  await running;
+  assert.deepEqual(counts, [1], 'handled on its first delivery, not after its ack wait ran out');
+});
