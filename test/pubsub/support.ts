@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { startSidecar, type SidecarHandle, type SidecarOptions } from '../../src/sidecar/index.js';
-import { quiet, tempDir } from '../sidecar/support.js';
+import { componentYaml, quiet, tempDir } from '../sidecar/support.js';
 
 export interface Delivery {
   method: string;
@@ -76,16 +76,7 @@ export async function startPubSubApp(
 
 /** A Component YAML of the embedded pub/sub (or `type`), with metadata name → value. */
 export function pubsubYaml(name: string, metadata: Record<string, string> = {}, type = 'pubsub.qscale.embedded'): string {
-  const meta = Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`).join('\n');
-  return `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: ${name}
-spec:
-  type: ${type}
-  version: v1
-  metadata:${meta === '' ? ' []' : `\n${meta}`}
-`;
+  return componentYaml(name, metadata, type);
 }
 
 /** A folder with these files (name → YAML text). */

@@ -132,13 +132,22 @@ function bodyOf(req: FastifyRequest): RequestBody {
   return (req.body as RequestBody | undefined) ?? { bytes: Buffer.alloc(0), truncated: false };
 }
 
-async function publishOne(ctx: PublishContext, req: FastifyRequest, reply: FastifyReply, prefix: string): Promise<FastifyReply> {
+type Target = { ps: LoadedPubSub; pubsubName: string; topic: string; metadata: Record<string, string> };
+
+/** The component and topic of the path with the request's metadata, or the answer already sent (404s). */
+async function target(ctx: PublishContext, req: FastifyRequest, reply: FastifyReply, prefix: string): Promise<Target | FastifyReply> {
   const params = pathParams(req.url, prefix);
   if (!params) return reply.callNotFound() as unknown as FastifyReply;
   const metadata = requestMetadata(req.url);
   const v = validate(ctx, params.pubsubName, params.topic, metadata);
   if (!v.ok) return sendPubSubError(reply, v.error);
-  const { ps, pubsubName, topic } = v;
+  return { ps: v.ps, pubsubName: v.pubsubName, topic: v.topic, metadata };
+}
+
+async function publishOne(ctx: PublishContext, req: FastifyRequest, reply: FastifyReply, prefix: string): Promise<FastifyReply> {
+  const t = await target(ctx, req, reply, prefix);
+  if (!('ps' in t)) return t;
+  const { ps, pubsubName, topic, metadata } = t;
   const body = bodyOf(req);
   if (body.truncated) return sendPubSubError(reply, publishFailed(pubsubName, topic, 'http: request body too large'));
   const rawError = rawPayloadError(pubsubName, metadata);
@@ -193,12 +202,9 @@ function entryField(o: Record<string, unknown>, name: string): unknown {
 }
 
 async function publishBulk(ctx: PublishContext, req: FastifyRequest, reply: FastifyReply, prefix: string): Promise<FastifyReply> {
-  const params = pathParams(req.url, prefix);
-  if (!params) return reply.callNotFound() as unknown as FastifyReply;
-  const metadata = requestMetadata(req.url);
-  const v = validate(ctx, params.pubsubName, params.topic, metadata);
-  if (!v.ok) return sendPubSubError(reply, v.error);
-  const { ps, pubsubName, topic } = v;
+  const t = await target(ctx, req, reply, prefix);
+  if (!('ps' in t)) return t;
+  const { ps, pubsubName, topic, metadata } = t;
   const rawError = rawPayloadError(pubsubName, metadata);
   if (rawError) return sendPubSubError(reply, rawError);
   const rawPayload = parseGoBool(metadata.rawPayload ?? '') === true;
