@@ -9,7 +9,6 @@ import {
   applyTtl, childSpan, envelopeBytes, hasExpired, newCloudEvent, rawPayloadEvent, rfc3339, type CloudEvent,
 } from '../../src/pubsub/cloudevents.js';
 
-const T = { timeout: 30_000 };
 const trace = { traceparent: '00-11111111111111111111111111111111-2222222222222222-01', tracestate: 'k=v' };
 const base = { appId: 'app', topic: 't', pubsubName: 'ps', trace, metadata: {}, now: new Date('2026-05-04T03:02:01.999Z') };
 
@@ -19,7 +18,7 @@ function built(o: Partial<Parameters<typeof newCloudEvent>[0]> & { data: Buffer;
   return r.envelope;
 }
 
-test('envelope - daprd\'s fields and defaults; cloudevent.* metadata overrides, case-insensitive; traceparent supersedes traceid', T, () => {
+test('envelope - daprd\'s fields and defaults; cloudevent.* metadata overrides, case-insensitive; traceparent supersedes traceid', { timeout: 30_000 }, () => {
   const e = built({ data: Buffer.from('{"x":1}'), contentType: 'application/json' });
   assert.deepEqual(Object.keys(e).sort(), ['data', 'datacontenttype', 'id', 'pubsubname', 'source', 'specversion', 'time', 'topic', 'traceid', 'traceparent', 'tracestate', 'type']);
   assert.equal(e.traceid, trace.traceparent);
@@ -37,7 +36,7 @@ test('envelope - daprd\'s fields and defaults; cloudevent.* metadata overrides, 
   assert.equal(o.topic, 't', 'topic cannot be overridden');
 });
 
-test('envelope - an app\'s CloudEvent: only what is missing is filled; traceid decides both trace fields; topic and pubsubname set', T, () => {
+test('envelope - an app\'s CloudEvent: only what is missing is filled; traceid decides both trace fields; topic and pubsubname set', { timeout: 30_000 }, () => {
   const withTrace = newCloudEvent({ ...base, contentType: 'application/cloudevents+json; charset=utf-8', data: Buffer.from('{"traceid":"mine","source":null,"time":null}') });
   assert.ok(withTrace.ok);
   assert.deepEqual(withTrace.envelope, { traceid: 'mine', source: 'Dapr', time: null, tracestate: 'k=v', topic: 't', pubsubname: 'ps', type: 'com.dapr.event.sent', specversion: '1.0' });
@@ -47,7 +46,7 @@ test('envelope - an app\'s CloudEvent: only what is missing is filled; traceid d
   for (const bad of ['', 'null', '"s"', '{"a":']) assert.equal(newCloudEvent({ ...base, contentType: 'application/cloudevents+json', data: Buffer.from(bad) }).ok, false, bad);
 });
 
-test('envelope - json.Marshal bytes: sorted keys, number literals as written, <>& escaped, the first JSON value only', T, () => {
+test('envelope - json.Marshal bytes: sorted keys, number literals as written, <>& escaped, the first JSON value only', { timeout: 30_000 }, () => {
   const e = built({ data: Buffer.from('{"z": 1e3, "a": [1.10, -0, 3]} {"ignored": true}'), contentType: 'application/json' });
   const text = envelopeBytes(e).toString();
   assert.match(text, /^\{"data":\{"a":\[1\.10,-0,3\],"z":1e3\},"datacontenttype":"application\/json","id":/);
@@ -55,7 +54,7 @@ test('envelope - json.Marshal bytes: sorted keys, number literals as written, <>
   assert.match(html, /"data":"\\u003ca href=\\"x\\"\\u003e\\u0026\\u003c\/a\\u003e"/);
 });
 
-test('ttl - expiration is now + ttl in UTC when the component does not expire messages; an unreadable ttl is ignored', T, () => {
+test('ttl - expiration is now + ttl in UTC when the component does not expire messages; an unreadable ttl is ignored', { timeout: 30_000 }, () => {
   const now = new Date('2026-01-01T00:00:00.700Z');
   const e: CloudEvent = {};
   applyTtl(e, { TTLInSeconds: '90' }, false, now);
@@ -80,7 +79,7 @@ test('ttl - expiration is now + ttl in UTC when the component does not expire me
   assert.equal(hasExpired({ expiration: 'tomorrow' }), false, 'an expiration that cannot be read never expires');
 });
 
-test('delivery envelope of a rawPayload subscription, trace context and RFC 3339 time', T, () => {
+test('delivery envelope of a rawPayload subscription, trace context and RFC 3339 time', { timeout: 30_000 }, () => {
   const r = rawPayloadEvent(Buffer.from([1, 2, 3]), 'topic', 'ps', { traceparent: 'tp', tracestate: 'ts' });
   assert.deepEqual({ ...r, id: 'x' }, {
     id: 'x', specversion: '1.0', datacontenttype: 'application/octet-stream', source: 'Dapr', type: 'com.dapr.event.sent', topic: 'topic', pubsubname: 'ps',

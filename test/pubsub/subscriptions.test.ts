@@ -12,13 +12,12 @@ import { chooseRoute, compileRule, mergeSubscriptions, parseProgrammatic, type S
 import { topicAllowed, topicScopes } from '../../src/pubsub/scopes.js';
 import { pubsubQueueName } from '../../src/backends/embedded/pubsub.js';
 
-const T = { timeout: 30_000 };
 
 function programmatic(body: unknown): ReturnType<typeof parseProgrammatic> {
   return parseProgrammatic(Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)));
 }
 
-test('programmatic - v1 route, v2 rules and default, names matched as Go matches them, empty routes left out', T, () => {
+test('programmatic - v1 route, v2 rules and default, names matched as Go matches them, empty routes left out', { timeout: 30_000 }, () => {
   const r = programmatic([
     { pubsubname: 'p', topic: 'a', route: '/a', deadLetterTopic: 'dlt', metadata: { rawPayload: 'true', other: null } },
     { PUBSUBNAME: 'p', Topic: 'b', routes: { rules: [{ match: ' event.type == "x" ', path: '/x' }, { match: '', path: '/always' }], default: '/b' }, route: '/ignored' },
@@ -36,7 +35,7 @@ test('programmatic - v1 route, v2 rules and default, names matched as Go matches
   assert.match(r.warnings[0]!, /^topic c has an empty routes\. removing from subscriptions list/);
 });
 
-test('programmatic - what daprd refuses: not a list, a field of the wrong type, an int32 out of range, a rule that is not CEL', T, () => {
+test('programmatic - what daprd refuses: not a list, a field of the wrong type, an int32 out of range, a rule that is not CEL', { timeout: 30_000 }, () => {
   assert.deepEqual(programmatic(''), { subscriptions: [], warnings: [] }, 'an empty body is no subscription');
   assert.deepEqual(programmatic('null'), { subscriptions: [], warnings: [] });
   const cases: Array<[unknown, RegExp]> = [
@@ -54,7 +53,7 @@ test('programmatic - what daprd refuses: not a list, a field of the wrong type, 
   }
 });
 
-test('rules - CEL over the event as daprd evaluates it: first true rule, numbers compare across int and double, a non-boolean is an error', T, () => {
+test('rules - CEL over the event as daprd evaluates it: first true rule, numbers compare across int and double, a non-boolean is an error', { timeout: 30_000 }, () => {
   const rules = [
     compileRule('event.data.amount > 100', '/big'),
     compileRule('event.data.kind in ["a", "b"] && event.type.startsWith("com.")', '/kind'),
@@ -75,7 +74,7 @@ test('rules - CEL over the event as daprd evaluates it: first true rule, numbers
   assert.ok('error' in compileRule('1 + "a"', '/x'), 'a type error is found when the rule is read');
 });
 
-test('merge - declarative first (the first of a topic wins), a programmatic one replaces it in place', T, () => {
+test('merge - declarative first (the first of a topic wins), a programmatic one replaces it in place', { timeout: 30_000 }, () => {
   const s = (topic: string, path: string, type: Subscription['type']): Subscription => ({
     pubsubName: 'p', topic, metadata: {}, rules: [{ match: '', path }], deadLetterTopic: '', bulkSubscribe: { enabled: false, maxMessagesCount: 0, maxAwaitDurationMs: 0 }, type, source: '',
   });
@@ -96,7 +95,7 @@ function loadSubs(yaml: string, appId?: string): ReturnType<typeof resolveResour
   return resolveResources(parseManifests(yaml, 'subs.yaml'), appId === undefined ? {} : { appId });
 }
 
-test('declarative - v2alpha1 and v1alpha1 read as daprd converts them; scopes keep a subscription from other apps', T, () => {
+test('declarative - v2alpha1 and v1alpha1 read as daprd converts them; scopes keep a subscription from other apps', { timeout: 30_000 }, () => {
   const r = loadSubs(`${SUB(`  pubsubname: p
   topic: orders
   metadata:
@@ -125,7 +124,7 @@ ${SUB(`  pubsubname: p
   assert.match(other.skipped[0]!.reason, /not in scopes of app 'billing'/);
 });
 
-test('declarative - every error names file:line and the field, as the cluster\'s schema would refuse it', T, () => {
+test('declarative - every error names file:line and the field, as the cluster\'s schema would refuse it', { timeout: 30_000 }, () => {
   const cases: Array<[string, RegExp, number]> = [
     [SUB('  topic: orders\n  routes: {default: /o}'), /subs\.yaml:5: Subscription orders: missing required field 'spec\.pubsubname'/, 5],
     [SUB('  pubsubname: p\n  topic: orders'), /missing required field 'spec\.routes'/, 5],
@@ -150,7 +149,7 @@ test('declarative - every error names file:line and the field, as the cluster\'s
   assert.match(routeless.notices.join('\n'), /has no route: daprd drops \(acks\) every event of it/);
 });
 
-test('scopes - allowedTopics, protectedTopics, publishingScopes and subscriptionScopes as daprd reads them', T, () => {
+test('scopes - allowedTopics, protectedTopics, publishingScopes and subscriptionScopes as daprd reads them', { timeout: 30_000 }, () => {
   const s = topicScopes({ ALLOWEDTOPICS: 'a, b,c', protectedTopics: 'c', publishingScopes: 'app1=a,c;app2=b', subscriptionScopes: 'app2=' }, 'app1');
   assert.deepEqual(s, { allowed: ['a', 'b', 'c'], protected: ['c'], publishing: ['a', 'c'], subscribing: [] });
   assert.equal(topicAllowed('a', s, s.publishing), true);
@@ -160,7 +159,7 @@ test('scopes - allowedTopics, protectedTopics, publishingScopes and subscription
   assert.equal(topicAllowed('b', s, s.subscribing), true);
 });
 
-test('embedded - one queue per component, topic and consumer group, every part readable in its name', T, () => {
+test('embedded - one queue per component, topic and consumer group, every part readable in its name', { timeout: 30_000 }, () => {
   assert.equal(pubsubQueueName('orders-pubsub', 'orders', 'checkout'), 'pubsub/orders-pubsub/orders/checkout');
   assert.equal(pubsubQueueName('p', 'a/b', 'g:1'), 'pubsub/p/a%2Fb/g%3A1');
   assert.notEqual(pubsubQueueName('p', 'a/b', 'c'), pubsubQueueName('p', 'a', 'b/c'));

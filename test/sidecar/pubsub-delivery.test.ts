@@ -11,7 +11,6 @@ import { metadataOf, publish, pubsubYaml, resources, sidecarOn, startPubSubApp, 
 import { waitFor } from './support.js';
 import type { SidecarHandle } from '../../src/sidecar/index.js';
 
-const T = { timeout: 90_000 };
 
 interface Running {
   app: PubSubApp;
@@ -44,7 +43,7 @@ async function run(
 
 const dataOf = (d: Delivery): unknown => d.json?.data;
 
-test('subscriptions - programmatic v1 route and v2 rules (CEL) with default; listed by GET /v1.0/metadata as daprd lists them', T, async (t) => {
+test('subscriptions - programmatic v1 route and v2 rules (CEL) with default; listed by GET /v1.0/metadata as daprd lists them', { timeout: 90_000 }, async (t) => {
   const { app, consumer, producer } = await run(t, {
     subscriptions: [
       { pubsubname: 'events', topic: 'v1', route: '/v1-route', metadata: { priority: 'high' } },
@@ -73,7 +72,7 @@ test('subscriptions - programmatic v1 route and v2 rules (CEL) with default; lis
   assert.deepEqual(comps.find((c) => c.name === 'events'), { name: 'events', type: 'pubsub.qscale.embedded', version: 'v1', capabilities: [] });
 });
 
-test('subscriptions - declarative v2alpha1 and v1alpha1 with scopes; a programmatic one replaces a declarative one of the same topic', T, async (t) => {
+test('subscriptions - declarative v2alpha1 and v1alpha1 with scopes; a programmatic one replaces a declarative one of the same topic', { timeout: 90_000 }, async (t) => {
   const sub = (name: string, topic: string, route: string, scopes = ''): string => `apiVersion: dapr.io/v2alpha1
 kind: Subscription
 metadata:
@@ -113,7 +112,7 @@ spec:
   assert.deepEqual(subs.map((s) => `${s.topic}:${s.type}`), ['declared:DECLARATIVE', 'both:PROGRAMMATIC', 'old:DECLARATIVE']);
 });
 
-test('delivery - the request daprd makes: cloudevents content type, pubsubname, a traceparent continuing the event, the app token', T, async (t) => {
+test('delivery - the request daprd makes: cloudevents content type, pubsubname, a traceparent continuing the event, the app token', { timeout: 90_000 }, async (t) => {
   const { app, producer } = await run(t, {
     subscriptions: [{ pubsubname: 'events', topic: 'h', route: 'h' }],
     consumer: { appApiToken: 'app-secret' },
@@ -131,7 +130,7 @@ test('delivery - the request daprd makes: cloudevents content type, pubsubname, 
   assert.notEqual(d.headers.traceparent, d.json!.traceparent, 'the delivery is a span of its own');
 });
 
-test('delivery - SUCCESS, an empty 200 and a 2xx without JSON ack; RETRY and 500 come again; DROP and 404 are dropped', T, async (t) => {
+test('delivery - SUCCESS, an empty 200 and a 2xx without JSON ack; RETRY and 500 come again; DROP and 404 are dropped', { timeout: 90_000 }, async (t) => {
   const attempts = new Map<string, number>();
   const { app, producer } = await run(t, {
     subscriptions: [{ pubsubname: 'events', topic: 'answers', route: '/a' }],
@@ -163,7 +162,7 @@ test('delivery - SUCCESS, an empty 200 and a 2xx without JSON ack; RETRY and 500
   assert.ok(app.got.length === 11);
 });
 
-test('delivery - with deadLetterTopic a failed event goes there at once and is acked; a dropped one too', T, async (t) => {
+test('delivery - with deadLetterTopic a failed event goes there at once and is acked; a dropped one too', { timeout: 90_000 }, async (t) => {
   const attempts = new Map<string, number>();
   const { app, producer } = await run(t, {
     subscriptions: [
@@ -188,7 +187,7 @@ test('delivery - with deadLetterTopic a failed event goes there at once and is a
   assert.deepEqual(Object.fromEntries(attempts), { good: 1, bad: 1, drop: 1 }, 'nothing delivered twice: the dead-letter topic took it');
 });
 
-test('delivery - without a dead-letter topic an event that keeps failing ends in the embedded queue\'s dead letters after maxDeliveryCount', T, async (t) => {
+test('delivery - without a dead-letter topic an event that keeps failing ends in the embedded queue\'s dead letters after maxDeliveryCount', { timeout: 90_000 }, async (t) => {
   let calls = 0;
   const dir = resources({ 'pubsub.yaml': pubsubYaml('events', { retryBackoff: '0s', maxDeliveryCount: '3' }) });
   const app = await startPubSubApp([{ pubsubname: 'events', topic: 'fails', route: '/f' }], () => {
@@ -217,7 +216,7 @@ test('delivery - without a dead-letter topic an event that keeps failing ends in
   }
 });
 
-test('delivery - a rawPayload subscription gets data_base64; an event no rule takes is dropped', T, async (t) => {
+test('delivery - a rawPayload subscription gets data_base64; an event no rule takes is dropped', { timeout: 90_000 }, async (t) => {
   const { app, producer } = await run(t, {
     subscriptions: [
       { pubsubname: 'events', topic: 'raw', route: '/raw', metadata: { rawPayload: 'true' } },
@@ -235,7 +234,7 @@ test('delivery - a rawPayload subscription gets data_base64; an event no rule ta
   assert.equal(Buffer.from(String(raw.data_base64), 'base64').toString(), '{"x":1}');
 });
 
-test('delivery - --app-max-concurrency bounds calls to the app; a stop waits for the event in the app and acks it', T, async (t) => {
+test('delivery - --app-max-concurrency bounds calls to the app; a stop waits for the event in the app and acks it', { timeout: 90_000 }, async (t) => {
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
   const dir = resources({ 'pubsub.yaml': pubsubYaml('events', { concurrency: '10' }) });
@@ -264,7 +263,7 @@ test('delivery - --app-max-concurrency bounds calls to the app; a stop waits for
   assert.equal(app.got.filter((d) => dataOf(d) === 'hold').length, 1);
 });
 
-test('delivery - an answer to GET /dapr/subscribe daprd cannot read starts no subscription, and says why once', T, async (t) => {
+test('delivery - an answer to GET /dapr/subscribe daprd cannot read starts no subscription, and says why once', { timeout: 90_000 }, async (t) => {
   const lines: string[] = [];
   const pino = (await import('pino')).default;
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
@@ -278,7 +277,7 @@ test('delivery - an answer to GET /dapr/subscribe daprd cannot read starts no su
   assert.equal((await publish(producer.port, 'events', 'x', '{}')).status, 204);
 });
 
-test('delivery - bulk subscribe: events reach the app as one bulk envelope and each entry\'s status decides', T, async (t) => {
+test('delivery - bulk subscribe: events reach the app as one bulk envelope and each entry\'s status decides', { timeout: 90_000 }, async (t) => {
   const entryStatus = new Map<string, number>();
   const { app, producer } = await run(t, {
     subscriptions: [{ pubsubname: 'events', topic: 'bulk', route: '/bulk', bulkSubscribe: { enabled: true, maxMessagesCount: 3, maxAwaitDurationMs: 200 } }],
@@ -313,7 +312,7 @@ test('delivery - bulk subscribe: events reach the app as one bulk envelope and e
   assert.equal(entryStatus.get('b'), 1);
 });
 
-test('metrics - daprd\'s pub/sub egress and ingress series on the metrics port', T, async (t) => {
+test('metrics - daprd\'s pub/sub egress and ingress series on the metrics port', { timeout: 90_000 }, async (t) => {
   const lines: string[] = [];
   const pino = (await import('pino')).default;
   const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });

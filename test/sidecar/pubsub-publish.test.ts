@@ -10,7 +10,6 @@ import path from 'node:path';
 import { pubsubYaml, publish, resources, sidecarOn, startPubSubApp, type Delivery } from '../pubsub/support.js';
 import { waitFor } from './support.js';
 
-const T = { timeout: 60_000 };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$/;
 
@@ -39,7 +38,7 @@ async function one(app: { got: Delivery[] }, n = 1): Promise<Delivery[]> {
   return app.got;
 }
 
-test('publish - a JSON body becomes the CloudEvent daprd builds: fields, sorted keys, numbers as written, trace continued', T, async (t) => {
+test('publish - a JSON body becomes the CloudEvent daprd builds: fields, sorted keys, numbers as written, trace continued', { timeout: 60_000 }, async (t) => {
   const { app, producer } = await pair(t, ['orders']);
   const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
   const r = await publish(producer.port, 'events', 'orders', '{"b": 1.0, "a": 12345678901234567890, "html": "<b>&</b>"}  trailing', {
@@ -69,7 +68,7 @@ test('publish - a JSON body becomes the CloudEvent daprd builds: fields, sorted 
   assert.equal('data_base64' in e, false);
 });
 
-test('publish - text, no content type and octet-stream: data as text, text/plain by default, data_base64 for bytes', T, async (t) => {
+test('publish - text, no content type and octet-stream: data as text, text/plain by default, data_base64 for bytes', { timeout: 60_000 }, async (t) => {
   const { app, producer } = await pair(t, ['mixed']);
   assert.equal((await publish(producer.port, 'events', 'mixed', 'hello <world>', { 'content-type': 'text/plain; charset=utf-8' })).status, 204);
   assert.equal((await publish(producer.port, 'events', 'mixed', Buffer.from('no type'), {})).status, 204);
@@ -84,7 +83,7 @@ test('publish - text, no content type and octet-stream: data as text, text/plain
   assert.equal(by('application/json').data, '{not json', 'JSON that does not parse is kept as text');
 });
 
-test('publish - a body sent as application/cloudevents+json is kept, with topic, pubsubname, time and trace filled as daprd fills them', T, async (t) => {
+test('publish - a body sent as application/cloudevents+json is kept, with topic, pubsubname, time and trace filled as daprd fills them', { timeout: 60_000 }, async (t) => {
   const { app, producer } = await pair(t, ['ce']);
   const own = { specversion: '1.0', id: 'my-id', source: 'my-source', type: 'my.type', data: { n: 1.50 }, time: '2020-01-01T00:00:00Z', topic: 'ignored' };
   assert.equal((await publish(producer.port, 'events', 'ce', JSON.stringify(own).replace('1.5', '1.50'), { 'content-type': 'application/cloudevents+json' })).status, 204);
@@ -107,7 +106,7 @@ test('publish - a body sent as application/cloudevents+json is kept, with topic,
   assert.match(String(bare.time), RFC3339);
 });
 
-test('publish - ttlInSeconds writes an expiration (UTC) and an event past it is dropped, never delivered', T, async (t) => {
+test('publish - ttlInSeconds writes an expiration (UTC) and an event past it is dropped, never delivered', { timeout: 60_000 }, async (t) => {
   const { app, producer } = await pair(t, ['ttl']);
   const before = Date.now();
   assert.equal((await publish(producer.port, 'events', 'ttl', '{"keep":true}', undefined, '?metadata.ttlInSeconds=3600')).status, 204);
@@ -123,7 +122,7 @@ test('publish - ttlInSeconds writes an expiration (UTC) and an event past it is 
   assert.ok(exp >= before + 3599_000 - 1000 && exp <= Date.now() + 3600_000, `expiration ${String(withTtl.expiration)} is an hour away`);
 });
 
-test('publish - rawPayload stores the body as it is: the subscriber gets daprd\'s delivery envelope with data_base64', T, async (t) => {
+test('publish - rawPayload stores the body as it is: the subscriber gets daprd\'s delivery envelope with data_base64', { timeout: 60_000 }, async (t) => {
   const { app, producer } = await pair(t, ['raw'], {}, { rawPayload: 'true' });
   assert.equal((await publish(producer.port, 'events', 'raw', 'plain bytes', { 'content-type': 'text/plain' }, '?metadata.rawPayload=true')).status, 204);
   const [d] = await one(app);
@@ -142,7 +141,7 @@ interface ErrBody {
   details: Array<Record<string, unknown>>;
 }
 
-test('publish - errors as daprd answers them: status, errorCode, message and details', T, async (t) => {
+test('publish - errors as daprd answers them: status, errorCode, message and details', { timeout: 60_000 }, async (t) => {
   const dir = resources({
     'pubsub.yaml': pubsubYaml('events', { publishingScopes: 'producer=allowed-topic', allowedTopics: 'allowed-topic,other' }),
   });
@@ -180,7 +179,7 @@ test('publish - errors as daprd answers them: status, errorCode, message and det
   assert.equal(((await none.json()) as ErrBody).errorCode, 'ERR_NOT_FOUND');
 });
 
-test('publish - a sidecar with no pub/sub component answers 404 ERR_PUBSUB_NOT_FOUND, as daprd 1.18 does', T, async (t) => {
+test('publish - a sidecar with no pub/sub component answers 404 ERR_PUBSUB_NOT_FOUND, as daprd 1.18 does', { timeout: 60_000 }, async (t) => {
   const sc = await sidecarOn(resources({}), 'lonely');
   t.after(() => sc.close());
   const r = await publish(sc.port, 'events', 'orders', '{}');
@@ -188,7 +187,7 @@ test('publish - a sidecar with no pub/sub component answers 404 ERR_PUBSUB_NOT_F
   assert.equal((JSON.parse(r.text) as ErrBody).errorCode, 'ERR_PUBSUB_NOT_FOUND');
 });
 
-test('publish - a topic with slashes and escapes is read from the path as Go\'s router reads it', T, async (t) => {
+test('publish - a topic with slashes and escapes is read from the path as Go\'s router reads it', { timeout: 60_000 }, async (t) => {
   const { app, producer } = await pair(t, ['a/b', 'c%2Fd']);
   assert.equal((await publish(producer.port, 'events', 'a/b', '{"t":1}')).status, 204);
   assert.equal((await publish(producer.port, 'events', 'c%2Fd', '{"t":2}')).status, 204);
@@ -196,7 +195,7 @@ test('publish - a topic with slashes and escapes is read from the path as Go\'s 
   assert.deepEqual(got.map((d) => d.json!.topic).sort(), ['a/b', 'c%2Fd']);
 });
 
-test('bulk publish - every entry published as its own CloudEvent; 204', T, async (t) => {
+test('bulk publish - every entry published as its own CloudEvent; 204', { timeout: 60_000 }, async (t) => {
   const { app, producer } = await pair(t, ['bulk']);
   const entries = [
     { entryId: '1', event: { n: 1 }, contentType: 'application/json' },
@@ -215,7 +214,7 @@ test('bulk publish - every entry published as its own CloudEvent; 204', T, async
   assert.equal(ids.size, 3, 'each entry has a span of its own');
 });
 
-test('bulk publish - a body daprd cannot read: 400 ERR_PUBSUB_EVENTS_SER with daprd\'s three messages', T, async (t) => {
+test('bulk publish - a body daprd cannot read: 400 ERR_PUBSUB_EVENTS_SER with daprd\'s three messages', { timeout: 60_000 }, async (t) => {
   const dir = resources({ 'pubsub.yaml': pubsubYaml('events') });
   const sc = await sidecarOn(dir, 'producer');
   t.after(() => sc.close());
@@ -236,7 +235,7 @@ test('bulk publish - a body daprd cannot read: 400 ERR_PUBSUB_EVENTS_SER with da
   assert.equal(dup.details.at(-1)!.reason, 'DAPR_PUBSUB_MARSHAL_EVENTS');
 });
 
-test('bulk publish - entries the broker does not take: 500 with failedEntries, errorCode and daprd\'s metadata headers', T, async (t) => {
+test('bulk publish - entries the broker does not take: 500 with failedEntries, errorCode and daprd\'s metadata headers', { timeout: 60_000 }, async (t) => {
   const dir = resources({ 'pubsub.yaml': pubsubYaml('events') });
   const sc = await sidecarOn(dir, 'producer', { outputBindingTimeoutMs: 300 });
   t.after(() => sc.close());
