@@ -81,6 +81,30 @@ export function marshal(value: unknown): string {
   return out.includes('\\u0000') ? out.replace(TAGGED_RE, (_m, lit: string) => lit) : out;
 }
 
+/** A value decodeFirst made, with every number as Go's `any` holds it (a float64): what decoding without UseNumber gives. */
+export function plainNumbers(root: unknown): unknown {
+  const fix = (v: unknown): unknown => (isNumberLiteral(v) ? Number(numberLiteral(v)) : v);
+  const top = fix(root);
+  const stack: unknown[] = [top];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        v[i] = fix(v[i]);
+        stack.push(v[i]);
+      }
+    } else {
+      const o = v as Record<string, unknown>;
+      for (const k of Object.keys(o)) {
+        o[k] = fix(o[k]);
+        stack.push(o[k]);
+      }
+    }
+  }
+  return top;
+}
+
 /** The Go type name of a decoded value, for error messages. */
 export function goTypeOf(v: unknown): string {
   if (v === null) return 'null';
