@@ -339,3 +339,29 @@ test('metrics - daprd\'s pub/sub egress and ingress series on the metrics port',
   assert.ok(family('dapr_component_pubsub_ingress_latencies'));
   assert.ok(family('dapr_component_pubsub_egress_latencies'));
 });
+
+test('--embedded - a pubsub.rabbitmq component is served by the embedded queue, keeping its name, topic and consumerID; a ttl still holds', { timeout: 90_000 }, async (t) => {
+  const dir = resources({ 'pubsub.yaml': pubsubYaml('rabbit', { connectionString: 'amqp://nowhere:1', consumerID: 'billing', retryBackoff: '0s' }, 'pubsub.rabbitmq') });
+  const app = await startPubSubApp([{ pubsubname: 'rabbit', topic: 'invoices', route: '/invoices' }]);
+  const consumer = await sidecarOn(dir, 'consumer', { appPort: app.port, embedded: true });
+  t.after(async () => {
+    await consumer.close();
+    await app.close();
+  });
+  await waitFor('subscribed', async () => ((await metadataOf(consumer.port)) as { qscale: { subscriptions: Array<{ state: string }> } }).qscale.subscriptions.some((s) => s.state === 'receiving'));
+  assert.equal((await publish(consumer.port, 'rabbit', 'invoices', '{"n":1}', undefined, '?metadata.ttlInSeconds=60')).status, 204);
+  await waitFor('the delivery', () => app.got.length >= 1);
+  const e = app.got[0]!.json!;
+  assert.equal(e.pubsubname, 'rabbit');
+  assert.ok(typeof e.expiration === 'string', 'the embedded queue expires nothing itself: the sidecar writes the expiration');
+  const comps = (await metadataOf(consumer.port)).components as Array<{ name: string; type: string; capabilities: string[] }>;
+  assert.deepEqual(comps.find((c) => c.name === 'rabbit'), { name: 'rabbit', type: 'pubsub.rabbitmq', version: 'v1', capabilities: ['MESSAGE_TTL'] });
+  const { QueueStore } = await import('../../src/backends/embedded/index.js');
+  const { pubsubQueueName } = await import('../../src/backends/embedded/pubsub.js');
+  const store = QueueStore.acquire(`${dir}/.qscale`);
+  try {
+    assert.deepEqual(store.topicQueues('pubsub/rabbit/invoices'), [pubsubQueueName('rabbit', 'invoices', 'billing')], 'one queue, named by the component\'s consumerID');
+  } finally {
+    store.unref();
+  }
+});
