@@ -2,9 +2,11 @@
  * A test peer speaking AMQP 1.0 — not Service Bus. Azure cannot be reached from this machine, so the real
  * @azure/service-bus SDK is pointed at this peer (a connection string with UseDevelopmentEmulator=true makes the SDK
  * use plain AMQP to the endpoint's port). It does the part of Service Bus's AMQP surface the binding uses:
- * SASL ANONYMOUS, $cbs put-token, send and peek-lock receive links on a queue, settlement (accepted = complete,
- * modified = abandon, rejected = dead-letter, released), lock expiry, delivery counts with dead-lettering at
- * maxDeliveryCount, and renew-lock on <queue>/$management; with `tls`, it listens over TLS as a namespace does (for
+ * SASL ANONYMOUS, $cbs put-token, send and peek-lock or receive-and-delete links on a queue and on its dead-letter
+ * subqueue (<queue>/$DeadLetterQueue), settlement (accepted = complete, modified = abandon, rejected = dead-letter
+ * with the reason, description and properties the client gives, released), lock expiry, delivery counts with
+ * dead-lettering at maxDeliveryCount, and renew-lock and peek-message on <entity>/$management; with `tls`, it
+ * listens over TLS as a namespace does (for
  * the Azure AD path, which the SDK only takes over TLS), and it records every token put on $cbs, never checking one.
  * What it does not do: the ATOM management API, sessions, scheduling, partitions — and its behaviour is this file's
  * reading of Service Bus, not Service Bus.
@@ -25,7 +27,8 @@ export interface PeerMessage {
 
 interface Locked {
   entry: PeerMessage;
-  queue: string;
+  /** The address it was received from: a queue, or its dead-letter subqueue. */
+  address: string;
   lockedUntil: number;
   delivery: Delivery;
 }
@@ -33,6 +36,14 @@ interface Locked {
 class PeerQueue {
   ready: PeerMessage[] = [];
   deadLetters: PeerMessage[] = [];
+}
+
+const DEAD_LETTER_SUFFIX = '/$DeadLetterQueue';
+
+/** A link's address: the queue, and whether it reads the dead-letter subqueue. */
+function entityOf(address: string): { queue: string; deadLetter: boolean } {
+  const deadLetter = address.toLowerCase().endsWith(DEAD_LETTER_SUFFIX.toLowerCase());
+  return { queue: deadLetter ? address.slice(0, -DEAD_LETTER_SUFFIX.length) : address, deadLetter };
 }
 
 export interface PeerOptions {
@@ -58,10 +69,13 @@ export interface PeerStats {
   abandons: number;
   renewLocks: number;
   lockExpiries: number;
+  /** Dead letters the client asked for (rejected outcomes), with their error info. */
+  deadLetterings: Array<Record<string, unknown>>;
+  peeks: number;
 }
 
 export class AmqpTestPeer {
-  readonly stats: PeerStats = { putTokens: [], cbs: [], completes: 0, abandons: 0, renewLocks: 0, lockExpiries: 0 };
+  readonly stats: PeerStats = { putTokens: [], cbs: [], completes: 0, abandons: 0, renewLocks: 0, lockExpiries: 0, deadLetterings: [], peeks: 0 };
   private readonly queues = new Map<string, PeerQueue>();
   private readonly locked = new Map<string, Locked>();
   private readonly consumers = new Map<string, Set<Sender>>();
@@ -108,11 +122,19 @@ export class AmqpTestPeer {
     return q;
   }
 
-  /** Active messages (ready + locked), as Service Bus counts ActiveMessageCount. */
+  /** Active messages (ready + locked), as Service Bus counts ActiveMessageCount; dead letters, locked ones included. */
   counts(name: string): { active: number; deadLetter: number; locked: number } {
     const q = this.queue(name);
-    const locked = [...this.locked.values()].filter((l) => l.queue === name).length;
-    return { active: q.ready.length + locked, deadLetter: q.deadLetters.length, locked };
+    const locked = [...this.locked.values()].filter((l) => l.address === name).length;
+    const deadLocked = [...this.locked.values()].filter((l) => l.address === name + DEAD_LETTER_SUFFIX).length;
+    return { active: q.ready.length + locked, deadLetter: q.deadLetters.length + deadLocked, locked };
+  }
+
+  /** Puts a message straight into a queue's dead-letter subqueue, as Service Bus (or another client) left it. */
+  addDeadLetter(queue: string, message: Message, deliveries: number, enqueuedAt = new Date()): PeerMessage {
+    const entry: PeerMessage = { seq: ++this.seq, message, enqueuedAt, deliveries };
+    this.queue(queue).deadLetters.push(entry);
+    return entry;
   }
 
   async close(): Promise<void> {
@@ -151,7 +173,10 @@ export class AmqpTestPeer {
       const address = addressOf(remoteAttach(s).source);
       s.set_source({ address });
       s.set_target((remoteAttach(s).target ?? {}) as unknown as TerminusOptions);
-      if (!address.startsWith('$') && !address.includes('/$')) {
+      // Receive-and-delete: the client asks for settled deliveries.
+      const local = (s as unknown as { local: { attach: { snd_settle_mode: number } } }).local.attach;
+      if (remoteAttach(s).snd_settle_mode === 1) local.snd_settle_mode = 1;
+      if (!address.startsWith('$') && (!address.includes('/$') || entityOf(address).deadLetter)) {
         let set = this.consumers.get(address);
         if (!set) this.consumers.set(address, (set = new Set()));
         set.add(s);
@@ -178,6 +203,13 @@ export class AmqpTestPeer {
     container.on('rejected', (ctx: EventContext) => this.settle(ctx, 'deadletter'));
   }
 
+  /** Where a link's messages wait: the queue's ready list, or its dead letters. */
+  private waiting(address: string): PeerMessage[] {
+    const { queue, deadLetter } = entityOf(address);
+    const q = this.queue(queue);
+    return deadLetter ? q.deadLetters : q.ready;
+  }
+
   private onMessage(ctx: EventContext): void {
     const msg = ctx.message;
     const r = ctx.receiver;
@@ -194,13 +226,18 @@ export class AmqpTestPeer {
       this.management(ctx.connection, msg, target);
       return;
     }
-    const entry: PeerMessage = { seq: ++this.seq, message: msg, enqueuedAt: new Date(), deliveries: 0 };
-    this.queue(target).ready.push(entry);
+    for (const message of unbatched(msg)) {
+      this.queue(target).ready.push({ seq: ++this.seq, message, enqueuedAt: new Date(), deliveries: 0 });
+    }
     this.pump(target);
   }
 
   private management(conn: Connection, msg: Message, address: string): void {
     const props = (msg.application_properties ?? {}) as Record<string, unknown>;
+    if (props.operation === 'com.microsoft:peek-message') {
+      this.peek(conn, msg, address);
+      return;
+    }
     if (props.operation !== 'com.microsoft:renew-lock') {
       this.reply(conn, msg, address, { statusCode: 501, statusDescription: `not implemented by the test peer: ${String(props.operation)}` }, undefined);
       return;
@@ -221,6 +258,39 @@ export class AmqpTestPeer {
     this.reply(conn, msg, address, { statusCode: 200, statusDescription: 'OK' }, { expirations });
   }
 
+  /**
+   * Browsing without locking: the entity's messages (locked ones too) from the sequence number asked, in sequence
+   * order, with their delivery count as it stands (a peek does not count as a delivery).
+   */
+  private peek(conn: Connection, msg: Message, address: string): void {
+    this.stats.peeks++;
+    const entity = address.slice(0, -'/$management'.length);
+    const body = (msg.body ?? {}) as Record<string, unknown>;
+    const from = Number(body['from-sequence-number'] ?? 0);
+    const count = Number(body['message-count'] ?? 1);
+    const all = [...this.waiting(entity), ...[...this.locked.values()].filter((l) => l.address === entity).map((l) => l.entry)];
+    const found = all.filter((e) => e.seq >= from).sort((a, b) => a.seq - b.seq).slice(0, count);
+    if (found.length === 0) {
+      this.reply(conn, msg, address, { statusCode: 204, statusDescription: 'No messages' }, undefined);
+      return;
+    }
+    const messages = found.map((e) => ({ message: rhea.message.encode({ ...this.annotated(e), delivery_count: e.deliveries }) }));
+    this.reply(conn, msg, address, { statusCode: 200, statusDescription: 'OK' }, { messages });
+  }
+
+  /** The message as Service Bus hands it out: with its sequence number and enqueue time. */
+  private annotated(entry: PeerMessage, extra: Record<string, unknown> = {}): Message {
+    return {
+      ...entry.message,
+      message_annotations: {
+        ...(entry.message.message_annotations ?? {}),
+        'x-opt-sequence-number': entry.seq,
+        'x-opt-enqueued-time': entry.enqueuedAt,
+        ...extra,
+      },
+    };
+  }
+
   /** To the client's link whose target is reply_to, else to its link reading from the address asked. */
   private reply(conn: Connection, req: Message, address: string, props: Record<string, unknown>, body: unknown): void {
     const replyTo = String(req.reply_to ?? '');
@@ -239,32 +309,24 @@ export class AmqpTestPeer {
     return s.sendable() ? link.credit - unwritten : 0;
   }
 
-  /** Hands ready messages to consumers with credit, locking each. */
-  private pump(queue: string): void {
-    const senders = this.consumers.get(queue);
+  /** Hands waiting messages to consumers with credit, locking each (receive-and-delete: removing it). */
+  private pump(address: string): void {
+    const senders = this.consumers.get(address);
     if (!senders) return;
-    const q = this.queue(queue);
+    const waiting = this.waiting(address);
     for (const s of senders) {
-      while (q.ready.length > 0 && this.budget(s) > 0) {
-        const entry = q.ready.shift()!;
+      const presettled = (s as unknown as { local: { attach: { snd_settle_mode: number } } }).local.attach.snd_settle_mode === 1;
+      while (waiting.length > 0 && this.budget(s) > 0) {
+        const entry = waiting.shift()!;
         const priorDeliveries = entry.deliveries;
         entry.deliveries++;
         const lockedUntil = Date.now() + this.lockDurationMs;
         const tag = Buffer.from(randomUUID().replace(/-/g, ''), 'hex');
-        const out: Message = {
-          ...entry.message,
-          // AMQP's header counts earlier delivery attempts, as Service Bus sends it.
-          delivery_count: priorDeliveries,
-          message_annotations: {
-            ...(entry.message.message_annotations ?? {}),
-            'x-opt-sequence-number': entry.seq,
-            'x-opt-enqueued-time': entry.enqueuedAt,
-            'x-opt-locked-until': new Date(lockedUntil),
-          },
-        };
+        // AMQP's header counts earlier delivery attempts, as Service Bus sends it.
+        const out: Message = { ...this.annotated(entry, presettled ? {} : { 'x-opt-locked-until': new Date(lockedUntil) }), delivery_count: priorDeliveries };
         const delivery = s.send(out, tag);
         this.handed.set(s, (this.handed.get(s) ?? 0) + 1);
-        this.locked.set(lockKey(tag), { entry, queue, lockedUntil, delivery });
+        if (!presettled) this.locked.set(lockKey(tag), { entry, address, lockedUntil, delivery });
       }
     }
   }
@@ -274,15 +336,25 @@ export class AmqpTestPeer {
     if (!d) return;
     const key = lockKey(Buffer.from(d.tag as Buffer));
     const l = this.locked.get(key);
-    // Settle with the outcome the client chose, as a broker confirms it.
-    const state = (d as unknown as { remote_state?: { described?: () => unknown } }).remote_state;
-    d.update(true, state?.described?.());
+    // Settle with the outcome the client chose, as a broker confirms it; a dead-lettering without its error, which
+    // the SDK would take for a refusal.
+    const state = (d as unknown as { remote_state?: { described?: () => unknown; error?: { info?: Record<string, unknown> } } }).remote_state;
+    const confirmed = how === 'deadletter' ? (rhea.message as unknown as { rejected(f: object): { described(): unknown } }).rejected({}).described() : state?.described?.();
+    d.update(true, confirmed);
     if (!l) return;
     this.locked.delete(key);
     if (how === 'complete') {
       this.stats.completes++;
     } else if (how === 'deadletter') {
-      this.queue(l.queue).deadLetters.push(l.entry);
+      // Service Bus keeps the dead-letter info (DeadLetterReason, DeadLetterErrorDescription, properties to modify)
+      // as application properties of the dead letter.
+      const info = state?.error?.info ?? {};
+      this.stats.deadLetterings.push(info);
+      if (entityOf(l.address).deadLetter) {
+        this.putBack(l);
+        return;
+      }
+      this.deadLetter(l, info);
     } else {
       if (how === 'abandon') this.stats.abandons++;
       if (how === 'release') l.entry.deliveries--;
@@ -290,17 +362,32 @@ export class AmqpTestPeer {
     }
   }
 
-  /** Back in sequence order, or to the dead-letter subqueue once maxDeliveryCount deliveries failed. */
+  private deadLetter(l: Locked, info: Record<string, unknown>): void {
+    const m = l.entry.message;
+    const props: Record<string, unknown> = { ...(m.application_properties ?? {}) };
+    for (const [k, v] of Object.entries(info)) if (v !== undefined && v !== null) props[k] = v;
+    l.entry.message = { ...m, application_properties: props };
+    this.queue(entityOf(l.address).queue).deadLetters.push(l.entry);
+  }
+
+  /**
+   * Back in sequence order; a message of the queue goes to the dead-letter subqueue instead once maxDeliveryCount
+   * deliveries failed, with the reason Service Bus gives. One of the subqueue stays there.
+   */
   private putBack(l: Locked): void {
-    const q = this.queue(l.queue);
-    if (l.entry.deliveries >= this.maxDeliveryCount) {
-      q.deadLetters.push(l.entry);
+    const { deadLetter } = entityOf(l.address);
+    if (!deadLetter && l.entry.deliveries >= this.maxDeliveryCount) {
+      this.deadLetter(l, {
+        DeadLetterReason: 'MaxDeliveryCountExceeded',
+        DeadLetterErrorDescription: `Message could not be consumed after ${this.maxDeliveryCount} delivery attempts.`,
+      });
       return;
     }
-    const at = q.ready.findIndex((m) => m.seq > l.entry.seq);
-    if (at < 0) q.ready.push(l.entry);
-    else q.ready.splice(at, 0, l.entry);
-    this.pump(l.queue);
+    const waiting = this.waiting(l.address);
+    const at = waiting.findIndex((m) => m.seq > l.entry.seq);
+    if (at < 0) waiting.push(l.entry);
+    else waiting.splice(at, 0, l.entry);
+    this.pump(l.address);
   }
 
   private expireLocks(): void {
@@ -328,8 +415,25 @@ export class AmqpTestPeer {
 }
 
 /** rhea keeps the peer's attach frame on the link; its typings do not declare it. */
-function remoteAttach(link: unknown): { source?: Record<string, unknown>; target?: Record<string, unknown> } {
-  return (link as { remote?: { attach?: { source?: Record<string, unknown>; target?: Record<string, unknown> } } }).remote?.attach ?? {};
+/**
+ * A batch (sendMessages with a batch: message format 0x80013700) arrives undecoded: an envelope whose data sections
+ * each hold one encoded message. Service Bus stores them one by one.
+ */
+function unbatched(msg: Message): Message[] {
+  if (!Buffer.isBuffer(msg)) return [msg];
+  const body = (rhea.message.decode(msg) as unknown as Message).body as { content?: unknown; multiple?: boolean } | undefined;
+  const parts = body?.multiple ? (body.content as Buffer[]) : [body?.content as Buffer];
+  return parts.map((p) => rhea.message.decode(p) as unknown as Message);
+}
+
+interface RemoteAttach {
+  source?: Record<string, unknown>;
+  target?: Record<string, unknown>;
+  snd_settle_mode?: number;
+}
+
+function remoteAttach(link: unknown): RemoteAttach {
+  return (link as { remote?: { attach?: RemoteAttach } }).remote?.attach ?? {};
 }
 
 function addressOf(t: unknown): string {

@@ -54,7 +54,7 @@ test('servicebus backend - entity management: a missing queue is created with Da
   await b.init();
   await b.close();
   assert.deepEqual(admin.calls, [
-    { op: 'queueExists', queue: 'msgqueue' },
+    { op: 'queueFacts', queue: 'msgqueue' },
     { op: 'createQueue', queue: 'msgqueue', props: { lockDurationSec: 30, maxDeliveryCount: 4, defaultMessageTtlSec: 3600, autoDeleteOnIdleSec: undefined } },
   ]);
   assert.deepEqual(createQueueOptions(s.create), { lockDuration: 'PT30S', defaultMessageTimeToLive: 'PT3600S', maxDeliveryCount: 4 });
@@ -63,7 +63,7 @@ test('servicebus backend - entity management: a missing queue is created with Da
 test('servicebus backend - entity management: an existing queue is left alone; disableEntityManagement asks nothing', { timeout: 120_000 }, async (t) => {
   const peer = await AmqpTestPeer.start();
   t.after(() => peer.close());
-  for (const [md, want] of [[{}, ['queueExists']], [{ disableEntityManagement: 'true' }, []]] as const) {
+  for (const [md, want] of [[{}, ['queueFacts']], [{ disableEntityManagement: 'true' }, []]] as const) {
     const c = seedComponent(md, peer.connectionString());
     const s = parseServiceBusComponent(c);
     const admin = new RecordingAdmin(peer);

@@ -2,12 +2,12 @@
  * Stands in for Service Bus's management (ATOM) API in tests: answers from the AMQP test peer's own counts and
  * records every call. Not Service Bus, and not its HTTP API.
  */
-import type { EntityCounts, QueueAdmin } from '../../../src/backends/azure/servicebus/admin.js';
+import type { EntityCounts, QueueAdmin, QueueFacts } from '../../../src/backends/azure/servicebus/admin.js';
 import type { QueueCreationProperties } from '../../../src/backends/azure/servicebus/metadata.js';
 import type { AmqpTestPeer } from './amqp-peer.js';
 
 export type AdminCall =
-  | { op: 'queueExists'; queue: string }
+  | { op: 'queueFacts'; queue: string }
   | { op: 'createQueue'; queue: string; props: QueueCreationProperties }
   | { op: 'queueCounts'; queue: string }
   | { op: 'subscriptionCounts'; topic: string; subscription: string };
@@ -15,17 +15,20 @@ export type AdminCall =
 export class RecordingAdmin implements QueueAdmin {
   readonly calls: AdminCall[] = [];
   readonly existing = new Set<string>();
+  /** What queueFacts() answers for an existing queue; a created one gets its maxDeliveryCount. */
+  facts: QueueFacts = { maxDeliveryCount: 10, requiresDuplicateDetection: false };
 
   constructor(private readonly peer?: AmqpTestPeer, private readonly fixed?: EntityCounts) {}
 
-  async queueExists(queue: string): Promise<boolean> {
-    this.calls.push({ op: 'queueExists', queue });
-    return this.existing.has(queue);
+  async queueFacts(queue: string): Promise<QueueFacts | undefined> {
+    this.calls.push({ op: 'queueFacts', queue });
+    return this.existing.has(queue) ? this.facts : undefined;
   }
 
   async createQueue(queue: string, props: QueueCreationProperties): Promise<void> {
     this.calls.push({ op: 'createQueue', queue, props });
     this.existing.add(queue);
+    this.facts = { ...this.facts, maxDeliveryCount: props.maxDeliveryCount ?? 10 };
   }
 
   async queueCounts(queue: string): Promise<EntityCounts> {

@@ -94,7 +94,7 @@ test('servicebus trigger - a subscription is counted through the subscription\'s
 
 test('servicebus trigger - a failing management call names the trigger, the queue and the namespace, never the key', { timeout: 120_000 }, async () => {
   const failing: QueueAdmin = {
-    queueExists: async () => true,
+    queueFacts: async () => ({ maxDeliveryCount: 10, requiresDuplicateDetection: false }),
     createQueue: async () => undefined,
     subscriptionCounts: async (): Promise<EntityCounts> => ({ active: 0, deadLetter: 0, scheduled: 0 }),
     queueCounts: async () => {
@@ -112,7 +112,7 @@ test('servicebus trigger - a failing management call names the trigger, the queu
 test('servicebus trigger - a management API that never answers is a bounded error, and the call is aborted', { timeout: 30_000 }, async () => {
   let aborted = false;
   const silent: QueueAdmin = {
-    queueExists: async () => true,
+    queueFacts: async () => ({ maxDeliveryCount: 10, requiresDuplicateDetection: false }),
     createQueue: async () => undefined,
     subscriptionCounts: () => new Promise<EntityCounts>(() => undefined),
     // A request in flight holds the process open, as the SDK's socket would, until it is aborted.

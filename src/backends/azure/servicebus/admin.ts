@@ -1,6 +1,7 @@
 /**
- * The management calls qscale makes (Service Bus's ATOM API through ServiceBusAdministrationClient): does the queue
- * exist, create it with Dapr's creation properties, and count its messages. Behind an interface so the binding can
+ * The management calls qscale makes (Service Bus's ATOM API through ServiceBusAdministrationClient): read the queue's
+ * properties (does it exist; when does it dead-letter; does it drop duplicates), create it with Dapr's creation
+ * properties, and count its messages. Behind an interface so the binding can
  * run where that API does not exist (the Service Bus emulator) or be watched in tests.
  */
 import type * as ServiceBusSdk from '@azure/service-bus';
@@ -18,8 +19,20 @@ export interface EntityCounts {
   scheduled: number;
 }
 
+/** What the binding needs to know of an existing queue. */
+export interface QueueFacts {
+  /** Deliveries after which Service Bus dead-letters a message. */
+  maxDeliveryCount: number;
+  /** Duplicate detection: a message whose MessageId was seen within the window is dropped. */
+  requiresDuplicateDetection: boolean;
+}
+
+/** Service Bus's MaxDeliveryCount when a queue is created without one. */
+export const DEFAULT_MAX_DELIVERY_COUNT = 10;
+
 export interface QueueAdmin {
-  queueExists(queue: string, signal?: AbortSignal): Promise<boolean>;
+  /** undefined: no such queue. */
+  queueFacts(queue: string, signal?: AbortSignal): Promise<QueueFacts | undefined>;
   createQueue(queue: string, props: QueueCreationProperties, signal?: AbortSignal): Promise<void>;
   queueCounts(queue: string, signal?: AbortSignal): Promise<EntityCounts>;
   subscriptionCounts(topic: string, subscription: string, signal?: AbortSignal): Promise<EntityCounts>;
@@ -51,13 +64,13 @@ export class SdkQueueAdmin implements QueueAdmin {
     return new SdkQueueAdmin(new (sdk().ServiceBusAdministrationClient)(namespace, credential));
   }
 
-  async queueExists(queue: string, signal?: AbortSignal): Promise<boolean> {
+  async queueFacts(queue: string, signal?: AbortSignal): Promise<QueueFacts | undefined> {
     // Not the SDK's queueExists: it answers false to every error, so an unreachable namespace would look empty.
     try {
-      await this.client.getQueue(queue, opts(signal));
-      return true;
+      const q = await this.client.getQueue(queue, opts(signal));
+      return { maxDeliveryCount: q.maxDeliveryCount, requiresDuplicateDetection: q.requiresDuplicateDetection };
     } catch (err) {
-      if (isNotFound(err)) return false;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }

@@ -8,7 +8,7 @@ import { SERVICEBUS_QUEUES_TYPE, parseServiceBusComponent, serviceBusMetadata } 
 import { serviceBusQueueName } from './trigger-params.js';
 
 export { ServiceBusBackend, defaultClients, type ServiceBusClients } from './backend.js';
-export { SdkQueueAdmin, type QueueAdmin, type EntityCounts } from './admin.js';
+export { SdkQueueAdmin, type QueueAdmin, type QueueFacts, type EntityCounts } from './admin.js';
 export { serviceBusMetadata, parseServiceBusComponent, SERVICEBUS_QUEUES_TYPE, type ServiceBusSettings } from './metadata.js';
 export { serviceBusTrigger, serviceBusTriggerMetadata, parseServiceBusTrigger, createServiceBusScaler, serviceBusMetricName } from './trigger.js';
 export {
