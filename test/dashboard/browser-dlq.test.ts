@@ -9,7 +9,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { ROOT, queueBackend, startUp, tempFolder, writeFiles, type UpProcess } from '../e2e/harness.js';
+import { queueBackend, startUp, tempFolder, writeFiles, type UpProcess } from '../e2e/harness.js';
+import { componentYaml } from '../sidecar/support.js';
+import { refusingConsumerRunFile } from '../dlq/support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -24,20 +26,8 @@ function chromiumThere(t: TestContext): boolean {
 function system(accept: string): string {
   const folder = tempFolder('qscale-dashboard-dlq-');
   writeFiles(folder, {
-    'binding.yaml': `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: message-queue
-spec:
-  type: bindings.qscale.embedded
-  version: v1
-  metadata:
-  - name: queueName
-    value: orders
-  - name: maxDeliveryCount
-    value: "1"
-`,
-    'dapr.yaml': `version: 1\napps:\n  - appID: consumer\n    appDirPath: ${ROOT}\n    command: ["node", "dist/test/dlq/consumer.js"]\n    env:\n      ACCEPT_FILE: "${accept}"\n`,
+    'binding.yaml': componentYaml('message-queue', { queueName: 'orders', maxDeliveryCount: '1' }),
+    'dapr.yaml': refusingConsumerRunFile(accept),
   });
   return folder;
 }

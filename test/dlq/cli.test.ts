@@ -4,7 +4,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createBackend } from '../../src/backends/registry.js';
@@ -12,22 +11,7 @@ import { startControlServer } from '../../src/supervisor/control.js';
 import { writeSupervisorFile, type SystemStatus } from '../../src/supervisor/state.js';
 import { DeadLetterService } from '../../src/dlq/service.js';
 import type { DeadLetterView, DlqListing } from '../../src/dlq/view.js';
-import { MAIN, bindingsOf, depth, fakeBinding, plainBackend, poison, quiet, send, systemFolder } from './support.js';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function qscale(args: string[], cwd: string): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { cwd, timeout: 60_000, env: { ...process.env, QSCALE_DATA_DIR: '' } }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { bindingsOf, depth, fakeBinding, plainBackend, poison, qscale, quiet, send, systemFolder } from './support.js';
 
 async function poisoned() {
   const sys = systemFolder({ orders: 'orders-cli', payments: 'payments-cli' });

@@ -3,6 +3,7 @@
  * through the binding's own backend (a handler that fails them with an app's answer), and fakes for a backend that
  * offers no dead letters and one whose broker does not answer.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { createBackend } from '../../src/backends/registry.js';
 import { failed, type Backend, type QueueDepth, type ResolvedComponent } from '../../src/backends/types.js';
 import { createLogger } from '../../src/util/log.js';
 import type { DlqBinding } from '../../src/dlq/bindings.js';
+import { componentYaml as sidecarComponentYaml } from '../sidecar/support.js';
 
 export const ROOT = path.resolve(fileURLToPath(new URL('../../../', import.meta.url)));
 export const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
@@ -23,18 +25,30 @@ export function tempDir(prefix = 'qscale-dlq-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** A queue binding's Component, dead-lettering on the first failure unless `extra` says otherwise. */
 export function componentYaml(name: string, queueName: string, type = 'bindings.qscale.embedded', extra: Record<string, string> = {}): string {
-  const meta = Object.entries({ queueName, maxDeliveryCount: '1', ...extra }).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`).join('\n');
-  return `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: ${name}
-spec:
-  type: ${type}
-  version: v1
-  metadata:
-${meta}
-`;
+  return sidecarComponentYaml(name, { queueName, maxDeliveryCount: '1', ...extra }, type);
+}
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `qscale <args>` as a user runs it: its exit status and what it printed. */
+export function qscale(args: string[], cwd: string, timeoutMs = 60_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [MAIN, ...args], { cwd, timeout: timeoutMs, env: { ...process.env, QSCALE_DATA_DIR: '' } }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A run file starting test/dlq/consumer.ts as app `consumer`: it refuses every message until `acceptFile` exists. */
+export function refusingConsumerRunFile(acceptFile: string): string {
+  return `version: 1\napps:\n  - appID: consumer\n    appDirPath: ${ROOT}\n    command: ["node", "dist/test/dlq/consumer.js"]\n    env:\n      ACCEPT_FILE: "${acceptFile}"\n`;
 }
 
 /** A folder with one embedded queue binding per name → queue given, as `qscale dlq PATH` reads it. */

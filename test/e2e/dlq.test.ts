@@ -7,7 +7,6 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -20,7 +19,9 @@ import { createLogger } from '../../src/util/log.js';
 import { requireBroker, type LocalBroker } from '../support/brokers.js';
 import { deleteKeys } from '../backends/redis/helpers.js';
 import { deleteNatsStreams } from '../backends/nats/support.js';
-import { MAIN, ROOT, queueBackend, startUp, tempFolder, writeFiles, type UpProcess } from './harness.js';
+import { queueBackend, startUp, tempFolder, writeFiles, type UpProcess } from './harness.js';
+import { componentYaml } from '../sidecar/support.js';
+import { qscale, refusingConsumerRunFile, type Run } from '../dlq/support.js';
 
 interface Row {
   name: string;
@@ -76,25 +77,6 @@ const rows: Row[] = [
   },
 ];
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function qscale(args: string[], cwd: string): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { cwd, timeout: 90_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-function componentYaml(type: string, metadata: Record<string, string>): string {
-  const meta = Object.entries(metadata).map(([k, v]) => `  - name: ${k}\n    value: ${JSON.stringify(v)}`).join('\n');
-  return `apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: message-queue\nspec:\n  type: ${type}\n  version: v1\n  metadata:\n${meta}\n`;
-}
-
 /** Whether the folder's binding offers dead letters (known without connecting). */
 async function offersDeadLetters(folder: string, dataDir: string): Promise<boolean> {
   const { components } = await loadResources([folder]);
@@ -122,8 +104,8 @@ describe('dead letters end to end - qscale up, a consumer that answers 500, qsca
       const folder = tempFolder('qscale-dlq-e2e-');
       const accept = path.join(folder, 'accept');
       writeFiles(folder, {
-        'binding.yaml': componentYaml(row.type, { ...row.metadata(queue), maxDeliveryCount: '2', ...RETRY }),
-        'dapr.yaml': `version: 1\napps:\n  - appID: consumer\n    appDirPath: ${ROOT}\n    command: ["node", "dist/test/dlq/consumer.js"]\n    env:\n      ACCEPT_FILE: "${accept}"\n`,
+        'binding.yaml': componentYaml('message-queue', { ...row.metadata(queue), maxDeliveryCount: '2', ...RETRY }, row.type),
+        'dapr.yaml': refusingConsumerRunFile(accept),
       });
       const dataDir = path.join(folder, '.qscale');
       if (!(await offersDeadLetters(folder, dataDir))) {
@@ -146,7 +128,7 @@ describe('dead letters end to end - qscale up, a consumer that answers 500, qsca
         // Dead-lettered after its two refusals: listed with the app's status and the start of its answer.
         let list: Run = { code: -1, stdout: '', stderr: '' };
         await eventually('the dead letter in `qscale dlq list`', async () => {
-          list = await qscale(['dlq', 'list', folder, ...dd], folder);
+          list = await qscale(['dlq', 'list', folder, ...dd], folder, 90_000);
           return /poison-1/.test(list.stdout);
         }, 90_000, () => `${list.code} ${list.stdout} ${list.stderr} | up: ${up!.lines.slice(-10).join(' / ')}`);
         assert.equal(list.code, 0, list.stderr);
