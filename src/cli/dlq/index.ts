@@ -40,7 +40,7 @@ export function dlqCommand(): Command {
 
   const show = common(new Command('show'))
     .description('one dead letter in full: reason, deliveries, times, metadata and body')
-    .argument('<args...>', '[PATH] ID')
+    .argument('[args...]', '[PATH] ID')
     .action(async (args: string[], flags: DlqFlags) => {
       const { runDlqShow } = await import('./run.js');
       process.exitCode = await runDlqShow(args, flags);
