@@ -187,7 +187,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     }
     // The scaled apps' subscriptions are made before any app starts (a producer's first events are kept) and before
     // the first trigger read (a backlog at 0 replicas is seen). One that cannot be made yet is said and tried again.
-    await setUpStreams(plan.streamSetups, (line) => logs.system(line));
+    if (!opts.embedded) await setUpStreams(plan.streamSetups, (line) => logs.system(line));
     preparer = prepareSubscriptions(plan.toPrepare, { embedded: opts.embedded, dataDir, report: (line) => logs.system(line) });
     await preparer.first;
     // Fixed-size apps start now; scaled apps start at their initial count and the loop takes over.
