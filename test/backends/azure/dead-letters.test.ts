@@ -14,17 +14,16 @@ import {
 } from '../../../src/backends/azure/servicebus/dead-letters.js';
 import { parseServiceBusComponent } from '../../../src/backends/azure/servicebus/metadata.js';
 import { serviceBusBackend } from '../../../src/backends/azure/servicebus/index.js';
-import { failed, hasDeadLetters, isPurgeable, type DeadLetter, type HandlerResult, type QueueMessage } from '../../../src/backends/types.js';
+import { failed, hasDeadLetters, isPurgeable, type DeadLetter, type QueueMessage } from '../../../src/backends/types.js';
 import { BrokerError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/util/log.js';
 import { AmqpTestPeer, type PeerOptions } from './amqp-peer.js';
 import { RecordingAdmin } from './peer-admin.js';
 import { SECRET_KEY, seedComponent } from './support.js';
 import { closedPort } from '../closed-port.js';
+import { receiveUntil, until } from '../../conformance/harness.js';
 
 const logger = createLogger('servicebus-dlq-test').child({}, { level: process.env.QSCALE_LOG_LEVEL ?? 'silent' });
-/** Guards against a hang, never asserts speed. */
-const GIVE_UP_MS = 20_000;
 const NAME = 'servicebus dead letters via AMQP test peer (not Service Bus)';
 const ANSWER = 'app answered 500: {"error":"cannot take it"}';
 
@@ -61,34 +60,10 @@ async function setup(
   return { peer, admin, b };
 }
 
-async function receiveUntil(b: ServiceBusBackend, handler: (m: QueueMessage) => Promise<HandlerResult>, stop: () => boolean): Promise<void> {
-  const ac = new AbortController();
-  const giveUp = setTimeout(() => ac.abort(), GIVE_UP_MS);
-  try {
-    await b.receive(async (m) => {
-      try {
-        return await handler(m);
-      } finally {
-        if (stop()) ac.abort();
-      }
-    }, { concurrency: 1, signal: ac.signal });
-  } finally {
-    clearTimeout(giveUp);
-  }
-}
-
 /** The body the peer stored: a data section, as the SDK sends bytes. */
 function bodyText(m: { body?: unknown } | undefined): string {
   const b = m?.body as { content?: unknown } | Buffer | undefined;
   return Buffer.isBuffer(b) ? b.toString() : Buffer.from((b?.content ?? []) as Buffer).toString();
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const end = Date.now() + GIVE_UP_MS;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail(`gave up waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Sends the bodies and fails each of their `deliveries` deliveries with the app's answer: then they are dead letters. */

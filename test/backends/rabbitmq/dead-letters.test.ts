@@ -10,16 +10,13 @@ import { rabbitmqBackend } from '../../../src/backends/rabbitmq/index.js';
 import { MAX_REASON_CHARS } from '../../../src/backends/rabbitmq/dead-letters.js';
 import { retryQueueName } from '../../../src/backends/rabbitmq/retry.js';
 import {
-  failed, hasDeadLetters, isPurgeable, type Backend, type DeadLetter, type DeadLetterReader, type HandlerResult, type Purgeable,
-  type QueueMessage,
+  failed, hasDeadLetters, isPurgeable, type Backend, type DeadLetter, type DeadLetterReader, type Purgeable, type QueueMessage,
 } from '../../../src/backends/types.js';
 import { AMQP_URL, component, ctx, deleteQueues, eventually } from './helpers.js';
 import { startProxy } from '../proxy.js';
+import { receiveUntil } from '../../conformance/harness.js';
 
 type Full = Backend & DeadLetterReader & Purgeable;
-
-/** Guards against a hang, never asserts speed. */
-const GIVE_UP_MS = 30_000;
 
 function queueFor(t: TestContext, prefix: string, ...more: string[]): string {
   const q = uniqueName(prefix);
@@ -34,23 +31,6 @@ async function open(t: TestContext, queue: string, extra: Record<string, string>
   await b.init();
   assert.ok(hasDeadLetters(b) && isPurgeable(b));
   return b as Full;
-}
-
-/** Receives until stop() holds after a handler call; then drains. */
-async function receiveUntil(b: Backend, handler: (m: QueueMessage) => Promise<HandlerResult>, stop: () => boolean, concurrency = 1): Promise<void> {
-  const ac = new AbortController();
-  const giveUp = setTimeout(() => ac.abort(), GIVE_UP_MS);
-  try {
-    await b.receive(async (m) => {
-      try {
-        return await handler(m);
-      } finally {
-        if (stop()) ac.abort();
-      }
-    }, { concurrency, signal: ac.signal });
-  } finally {
-    clearTimeout(giveUp);
-  }
 }
 
 /** Sends the bodies and fails each delivery with the app's answer until all of them are dead letters. */

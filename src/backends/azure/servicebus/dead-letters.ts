@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ServiceBusMessage, ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { DeadLetter, MessageMetadata } from '../../types.js';
-import { bodyBytes } from './message.js';
+import { bodyBytes, requestFieldsOf } from './message.js';
 
 /** Service Bus refuses a dead-letter reason or description longer than this (the .NET SDK checks it up front). */
 export const MAX_DEAD_LETTER_TEXT = 4096;
@@ -67,17 +67,7 @@ export function sentMetadataOf(m: ServiceBusReceivedMessage): MessageMetadata {
   for (const [k, v] of Object.entries(m.applicationProperties ?? {})) {
     if (typeof v === 'string' && !DEAD_LETTER_PROPERTIES.has(k)) out[k] = v;
   }
-  const put = (k: string, v: unknown): void => {
-    if (v !== undefined && v !== null && v !== '') out[k] = String(v);
-  };
-  put('MessageId', m.messageId);
-  put('CorrelationId', m.correlationId);
-  put('SessionId', m.sessionId);
-  put('Label', m.subject);
-  put('ReplyTo', m.replyTo);
-  put('To', m.to);
-  put('PartitionKey', m.partitionKey);
-  put('ContentType', m.contentType);
+  for (const [k, v] of requestFieldsOf(m)) if (v !== undefined && v !== null && v !== '') out[k] = String(v);
   return out;
 }
 

@@ -97,19 +97,20 @@ export function deliveryCountOf(m: ServiceBusReceivedMessage): number {
   return (m.deliveryCount ?? 0) + 1;
 }
 
+/** The broker fields a request's metadata can set (toServiceBusMessage), under the keys Dapr reads and gives. */
+export function requestFieldsOf(m: ServiceBusReceivedMessage): Array<[string, unknown]> {
+  return [
+    ['MessageId', m.messageId], ['CorrelationId', m.correlationId], ['SessionId', m.sessionId], ['Label', m.subject],
+    ['ReplyTo', m.replyTo], ['To', m.to], ['PartitionKey', m.partitionKey], ['ContentType', m.contentType],
+  ];
+}
+
 export function metadataOf(m: ServiceBusReceivedMessage): MessageMetadata {
   const out: MessageMetadata = {};
   const put = (k: string, v: unknown): void => {
     if (v !== undefined && v !== null) out[k] = v instanceof Date ? v.toUTCString() : String(v);
   };
-  put('MessageId', m.messageId);
-  put('CorrelationId', m.correlationId);
-  put('SessionId', m.sessionId);
-  put('Label', m.subject);
-  put('ReplyTo', m.replyTo);
-  put('To', m.to);
-  put('PartitionKey', m.partitionKey);
-  put('ContentType', m.contentType);
+  for (const [k, v] of requestFieldsOf(m)) put(k, v);
   put('DeliveryCount', deliveryCountOf(m));
   put('EnqueuedTimeUtc', m.enqueuedTimeUtc);
   put('LockedUntilUtc', m.lockedUntilUtc);
