@@ -5,42 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import {
-  EmbeddedBackend, createEmbeddedScaler, parseEmbeddedComponent, readDeadLetters, watchArrivals,
-  type SettledOutcome,
+  createEmbeddedScaler, parseEmbeddedComponent, readDeadLetters, watchArrivals, type SettledOutcome,
 } from '../../../src/backends/embedded/index.js';
 import type { QueueMessage } from '../../../src/backends/types.js';
-import { createLogger } from '../../../src/util/log.js';
 import { componentFromYaml } from '../../conformance/component.js';
 import { uniqueName } from '../../support/brokers.js';
-
-const logger = createLogger('embedded-test').child({}, { level: 'silent' });
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'qscale-embedded-'));
-const GIVE_UP_MS = 30_000;
-
-function open(dataDir: string, queue: string, metadata: Record<string, string> = {}, outcomes?: SettledOutcome[]): EmbeddedBackend {
-  const c = componentFromYaml(queue, 'bindings.qscale.embedded', { queueName: queue, retryBackoff: '0s', ...metadata });
-  return new EmbeddedBackend(c, parseEmbeddedComponent(c), { logger, dataDir }, { onSettled: (_m, o) => outcomes?.push(o) });
-}
-
-async function receiveFor(b: EmbeddedBackend, ms: number, handler: (m: QueueMessage) => Promise<boolean> = async () => true): Promise<QueueMessage[]> {
-  const got: QueueMessage[] = [];
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), ms);
-  await b.receive(async (m) => (got.push(m), handler(m)), { concurrency: 4, signal: ac.signal });
-  clearTimeout(timer);
-  return got;
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const end = Date.now() + GIVE_UP_MS;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail(`gave up waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { open, receiveFor, tmp, until } from './support.js';
 
 test('embedded - a handler working longer than the visibility timeout keeps its message: the lease is renewed', { timeout: 120_000 }, async (t) => {
   const dataDir = tmp();

@@ -4,51 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { EmbeddedBackend, parseEmbeddedComponent, QUEUE_FILE, type SettledOutcome } from '../../../src/backends/embedded/index.js';
-import { failed, type HandlerResult, type QueueMessage } from '../../../src/backends/types.js';
-import { createLogger } from '../../../src/util/log.js';
-import { componentFromYaml } from '../../conformance/component.js';
+import { QUEUE_FILE, type SettledOutcome } from '../../../src/backends/embedded/index.js';
+import { failed } from '../../../src/backends/types.js';
 import { uniqueName } from '../../support/brokers.js';
-
-const logger = createLogger('embedded-test').child({}, { level: 'silent' });
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'qscale-embedded-dl-'));
-const GIVE_UP_MS = 30_000;
-
-function open(dataDir: string, queue: string, metadata: Record<string, string> = {}, outcomes?: SettledOutcome[]): EmbeddedBackend {
-  const c = componentFromYaml(queue, 'bindings.qscale.embedded', { queueName: queue, retryBackoff: '0s', ...metadata });
-  return new EmbeddedBackend(c, parseEmbeddedComponent(c), { logger, dataDir }, { onSettled: (_m, o) => outcomes?.push(o) });
-}
-
-async function receiveFor(b: EmbeddedBackend, ms: number, handler: (m: QueueMessage) => Promise<HandlerResult> = async () => true): Promise<QueueMessage[]> {
-  const got: QueueMessage[] = [];
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), ms);
-  await b.receive(async (m) => (got.push(m), handler(m)), { concurrency: 1, signal: ac.signal });
-  clearTimeout(timer);
-  return got;
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const end = Date.now() + GIVE_UP_MS;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail(`gave up waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** A receiver (one handler at a time) whose handler holds the first message it gets until stop(), then acks it. */
-function holdOne(b: EmbeddedBackend): { seen: string[]; stop(): Promise<void> } {
-  const ac = new AbortController();
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  const seen: string[] = [];
-  const receiving = b.receive(async (m) => (seen.push(m.data.toString()), await held, ac.abort(), true), { concurrency: 1, signal: ac.signal });
-  return { seen, stop: async () => (release(), await receiving) };
-}
+import { holdOne, open, receiveFor, tmp, until } from './support.js';
 
 /** The queue file as qscale wrote it before dead letters could be shown, requeued and purged by id. */
 const PREVIOUS_SCHEMA = `

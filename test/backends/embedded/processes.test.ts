@@ -157,10 +157,14 @@ test('embedded processes - messages survive a restart of everything, and a kille
   const b = backend(dataDir, queue, { maxConcurrentHandlers: '8' });
   t.after(() => b.close());
   const d = await b.depth();
-  assert.equal(d.ready + d.inFlight, 200 - doneBefore.length);
-  const rest = await drain(b, 200 - doneBefore.length, 8);
+  const remaining = d.ready + d.inFlight;
+  // The kill can land between a completion's commit and its printed line: at most one per handler slot goes unsaid.
+  const unsaid = 200 - doneBefore.length - remaining;
+  assert.ok(unsaid >= 0 && unsaid <= 2, `${remaining} left after ${doneBefore.length} completions were printed`);
+  const rest = await drain(b, remaining, 8);
   const after = rest.map((m) => JSON.parse(m.data.toString()) as string);
-  assert.equal(new Set([...doneBefore, ...after]).size, 200, 'every message completed');
+  assert.equal(new Set(after).size, remaining, 'each message left is delivered once');
+  assert.equal(new Set([...doneBefore, ...after]).size + unsaid, 200, 'every message completed');
   assert.deepEqual(after.filter((p) => doneBefore.includes(p)), [], 'nothing completed before the kill came again');
 });
 

@@ -8,9 +8,8 @@ import pg from 'pg';
 import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
 import { failed, type HandlerResult, type QueueMessage } from '../../../src/backends/types.js';
 import { needBroker, uniqueName } from '../../support/brokers.js';
+import { GIVE_UP_MS, holdOne, receiveFor as receiveForAny, until } from '../embedded/support.js';
 import { component, ctx, dropQueue, PG_URL, tableName } from './support.js';
-
-const GIVE_UP_MS = 30_000;
 
 async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<R[]> {
   const c = new pg.Client({ connectionString: PG_URL });
@@ -33,22 +32,9 @@ async function open(t: TestContext, extra: Record<string, string> = {}, table = 
   return { b, table, queue };
 }
 
-/** Receives for a short while (one handler at a time) and returns what came. */
-async function receiveFor(b: PostgresBackend, ms: number, handler: (m: QueueMessage) => Promise<HandlerResult> = async () => true): Promise<QueueMessage[]> {
-  const got: QueueMessage[] = [];
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), ms);
-  await b.receive(async (m) => (got.push(m), handler(m)), { concurrency: 1, signal: ac.signal });
-  clearTimeout(timer);
-  return got;
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const end = Date.now() + GIVE_UP_MS;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail(`gave up waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** One handler at a time: FIFO order is what these tests read. */
+function receiveFor(b: PostgresBackend, ms: number, handler?: (m: QueueMessage) => Promise<HandlerResult>): Promise<QueueMessage[]> {
+  return receiveForAny(b, ms, handler, 1);
 }
 
 /** Sends the bodies and fails each delivery until all are dead-lettered (maxDeliveryCount 1). */
@@ -63,16 +49,6 @@ async function poison(b: PostgresBackend, bodies: string[], result: (m: QueueMes
   }, { concurrency: 1, signal: ac.signal });
   clearTimeout(giveUp);
   await until(async () => (await b.depth()).deadLettered === bodies.length, 'dead-lettered');
-}
-
-/** A receiver (one handler at a time) whose handler holds the first message it gets until stop(), then acks it. */
-function holdOne(b: PostgresBackend): { seen: string[]; stop(): Promise<void> } {
-  const ac = new AbortController();
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  const seen: string[] = [];
-  const receiving = b.receive(async (m) => (seen.push(m.data.toString()), await held, ac.abort(), true), { concurrency: 1, signal: ac.signal });
-  return { seen, stop: async () => (release(), await receiving) };
 }
 
 /** The tables as the previous qscale made them (before dead letters could be shown, requeued and purged by id). */
