@@ -130,7 +130,8 @@ export class DeadLetterService implements DeadLetterApi {
     return this.conns.get(b)!;
   }
 
-  private reader(b: DlqBinding): void {
+  /** Refuses, naming the binding, when its backend offers no dead letters (known without connecting). */
+  private requireDeadLetters(b: DlqBinding): void {
     if (!hasDeadLetters(this.conn(b).shape())) {
       throw new DlqError('ERR_DLQ_UNSUPPORTED', `dead letters of ${this.subject(b)} cannot be browsed: its backend does not offer list, show, requeue and purge of dead letters yet (they still count in \`qscale status\`)`);
     }
@@ -160,7 +161,7 @@ export class DeadLetterService implements DeadLetterApi {
         binding: b.name, type: b.type, queue: b.queue, ...(this.opts.embedded ? { servedBy: 'embedded' as const } : {}), supported: true, deadLetters: [], more: false,
       };
       try {
-        this.reader(b);
+        this.requireDeadLetters(b);
         const { letters, total } = await this.run(b, 'read its dead letters', async (be) => {
           const [letters, depth] = await Promise.all([
             limit > 0 ? this.dl(be).deadLetters(limit + 1) : Promise.resolve([]),
@@ -228,7 +229,7 @@ export class DeadLetterService implements DeadLetterApi {
     if (which === 'all') {
       const outcomes = await Promise.all(bindings.map(async (b) => {
         try {
-          this.reader(b);
+          this.requireDeadLetters(b);
           return outcome(b, await this.run(b, verb, (be) => f(this.dl(be), 'all')));
         } catch (err) {
           if (named) throw err;
@@ -263,7 +264,7 @@ export class DeadLetterService implements DeadLetterApi {
     const only = bindings.length === 1;
     await Promise.all(bindings.map(async (b) => {
       try {
-        this.reader(b);
+        this.requireDeadLetters(b);
         const held = await this.run(b, 'look up dead letters', async (be) => {
           const out: string[] = [];
           for (const id of ids) if (await this.dl(be).deadLetter(id)) out.push(id);
