@@ -55,6 +55,7 @@ class Connection {
   private created: Backend | undefined;
 
   shape(): Backend {
+    if (this.backend) return this.backend;
     const ctx = { logger: this.logger, dataDir: this.opts.dataDir };
     this.created ??= this.opts.createBackend ? this.opts.createBackend(this.b, ctx) : createBackend(this.b.component, ctx, { embedded: this.opts.embedded });
     return this.created;
@@ -95,10 +96,10 @@ class Connection {
     this.closed = true;
     const pending = this.opening;
     if (pending) await withTimeout(pending, 2000, 'close').catch(() => undefined);
-    const b = this.backend ?? this.created;
+    const held = [this.backend, this.created].filter((b): b is Backend => b !== undefined);
     this.backend = undefined;
     this.created = undefined;
-    if (b) await withTimeout(b.close(), 2000, 'close').catch(() => undefined);
+    await Promise.all(held.map((b) => withTimeout(b.close(), 2000, 'close').catch(() => undefined)));
   }
 }
 
