@@ -82,15 +82,18 @@ export class CountingLogs implements LogSink {
   }
 }
 
-/** Resident and proportional memory of a process, in MiB (PSS shares the node binary's pages fairly). */
-export function memoryOf(pid: number | undefined): { rss: number; pss: number } {
-  if (!pid) return { rss: NaN, pss: NaN };
+/**
+ * Resident, proportional and unique memory of a process, in MiB (PSS shares the node binary's pages fairly; USS is
+ * what only this process maps, what killing it gives back).
+ */
+export function memoryOf(pid: number | undefined): { rss: number; pss: number; uss: number } {
+  if (!pid) return { rss: NaN, pss: NaN, uss: NaN };
   try {
     const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
     const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-    return { rss: kb('Rss') / 1024, pss: kb('Pss') / 1024 };
+    return { rss: kb('Rss') / 1024, pss: kb('Pss') / 1024, uss: (kb('Private_Clean') + kb('Private_Dirty')) / 1024 };
   } catch {
-    return { rss: NaN, pss: NaN };
+    return { rss: NaN, pss: NaN, uss: NaN };
   }
 }
 

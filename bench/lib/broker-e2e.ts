@@ -14,7 +14,7 @@ import { ROOT } from '../report.js';
 
 const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const s = http.createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const a = s.address();
@@ -22,10 +22,15 @@ async function freePort(): Promise<number> {
   return typeof a === 'object' && a ? a.port : 0;
 }
 
-async function startSidecar(dir: string, port: number, appId: string, appPort?: number): Promise<ChildProcess> {
+/**
+ * A `qscale sidecar` process on `dir`'s components, awaited until healthy; `nodeArgs` go before the script
+ * (--cpu-prof), `args` after the sidecar's own flags.
+ */
+export async function startSidecar(dir: string, port: number, appId: string, appPort?: number, extra: { nodeArgs?: string[]; args?: string[] } = {}): Promise<ChildProcess> {
   const a = ['sidecar', '--app-id', appId, '--dapr-http-port', String(port), '--resources-path', dir, '--data-dir', path.join(dir, '.qscale')];
   if (appPort !== undefined) a.push('--app-port', String(appPort));
-  const child = spawn(process.execPath, [MAIN, ...a], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, QSCALE_LOG_LEVEL: 'warn' } });
+  a.push(...(extra.args ?? []));
+  const child = spawn(process.execPath, [...(extra.nodeArgs ?? []), MAIN, ...a], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, QSCALE_LOG_LEVEL: 'warn' } });
   const pool = new Pool(`http://127.0.0.1:${port}`);
   const want = appPort === undefined ? '/v1.0/healthz/outbound' : '/v1.0/healthz';
   for (let i = 0; i < 400; i++) {
@@ -42,7 +47,7 @@ async function startSidecar(dir: string, port: number, appId: string, appPort?: 
   return child;
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
