@@ -22,7 +22,7 @@ import { appIdForTarget, readDeployments, type WorkloadInfo } from './apps.js';
 import { checkAppCommand, checkPorts, runFilePorts, type FixedPort } from './preflight.js';
 import { JETSTREAM_STREAM_ANNOTATION } from '../backends/nats/stream-setup.js';
 import {
-  declaredSubscriptions, keptBeforeSubscribing, matchTrigger, programmaticLine, type AppSubscription, type TriggerSubscription,
+  declaredSubscriptions, keptBeforeSubscribing, matchTrigger, programmaticLine, unmatchedLine, type AppSubscription, type TriggerSubscription,
 } from './subscriptions.js';
 
 /** One thing that stops `up` from starting, as one printable line. */
@@ -354,6 +354,12 @@ export async function loadSystem(folder: string, opts: PlanOptions): Promise<Sys
             warnings.push(`${w.file ? `${rel(w.file)}:${w.line ?? ''}: ` : ''}${line}`);
           }
         }
+        continue;
+      }
+      const unmatched = ref ? unmatchedLine(ref, t.trigger, appId, app.pubsubs, app.subscriptions) : undefined;
+      if (unmatched && !app.inputs.some((i) => i.queue === t.queue)) {
+        const w = t.trigger.where('type');
+        warnings.push(`${w.file ? `${rel(w.file)}:${w.line ?? ''}: ` : ''}${unmatched}`);
         continue;
       }
       if (t.queue === '' || app.inputs.some((i) => i.queue === t.queue)) continue;

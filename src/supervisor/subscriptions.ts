@@ -163,6 +163,21 @@ export function matchTrigger(
 }
 
 /**
+ * The line for a trigger that reads a pub/sub component's kind of names that none of the app's subscriptions has
+ * (a misspelt consumer group, durable or queue): what they are named instead. Undefined when the app has no
+ * pub/sub component of that type (the trigger is then about something else).
+ */
+export function unmatchedLine(ref: SubscriptionRef, trigger: Pick<ResolvedTrigger, 'subject'>, appId: string, pubsubs: readonly ResolvedComponent[], subscriptions: readonly AppSubscription[]): string | undefined {
+  const own = pubsubs.filter((c) => c.type === ref.pubsubType);
+  if (own.length === 0) return undefined;
+  const names = subscriptions
+    .filter((s) => s.component.type === ref.pubsubType)
+    .map((s) => `${describeNames({ pubsubType: ref.pubsubType, stream: s.topic, ...brokerNames(s.component, appId, s.topic, s.metadata) })} (topic ${s.topic} of ${s.component.name})`);
+  const theirs = names.length > 0 ? `its subscriptions there are ${names.join(', ')}` : `no Subscription resource of app ${appId} is on ${own.map((c) => c.name).join(', ')}`;
+  return `${trigger.subject} reads ${describeNames(ref)}, which is no subscription of app ${appId} on ${ref.pubsubType} (${theirs}): it measures something the app does not consume; name what daprd derives (consumer group = consumerID, durable = durableName, queue = <consumerID>-<topic>; consumerID defaults to the app id)`;
+}
+
+/**
  * The line for a subscription only the app's replicas make, read by the trigger of an app that scales to zero:
  * what the broker does with events meanwhile, and the way out. Undefined where nothing is lost (Redis keeps the
  * stream, and the consumer group daprd makes starts at its first entry).
