@@ -181,7 +181,7 @@ test('embedded processes - a message sent by another process wakes an idle recei
     return true;
   }, { concurrency: 1, signal: ac.signal });
   const sender = startWorker(t, 'send', dataDir, queue, { count: 1, prefix: 'ping' });
-  await sender.exited;
+  assert.equal(await sender.exited, 0, 'the sender stored its message');
   const giveUp = setTimeout(() => ac.abort(), GIVE_UP_MS);
   await receiving;
   clearTimeout(giveUp);
