@@ -8,13 +8,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadSystem, type SystemPlan } from '../../src/supervisor/plan.js';
 import { prepareSubscriptions } from '../../src/supervisor/subscriptions.js';
 import { pubsubQueueName } from '../../src/backends/embedded/pubsub.js';
 import { QueueStore } from '../../src/backends/embedded/store.js';
-import { ROOT, tempFolder, writeFiles } from './harness.js';
+import { MAIN, ROOT, tempFolder, writeFiles } from './harness.js';
 
 const RUN_FILE = `version: 1
 apps:
@@ -192,4 +193,13 @@ describe('making subscriptions before the first trigger read', { timeout: 60_000
     assert.equal(lines.length, 1, lines.join('\n'));
     assert.match(lines[0]!, /^cannot make Subscription orders-sub of app consumer \(topic orders of pubsub, pubsub\.rabbitmq\): .*127\.0\.0\.1:1.*trying again every 0s$/);
   });
+});
+
+test('qscale simulate takes the pub/sub examples\' ScaledObjects: 50 events of 5 s, 0 → 10 replicas, all processed', { timeout: 120_000 }, () => {
+  for (const name of ['pubsub-redis', 'pubsub-rabbitmq', 'pubsub-nats']) {
+    const r = spawnSync(process.execPath, [MAIN, 'simulate', `examples/${name}/consumer-scaling.yaml`, '--load', '0s:50', '--work', '5s'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, `${name}: ${r.stderr}${r.stdout}`);
+    assert.match(r.stdout, /messages: 50 arrived, 50 processed/, name);
+    assert.match(r.stdout, /peak replicas: 10\b/, name);
+  }
 });
