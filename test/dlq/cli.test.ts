@@ -13,6 +13,12 @@ import { DeadLetterService } from '../../src/dlq/service.js';
 import type { DeadLetterView, DlqListing } from '../../src/dlq/view.js';
 import { bindingsOf, depth, fakeBinding, plainBackend, poison, qscale, quiet, send, systemFolder } from './support.js';
 
+/** The JSON a command printed, once it is known to have succeeded (else its own words are the failure). */
+function listed(r: { code: number; stdout: string; stderr: string }): DlqListing {
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as DlqListing;
+}
+
 async function poisoned() {
   const sys = systemFolder({ orders: 'orders-cli', payments: 'payments-cli' });
   const bindings = await bindingsOf(sys.folder);
@@ -46,7 +52,7 @@ test('qscale dlq list - a table of binding, id, deliveries, when and why; --json
 
 test('qscale dlq show - reason, deliveries, times, metadata and body; an unknown ID is one line, exit 3', { timeout: 120_000 }, async () => {
   const s = await poisoned();
-  const listing = JSON.parse((await qscale(['dlq', 'list', s.folder, ...s.dd, '--json', '--binding', 'orders'], s.folder)).stdout) as DlqListing;
+  const listing = listed(await qscale(['dlq', 'list', s.folder, ...s.dd, '--json', '--binding', 'orders'], s.folder));
   const id = listing.bindings[0]!.deadLetters[1]!.id;
   const r = await qscale(['dlq', 'show', s.folder, id, ...s.dd], s.folder);
   assert.equal(r.code, 0, r.stderr);
@@ -71,7 +77,7 @@ test('qscale dlq requeue|purge - refuse without IDs or --all, with the way out; 
     assert.equal(r.code, 2);
     assert.equal(r.stderr, `qscale: no dead letters named: give dead-letter IDs to ${action} those, or --all to ${action} every one\n`);
   }
-  const listing = JSON.parse((await qscale(['dlq', 'list', s.folder, ...s.dd, '--json'], s.folder)).stdout) as DlqListing;
+  const listing = listed(await qscale(['dlq', 'list', s.folder, ...s.dd, '--json'], s.folder));
   const [o1, o2] = listing.bindings[0]!.deadLetters;
   assert.ok(o1 && o2);
   const p = await qscale(['dlq', 'purge', s.folder, o1.id, ...s.dd], s.folder);
@@ -146,13 +152,13 @@ test('qscale dlq - while `qscale up` runs for the folder, its API answers (a bin
     const requeue = await qscale(['dlq', 'requeue', s.folder, '--all', '--binding', 'legacy', ...s.dd], s.folder);
     assert.equal(requeue.code, 3);
     assert.match(requeue.stderr, /^qscale: dead letters of binding legacy \(bindings\.rabbitmq\) cannot be browsed/);
-    const listing = JSON.parse((await qscale(['dlq', 'list', s.folder, ...s.dd, '--json', '--binding', 'payments'], s.folder)).stdout) as DlqListing;
+    const listing = listed(await qscale(['dlq', 'list', s.folder, ...s.dd, '--json', '--binding', 'payments'], s.folder));
     const id = listing.bindings[0]!.deadLetters[0]!.id;
     const shown = await qscale(['dlq', 'show', s.folder, id, ...s.dd], s.folder);
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, /^body \(9 bytes\):\n\{"pay":1\}$/m);
     const q = await qscale(['dlq', 'requeue', s.folder, id, ...s.dd], s.folder);
-    assert.equal(q.stdout, 'requeued 1 dead letter of binding payments (queue payments-cli)\n');
+    assert.equal(q.stdout, 'requeued 1 dead letter of binding payments (queue payments-cli)\n', q.stderr);
   } finally {
     await control.server.close();
     await svc.close();
