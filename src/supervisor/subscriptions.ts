@@ -51,14 +51,18 @@ export interface TriggerSubscription {
   embeddedQueue: string | undefined;
 }
 
-const quietLogger = (): Logger => {
-  const l = createLogger('supervisor');
-  if (l.level !== 'debug' && l.level !== 'trace') l.level = 'warn';
-  return l;
-};
+let quiet: Logger | undefined;
+/** The components' own lines at warning and above: what qscale up prints is said by this module. */
+function quietLogger(): Logger {
+  if (!quiet) {
+    quiet = createLogger('supervisor');
+    if (quiet.level !== 'debug' && quiet.level !== 'trace') quiet.level = 'warn';
+  }
+  return quiet;
+}
 
-function context(appId: string, dataDir: string, logger: Logger = quietLogger()): PubSubContext {
-  return { logger, dataDir, appId };
+function context(appId: string, dataDir: string): PubSubContext {
+  return { logger: quietLogger(), dataDir, appId };
 }
 
 /** The names daprd gives the app's subscription on the component's broker; undefined for what it cannot tell. */
@@ -283,7 +287,7 @@ async function prepareGroup(subs: readonly AppSubscription[], opts: PreparerOpti
         const orCreate = c.type === 'pubsub.jetstream' && /does not exist|no stream/i.test(cause)
           ? `; or have qscale up create it: annotation ${JETSTREAM_STREAM_ANNOTATION}: "${s.topic}" on the Component`
           : '';
-        opts.report(`cannot make ${describeSubscription(s)}: ${cause}${orCreate}; events published meanwhile may not be kept, and its trigger may not read; trying again every ${Math.round(retryMs / 1000)}s`);
+        opts.report(`cannot make ${describeSubscription(s)}: ${cause}${orCreate}; events published meanwhile may not be kept, and its trigger may not read; trying again every ${retryMs >= 1000 ? `${Math.round(retryMs / 1000)}s` : `${retryMs} ms`}`);
       }
       failing = { cause, since: failing?.since ?? Date.now() };
     } finally {
