@@ -28,7 +28,7 @@ import { withTimeout } from '../../util/timeout.js';
 import { BrokerState } from '../broker-state.js';
 import { DEFAULT_REDELIVERY, redeliveryDelayMs } from '../redelivery.js';
 import { SEND, bounded, noAnswer, receiveUnreachable, unreachable, type BrokerAddress } from '../unreachable.js';
-import { withMetadataTemplates } from '../redis/pubsub-templates.js';
+import { withMetadataTemplates } from '../../components/templates.js';
 import { connectNats, describe, natsLib, scrubNats, type NatsTarget } from './connect.js';
 import { subjectMatches } from './backend.js';
 import { JETSTREAM_PUBSUB_TYPE, jetstreamPubSubMetadata, parseJetStreamPubSub, type JetStreamPubSubSettings } from './pubsub-metadata.js';

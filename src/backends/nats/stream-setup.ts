@@ -7,7 +7,7 @@
 import type { ResolvedComponent } from '../types.js';
 import { errorMessage } from '../../errors.js';
 import { withTimeout } from '../../util/timeout.js';
-import { withMetadataTemplates } from '../redis/pubsub-templates.js';
+import { withMetadataTemplates } from '../../components/templates.js';
 import { connectNats, describe, natsLib, scrubNats } from './connect.js';
 import { parseJetStreamPubSub } from './pubsub-metadata.js';
 

@@ -38,7 +38,7 @@ import { claimIdle, deliveryCounts, ensureGroup, entryTime, readNew, renew, type
 import {
   REDIS_PUBSUB_TYPE, parseRedisPubSub, redisPubSubMetadata, redisPubSubNotices, type RedisPubSubSettings,
 } from './pubsub-metadata.js';
-import { withMetadataTemplates } from './pubsub-templates.js';
+import { withMetadataTemplates } from '../../components/templates.js';
 
 const BLOCK_MS = 1000;
 /** Reconnect wait of every connection (daprd's client settings for it are accepted and ignored). */

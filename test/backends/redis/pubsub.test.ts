@@ -15,7 +15,7 @@ import { ConfigError } from '../../../src/errors.js';
 import type { FieldSpec } from '../../../src/components/metadata.js';
 import { redisStreamsTrigger } from '../../../src/backends/redis/index.js';
 import { redisPubSubFieldUse, redisPubSubMetadata } from '../../../src/backends/redis/pubsub-metadata.js';
-import { withMetadataTemplates } from '../../../src/backends/redis/pubsub-templates.js';
+import { withMetadataTemplates } from '../../../src/components/templates.js';
 import { componentFromYaml } from '../../conformance/component.js';
 import { needBroker, uniqueName } from '../../support/brokers.js';
 import { startProxy } from '../proxy.js';
