@@ -8,8 +8,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import YAML from 'yaml';
 import { EXAMPLES, MAIN, ROOT, containerEnv, exampleNames, ofKind, render, requireKubectl, type K8sObject } from './support.js';
 
 const PUBSUB = ['pubsub-nats', 'pubsub-rabbitmq', 'pubsub-redis'];
@@ -109,14 +111,25 @@ describe('cluster files - pub/sub examples', { timeout: 180_000 }, () => {
       }
     });
 
-    test(`examples/${name} - qscale validate and validate --cluster pass, and qscale matches each trigger to the Subscription`, () => {
-      const local = qscale(['validate', `examples/${name}`, '--json']);
+    test(`examples/${name} - qscale validate and validate --cluster pass, and qscale matches each trigger to the Subscription`, (t) => {
+      // The run file's fixed ports may be taken by anything on a shared machine: the same run file without them.
+      const run = YAML.parse(readFileSync(path.join(EXAMPLES, name, 'dapr.yaml'), 'utf8')) as { common: Record<string, unknown>; apps: Array<Record<string, unknown>> };
+      run.common.resourcesPath = path.join(EXAMPLES, name);
+      for (const app of run.apps) {
+        delete app.appPort;
+        app.appDirPath = ROOT;
+      }
+      const tmp = mkdtempSync(path.join(os.tmpdir(), 'qscale-pubsub-runfile-'));
+      t.after(() => rmSync(tmp, { recursive: true, force: true }));
+      writeFileSync(path.join(tmp, 'dapr.yaml'), YAML.stringify(run));
+      const runFile = ['--run-file', path.join(tmp, 'dapr.yaml')];
+      const local = qscale(['validate', `examples/${name}`, ...runFile, '--json']);
       assert.equal(local.status, 0, local.out);
       const found = (JSON.parse(local.out) as { found: Array<{ kind: string; note: string }>; warnings: string[] }).found;
       const triggers = found.filter((f) => f.kind === 'Trigger');
       assert.ok(triggers.length > 0);
       for (const tr of triggers) assert.match(tr.note, /reads .*: Subscription msgtopic-subscription of app consumer to topic msgtopic/);
-      const embedded = qscale(['validate', `examples/${name}`, '--embedded', '--json']);
+      const embedded = qscale(['validate', `examples/${name}`, ...runFile, '--embedded', '--json']);
       assert.equal(embedded.status, 0, embedded.out);
       for (const tr of (JSON.parse(embedded.out) as { found: Array<{ kind: string; note: string }> }).found.filter((f) => f.kind === 'Trigger')) {
         assert.match(tr.note, /measured on the embedded queue pubsub\/pubsub\/msgtopic\/consumer/);
