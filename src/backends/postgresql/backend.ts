@@ -5,7 +5,8 @@
  * lease lasts, and a lease that runs out simply makes the message deliverable again.
  */
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
+import type Pg from 'pg';
+import { lazyModule } from '../lazy-require.js';
 import type {
   Backend, BackendContext, DeadLetter, DeadLetterReader, HandlerResult, MessageHandler, MessageMetadata, Pingable, Purgeable,
   QueueDepth, QueueMessage, ReceiveOptions, ResolvedComponent,
@@ -22,6 +23,9 @@ import { Wakeup } from '../../util/wakeup.js';
 import { DEPTH, SEND, bounded, receiveUnreachable, unreachable, type BrokerAddress } from '../unreachable.js';
 import { BrokerState } from '../broker-state.js';
 import { redeliveryDelayMs, redeliveryPolicy, type RedeliveryPolicy } from '../redelivery.js';
+
+/** The pg client library, loaded on first use (see lazy-require.ts). */
+const pg = lazyModule<typeof Pg>('pg');
 
 interface Row {
   id: string;
@@ -58,7 +62,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
   private readonly logger: Logger;
   /** Cuts the connection string, its password and any other secret of the component out of messages. */
   private readonly redactor: Redactor;
-  private pool: pg.Pool | undefined;
+  private pool: Pg.Pool | undefined;
   private listener: PgListener | undefined;
   private closed = false;
 
@@ -95,7 +99,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     this.logger = ctx.logger.child({ component: component.name, queue: this.queue });
   }
 
-  private clientConfig(): pg.ClientConfig {
+  private clientConfig(): Pg.ClientConfig {
     return {
       ...this.conn.config,
       application_name: this.conn.config.application_name ?? `qscale:${this.name}`,
@@ -110,7 +114,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
 
   async init(): Promise<void> {
     if (this.pool) return;
-    const pool = new pg.Pool({ ...this.clientConfig(), max: 10, idleTimeoutMillis: 30_000 });
+    const pool = new (pg().Pool)({ ...this.clientConfig(), max: 10, idleTimeoutMillis: 30_000 });
     // A server-side kill makes idle clients emit 'error'; the pool drops them and the next query reconnects. Debug
     // only: an outage is reported once by what fails next (a receive loop's onBrokerState, send, depth).
     pool.on('error', (err) => this.logger.debug(`idle PostgreSQL connection lost: ${this.redactor.text(errorMessage(err))}`));
@@ -130,7 +134,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     this.logger.info({ server: this.conn.describe }, 'PostgreSQL queue ready');
   }
 
-  private async ensureTables(pool: pg.Pool): Promise<void> {
+  private async ensureTables(pool: Pg.Pool): Promise<void> {
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
@@ -144,7 +148,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     }
   }
 
-  private db(): pg.Pool {
+  private db(): Pg.Pool {
     if (!this.pool) throw new BrokerError(`${this.subject}: used before init() or after close()`);
     return this.pool;
   }
@@ -162,7 +166,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     return { subject: this.subject, broker: 'PostgreSQL', where: this.conn.describe };
   }
 
-  private async call<T>(doing: string, run: (db: pg.Pool) => Promise<T>): Promise<T> {
+  private async call<T>(doing: string, run: (db: Pg.Pool) => Promise<T>): Promise<T> {
     const db = this.db();
     const address = this.address;
     const attempts = async (): Promise<T> => {

@@ -3,20 +3,24 @@
  * when the server drops it (restart, pg_terminate_backend), and wakes everyone after a reconnect because
  * notifications sent while it was away are gone.
  */
-import pg from 'pg';
+import type Pg from 'pg';
+import { lazyModule } from '../lazy-require.js';
 import type { Logger } from '../../util/log.js';
 import { errorMessage } from '../../errors.js';
 import { scrub } from './connection.js';
 
+/** The pg client library, loaded on first use (see lazy-require.ts). */
+const pg = lazyModule<typeof Pg>('pg');
+
 export class PgListener {
-  private client: pg.Client | undefined;
+  private client: Pg.Client | undefined;
   private closed = false;
   private retryMs = 100;
   private timer: NodeJS.Timeout | undefined;
   private readonly waiters = new Set<() => void>();
 
   constructor(
-    private readonly config: pg.ClientConfig,
+    private readonly config: Pg.ClientConfig,
     private readonly channel: string,
     private readonly queue: string,
     private readonly logger: Logger,
@@ -48,7 +52,7 @@ export class PgListener {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client(this.config);
+    const client = new (pg().Client)(this.config);
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client, undefined));
     client.on('notification', (n) => {
@@ -65,7 +69,7 @@ export class PgListener {
     }
   }
 
-  private lost(client: pg.Client, err: unknown): void {
+  private lost(client: Pg.Client, err: unknown): void {
     if (this.client !== client || this.closed) return;
     this.client = undefined;
     client.removeAllListeners('end');

@@ -12,12 +12,16 @@
  * `queueName`, or else from the documented query shape `SELECT count(*) FROM [schema.]table WHERE queue = 'name'`.
  * Another query measures no single queue: it runs against PostgreSQL, and --embedded cannot serve it.
  */
-import pg from 'pg';
+import type Pg from 'pg';
+import { lazyModule } from '../lazy-require.js';
 import { BrokerError, errorMessage } from '../../errors.js';
 import { TRIGGER_READ_TIMEOUT_MS, TriggerClosedError, boundedRead } from '../trigger-support.js';
 import { defineTriggerMetadata, positiveTarget, triggerError } from '../trigger-metadata.js';
 import type { MetricAndActivity, QueueTriggerParams, ResolvedTrigger, Scaler, TriggerDefinition } from '../../autoscaler/scaler.js';
 import { parseConnection, scrub, type PgConnection } from './connection.js';
+
+/** The pg client library, loaded on first use (see lazy-require.ts). */
+const pg = lazyModule<typeof Pg>('pg');
 
 const DEFAULT_QUERY = /^\s*select\s+count\s*\(\s*\*\s*\)\s+from\s+[\w."]+\s+where\s+queue\s*=\s*'([^']+)'\s*;?\s*$/i;
 
@@ -129,7 +133,7 @@ class PostgresScaler implements Scaler {
   readonly target: number;
   readonly activationTarget: number;
   readonly describes: string;
-  private readonly pool: pg.Pool;
+  private readonly pool: Pg.Pool;
   private closed = false;
 
   constructor(
@@ -141,7 +145,7 @@ class PostgresScaler implements Scaler {
     this.target = p.target;
     this.activationTarget = p.activationTarget;
     this.describes = `value of the query on ${p.conn.describe}${p.queueName ? ` (queue ${p.queueName})` : ''}`;
-    this.pool = new pg.Pool({
+    this.pool = new (pg().Pool)({
       ...p.conn.config,
       max: 1,
       connectionTimeoutMillis: TRIGGER_READ_TIMEOUT_MS,
@@ -173,7 +177,7 @@ class PostgresScaler implements Scaler {
       await client.query('BEGIN TRANSACTION READ ONLY');
       await client.query(`SET LOCAL statement_timeout = ${SERVER_STATEMENT_TIMEOUT_MS}`);
       // Extended protocol: one statement only, as pgx runs KEDA's query (no "COMMIT; DELETE ..." riding along).
-      const r = await client.query({ text: this.p.query, rowMode: 'array', queryMode: 'extended' } as pg.QueryConfig);
+      const r = await client.query({ text: this.p.query, rowMode: 'array', queryMode: 'extended' } as Pg.QueryConfig);
       return r.rows;
     } finally {
       // A connection that cannot even roll back is dropped from the pool.

@@ -3,13 +3,17 @@
  * `rabbitmqctl close_all_connections`): the link reconnects every reconnectWait and tells its users, who re-open
  * their channels. Unacked deliveries of the dropped connection go back to the queue, so nothing is lost.
  */
-import amqp from 'amqplib';
+import type Amqp from 'amqplib';
+import { lazyModule } from '../lazy-require.js';
 import type { ChannelModel } from 'amqplib';
 import { BrokerError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import { redactUrl, vhostOf } from './url.js';
 import { Redactor } from '../../components/redact.js';
 import { unreachable } from '../unreachable.js';
+
+/** The amqplib client library, loaded on first use (see lazy-require.ts). */
+const amqp = lazyModule<typeof Amqp>('amqplib');
 
 export interface LinkOptions {
   url: string;
@@ -139,8 +143,8 @@ export class AmqpLink {
     if (tls.ca) socketOptions.ca = [tls.ca];
     if (tls.cert) socketOptions.cert = tls.cert;
     if (tls.key) socketOptions.key = tls.key;
-    if (tls.external) socketOptions.credentials = amqp.credentials.external();
-    return amqp.connect(withHeartbeat(this.opts.url, this.opts.heartbeatSeconds), socketOptions);
+    if (tls.external) socketOptions.credentials = amqp().credentials.external();
+    return amqp().connect(withHeartbeat(this.opts.url, this.opts.heartbeatSeconds), socketOptions);
   }
 
   // The link logs at debug only: an outage reaches the user once, through whoever uses the link (the receive loop's

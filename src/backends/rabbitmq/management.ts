@@ -3,10 +3,14 @@
  * every connection (AMQP's passive declare reports ready messages only). Its figures are refreshed by the broker every
  * collect_statistics_interval (5 s by default), so they trail the queue by up to that much.
  */
-import { Agent, request } from 'undici';
+import type * as Undici from 'undici';
+import { lazyModule } from '../lazy-require.js';
 import { BrokerError } from '../../errors.js';
 import { withTimeout } from '../../util/timeout.js';
 import { redactUrl, scrub } from './url.js';
+
+/** undici, loaded on first use (see lazy-require.ts). */
+const undici = lazyModule<typeof Undici>('undici');
 
 export interface ManagedQueue {
   name: string;
@@ -57,7 +61,7 @@ export class ManagementClient {
   private readonly base: string;
   private readonly authHeader: string | undefined;
   private readonly password: string | undefined;
-  private readonly dispatcher: Agent;
+  private readonly dispatcher: Undici.Agent;
 
   /** `baseUrl` may carry credentials and a path prefix (a management API behind a proxy path). */
   constructor(baseUrl: string, private readonly timeoutMs = 5000, tls?: ManagementTls) {
@@ -69,7 +73,7 @@ export class ManagementClient {
     u.username = '';
     u.password = '';
     this.base = u.toString().replace(/\/$/, '');
-    this.dispatcher = new Agent({ connect: { ...(tls ?? {}), timeout: timeoutMs }, keepAliveTimeout: 10_000 });
+    this.dispatcher = new (undici().Agent)({ connect: { ...(tls ?? {}), timeout: timeoutMs }, keepAliveTimeout: 10_000 });
   }
 
   /** Where it reads from, credentials removed: safe for messages. */
@@ -103,9 +107,9 @@ export class ManagementClient {
   private get<T>(path: string, what: string): Promise<T | undefined> {
     const abort = new AbortController();
     const ask = async (): Promise<T | undefined> => {
-      let res: Awaited<ReturnType<typeof request>>;
+      let res: Awaited<ReturnType<typeof Undici.request>>;
       try {
-        res = await request(`${this.base}${path}`, {
+        res = await undici().request(`${this.base}${path}`, {
           headers: this.authHeader ? { authorization: this.authHeader } : {},
           signal: abort.signal,
           dispatcher: this.dispatcher,

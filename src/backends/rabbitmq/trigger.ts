@@ -5,7 +5,8 @@
  * queues whose names match, summed, averaged or maxed. protocol auto picks by the host's scheme. Metric and activity
  * per mode are KEDA's (GetMetricsAndActivity); so are the parameter rules (Validate, validateTrigger).
  */
-import amqp from 'amqplib';
+import type Amqp from 'amqplib';
+import { lazyModule } from '../lazy-require.js';
 import type { Channel, ChannelModel, Options } from 'amqplib';
 import { errorMessage } from '../../errors.js';
 import { withTimeout } from '../../util/timeout.js';
@@ -17,6 +18,9 @@ import { describeAmqpError } from './link.js';
 import { ManagementClient, type ManagedQueue, type ManagementTls } from './management.js';
 import { parseRabbitmqQueueParams, rabbitmqModeAndTarget, rabbitmqQueueFields, type RabbitmqMode } from './trigger-params.js';
 import { passwordOf, redactUrl } from './url.js';
+
+/** The amqplib client library, loaded on first use (see lazy-require.ts). */
+const amqp = lazyModule<typeof Amqp>('amqplib');
 
 const AUTH = ['authParams'] as const;
 const AUTH_OR_ENV = ['authParams', 'resolvedEnv'] as const;
@@ -315,8 +319,8 @@ class RabbitmqScaler implements Scaler {
     const name = `qscale-keda: ${this.trigger.subject}`;
     const options: Options.Connect & Record<string, unknown> = { timeout: this.s.timeoutMs, clientProperties: { connection_name: name } };
     if (this.s.tls) Object.assign(options, this.s.tls);
-    if (this.s.externalAuth) options.credentials = amqp.credentials.external();
-    const conn = await amqp.connect(this.s.url, options);
+    if (this.s.externalAuth) options.credentials = amqp().credentials.external();
+    const conn = await amqp().connect(this.s.url, options);
     conn.on('error', () => undefined);
     conn.on('close', () => this.link.reset(conn));
     return conn;

@@ -12,10 +12,11 @@ import type * as ServiceBusSdk from '@azure/service-bus';
 import type {
   ServiceBusClient, ServiceBusMessage, ServiceBusReceivedMessage, ServiceBusReceiver, ServiceBusSender,
 } from '@azure/service-bus';
-import Long from 'long';
+import type LongLib from 'long';
 import { lazyModule } from '../../lazy-require.js';
 
 const sdk = lazyModule<typeof ServiceBusSdk>('@azure/service-bus');
+const long = lazyModule<typeof LongLib>('long');
 import { BrokerError, QscaleError } from '../../../errors.js';
 import type { Logger } from '../../../util/log.js';
 import type {
@@ -393,7 +394,7 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader, P
     try {
       // From the start, always: the SDK keeps the last sequence number peeked per entity across receivers and
       // would go on from there. A peek may bring fewer than asked although more are there.
-      let from = Long.ZERO;
+      let from = long().ZERO;
       while (out.length < limit) {
         const batch = await r.peekMessages(Math.min(BATCH, limit - out.length), { ...this.call(), fromSequenceNumber: from });
         const last = batch[batch.length - 1]?.sequenceNumber;
@@ -424,7 +425,7 @@ export class ServiceBusBackend implements Backend, Pingable, DeadLetterReader, P
   /** The dead letter of that sequence number, peeked; none for an id that is not one. */
   private async peekOne(r: ServiceBusReceiver, id: string): Promise<ServiceBusReceivedMessage | undefined> {
     if (!/^\d{1,19}$/.test(id)) return undefined;
-    const seq = Long.fromString(id);
+    const seq = long().fromString(id);
     const [m] = await r.peekMessages(1, { ...this.call(), fromSequenceNumber: seq });
     return m?.sequenceNumber?.equals(seq) ? m : undefined;
   }

@@ -1,0 +1,108 @@
+/**
+ * A sidecar loads the client library of the broker it serves and no other: a replica on the embedded queue (a binding
+ * or a pub/sub component) never pays the memory and start-up time of amqplib, pg, ioredis, nats or the Azure SDKs,
+ * and never loads the chart renderer. A real `qscale sidecar` runs with a hook (--import) that records every package
+ * resolved by import or require; after it served one message and went idle it stops, and the list is read.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { call, componentYaml, spawnSidecar, startApp, tempDir, waitFor, writeComponents } from './support.js';
+import { publish, pubsubYaml, startPubSubApp } from '../pubsub/support.js';
+
+const NEVER = ['amqplib', 'pg', 'ioredis', 'nats', '@azure/service-bus', '@azure/identity', 'long', 'vega', 'vega-lite'];
+
+/**
+ * An --import module: ESM resolutions are reported by a loader hook (it runs on its own thread), CommonJS ones are
+ * in require's cache; at exit the package names go to `out`.
+ */
+function loadHook(dir: string, out: string): string {
+  const file = path.join(dir, 'record-packages.mjs');
+  writeFileSync(file, `
+import { register, createRequire } from 'node:module';
+import { MessageChannel } from 'node:worker_threads';
+import { writeFileSync } from 'node:fs';
+const { port1, port2 } = new MessageChannel();
+const seen = new Set();
+port1.on('message', (url) => seen.add(url));
+port1.unref();
+const hook = 'let port; export function initialize(d) { port = d.port; } ' +
+  'export async function resolve(s, c, next) { const r = await next(s, c); port.postMessage(r.url); return r; }';
+register('data:text/javascript,' + encodeURIComponent(hook), import.meta.url, { data: { port: port2 }, transferList: [port2] });
+const require = createRequire(import.meta.url);
+process.on('exit', () => {
+  const names = new Set();
+  for (const f of [...seen, ...Object.keys(require('node:module')._cache)]) {
+    const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(f);
+    if (m) names.add(m[1]);
+  }
+  writeFileSync(${JSON.stringify(out)}, [...names].sort().join('\\n'));
+});
+`);
+  return file;
+}
+
+async function packagesOfIdleSidecar(dir: string, appPort: number, serveOne: (apiPort: number) => Promise<void>): Promise<string[]> {
+  const out = path.join(dir, 'packages.txt');
+  const hook = loadHook(dir, out);
+  const sc = spawnSidecar(
+    ['--app-id', 'consumer', '--app-port', String(appPort), '--resources-path', dir, '--data-dir', path.join(dir, '.qscale')],
+    { NODE_OPTIONS: `--import ${pathToFileURL(hook).href}` },
+  );
+  try {
+    const port = await sc.apiPort();
+    await serveOne(port);
+    sc.child.kill('SIGTERM');
+    assert.equal(await sc.exited, 0, sc.lines.join('\n'));
+  } finally {
+    sc.child.kill('SIGKILL');
+  }
+  const names = readFileSync(out, 'utf8').split('\n');
+  // The hook sees what a sidecar does need: it would otherwise prove nothing.
+  for (const needed of ['fastify', 'better-sqlite3']) assert.ok(names.includes(needed), `${needed} not seen: ${names.join(', ')}`);
+  return names;
+}
+
+function assertNoneOf(names: string[]): void {
+  const loaded = NEVER.filter((n) => names.includes(n));
+  assert.deepEqual(loaded, [], `loaded without a component that needs them: ${loaded.join(', ')}`);
+}
+
+describe('qscale sidecar - broker libraries load only for the broker in use', { timeout: 120_000 }, () => {
+  it('an embedded binding: a message is delivered, and no other broker library (nor the chart renderer) was loaded', { timeout: 60_000 }, async () => {
+    const dir = tempDir();
+    writeComponents(dir, { 'q.yaml': componentYaml('jobs', { queueName: 'lazy' }) });
+    const app = await startApp(() => 200);
+    try {
+      const names = await packagesOfIdleSidecar(dir, app.port, async (port) => {
+        const r = await call(port, 'POST', '/v1.0/bindings/jobs', JSON.stringify({ operation: 'create', data: 'one' }));
+        assert.equal(r.status, 204);
+        await waitFor('the delivery', () => app.received.some((q) => q.method === 'POST' && q.url === '/jobs'));
+      });
+      assertNoneOf(names);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('an embedded pub/sub component: an event is delivered, and no other broker library was loaded', { timeout: 60_000 }, async () => {
+    const dir = tempDir();
+    writeComponents(dir, { 'pubsub.yaml': pubsubYaml('events') });
+    const app = await startPubSubApp([{ pubsubname: 'events', topic: 'orders', route: '/orders' }]);
+    try {
+      const names = await packagesOfIdleSidecar(dir, app.port, async (port) => {
+        // Published again until the subscription is up: an event sent before it has no queue to land in.
+        await waitFor('the event in the app', async () => {
+          if (app.got.some((d) => d.url === '/orders')) return true;
+          assert.equal((await publish(port, 'events', 'orders', '{"n":1}')).status, 204);
+          return false;
+        });
+      });
+      assertNoneOf(names);
+    } finally {
+      await app.close();
+    }
+  });
+});
