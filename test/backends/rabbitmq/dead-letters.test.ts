@@ -68,9 +68,11 @@ test('rabbitmq dead letters - browsing, showing and replaying by id while the qu
   // The same backend consumes the queue (one connection, other channels) while the dead letters are browsed.
   const total = 150;
   const seen = new Map<string, number>();
+  const enqueuedAt: unknown[] = [];
   const ac = new AbortController();
   const consuming = b.receive(async (m) => {
     seen.set(m.data.toString(), (seen.get(m.data.toString()) ?? 0) + 1);
+    enqueuedAt.push(m.enqueuedAt);
     return true;
   }, { concurrency: 4, signal: ac.signal });
   const producing = (async () => {
@@ -93,6 +95,7 @@ test('rabbitmq dead letters - browsing, showing and replaying by id while the qu
   assert.equal(seen.size, total, 'every message sent meanwhile was handled');
   assert.deepEqual([...seen.values()].filter((n) => n !== 1), [], 'and none twice');
   assert.deepEqual([...seen.keys()].filter((k) => !k.startsWith('{"work"')), [], 'no dead letter reached the consumer');
+  assert.deepEqual(enqueuedAt.filter((at) => typeof at !== 'number'), [], 'each message says when it was sent');
   assert.deepEqual((await b.deadLetters(10)).map((d) => d.id), ids);
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 5 });
 
@@ -117,6 +120,7 @@ test('rabbitmq dead letters - one written by an earlier qscale (no id, no time h
   await eventually(() => b.depth(), (d) => d.deadLettered === 1);
   const [dead, ...more] = await b.deadLetters(10);
   assert.deepEqual(more, []);
+  assert.ok(dead);
   assert.deepEqual(dead, {
     id: 'legacy-1', data: Buffer.from('{"legacy":true}'), metadata: { tenant: 'acme' }, deliveryCount: 3,
     reason: 'failed 3 deliveries (maxDeliveryCount 3)', enqueuedAt: sentAt * 1000,
@@ -150,6 +154,28 @@ test('rabbitmq dead letters - one RabbitMQ dead-lettered itself (x-death) gives 
   assert.equal(dead?.reason, `RabbitMQ dead-lettered it from queue '${q}-expiring': expired`);
   assert.equal(typeof dead?.deadLetteredAt, 'number');
   assert.ok(Math.abs((dead?.deadLetteredAt ?? 0) - Date.now()) < 120_000, 'the time of the x-death entry');
+});
+
+test('rabbitmq dead letters - one put there by another client without any id is named by a digest of its content', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'rabbitmq'))) return;
+  const q = queueFor(t, 'rmq-dl-noid');
+  const b = await open(t, q);
+  await withChannel(async (ch) => {
+    await ch.assertQueue(`${q}-dlq`, { durable: true });
+    ch.sendToQueue(`${q}-dlq`, Buffer.from('"first"'), {});
+    ch.sendToQueue(`${q}-dlq`, Buffer.from('"second"'), { headers: { tenant: 'acme' } });
+  });
+  await eventually(() => b.depth(), (d) => d.deadLettered === 2);
+  const dead = await b.deadLetters(10);
+  assert.deepEqual(dead.map((d) => [d.data.toString(), d.reason, d.deliveryCount]), [['"first"', 'dead-lettered (no reason recorded)', 0], ['"second"', 'dead-lettered (no reason recorded)', 0]]);
+  const [first, second] = dead;
+  assert.ok(first && second);
+  assert.match(first.id, /^sha256-[0-9a-f]{24}$/);
+  assert.notEqual(first.id, second.id);
+  assert.deepEqual(await b.deadLetters(10), dead, 'the same names on the next browse');
+  assert.equal((await b.deadLetter(second.id))?.data.toString(), '"second"');
+  assert.equal(await b.purgeDeadLetters([second.id]), 1);
+  assert.deepEqual((await b.deadLetters(10)).map((d) => d.id), [first.id]);
 });
 
 test('rabbitmq dead letters - two messages sent with the same messageID are two dead letters, each named on its own', { timeout: 120_000 }, async (t) => {
