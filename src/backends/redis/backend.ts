@@ -30,7 +30,7 @@ import { connectRedis, describeRedisError, describeTarget } from './connection.j
 import { redisMetadata, type RedisSettings } from './metadata.js';
 import { Redactor, redactorFor } from '../../components/redact.js';
 import {
-  ackAndDelete, claimIdle, deadLetter, deleteDeadLetters, deleteDeadLettersUpTo, deliveryCounts, ensureGroup, entryTime,
+  ackAndDeleteMany, ackThenReadNew, claimIdle, deadLetter, deleteDeadLetters, deleteDeadLettersUpTo, deliveryCounts, ensureGroup, entryTime,
   groupCounts, isEntryId, lastEntryId, purgeReady, readDeadLetters, readNew, releaseForRetry, renew, requeueDeadLetters,
   type StreamEntry,
 } from './stream.js';
@@ -179,7 +179,10 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
     this.readers.add(reader);
     const state = new BrokerState(options.onBrokerState, this.log);
     const unwatch = [this.watchReconnects(reader, state), this.watchReconnects(this.redis, state)];
-    const active = new Map<string, Promise<void>>();
+    // Deliveries not finished yet (answered, outcome being recorded): stopping waits for them.
+    const active = new Set<Promise<void>>();
+    // Deliveries whose handler has not answered yet: what concurrency bounds.
+    let busy = 0;
     // Entries whose handler still works: renewed. A failed one leaves at once, so renewal never cuts its wait short.
     const working = new Set<string>();
     const renewer = setInterval(() => {
@@ -188,26 +191,63 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
     // A finished handler or a stop wakes the loop; nothing is left behind per wait (see util/wakeup.ts).
     const wake = new Wakeup();
     signal.addEventListener('abort', wake.poke);
+    // Acks of one event-loop turn go out together: with the loop's next read when it waits for a free slot (one
+    // write), else as one MULTI on the main connection right after the turn (setImmediate: no timer, no wait).
+    const acks = new AckBatch();
+    let loopTakesAcks = false;
+    let flushQueued = false;
+    const flush = (): void => {
+      flushQueued = false;
+      const batch = acks.take();
+      if (!batch) return;
+      try {
+        batch.settle(ackAndDeleteMany(this.redis, this.s.stream, this.s.group, batch.ids));
+      } catch (err) {
+        batch.settle(Promise.reject(err));
+      }
+    };
+    const ack = (id: string): Promise<void> => {
+      const done = acks.add(id);
+      if (!loopTakesAcks && !flushQueued) {
+        flushQueued = true;
+        setImmediate(flush);
+      }
+      return done;
+    };
     const start = (e: StreamEntry, count: number): void => {
       working.add(e.id);
-      const p: Promise<void> = this.handle(e, count, handler, () => working.delete(e.id)).finally(() => {
+      busy++;
+      let answered = false;
+      const answer = (): void => {
+        if (answered) return;
+        answered = true;
         working.delete(e.id);
-        active.delete(e.id);
+        busy--;
         wake.poke();
+      };
+      const p: Promise<void> = this.handle(e, count, handler, answer, ack).finally(() => {
+        answer();
+        active.delete(p);
       });
-      active.set(e.id, p);
+      active.add(p);
     };
     let lastSweep = 0;
     try {
       while (!signal.aborted && !this.closed) {
-        const free = concurrency - active.size;
-        if (free <= 0) {
+        if (concurrency - busy <= 0) {
+          loopTakesAcks = true;
           await wake.wait(Infinity);
+          // Every handler answering in this turn frees its slot and queues its ack before the loop reads.
+          if (!signal.aborted && !this.closed) await new Promise<void>((resolve) => setImmediate(resolve));
+          loopTakesAcks = false;
           continue;
         }
+        const free = concurrency - busy;
         try {
           if (Date.now() - lastSweep >= SWEEP_EVERY_MS) {
             lastSweep = Date.now();
+            // Acks first (the same connection, so before the claim): an answered entry is never claimed again.
+            flush();
             const claimed = await claimIdle(this.redis, this.s.stream, this.s.group, this.consumer, this.s.visibilityMs, free);
             if (claimed.length > 0) {
               const counts = await deliveryCounts(this.redis, this.s.stream, this.s.group, claimed.map((e) => e.id));
@@ -222,7 +262,16 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
               continue;
             }
           }
-          const fresh = await readNew(reader, this.s.stream, this.s.group, this.consumer, free, BLOCK_MS);
+          const batch = acks.take();
+          let fresh: StreamEntry[];
+          if (batch) {
+            const got = await ackThenReadNew(reader, this.s.stream, this.s.group, this.consumer, batch.ids, free, BLOCK_MS);
+            batch.settle(got.acked === undefined ? Promise.resolve() : Promise.reject(got.acked));
+            if (got.readFailed !== undefined) throw got.readFailed;
+            fresh = got.entries;
+          } else {
+            fresh = await readNew(reader, this.s.stream, this.s.group, this.consumer, free, BLOCK_MS);
+          }
           state.working();
           for (const e of fresh) start(e, 1);
         } catch (err) {
@@ -235,16 +284,20 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
         }
       }
     } finally {
+      loopTakesAcks = false;
+      flush();
       for (const off of unwatch) off();
       signal.removeEventListener('abort', wake.poke);
-      while (active.size > 0) await Promise.allSettled([...active.values()]);
+      while (active.size > 0) await Promise.allSettled([...active]);
       clearInterval(renewer);
       this.readers.delete(reader);
       reader.disconnect();
     }
   }
 
-  private async handle(e: StreamEntry, deliveryCount: number, handler: MessageHandler, answered: () => void): Promise<void> {
+  private async handle(
+    e: StreamEntry, deliveryCount: number, handler: MessageHandler, answered: () => void, ack: (id: string) => Promise<void>,
+  ): Promise<void> {
     let outcome: { ok: boolean; reason: string };
     try {
       const enqueuedAt = entryTime(e.id);
@@ -253,10 +306,20 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
       outcome = settle(undefined, err);
       this.log.debug(`handler failed: ${errorMessage(err)}`);
     }
+    if (outcome.ok) {
+      const acked = ack(e.id);
+      answered();
+      try {
+        await acked;
+      } catch (err) {
+        // Still pending in the group: the claim sweep redelivers it after the visibility timeout.
+        this.log.warn(`outcome of message ${e.id} not recorded: ${describeRedisError(err, this.redactor)}`);
+      }
+      return;
+    }
     answered();
     try {
-      if (outcome.ok) await ackAndDelete(this.redis, this.s.stream, this.s.group, e.id);
-      else if (deliveryCount >= this.s.maxDeliveryCount) await this.toDeadLetters(e, deliveryCount, outcome.reason);
+      if (deliveryCount >= this.s.maxDeliveryCount) await this.toDeadLetters(e, deliveryCount, outcome.reason);
       else {
         // Claimable once idle for the visibility timeout: looking idle for (timeout − wait) already, it is after the wait.
         const wait = Math.min(this.s.visibilityMs, redeliveryDelayMs(this.s.redelivery, deliveryCount));
@@ -407,4 +470,30 @@ const PURGE = 'purge the queue';
 /** The ids that can name an entry, once each: anything else names no dead letter, so it is skipped like an unknown one. */
 function entryIds(ids: readonly string[]): string[] {
   return [...new Set(ids.filter(isEntryId))];
+}
+
+/** The acks waiting for one round trip: every ack of the batch learns its outcome together (one promise). */
+class AckBatch {
+  private ids: string[] = [];
+  private done: Promise<void> | undefined;
+  private resolve: () => void = () => undefined;
+  private reject: (err: unknown) => void = () => undefined;
+
+  add(id: string): Promise<void> {
+    this.ids.push(id);
+    this.done ??= new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    return this.done;
+  }
+
+  /** The acks queued so far (undefined: none), to send now; the next ones start a new batch. */
+  take(): { ids: string[]; settle: (sent: Promise<void>) => void } | undefined {
+    if (this.ids.length === 0) return undefined;
+    const { ids, resolve, reject } = this;
+    this.ids = [];
+    this.done = undefined;
+    return { ids, settle: (sent) => void sent.then(resolve, reject) };
+  }
 }

@@ -48,12 +48,10 @@ function entryFrom(raw: unknown): StreamEntry | undefined {
   return { id: String(idRaw), data: fields.get('data') ?? Buffer.alloc(0), meta, fields };
 }
 
-export async function readNew(r: Redis, stream: string, group: string, consumer: string, count: number, blockMs: number): Promise<StreamEntry[]> {
-  const reply = (await r.callBuffer(
-    'XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'BLOCK', String(blockMs), 'STREAMS', stream, '>',
-  )) as unknown;
-  if (!Array.isArray(reply)) return [];
+/** The entries of an XREADGROUP reply (nil when BLOCK ran out: none). */
+function entriesOf(reply: unknown): StreamEntry[] {
   const out: StreamEntry[] = [];
+  if (!Array.isArray(reply)) return out;
   for (const s of reply as unknown[]) {
     const entries = Array.isArray(s) ? (s as unknown[])[1] : undefined;
     if (!Array.isArray(entries)) continue;
@@ -63,6 +61,73 @@ export async function readNew(r: Redis, stream: string, group: string, consumer:
     }
   }
   return out;
+}
+
+function readArgs(stream: string, group: string, consumer: string, count: number, blockMs: number): string[] {
+  return ['GROUP', group, consumer, 'COUNT', String(count), 'BLOCK', String(blockMs), 'STREAMS', stream, '>'];
+}
+
+export async function readNew(r: Redis, stream: string, group: string, consumer: string, count: number, blockMs: number): Promise<StreamEntry[]> {
+  return entriesOf(await r.callBuffer('XREADGROUP', ...readArgs(stream, group, consumer, count, blockMs)));
+}
+
+/** Why a MULTI of acks did not go through, from its pipeline replies (undefined: every id acked and deleted). */
+function ackFailure(replies: Array<[Error | null, unknown]>): Error | undefined {
+  for (const [err] of replies) if (err) return err;
+  const exec = replies[replies.length - 1]?.[1];
+  if (!Array.isArray(exec)) return new Error('the transaction of acks was not run');
+  for (const v of exec as unknown[]) if (v instanceof Error) return v;
+  return undefined;
+}
+
+/** MULTI, XACK, XDEL, EXEC into a pipeline: ioredis queues the EXEC of a MULTI begun inside a pipeline (its typings omit it). */
+function queueAcks(p: ReturnType<Redis['pipeline']>, stream: string, group: string, ids: readonly string[]): void {
+  const tx = p as unknown as { multi(): void; exec(): void };
+  tx.multi();
+  p.xack(stream, group, ...ids);
+  p.xdel(stream, ...ids);
+  tx.exec();
+}
+
+/** Acks and deletes entries in one MULTI (XACK + XDEL of all the ids): one round trip however many. */
+export async function ackAndDeleteMany(r: Redis, stream: string, group: string, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  const p = r.pipeline();
+  queueAcks(p, stream, group, ids);
+  const failure = ackFailure(((await p.exec()) ?? []) as Array<[Error | null, unknown]>);
+  if (failure) throw failure;
+}
+
+/** What ackThenReadNew got: whether the acks went through (undefined: yes; else why not), and the read's entries or error. */
+export interface AckedRead {
+  acked: Error | undefined;
+  entries: StreamEntry[];
+  readFailed: Error | undefined;
+}
+
+/**
+ * The acks of `ids` (one MULTI, as ackAndDeleteMany) and the next XREADGROUP in one write: Redis runs the acks
+ * before the read starts.
+ */
+export async function ackThenReadNew(
+  r: Redis, stream: string, group: string, consumer: string, ids: readonly string[], count: number, blockMs: number,
+): Promise<AckedRead> {
+  const p = r.pipeline();
+  queueAcks(p, stream, group, ids);
+  p.callBuffer('XREADGROUP', ...readArgs(stream, group, consumer, count, blockMs));
+  let replies: Array<[Error | null, unknown]>;
+  try {
+    replies = ((await p.exec()) ?? []) as Array<[Error | null, unknown]>;
+  } catch (err) {
+    // Neither the acks nor the read are known to have run.
+    const e = err instanceof Error ? err : new Error(String(err));
+    return { acked: e, entries: [], readFailed: e };
+  }
+  const read = replies.pop();
+  const acked = ackFailure(replies);
+  if (!read) return { acked, entries: [], readFailed: new Error('no answer to XREADGROUP') };
+  if (read[0]) return { acked, entries: [], readFailed: read[0] };
+  return { acked, entries: entriesOf(read[1]), readFailed: undefined };
 }
 
 /** Takes over entries idle for at least minIdleMs (crashed consumers, or failures marked for retry). */
@@ -99,10 +164,6 @@ export async function renew(r: Redis, stream: string, group: string, consumer: s
 /** Makes a failed entry look idle for idleMs: a claim sweep (of any consumer) takes it once idle for its minimum. */
 export async function releaseForRetry(r: Redis, stream: string, group: string, consumer: string, id: string, idleMs: number): Promise<void> {
   await r.call('XCLAIM', stream, group, consumer, '0', id, 'IDLE', String(idleMs), 'JUSTID');
-}
-
-export async function ackAndDelete(r: Redis, stream: string, group: string, id: string): Promise<void> {
-  await r.multi().xack(stream, group, id).xdel(stream, id).exec();
 }
 
 export async function deadLetter(
