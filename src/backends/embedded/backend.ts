@@ -124,7 +124,6 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
     const limit = Math.min(asked, settings.maxConcurrentHandlers);
     const active = new Map<number, LeasedMessage>();
     const running = new Set<Promise<void>>();
-    const acks = new AckBatch(store);
     const stopped = (): boolean => options.signal.aborted || this.stopAll.signal.aborted;
 
     const wake = new Wakeup();
@@ -139,6 +138,21 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
         unsubscribe?.();
       }
     };
+    // Each answer frees a slot, and the next lease carries it. While other handlers are still in the app their answers
+    // may come in this same turn (each HTTP response is its own I/O callback): the loop then wakes at the end of the
+    // turn (setImmediate, no timer) so that all of them and the leases refilling their slots share one transaction.
+    // A lone answer (nothing else in the handler) wakes it at once.
+    const acks = new AckBatch(store);
+    let turnEnd: NodeJS.Immediate | undefined;
+    const wakeNow = (): void => {
+      if (turnEnd) clearImmediate(turnEnd);
+      turnEnd = undefined;
+      poke();
+    };
+    acks.own(() => {
+      if (active.size === 0) wakeNow();
+      else turnEnd ??= setImmediate(wakeNow);
+    });
     options.signal.addEventListener('abort', poke, { once: true });
     this.stopAll.signal.addEventListener('abort', poke, { once: true });
     // The file may be locked or unreadable for a while: said once through onBrokerState, and once when it is back.
@@ -159,7 +173,7 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
         const completing = acks.take();
         try {
           const r = store.lease(this.queueName, free, settings.visibilityMs, settings.maxDeliveryCount, completing);
-          acks.report(completing, r.completed);
+          acks.report(completing, r.outcomes);
           batch = r.leased;
           state.working();
         } catch (err) {
@@ -175,12 +189,10 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
         }
         for (const m of batch) {
           active.set(m.seq, m);
-          // The slot frees when the handler answers, so the next lease can carry this message's completion.
-          const handlerDone = (): void => {
-            if (active.delete(m.seq)) poke();
-          };
-          const run = this.deliver(store, acks, handler, m, handlerDone).finally(() => {
-            handlerDone();
+          // The slot frees when the handler answers, so the next lease can carry this message's answer.
+          const handlerDone = (): boolean => active.delete(m.seq);
+          const run = this.deliver(acks, handler, m, handlerDone).finally(() => {
+            if (handlerDone()) poke();
             running.delete(run);
           });
           running.add(run);
@@ -190,6 +202,8 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
       fatal = err;
     } finally {
       // Drain: every handler already started settles and its outcome is applied before receive() returns.
+      acks.disown();
+      if (turnEnd) clearImmediate(turnEnd);
       while (running.size > 0) await Promise.allSettled([...running]);
       acks.flush();
       if (renewal) clearInterval(renewal);
@@ -199,7 +213,7 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
     if (fatal !== undefined) throw fatal;
   }
 
-  private async deliver(store: QueueStore, acks: AckBatch, handler: MessageHandler, m: LeasedMessage, handlerDone: () => void): Promise<void> {
+  private async deliver(acks: AckBatch, handler: MessageHandler, m: LeasedMessage, handlerDone: () => boolean): Promise<void> {
     let result: HandlerResult | undefined;
     let thrown: unknown;
     try {
@@ -211,14 +225,13 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
     const reason = fullReason.slice(0, REASON_CHARS);
     let outcome: SettledOutcome;
     try {
-      if (ok) {
-        const completing = acks.complete(m.seq, m.token);
-        handlerDone();
-        outcome = (await completing) ? 'completed' : 'lease-lost';
-      } else {
-        const released = store.release(m.seq, m.token, (n) => redeliveryDelayMs(this.settings.redelivery, n), this.settings.maxDeliveryCount, reason);
-        outcome = released === 'lease-lost' ? 'release-lost' : released;
-      }
+      // The slot is free before the answer is queued: the receive loop then knows whether others are still working.
+      handlerDone();
+      const done = await acks.add(ok ? { seq: m.seq, token: m.token } : {
+        seq: m.seq, token: m.token,
+        release: { backoffMs: (n) => redeliveryDelayMs(this.settings.redelivery, n), maxDeliveryCount: this.settings.maxDeliveryCount, reason },
+      });
+      outcome = done === 'lease-lost' && !ok ? 'release-lost' : done;
     } catch (err) {
       // The lease runs out on its own and the message comes back: nothing is lost.
       this.ctx.logger.error({ component: this.name, messageId: m.id, err: errorMessage(err) }, 'embedded queue: cannot apply the outcome');

@@ -31,14 +31,28 @@ export interface LeasedMessage {
   token: string;
 }
 
+/** The answer for one delivery: complete it, or (with release) give it back or set it aside. */
 export interface Ack {
   seq: number;
   token: string;
+  release?: Release;
 }
+
+export interface Release {
+  /** The wait before the message is ready again, from the delivery count it had. */
+  backoffMs: (deliveryCount: number) => number;
+  maxDeliveryCount: number;
+  /** Kept with the dead letter when this was the last allowed delivery. */
+  reason: string;
+}
+
+/** What one Ack did: 'completed', a ReleaseOutcome, or 'lease-lost' when the token no longer held the message. */
+export type AckOutcome = 'completed' | ReleaseOutcome;
 
 export interface LeaseResult {
   leased: LeasedMessage[];
-  completed: boolean[];
+  /** outcomes[i]: what acks[i] did. */
+  outcomes: AckOutcome[];
 }
 
 interface PendingSend {
@@ -102,8 +116,7 @@ export class QueueStore {
   private readonly st: Statements;
   private readonly feed: ChangeFeed;
   private readonly leaseTx: (queue: string, max: number, visibilityMs: number, maxDelivery: number, acks: readonly Ack[]) => LeaseResult;
-  private readonly completeTx: (acks: readonly Ack[]) => boolean[];
-  private readonly releaseTx: (seq: number, token: string, backoffMs: (deliveryCount: number) => number, maxDelivery: number, reason: string) => ReleaseOutcome;
+  private readonly settleTx: (acks: readonly Ack[]) => AckOutcome[];
   private readonly renewTx: (leases: ReadonlyArray<{ seq: number; token: string }>, visibilityMs: number) => number[];
   private readonly requeueTx: (queue: string, ids: DeadLetterIds) => number;
   private readonly purgeDeadTx: (queue: string, ids: DeadLetterIds) => number;
@@ -146,13 +159,13 @@ export class QueueStore {
       watchFile: `${file}-wal`, fastPollMs: FAST_POLL_MS, slowPollMs: SLOW_POLL_MS,
     });
 
-    this.completeTx = this.db.transaction((acks: readonly Ack[]) => acks.map((a) => this.st.complete.run(a.seq, a.token).changes === 1))
-      .immediate as QueueStore['completeTx'];
+    this.settleTx = this.db.transaction((acks: readonly Ack[]) => this.applyAcks(acks, Date.now()))
+      .immediate as QueueStore['settleTx'];
 
     this.leaseTx = this.db.transaction((queue: string, max: number, visibilityMs: number, maxDelivery: number, acks: readonly Ack[]) => {
-      const completed = acks.map((a) => this.st.complete.run(a.seq, a.token).changes === 1);
-      const out: LeasedMessage[] = [];
       const now = Date.now();
+      const outcomes = this.applyAcks(acks, now);
+      const out: LeasedMessage[] = [];
       const token = newToken();
       // Rows whose count is already at the maximum only come from expired leases: they go aside, not out again.
       for (let round = 0; round < 4 && out.length < max; round++) {
@@ -172,20 +185,8 @@ export class QueueStore {
         }
         if (deadLettered === 0) break;
       }
-      return { leased: out, completed };
+      return { leased: out, outcomes };
     }).immediate as QueueStore['leaseTx'];
-
-    this.releaseTx = this.db.transaction((seq: number, token: string, backoffMs: (n: number) => number, maxDelivery: number, reason: string) => {
-      const count = this.st.deliveryCountOf.get(seq, token) as { deliveryCount: number } | undefined;
-      if (!count) return 'lease-lost';
-      const now = Date.now();
-      if (count.deliveryCount >= maxDelivery) {
-        this.setAside(seq, `MaxDeliveryCountExceeded: failed on delivery ${count.deliveryCount} of ${maxDelivery}: ${reason}`, now);
-        return 'dead-lettered';
-      }
-      this.st.release.run(now + backoffMs(count.deliveryCount), seq, token);
-      return 'released';
-    }).immediate as QueueStore['releaseTx'];
 
     this.renewTx = this.db.transaction((leases: ReadonlyArray<{ seq: number; token: string }>, visibilityMs: number) => {
       const until = Date.now() + visibilityMs;
@@ -289,16 +290,21 @@ export class QueueStore {
   }
 
   /**
-   * Leases up to max ready messages, oldest first, each for visibilityMs. Completions given in acks are applied in
-   * the same transaction (completed[i]: whether acks[i]'s lease still held).
+   * Leases up to max ready messages, oldest first, each for visibilityMs (none when max is 0). The answers given in
+   * acks are applied first, in the same transaction (outcomes[i]: what acks[i] did).
    */
   lease(queue: string, max: number, visibilityMs: number, maxDeliveryCount: number, acks: readonly Ack[] = []): LeaseResult {
-    return this.guard('lease', () => this.leaseTx(queue, max, visibilityMs, maxDeliveryCount, acks));
+    const r = this.guard('lease', () => this.leaseTx(queue, max, visibilityMs, maxDeliveryCount, acks));
+    this.announceReleases(r.outcomes);
+    return r;
   }
 
-  /** Completes several deliveries in one transaction; result[i] as complete() would answer for acks[i]. */
-  completeMany(acks: readonly Ack[]): boolean[] {
-    return this.guard('complete', () => this.completeTx(acks));
+  /** Applies several answers in one transaction; result[i]: what acks[i] did. */
+  settle(acks: readonly Ack[]): AckOutcome[] {
+    if (acks.length === 0) return [];
+    const outcomes = this.guard(acks.some((a) => a.release) ? 'release' : 'complete', () => this.settleTx(acks));
+    this.announceReleases(outcomes);
+    return outcomes;
   }
 
   /** Deletes the message if this lease still holds it. false: the lease expired and someone else may have it. */
@@ -306,10 +312,8 @@ export class QueueStore {
     return this.guard('complete', () => this.st.complete.run(seq, token).changes === 1);
   }
 
-  release(seq: number, token: string, backoffMs: (deliveryCount: number) => number, maxDeliveryCount: number, reason: string): ReleaseOutcome {
-    const outcome = this.guard('release', () => this.releaseTx(seq, token, backoffMs, maxDeliveryCount, reason));
-    if (outcome !== 'lease-lost') this.feed.announce();
-    return outcome;
+  release(seq: number, token: string, release: Release): ReleaseOutcome {
+    return this.settle([{ seq, token, release }])[0] as ReleaseOutcome;
   }
 
   /** Extends the leases; returns the seqs whose lease was already lost. */
@@ -391,6 +395,27 @@ export class QueueStore {
     this.flushSends();
     this.feed.stop();
     this.db.close();
+  }
+
+  /** Inside a transaction: completes or releases each delivery whose token still holds its message. */
+  private applyAcks(acks: readonly Ack[], now: number): AckOutcome[] {
+    return acks.map((a): AckOutcome => {
+      if (!a.release) return this.st.complete.run(a.seq, a.token).changes === 1 ? 'completed' : 'lease-lost';
+      const count = this.st.deliveryCountOf.get(a.seq, a.token) as { deliveryCount: number } | undefined;
+      if (!count) return 'lease-lost';
+      const { backoffMs, maxDeliveryCount, reason } = a.release;
+      if (count.deliveryCount >= maxDeliveryCount) {
+        this.setAside(a.seq, `MaxDeliveryCountExceeded: failed on delivery ${count.deliveryCount} of ${maxDeliveryCount}: ${reason}`, now);
+        return 'dead-lettered';
+      }
+      this.st.release.run(now + backoffMs(count.deliveryCount), a.seq, a.token);
+      return 'released';
+    });
+  }
+
+  /** A message given back (or set aside) is news to receivers and dead-letter readers: once per transaction. */
+  private announceReleases(outcomes: readonly AckOutcome[]): void {
+    if (outcomes.some((o) => o === 'released' || o === 'dead-lettered')) this.feed.announce();
   }
 
   private setAside(seq: number, reason: string, now: number): void {
