@@ -27,6 +27,7 @@ const PSEUDO = new Set([':method', ':scheme', ':path', ':authority']);
 /** Go's net/http refuses (and so fails the whole call) a header name that is not a token, or a value with a control character. */
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const NON_ASCII_RE = /[^\x00-\x7f]/;
 
 /**
  * The headers a message's metadata becomes, as daprd sends them: names lower-cased, grpc-* and the HTTP/2 pseudo
@@ -34,19 +35,22 @@ const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
  */
 export function metadataHeaders(metadata: Readonly<Record<string, string>>): Record<string, string | string[]> | string {
   const headers: Record<string, string | string[]> = {};
-  const nominated = new Set<string>();
-  for (const [k, v] of Object.entries(metadata)) {
-    if (k.toLowerCase() === 'connection') for (const t of v.split(',')) if (t.trim() !== '') nominated.add(t.trim().toLowerCase());
+  // Headers a `connection` entry nominates are hop-by-hop: looked for only when there is one (most messages have none).
+  let nominated: Set<string> | undefined;
+  for (const k in metadata) {
+    if (k.length !== 10 || k.toLowerCase() !== 'connection') continue;
+    for (const t of metadata[k]!.split(',')) if (t.trim() !== '') (nominated ??= new Set()).add(t.trim().toLowerCase());
   }
-  for (const [key, value] of Object.entries(metadata)) {
+  for (const key in metadata) {
+    const value = metadata[key]!;
     let name = key.toLowerCase();
-    if (NOT_SENT.has(name) || nominated.has(name) || name.endsWith('-bin')) continue;
+    if (NOT_SENT.has(name) || nominated?.has(name) || name.endsWith('-bin')) continue;
     if (PSEUDO.has(name)) name = `dapr-${name.slice(1)}`;
     else if (name.startsWith('grpc-')) name = `dapr-${name}`;
     if (!TOKEN_RE.test(name)) return `metadata '${key}' is not a valid HTTP header name, so it cannot reach the app (daprd fails such a delivery too)`;
     if (CONTROL_RE.test(value)) return `metadata '${key}' has a control character in its value, so it cannot reach the app as a header (daprd fails such a delivery too)`;
     // Node writes header values as latin1: the UTF-8 bytes go out as they are, as Go sends them.
-    const bytes = /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
+    const bytes = NON_ASCII_RE.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
     const prev = headers[name];
     headers[name] = prev === undefined ? bytes : [...(Array.isArray(prev) ? prev : [prev]), bytes];
   }
@@ -102,6 +106,8 @@ function utf8Boundary(b: Buffer): number {
   const need = l >= 0xf0 ? 4 : l >= 0xe0 ? 3 : l >= 0xc0 ? 2 : 1;
   return back + 1 < need ? lead : i;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export type ProbeResult = { subscribed: true; status: number } | { subscribed: false; reason: string };
 
@@ -205,9 +211,10 @@ export class AppChannel {
       const req = http.request({ host: this.host, port: this.port, path, method, headers, agent: this.agent }, (res) => {
         const statusCode = res.statusCode ?? 0;
         if (!keepRefusal || (statusCode >= 200 && statusCode < 300)) {
-          res.on('data', () => undefined);
-          res.on('end', () => resolve({ statusCode, head: Buffer.alloc(0), total: 0 }));
-          res.on('error', reject);
+          // Read to the end and dropped (no listener per chunk): the socket goes back to the pool.
+          res.once('end', () => resolve({ statusCode, head: EMPTY, total: 0 }));
+          res.once('error', reject);
+          res.resume();
           return;
         }
         const declared = Number(res.headers['content-length']);
