@@ -34,6 +34,8 @@ export interface DaprComponentFacts {
   defaultedInCode?: Readonly<Record<string, string>>;
   /** Not declared in metadata.yaml, yet the component's code reads them: no warning. */
   readByCode?: Readonly<Record<string, string>>;
+  /** Fields of readByCode whose values the code checks (allowed values), in the `fields` notation. */
+  codeFields?: readonly DaprField[];
 }
 
 function fields(spec: string): DaprField[] {
@@ -53,6 +55,16 @@ const AZURE_AD = 'azureTenantId azureClientId azureClientSecret azureCertificate
 export const BINDING_RUNTIME_FIELDS: readonly DaprField[] = fields('direction route');
 /** Metadata daprd itself reads for every pub/sub (consumerID; topic scoping in pkg/scopes). */
 export const PUBSUB_RUNTIME_FIELDS: readonly DaprField[] = fields('consumerID publishingScopes subscriptionScopes allowedTopics protectedTopics');
+
+/**
+ * concurrencyMode: read through pubsub.Concurrency (components-contrib pubsub/concurrency.go) by the pub/sub types
+ * that call it; an other value fails the component's init ("invalid concurrencyMode").
+ */
+const CONCURRENCY_MODE = fields('concurrencyMode=parallel|single');
+const readsConcurrencyMode = (metadataGo: string): Pick<DaprComponentFacts, 'readByCode' | 'codeFields'> => ({
+  readByCode: { concurrencyMode: `${metadataGo} reads it through pubsub.Concurrency (pubsub/concurrency.go)` },
+  codeFields: CONCURRENCY_MODE,
+});
 
 const SERVICEBUS_COMMON = 'maxRetriableErrorsPerSec minConnectionRecoveryInSec maxConnectionRecoveryInSec maxActiveMessages maxConcurrentHandlers lockRenewalInSec timeoutInSec disableEntityManagement lockDurationInSec autoDeleteOnIdleInSec defaultMessageTimeToLiveInSec maxDeliveryCount handlerTimeoutInSec publishMaxRetries publishInitialRetryIntervalInMs';
 const SERVICEBUS_PROFILES = [profile('Connection string', 'connectionString!'), profile('Azure AD', `namespaceName! ${AZURE_AD}`)];
@@ -119,6 +131,7 @@ export const DAPR_COMPONENTS: readonly DaprComponentFacts[] = [
       profile('TLS Authentication', 'natsURL! tls_client_cert! tls_client_key!'),
     ],
     defaultedInCode: { deliverPolicy: "pubsub/jetstream/metadata.go reads an empty deliverPolicy as 'all'" },
+    ...readsConcurrencyMode('pubsub/jetstream/metadata.go'),
   },
   {
     types: ['pubsub.rabbitmq'],
@@ -130,6 +143,7 @@ export const DAPR_COMPONENTS: readonly DaprComponentFacts[] = [
       profile('RabbitMQ properties', 'hostname protocol username password'),
       profile('Connection string, external SASL and TLS', 'connectionString! caCert! clientCert! clientKey! saslExternal'),
     ],
+    ...readsConcurrencyMode('pubsub/rabbitmq/metadata.go'),
   },
   {
     types: ['pubsub.azure.servicebus.queues', 'pubsub.azure.servicebusqueues'],

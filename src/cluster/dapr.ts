@@ -152,7 +152,7 @@ export function checkComponent(m: Manifest, secrets: { has(name: string): boolea
   const items = (spec.metadata ?? []).map((item, i) => ({ item, i, name: String(item.name) }));
   const given = new Map(items.map((x) => [x.name.toLowerCase(), x]));
   const runtime = type.startsWith('bindings.') ? BINDING_RUNTIME_FIELDS : type.startsWith('pubsub.') ? PUBSUB_RUNTIME_FIELDS : [];
-  const declared: DaprField[] = [...facts.fields, ...facts.profiles.flatMap((p) => p.fields), ...runtime];
+  const declared: DaprField[] = [...facts.fields, ...facts.profiles.flatMap((p) => p.fields), ...runtime, ...(facts.codeFields ?? [])];
   const declaredNames = [...new Set([...declared.map((f) => f.name), ...Object.keys(facts.readByCode ?? {})])];
 
   // Unknown names: daprd ignores them (metadata names match case-insensitively).

@@ -289,6 +289,21 @@ stringData:
     for (const t of qscaleOnly) assert.ok(QSCALE_ONLY_TYPES[t], `${t} has no way out`);
   });
 
+  test('concurrencyMode, which daprd reads for RabbitMQ and JetStream pub/sub though their metadata.yaml lists concurrency, is no unknown field; a value daprd refuses is pointed out', { timeout: 60_000 }, async () => {
+    const rabbit = COMPONENT('pubsub.rabbitmq', '  - name: connectionString\n    value: amqp://rabbitmq:5672\n  - name: concurrencyMode\n    value: single\n  - name: consumerID\n    value: "{appID}"\n');
+    const js = COMPONENT('pubsub.jetstream', '  - name: natsURL\n    value: nats://nats:4222\n  - name: concurrencyMode\n    value: parallel\n');
+    for (const text of [rabbit, js]) {
+      const r = await checkCluster(folder({ 'c.yaml': text }));
+      assert.deepEqual(errorsOf(r), []);
+      assert.deepEqual(r.warnings, [], 'no warning for concurrencyMode or consumerID');
+    }
+    const bad = await checkCluster(folder({ 'c.yaml': rabbit.replace('value: single', 'value: one') }));
+    assert.equal(bad.warnings.length, 1, bad.warnings.join('\n'));
+    assert.match(bad.warnings[0]!, /c\.yaml:\d+: component message-queue \(pubsub\.rabbitmq\): metadata concurrencyMode 'one' is not one of 'parallel', 'single'/);
+    const cli = qscale(['validate', '--cluster', path.join(ROOT, 'examples', 'pubsub-rabbitmq')]);
+    assert.doesNotMatch(cli.stdout + cli.stderr, /concurrencyMode/);
+  });
+
   test("an unknown metadata field is a warning, not an error; a missing required one is an error", async () => {
     const warn = await checkCluster(folder({ 'c.yaml': COMPONENT('bindings.rabbitmq', '  - name: host\n    value: amqp://rabbitmq:5672\n  - name: queueName\n    value: msgqueue\n  - name: durabel\n    value: "true"\n  - name: ttlInSeconds\n    value: "60"\n  - name: Direction\n    value: input\n') }));
     assert.deepEqual(errorsOf(warn), []);
