@@ -163,6 +163,7 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader, Pur
     ch.on('error', (err: Error) => this.log.debug(`RabbitMQ channel error: ${describeAmqpError(err, this.secrets())}`));
     const ended = new Promise<void>((resolve) => ch.once('close', () => resolve()));
     const active = new Set<Promise<void>>();
+    const acks = new AckBatch(ch);
     // Made before consume(): a delivery can arrive (and its handler abort) before consume() resolves.
     const aborted = whenAborted(signal);
     try {
@@ -182,7 +183,8 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader, Pur
           safely(() => ch.nack(msg, false, true));
           return;
         }
-        const p: Promise<void> = this.handle(ch, msg, handler).finally(() => active.delete(p));
+        acks.delivered(msg);
+        const p: Promise<void> = this.handle(ch, msg, handler, acks).finally(() => active.delete(p));
         active.add(p);
       }, { noAck: false });
       state.working();
@@ -191,11 +193,13 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader, Pur
     } finally {
       // Waiting here keeps "at most concurrency handler calls" true across a reconnect too.
       while (active.size > 0) await Promise.allSettled([...active]);
+      // The last answers' acks go out before the channel closes (a close would hand them back to the queue).
+      acks.flush();
       await ch.close().catch(() => undefined);
     }
   }
 
-  private async handle(ch: ConfirmChannel, msg: ConsumeMessage, handler: MessageHandler): Promise<void> {
+  private async handle(ch: ConfirmChannel, msg: ConsumeMessage, handler: MessageHandler, acks: AckBatch): Promise<void> {
     const deliveryCount = deliveryCountOf(msg);
     this.localInFlight++;
     try {
@@ -214,12 +218,12 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader, Pur
         this.log.debug(`handler failed: ${errorMessage(err)}`);
       }
       if (outcome.ok) {
-        safely(() => ch.ack(msg));
+        acks.done(msg);
       } else if (deliveryCount >= this.s.maxDeliveryCount) {
         const reason = deadLetterReason(deliveryCount, this.s.maxDeliveryCount, outcome.reason);
         const headers = deadLetterHeaders(deliveryCount, reason, this.s.queueName);
         await confirmPublish(ch, this.s.deadLetterQueue, msg.content, republishOptions(msg, headers, false));
-        ch.ack(msg);
+        acks.done(msg);
         this.log.warn(`message ${String(msg.properties.messageId ?? '')} dead-lettered to '${this.s.deadLetterQueue}' ` +
           `as ${String(headers[DEAD_LETTER_ID_HEADER])}: ${reason}`);
       } else {
@@ -229,10 +233,11 @@ export class RabbitmqBackend implements Backend, Pingable, DeadLetterReader, Pur
         // Declared right before use: a retry queue deleted by hand must not swallow the message.
         if (delay > 0) await ch.assertQueue(to, retryQueueOptions(this.s.queueName, delay));
         await confirmPublish(ch, to, msg.content, republishOptions(msg, { [DELIVERY_COUNT_HEADER]: deliveryCount }, true));
-        ch.ack(msg);
+        acks.done(msg);
       }
     } catch (err) {
       // The channel went away before the outcome was applied: the broker puts the message back by itself.
+      acks.abandoned(msg);
       this.log.debug(`outcome not applied (${errorMessage(err)}); the broker redelivers the message`);
     } finally {
       this.localInFlight--;
@@ -488,4 +493,78 @@ function safely(fn: () => void): void {
   }
 }
 
+/**
+ * The acks of one consumer channel. Every delivery is tracked in tag order from its arrival until it is acked; the
+ * messages whose outcome is applied (handled, or republished to a retry or dead-letter queue and confirmed) are
+ * acked together after the event-loop turn: the finished run at the front of the line with one `multiple` ack, each
+ * finished one behind a message still in a handler with an ack of its own (AMQP has no ack of a list, and holding it
+ * back would keep its prefetch slot). A lone answer, with no other handler working, is acked at once. A message
+ * whose outcome could not be applied stays unacked (the broker redelivers it when the channel closes), and a
+ * `multiple` ack never reaches past it.
+ */
+export class AckBatch {
+  /** Unacked deliveries, lowest tag first; `done`: its outcome is applied and it waits for its ack. */
+  private readonly line: Array<{ msg: Message; done: boolean; abandoned?: boolean }> = [];
+  private working = 0;
+  private doneCount = 0;
+  private queued = false;
 
+  constructor(private readonly ch: Pick<Channel, 'ack'>) {}
+
+  /** A delivery handed to a handler (deliveries come in tag order). */
+  delivered(msg: Message): void {
+    this.line.push({ msg, done: false });
+    this.working++;
+  }
+
+  /** The message's outcome is applied: ack it with this turn's others. */
+  done(msg: Message): void {
+    const entry = this.line.find((e) => e.msg === msg);
+    if (!entry || entry.done || entry.abandoned) return;
+    entry.done = true;
+    this.working--;
+    this.doneCount++;
+    if (this.working === 0) this.flush();
+    else if (!this.queued) {
+      this.queued = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** The outcome could not be applied: the message stays unacked, and no `multiple` ack covers it. */
+  abandoned(msg: Message): void {
+    const entry = this.line.find((e) => e.msg === msg);
+    if (entry && !entry.done && !entry.abandoned) {
+      entry.abandoned = true;
+      this.working--;
+      if (this.working === 0 && this.doneCount > 0) this.flush();
+    }
+  }
+
+  /** How many deliveries wait for an ack or an outcome (for tests). */
+  get unacked(): number {
+    return this.line.length;
+  }
+
+  /** Sends the acks waiting now. A closed channel throws: the broker requeues what it holds, nothing to do. */
+  flush(): void {
+    this.queued = false;
+    if (this.doneCount === 0) return;
+    let front = 0;
+    while (front < this.line.length && this.line[front]!.done) front++;
+    const last = this.line[front - 1];
+    if (last) safely(() => this.ch.ack(last.msg, front > 1));
+    const rest = this.line.splice(0, front).length;
+    this.doneCount -= rest;
+    for (let i = 0; i < this.line.length && this.doneCount > 0;) {
+      const e = this.line[i]!;
+      if (!e.done) {
+        i++;
+        continue;
+      }
+      safely(() => this.ch.ack(e.msg));
+      this.line.splice(i, 1);
+      this.doneCount--;
+    }
+  }
+}
