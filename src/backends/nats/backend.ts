@@ -76,6 +76,9 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader, Purgeab
   /** When this process's failed messages come due again, and when its waiting pull requests expire (pull-timing.ts). */
   private readonly retriesDue = new DueTimes();
   private readonly pullsWaiting = new Map<ConsumerMessages, { expiresAt: number; max: number }>();
+  /** Acks of this event-loop turn, sent together at its end (see confirmAck). */
+  private acksDue: Array<{ m: JsMsg; confirmed: () => void }> = [];
+  private acksTurn: NodeJS.Immediate | undefined;
 
   constructor(component: ResolvedComponent, ctx: BackendContext) {
     this.name = component.name;
@@ -269,7 +272,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader, Purgeab
             m.nak();
             continue;
           }
-          const p: Promise<void> = this.handle(m, handler).finally(() => {
+          const p: Promise<void> = this.handle(m, handler, () => inFlight.size > 1).finally(() => {
             inFlight.delete(p);
             wake.poke();
           });
@@ -324,7 +327,8 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader, Purgeab
     return batch;
   }
 
-  private async handle(m: JsMsg, handler: MessageHandler): Promise<void> {
+  /** othersWorking: whether other handlers of this receiver are still running (their acks may join this one's). */
+  private async handle(m: JsMsg, handler: MessageHandler, othersWorking: () => boolean = () => false): Promise<void> {
     const deliveryCount = m.info.deliveryCount;
     if (deliveryCount > this.maxDeliveries) {
       await this.setAside(m, deliveryCount - 1, `the ack wait (${this.ackWaitMs / 1000} s) expired on the last delivery: its receiver stopped or hung`);
@@ -344,7 +348,7 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader, Purgeab
       clearInterval(working);
     }
     if (outcome.ok) {
-      await this.confirmAck(m);
+      await this.confirmAck(m, othersWorking());
     } else if (deliveryCount >= this.maxDeliveries) {
       await this.setAside(m, deliveryCount, outcome.reason);
     } else {
@@ -363,16 +367,41 @@ export class NatsBackend implements Backend, Pingable, DeadLetterReader, Purgeab
   }
 
   /**
-   * Waits for the server to confirm the ack. One attempt only: the client refuses a second ack of the same message,
-   * and an ack that was lost means the message is delivered again (at least once, never lost).
+   * Acks and waits for the server to confirm it. The acks of one event-loop turn go out together at its end (one
+   * write to the socket, not one per message: each HTTP answer of a sidecar's app is its own I/O callback); a lone ack
+   * (no other handler running) goes at once. Each is still confirmed by JetStream on its own. One attempt only: the
+   * client refuses a second ack of the same message, and an ack that was lost means the message is delivered again
+   * (at least once, never lost).
    */
-  private async confirmAck(m: JsMsg): Promise<void> {
-    try {
-      // ackAck's own timeout does not fire when the request was lost in a reconnect: bounded here.
-      await withTimeout(m.ackAck({ timeout: 5000 }), 6000, 'ack not confirmed within 6000 ms');
-    } catch (err) {
-      this.logger.warn({ id: m.seq, error: scrubNats(errorMessage(err), this.target) }, 'ack not confirmed: the message may be delivered again');
-    }
+  private confirmAck(m: JsMsg, othersWorking: boolean): Promise<void> {
+    return new Promise((confirmed) => {
+      this.acksDue.push({ m, confirmed });
+      if (!othersWorking) this.sendAcks();
+      else this.acksTurn ??= setImmediate(() => this.sendAcks());
+    });
+  }
+
+  private sendAcks(): void {
+    if (this.acksTurn) clearImmediate(this.acksTurn);
+    this.acksTurn = undefined;
+    const due = this.acksDue;
+    this.acksDue = [];
+    if (due.length === 0) return;
+    // ackAck's own timeout does not fire when the request was lost in a reconnect: bounded here, one timer for all.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('ack not confirmed within 6000 ms')), 6000);
+    });
+    late.catch(() => undefined);
+    void Promise.all(due.map(async ({ m, confirmed }) => {
+      try {
+        await Promise.race([m.ackAck({ timeout: 5000 }), late]);
+      } catch (err) {
+        this.logger.warn({ id: m.seq, error: scrubNats(errorMessage(err), this.target) }, 'ack not confirmed: the message may be delivered again');
+      } finally {
+        confirmed();
+      }
+    })).finally(() => clearTimeout(timer));
   }
 
   /** `why`: what went wrong on the last delivery. */
