@@ -109,7 +109,8 @@ export class JetStreamPubSub implements PubSub {
         const jsOpts = { timeout: this.initTimeoutMs, ...(this.s.domain ? { domain: this.s.domain } : {}), ...(this.s.apiPrefix ? { apiPrefix: this.s.apiPrefix } : {}) };
         this.jsm = await nc.jetstreamManager(jsOpts);
         this.js = nc.jetstream(jsOpts);
-        if (this.s.streamName !== undefined) await this.streamSubjects(this.s.streamName, undefined);
+        // The stream is not looked up here (daprd's Init does not either): a missing one is said by the first
+        // subscribe or publish, with the topic it needs in the command that creates it.
       })());
     } catch (err) {
       await nc?.close().catch(() => undefined);
@@ -156,12 +157,12 @@ export class JetStreamPubSub implements PubSub {
     }
   }
 
-  private howToCreate(stream: string, topic: string | undefined): string {
-    return `daprd's pubsub.jetstream never creates streams, nor does qscale: create it, e.g. nats stream add ${stream} --subjects '${topic ?? '<topic>'}'`;
+  private howToCreate(stream: string, topic: string): string {
+    return `daprd's pubsub.jetstream never creates streams, nor does qscale: create it, e.g. nats stream add ${stream} --subjects '${topic}'`;
   }
 
-  /** The stream's subjects; a missing stream is an error naming streamName and how to create it. */
-  private async streamSubjects(stream: string, topic: string | undefined): Promise<string[]> {
+  /** The stream's subjects; a missing stream is an error naming streamName and how to create it for the topic. */
+  private async streamSubjects(stream: string, topic: string): Promise<string[]> {
     const { jsm } = this.client();
     try {
       const info = await jsm.streams.info(stream);

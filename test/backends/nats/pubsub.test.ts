@@ -111,12 +111,20 @@ async function ownServer(t: TestContext): Promise<{ server: TestNatsServer; topi
 
 test('jetstream pubsub - a stream that does not exist is named, with how to create it: daprd never creates one', { timeout: 60_000 }, async (t) => {
   if (!(await needBroker(t, 'nats'))) return;
-  const missing = createPubSub(component({ natsURL: LOCAL_NATS, streamName: 'no_such_stream' }), { logger, dataDir: '.qscale-test', appId: 'a' });
-  const err = await missing.init().then(() => undefined, (e: unknown) => e);
-  await missing.close();
+  // The command that creates it names the topic subscribed to, or published to: no placeholder to fill in.
+  const missing = createPubSub(component({ natsURL: LOCAL_NATS, streamName: 'no_such_stream', ...PER_APP }), { logger, dataDir: '.qscale-test', appId: 'a' });
+  t.after(() => missing.close());
+  await missing.init();
+  const subscribed = topicName();
+  const err = await missing.prepare({ topic: subscribed, metadata: {} }).then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof ConfigError, String(err));
   assert.equal(err.field, 'streamName');
-  assert.match(err.message, /^components\/pubsub\.yaml:\d+: component events \(pubsub\.jetstream\): stream 'no_such_stream' \(metadata 'streamName'\) does not exist on NATS JetStream at nats:\/\/127\.0\.0\.1:4222; daprd's pubsub\.jetstream never creates streams, nor does qscale: create it, e\.g\. nats stream add no_such_stream --subjects '<topic>'$/);
+  assert.equal(err.message.replace(/^components\/pubsub\.yaml:\d+: /, ''), `component events (pubsub.jetstream): stream 'no_such_stream' (metadata 'streamName') does not exist on NATS JetStream at nats://127.0.0.1:4222; daprd's pubsub.jetstream never creates streams, nor does qscale: create it, e.g. nats stream add no_such_stream --subjects '${subscribed}'`);
+  assert.doesNotMatch(err.message, /<topic>/);
+  const published = topicName();
+  const perr = await missing.publish(published, Buffer.from('1'), {}).then(() => undefined, (e: unknown) => e as Error);
+  assert.ok(perr, 'publishing to a missing stream fails');
+  assert.match(perr.message, new RegExp(`cannot send to subject '${published}' \\(the event was not stored\\): .*create it, e\\.g\\. nats stream add no_such_stream --subjects '${published}'$`));
   // Without streamName the stream is the one that takes the topic's subject; none takes it here.
   const bySubject = await open(t, 'a', PER_APP);
   const topic = topicName();
