@@ -201,6 +201,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     const wake = new Wakeup();
     signal.addEventListener('abort', wake.poke);
     const unsubscribe = this.listener.subscribe(wake.poke);
+    const completions = new Completions((batch) => this.completeMany(batch));
     while (!signal.aborted && !this.closed) {
       const free = limit - inFlight.size;
       if (free <= 0) {
@@ -238,7 +239,8 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
         break;
       }
       for (const row of rows) {
-        const p: Promise<void> = this.handle(row, token, handler, state).finally(() => {
+        completions.working++;
+        const p: Promise<void> = this.handle(row, token, handler, state, completions).finally(() => {
           inFlight.delete(p);
           wake.poke();
         });
@@ -255,7 +257,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     return isRefused(err) || isConnectionError(err) ? receiveUnreachable(this.address, cause) : this.brokerError('cannot claim messages from', err);
   }
 
-  private async handle(row: Row, token: string, handler: MessageHandler, state: BrokerState): Promise<void> {
+  private async handle(row: Row, token: string, handler: MessageHandler, state: BrokerState, completions: Completions): Promise<void> {
     const msg: QueueMessage = {
       id: row.id,
       data: row.data,
@@ -287,11 +289,12 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
       this.logger.warn({ id: row.id, error: errorMessage(err) }, 'handler threw: message not processed');
     } finally {
       clearInterval(renew);
+      completions.working--;
     }
     const { ok, reason } = settleResult(result, thrown);
     const deadline = leaseEnds;
     if (ok) {
-      const done = await this.settle(this.sql.complete, [row.id, token], deadline);
+      const done = await completions.add({ id: row.id, token, deadline });
       if (done === 0) this.logger.warn({ id: row.id }, 'lease had expired before completion: the message may be delivered again');
     } else if (msg.deliveryCount >= this.maxDeliveries) {
       const why = `MaxDeliveryCountExceeded: failed on delivery ${msg.deliveryCount} of ${this.maxDeliveries}: ${reason.slice(0, REASON_CHARS)}`;
@@ -313,6 +316,26 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     } catch (err) {
       this.logger.warn({ error: this.redactor.text(errorMessage(err)) }, 'could not record a message outcome; it will be delivered again');
       return undefined;
+    }
+  }
+
+  /** The completions of one turn: one DELETE, each row under its own lease token, retried like settle(). */
+  private async completeMany(batch: readonly Completion[]): Promise<void> {
+    if (batch.length === 1) {
+      const [one] = batch as [Completion];
+      one.resolve(await this.settle(this.sql.complete, [one.id, one.token], one.deadline));
+      return;
+    }
+    const deadline = Math.max(...batch.map((c) => c.deadline));
+    try {
+      const r = await this.retrying(deadline, () =>
+        this.db().query<{ id: string }>(this.sql.completeMany, [batch.map((c) => c.id), batch.map((c) => c.token)]));
+      const deleted = new Set(r.rows.map((row) => row.id));
+      for (const c of batch) c.resolve(deleted.has(c.id) ? 1 : 0);
+    } catch (err) {
+      this.logger.warn({ error: this.redactor.text(errorMessage(err)), messages: batch.length },
+        'could not record the outcome of messages; they will be delivered again');
+      for (const c of batch) c.resolve(undefined);
     }
   }
 
@@ -380,6 +403,47 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     const pool = this.pool;
     this.pool = undefined;
     await pool?.end().catch(() => undefined);
+  }
+}
+
+interface Completion {
+  id: string;
+  token: string;
+  /** When its lease ends: retrying past it is pointless (the message is delivered again). */
+  deadline: number;
+  /** Rows deleted (1, or 0 when the lease was lost), undefined when the outcome could not be recorded. */
+  resolve(n: number | undefined): void;
+}
+
+/**
+ * The completions of one receive loop, sent together after the event-loop turn in which their handlers answered;
+ * one that arrives with no other handler working is sent at once (no wait for a lone message).
+ */
+class Completions {
+  /** Handlers that have not answered yet. */
+  working = 0;
+  private batch: Completion[] = [];
+  private queued = false;
+
+  constructor(private readonly send: (batch: readonly Completion[]) => Promise<void>) {}
+
+  add(c: Omit<Completion, 'resolve'>): Promise<number | undefined> {
+    return new Promise((resolve) => {
+      this.batch.push({ ...c, resolve });
+      if (this.working === 0) this.flush();
+      else if (!this.queued) {
+        this.queued = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.queued = false;
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    this.batch = [];
+    void this.send(batch);
   }
 }
 

@@ -23,6 +23,7 @@ export interface QueueSql {
   claim: string;
   deadLetterExhausted: string;
   complete: string;
+  completeMany: string;
   release: string;
   unclaim: string;
   deadLetterOne: string;
@@ -105,6 +106,9 @@ export function queueSql(schema: string, table: string): QueueSql {
             SELECT id, queue, data, metadata, enqueued_at, delivery_count, $3 FROM d`,
     // $1 id, $2 lease token
     complete: `DELETE FROM ${t} WHERE id = $1 AND lease_token = $2`,
+    // Several at once, each under its own lease token: $1 ids, $2 their tokens (same order). Returns the ids deleted.
+    completeMany: `DELETE FROM ${t} m USING unnest($1::bigint[], $2::uuid[]) AS d(id, token)
+                   WHERE m.id = d.id AND m.lease_token = d.token RETURNING m.id::text AS id`,
     // A failed delivery: not claimable before lease_until (the redelivery backoff; NULL when there is none).
     // $1 id, $2 lease token, $3 backoff in seconds
     release: `UPDATE ${t} SET lease_token = NULL,
