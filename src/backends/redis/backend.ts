@@ -232,6 +232,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
       active.add(p);
     };
     let lastSweep = 0;
+    let backlog = false;
     try {
       while (!signal.aborted && !this.closed) {
         if (concurrency - busy <= 0) {
@@ -263,18 +264,30 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
             }
           }
           const batch = acks.take();
+          // While a backlog is there (the last read got all it asked for) a read answers at once without BLOCK, so
+          // the acks of its round trip wait for the next read instead of a write of their own. A read that may block
+          // leaves them to go out at once.
+          const block = backlog ? undefined : BLOCK_MS;
+          loopTakesAcks = backlog;
           let fresh: StreamEntry[];
-          if (batch) {
-            const got = await ackThenReadNew(reader, this.s.stream, this.s.group, this.consumer, batch.ids, free, BLOCK_MS);
-            batch.settle(got.acked === undefined ? Promise.resolve() : Promise.reject(got.acked));
-            if (got.readFailed !== undefined) throw got.readFailed;
-            fresh = got.entries;
-          } else {
-            fresh = await readNew(reader, this.s.stream, this.s.group, this.consumer, free, BLOCK_MS);
+          try {
+            if (batch) {
+              const got = await ackThenReadNew(reader, this.s.stream, this.s.group, this.consumer, batch.ids, free, block);
+              batch.settle(got.acked === undefined ? Promise.resolve() : Promise.reject(got.acked));
+              if (got.readFailed !== undefined) throw got.readFailed;
+              fresh = got.entries;
+            } else {
+              fresh = await readNew(reader, this.s.stream, this.s.group, this.consumer, free, block);
+            }
+          } finally {
+            loopTakesAcks = false;
           }
+          backlog = fresh.length === free;
           state.working();
           for (const e of fresh) start(e, 1);
         } catch (err) {
+          backlog = false;
+          flush();
           if (signal.aborted || this.closed) break;
           const text = describeRedisError(err, this.redactor);
           // The stream or group was deleted under us: make them again and go on.

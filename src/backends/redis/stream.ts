@@ -63,11 +63,13 @@ function entriesOf(reply: unknown): StreamEntry[] {
   return out;
 }
 
-function readArgs(stream: string, group: string, consumer: string, count: number, blockMs: number): string[] {
+/** blockMs undefined: the read answers at once, with what is there. */
+function readArgs(stream: string, group: string, consumer: string, count: number, blockMs: number | undefined): string[] {
+  if (blockMs === undefined) return ['GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', stream, '>'];
   return ['GROUP', group, consumer, 'COUNT', String(count), 'BLOCK', String(blockMs), 'STREAMS', stream, '>'];
 }
 
-export async function readNew(r: Redis, stream: string, group: string, consumer: string, count: number, blockMs: number): Promise<StreamEntry[]> {
+export async function readNew(r: Redis, stream: string, group: string, consumer: string, count: number, blockMs: number | undefined): Promise<StreamEntry[]> {
   return entriesOf(await r.callBuffer('XREADGROUP', ...readArgs(stream, group, consumer, count, blockMs)));
 }
 
@@ -110,7 +112,7 @@ export interface AckedRead {
  * before the read starts.
  */
 export async function ackThenReadNew(
-  r: Redis, stream: string, group: string, consumer: string, ids: readonly string[], count: number, blockMs: number,
+  r: Redis, stream: string, group: string, consumer: string, ids: readonly string[], count: number, blockMs: number | undefined,
 ): Promise<AckedRead> {
   const p = r.pipeline();
   queueAcks(p, stream, group, ids);
