@@ -435,9 +435,11 @@ async function chart(run: Run): Promise<string> {
     return Object.entries(per).map(([process, ms]) => ({ bar: bar(s, c), process, rank: CONSUMER_SIDE.indexOf(process), ms: Number(ms.toFixed(3)) }));
   }));
   const totals = SYSTEMS.flatMap((s) => CONCURRENCY.map((c) => {
-    const t = cpuPer1k(pick(rows, s, c), CONSUMER_SIDE, 'cpuDrain').total;
+    const { per, total: t } = cpuPer1k(pick(rows, s, c), CONSUMER_SIDE, 'cpuDrain');
     const b = cpuPer1k(pick(rows, 'BullMQ', c), CONSUMER_SIDE, 'cpuDrain').total;
-    return { bar: bar(s, c), total: t, label: s === 'BullMQ' ? t.toFixed(2) : `${t.toFixed(2)} (${ratio(t, b)})` };
+    // The label (the table's total: the median of each round's sum) sits on top of the stack (the sum of medians).
+    const top = Object.values(per).reduce((x, y) => x + y, 0);
+    return { bar: bar(s, c), total: top, label: s === 'BullMQ' ? t.toFixed(2) : `${t.toFixed(2)} (${ratio(t, b)})` };
   }));
   const bars = SYSTEMS.flatMap((s) => CONCURRENCY.map((c) => bar(s, c)));
   const processes = CONSUMER_SIDE.filter((p) => cpu.some((r) => r.process === p));
@@ -455,10 +457,10 @@ async function chart(run: Run): Promise<string> {
         encoding: {
           x: { field: 'C', type: 'nominal', title: 'concurrency C', axis: { labelAngle: 0 } },
           xOffset: { field: 'system', type: 'nominal', sort: [...SYSTEMS] },
-          y: { field: 'msgsPerSec', type: 'quantitative', title: 'messages per second' },
+          y: { field: 'msgsPerSec', type: 'quantitative', title: 'messages per second', scale: { domainMax: Math.max(...tput.map((t) => t.msgsPerSec)) * 1.3 } },
         },
         layer: [
-          { mark: 'bar', encoding: { color: { field: 'system', type: 'nominal', sort: [...SYSTEMS], title: 'system', legend: { orient: 'top', direction: 'vertical' }, scale: { domain: [...SYSTEMS], range: ['#d62728', '#1f77b4', '#2ca02c'] } } } },
+          { mark: 'bar', encoding: { color: { field: 'system', type: 'nominal', sort: [...SYSTEMS], title: 'system', legend: { orient: 'bottom', direction: 'horizontal' }, scale: { domain: [...SYSTEMS], range: ['#d62728', '#1f77b4', '#2ca02c'] } } } },
           { mark: { type: 'text', angle: 270, align: 'left', dx: 4, fontSize: 10 }, encoding: { text: { field: 'label' } } },
         ],
       },
@@ -473,8 +475,8 @@ async function chart(run: Run): Promise<string> {
             data: { values: cpu },
             mark: 'bar',
             encoding: {
-              y: { field: 'ms', type: 'quantitative', stack: 'zero', title: 'CPU ms per message' },
-              color: { field: 'process', type: 'nominal', title: 'process', sort: processes, legend: { orient: 'top', direction: 'vertical' }, scale: { domain: processes, range: processes.map((p) => PROCESS_COLOURS[p]!) } },
+              y: { field: 'ms', type: 'quantitative', stack: 'zero', title: 'CPU ms per message', scale: { domainMax: Math.max(...totals.map((t) => t.total)) * 1.35 } },
+              color: { field: 'process', type: 'nominal', title: 'process', sort: processes, legend: { orient: 'bottom', direction: 'horizontal' }, scale: { domain: processes, range: processes.map((p) => PROCESS_COLOURS[p]!) } },
               order: { field: 'rank', type: 'quantitative' },
             },
           },
@@ -515,7 +517,12 @@ function report(run: Run): string {
       return `**${fmt(median(xs))}** (${xs.map(fmt).join(' / ')})`;
     };
     const m = (s: SystemName): number => median(pick(rows, s, c).map((r) => r.consumePerSec));
-    return `| ${c} | ${cell('BullMQ')} | ${cell('qscale Redis')} | ${cell('qscale embedded')} | **${ratio(m('qscale Redis'), m('BullMQ'))}** | **${ratio(m('qscale embedded'), m('BullMQ'))}** |`;
+    /** The ratio of the medians, then round by round (each qscale round against the BullMQ round just before it). */
+    const vs = (s: SystemName): string => {
+      const each = pick(rows, s, c).map((r) => r.consumePerSec / (pick(rows, 'BullMQ', c).find((x) => x.round === r.round)?.consumePerSec ?? NaN));
+      return `**${ratio(m(s), m('BullMQ'))}** (${each.map((x) => x.toFixed(2)).join(' / ')})`;
+    };
+    return `| ${c} | ${cell('BullMQ')} | ${cell('qscale Redis')} | ${cell('qscale embedded')} | ${vs('qscale Redis')} | ${vs('qscale embedded')} |`;
   });
   const f3 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(3));
   const cpuRows = CONCURRENCY.flatMap((c) => SYSTEMS.map((s) => {
@@ -598,15 +605,17 @@ ${summary.functions.map((f) => `| \`${f.name.replace(/\|/g, '\\|')}\` | ${f.grou
   return `
 \`${run.command}\` — the yardstick for qscale's consumer path. ${run.rounds} interleaved rounds (BullMQ, qscale Redis,
 qscale embedded, BullMQ, …) at C = 1 and at C = 16, ${fmt(run.n)} messages a round, every role its own process on this
-machine, Redis: ${run.redis}. BullMQ ${run.bullmq} (ioredis ${run.ioredis}).
+machine${run.n === 20_000 ? '' : ' (`npm run bench` runs 20,000 a round; this run took fewer to stay short on a loaded machine)'},
+Redis: ${run.redis}. BullMQ ${run.bullmq} (ioredis ${run.ioredis}).
 
 - **BullMQ**: a producer process adds the jobs with \`Queue.addBulk\` (1,000 a call, \`removeOnComplete\`/\`removeOnFail\`
   so a finished job is deleted as qscale deletes an acked message); one \`Worker\` process, \`concurrency\` C, a 0 ms
   processor.
 - **qscale Redis** / **qscale embedded**: a producer process POSTs \`/v1.0/bindings/message-queue\` to its
   \`qscale sidecar\` (32 in flight) → \`bindings.qscale.redis\` (a stream read through a consumer group) or
-  \`bindings.qscale.embedded\` (SQLite WAL) → the consumer \`qscale sidecar\` (\`maxConcurrentHandlers\` C) → a node:http
-  consumer app answering 200 (the 2xx acks).
+  \`bindings.qscale.embedded\` (SQLite WAL) → the consumer \`qscale sidecar\` (\`maxConcurrentHandlers\` C, daprd's
+  metrics on) → a node:http consumer app answering 200 (the 2xx acks; its idle keep-alive connections never time out,
+  since the consumer sidecar is paused while the queue fills and would otherwise first write on a socket the app closed).
 
 Each round: all processes start on an empty queue and sit idle ${run.idleMs / 1000} s (idle CPU and memory read there); the
 consumer process (the Worker, or the consumer sidecar) is paused with SIGSTOP; the producer enqueues all messages
@@ -614,12 +623,14 @@ consumer process (the Worker, or the consumer sidecar) is paused with SIGSTOP; t
 the drain's CPU window runs from SIGCONT until the queue is empty (every ack landed). CPU = utime + stime from
 /proc/<pid>/stat (10 ms ticks) per process; memory from /proc/<pid>/smaps_rollup, peak sampled every 100 ms during
 produce and drain. Cells give the median of the rounds; ratios are qscale / BullMQ of those medians, all from this one
-run. All processes share the machine's CPUs with whatever else runs on it (${run.load}): the ratios are the figure
-to read.
+run. All processes share the machine's CPUs with whatever else runs on it: the ratios are the figure to read.
+Machine load: ${run.load}.
 
 ![Throughput and consumer-path CPU per message, qscale against BullMQ](bench-vs-bullmq.svg)
 
-**Consumer throughput** (msgs/s; median, then each round):
+**Consumer throughput** (msgs/s; median, then each round; ratio of the medians, then round by round). Wall-clock rates
+move with the machine's load from round to round; CPU per message (next table) moves far less and is the steadier
+yardstick:
 
 | C | BullMQ | qscale Redis | qscale embedded | qscale Redis / BullMQ | qscale embedded / BullMQ |
 |---|---|---|---|---|---|
@@ -678,6 +689,8 @@ async function measure(): Promise<Run> {
   const require = createRequire(import.meta.url);
   const version = (pkg: string): string => (require(`${pkg}/package.json`) as { version: string }).version;
   const loadBefore = os.loadavg()[0]!;
+  let loadPeak = loadBefore;
+  const loadWatch = setInterval(() => (loadPeak = Math.max(loadPeak, os.loadavg()[0]!)), 5000);
   const redis = await startRedis();
   const admin = new Redis({ host: '127.0.0.1', port: redis.port, db: redis.db });
   const results: RoundResult[] = [];
@@ -702,6 +715,7 @@ async function measure(): Promise<Run> {
     const bullmq = await bullmqColdStart(redis, admin, TRIALS);
     cold = { qscale: await fromZero(true, TRIALS, 30), bullmq };
   } finally {
+    clearInterval(loadWatch);
     admin.disconnect();
     if (redis.child) {
       const exited = new Promise((r) => redis.child!.once('exit', r));
@@ -711,7 +725,7 @@ async function measure(): Promise<Run> {
   }
   return {
     command: COMMAND, machine: machineLine(),
-    load: `load average (1 min) ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end`,
+    load: `load average (1 min) ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end, up to ${loadPeak.toFixed(1)} during the run`,
     redis: redis.how, bullmq: version('bullmq'), ioredis: version('ioredis'),
     n: N, rounds: ROUNDS, trials: TRIALS, idleMs: IDLE_MS, results, scaleFromZeroMs: cold,
     ...(profile ? { profile } : {}),
