@@ -249,6 +249,23 @@ const MODE_WORDS: Record<RabbitmqMode, string> = {
   ExpectedQueueConsumptionTime: 'expected seconds to drain',
 };
 
+/** A channel of the passive declares, and the error the broker closed it with. */
+interface AmqpChannel {
+  conn: ChannelModel;
+  ch: Promise<Channel>;
+  closedBy?: unknown;
+}
+
+/** The cause a read of a missing queue gives, the same at every read, with the way out. */
+const MISSING_QUEUE =
+  "it does not exist (404 NOT_FOUND); it is counted once declared: start the consumer that declares it (a pub/sub subscriber's sidecar declares '<consumerID>-<topic>'), or correct queueName";
+
+/** The broker's 404 (NOT_FOUND) of a passive declare, as amqplib gives it (reply code, or the close text). */
+function isNotFound(err: unknown): boolean {
+  if (err === undefined || err === null) return false;
+  return (err as { code?: unknown }).code === 404 || /\b404\b.*NOT.FOUND|NOT_FOUND - no queue/.test(errorMessage(err));
+}
+
 class RabbitmqScaler implements Scaler {
   readonly metricName: string;
   readonly metricType: MetricType;
@@ -258,7 +275,7 @@ class RabbitmqScaler implements Scaler {
   private readonly management: ManagementClient | undefined;
   private readonly link: TriggerConnection<ChannelModel>;
   /** The channel of the passive declares, on the connection it belongs to. */
-  private channel: { conn: ChannelModel; ch: Promise<Channel> } | undefined;
+  private channel: AmqpChannel | undefined;
   private readonly where: string;
 
   constructor(private readonly trigger: ResolvedTrigger, private readonly s: RabbitmqTriggerSettings) {
@@ -326,14 +343,20 @@ class RabbitmqScaler implements Scaler {
     return conn;
   }
 
-  /** A passive declare (what KEDA does): the ready count; fails with NOT_FOUND when the queue does not exist. */
+  /**
+   * A passive declare (what KEDA does): the ready count. A missing queue is one error, whichever read meets it: the
+   * declare that gets the broker's 404, and a read that overlapped it on the channel the 404 closed ("Channel ended").
+   */
   private async viaAmqp(): Promise<RabbitmqQueueStatus> {
     const conn = await this.link.get();
     if (this.channel?.conn !== conn) {
-      const opened: { conn: ChannelModel; ch: Promise<Channel> } = {
+      const opened: AmqpChannel = {
         conn,
         ch: conn.createChannel().then((ch) => {
-          ch.on('error', () => undefined);
+          // The broker's close of the channel comes as this error, before the channel's pending calls are rejected.
+          ch.on('error', (err: unknown) => {
+            opened.closedBy = err;
+          });
           // A failed passive declare closes the channel (not the connection): the next read opens a new one.
           ch.on('close', () => {
             if (this.channel === opened) this.channel = undefined;
@@ -346,8 +369,15 @@ class RabbitmqScaler implements Scaler {
       });
       this.channel = opened;
     }
-    const ch = await this.channel.ch;
-    return { messages: (await ch.checkQueue(this.s.queueName)).messageCount, publishRate: 0, deliverGetRate: 0 };
+    const used = this.channel;
+    const ch = await used.ch;
+    try {
+      return { messages: (await ch.checkQueue(this.s.queueName)).messageCount, publishRate: 0, deliverGetRate: 0 };
+    } catch (err) {
+      if (this.channel === used) this.channel = undefined;
+      if (isNotFound(err) || isNotFound(used.closedBy)) throw new Error(MISSING_QUEUE, { cause: err });
+      throw err;
+    }
   }
 
   /**

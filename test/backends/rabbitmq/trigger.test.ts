@@ -113,6 +113,30 @@ test('rabbitmq trigger - a queue that does not exist is an error naming trigger,
   assert.deepEqual(warnings, []);
 });
 
+test('rabbitmq trigger - a missing queue gives one error text at every read, also when reads overlap (the poll and the arrival watch): no "channel ended" from the 404\'s closed channel', { timeout: 60_000 }, async (t) => {
+  if (!(await requireBroker(t, 'rabbitmq'))) return;
+  const queue = uniqueName('no-such-queue');
+  const s = rabbitmqTrigger.create(trigger({ host: 'amqp://guest:guest@127.0.0.1:5672', queueName: queue }));
+  t.after(() => s.close());
+  const texts = new Set<string>();
+  const read = async (): Promise<void> => {
+    const err = await s.metricAndActivity().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof BrokerError, `a read of a missing queue fails: ${String(err)}`);
+    texts.add(err.message);
+  };
+  for (let i = 0; i < 5; i++) await read();
+  for (let i = 0; i < 10; i++) await Promise.all([read(), read(), read()]);
+  for (let i = 0; i < 5; i++) {
+    void read();
+    await read();
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual([...texts], [
+    `trigger 0 (rabbitmq) of ScaledObject consumer-scaler: cannot read queue '${queue}' (vhost '/') at amqp://guest:***@127.0.0.1:5672: ` +
+      `it does not exist (404 NOT_FOUND); it is counted once declared: start the consumer that declares it (a pub/sub subscriber's sidecar declares '<consumerID>-<topic>'), or correct queueName`,
+  ]);
+});
+
 test('rabbitmq trigger - amqp: nothing listening rejects at once, naming the address, the password never', { timeout: 30_000 }, async (t) => {
   const port = await closedPort();
   const s = rabbitmqTrigger.create(trigger({ host: `amqp://guest:S3cretPw@127.0.0.1:${port}`, queueName: 'q', protocol: 'amqp' }));
