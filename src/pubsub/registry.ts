@@ -4,6 +4,7 @@
  * topic and consumer names the real component would use.
  */
 import { ConfigError } from '../errors.js';
+import { withMetadataTemplates } from '../components/templates.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import type { PubSub, PubSubContext, PubSubDefinition } from './types.js';
 import { serviceBusQueuesPubSub, serviceBusTopicsPubSub } from '../backends/azure/servicebus/pubsub.js';
@@ -41,5 +42,7 @@ export function createPubSub(component: ResolvedComponent, ctx: PubSubContext): 
       { ...component.where(), field: 'type' },
     );
   }
-  return def.create(component, ctx);
+  // daprd fills {appID}, {uuid}, {namespace} and {podName} in every component's metadata before the component reads
+  // it: so do all pub/sub types here (a consumerID of "{appID}" names the app's queue or group after the app).
+  return def.create(withMetadataTemplates(component, ctx.appId), ctx);
 }
