@@ -4,6 +4,8 @@
  * Shared by bench/scaling.ts and bench/vs-bullmq.ts.
  */
 import path from 'node:path';
+import readline from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { request } from 'undici';
 import { startSystem, type RunningSystem } from '../../src/supervisor/system.js';
 import { CountingLogs, benchFolder, runFileFor, seedComponent } from '../system.js';
@@ -72,13 +74,59 @@ export async function send(sys: RunningSystem, count: number): Promise<void> {
   await res.body.dump();
 }
 
-export async function fromZero(instant: boolean, runs: number, pollingInterval: number): Promise<number[]> {
+/**
+ * Where a scale from zero spends its time: each step's first sign after the message was sent (ms since the send), read
+ * from the supervisor's decision line and the replica's own log lines as they arrive.
+ */
+export const SPANS: ReadonlyArray<readonly [string, RegExp | 'spawn']> = [
+  ['scale decision (0 → 1)', /: 0 → 1 /],
+  ['app and sidecar spawned', 'spawn'],
+  ['app listening', /consumer listening on/],
+  ['sidecar code running', /starting qscale sidecar/],
+  ['sidecar components loaded', /loaded component/],
+  ['sidecar API listening', /HTTP API listening/],
+  ['sidecar reading into the app', /reading input binding/],
+];
+
+export class SpanLogs extends CountingLogs {
+  t0 = 0;
+  readonly runs: Array<Map<string, number>> = [];
+  private current = new Map<string, number>();
+  mark(t0: number): void {
+    this.t0 = t0;
+    this.current = new Map();
+    this.runs.push(this.current);
+  }
+  private note(line: string): void {
+    const now = performance.now() - this.t0;
+    for (const [name, re] of SPANS) if (re !== 'spawn' && re.test(line) && !this.current.has(name)) this.current.set(name, now);
+  }
+  override attach(child: ChildProcess, prefix: string): void {
+    if (prefix.startsWith('consumer') && !prefix.endsWith('daprd') && !this.current.has('app and sidecar spawned')) {
+      this.current.set('app and sidecar spawned', performance.now() - this.t0);
+    }
+    super.attach(child, prefix);
+    for (const s of [child.stdout, child.stderr]) if (s) readline.createInterface({ input: s }).on('line', (l) => this.note(l));
+  }
+  override system(line: string): void {
+    this.note(line);
+    super.system(line);
+  }
+  /** Per span, the median over the runs (ms after the send). */
+  medians(): Array<[string, number]> {
+    return SPANS.map(([name]) => {
+      const xs = this.runs.map((r) => r.get(name)).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+      return [name, xs.length ? xs[Math.floor(xs.length / 2)]! : NaN];
+    });
+  }
+}
+
+export async function fromZero(instant: boolean, runs: number, pollingInterval: number, logs: CountingLogs = new CountingLogs()): Promise<number[]> {
   const folder = benchFolder({
     'binding.yaml': seedComponent(),
     'scaling.yaml': scaledObject(pollingInterval, 1),
     'dapr.yaml': runFileFor({ WORK_MS: '0' }),
   });
-  const logs = new CountingLogs();
   const sys = await start(folder, logs, 1000, instant);
   const consumer = sys.deployments.get('consumer')!;
   const producer = sys.deployments.get('producer')!;
@@ -89,6 +137,7 @@ export async function fromZero(instant: boolean, runs: number, pollingInterval: 
       await until(() => consumer.current === 0 && consumer.list().length === 0, 'the consumer back at 0');
       await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
       const t0 = performance.now();
+      if (logs instanceof SpanLogs) logs.mark(t0);
       await send(sys, 1);
       const done = await logs.until(i + 1);
       out.push(done - t0);

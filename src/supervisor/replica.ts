@@ -223,8 +223,14 @@ export class Replica extends EventEmitter {
     const [cmd, ...args] = o.command;
     let ports: { app: number; sidecar: number; metrics: number } | undefined;
     try {
-      await checkDir(o.cwd);
-      ports = await this.takePorts();
+      // Both at once: every millisecond before the spawn is scale-from-zero time.
+      const [dir, taken] = await Promise.allSettled([checkDir(o.cwd), this.takePorts()]);
+      if (dir.status === 'rejected') {
+        if (taken.status === 'fulfilled') this.releasePorts(taken.value);
+        throw dir.reason;
+      }
+      if (taken.status === 'rejected') throw taken.reason;
+      ports = taken.value;
     } catch (err) {
       if (this.stopping || gen !== this.gen) return;
       const e = err instanceof StartError ? err : new StartError('ERR_START', String((err as Error).message ?? err));
@@ -292,16 +298,20 @@ export class Replica extends EventEmitter {
       taken.push({ port: p, fixed: false });
       return p;
     };
-    try {
-      const app = o.appPort !== undefined ? await fixed(o.appPort, 'appPort') : await fresh();
-      const sidecar = o.sidecarPort !== undefined ? await fixed(o.sidecarPort, 'daprHTTPPort') : await fresh();
+    // The three probes run at once; the pool never hands out one port twice, and a failure gives back what was taken.
+    const [app, sidecar, metrics] = await Promise.allSettled([
+      o.appPort !== undefined ? fixed(o.appPort, 'appPort') : fresh(),
+      o.sidecarPort !== undefined ? fixed(o.sidecarPort, 'daprHTTPPort') : fresh(),
       // The sidecar's metrics port is always a fresh one: replicas never contend for daprd's 9090.
-      const metrics = await fresh();
-      return { app, sidecar, metrics };
-    } catch (err) {
-      give();
-      throw err;
+      fresh(),
+    ]);
+    for (const r of [app, sidecar, metrics]) {
+      if (r.status === 'rejected') {
+        give();
+        throw r.reason;
+      }
     }
+    return { app: (app as PromiseFulfilledResult<number>).value, sidecar: (sidecar as PromiseFulfilledResult<number>).value, metrics: (metrics as PromiseFulfilledResult<number>).value };
   }
 
   private releasePorts(ports: { app: number; sidecar: number; metrics: number }): void {
