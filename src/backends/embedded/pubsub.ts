@@ -10,6 +10,7 @@
  */
 import { BrokerError } from '../../errors.js';
 import { defineMetadata, type MetadataSpec } from '../../components/metadata.js';
+import { withMetadataTemplates } from '../../components/templates.js';
 import type { PubSub, PubSubContext, PubSubDefinition, SubscribeRequest } from '../../pubsub/types.js';
 import type { MessageHandler, MessageMetadata, ReceiveOptions, ResolvedComponent } from '../types.js';
 import { EmbeddedBackend } from './backend.js';
@@ -63,10 +64,17 @@ export class EmbeddedPubSub implements PubSub {
   private readonly consumerID: string | undefined;
   private readonly concurrency: number;
 
+  private readonly component: ResolvedComponent;
+
+  /**
+   * Created by the registry for its own type, and straight by the sidecar and qscale up for any pub/sub type under
+   * --embedded: daprd's metadata templates ({appID}, ...) are filled here for the latter (a second fill changes nothing).
+   */
   constructor(
-    private readonly component: ResolvedComponent,
+    component: ResolvedComponent,
     private readonly ctx: PubSubContext,
   ) {
+    this.component = withMetadataTemplates(component, ctx.appId);
     this.name = component.name;
     this.type = component.type;
     const metadata = this.ownMetadata();
