@@ -1,22 +1,11 @@
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { BrokerError } from '../../../src/errors.js';
 import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
 import type { QueueMessage } from '../../../src/backends/types.js';
-import { needBroker, uniqueName } from '../../support/brokers.js';
-import { component, ctx, dropQueue, killConnections, PG_URL, tableName } from './support.js';
-
-async function open(t: TestContext, extra: Record<string, string> = {}): Promise<{ b: PostgresBackend; table: string }> {
-  const table = tableName();
-  const b = new PostgresBackend(component({ connectionString: PG_URL, queueName: uniqueName('q'), table, ...extra }), ctx());
-  await b.init();
-  t.after(async () => {
-    await b.close();
-    await dropQueue(table);
-  });
-  return { b, table };
-}
+import { needBroker } from '../../support/brokers.js';
+import { component, ctx, killConnections, open, PG_URL } from './support.js';
 
 /** Receives until `until` says stop, then aborts and waits for the drain. */
 async function receiveUntil(

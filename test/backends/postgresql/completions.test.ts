@@ -1,23 +1,11 @@
 /**
  * Completions of one event-loop turn go out as one DELETE, each row still guarded by its own lease token.
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
-import { needBroker, uniqueName } from '../../support/brokers.js';
-import { component, ctx, dropQueue, PG_URL, tableName } from './support.js';
-
-async function open(t: TestContext, extra: Record<string, string> = {}): Promise<{ b: PostgresBackend; table: string }> {
-  const table = tableName();
-  const b = new PostgresBackend(component({ connectionString: PG_URL, queueName: uniqueName('q'), table, ...extra }), ctx());
-  await b.init();
-  t.after(async () => {
-    await b.close();
-    await dropQueue(table);
-  });
-  return { b, table };
-}
+import { needBroker } from '../../support/brokers.js';
+import { open, PG_URL } from './support.js';
 
 async function sql(text: string): Promise<void> {
   const c = new pg.Client({ connectionString: PG_URL });

@@ -4,7 +4,10 @@
 import pg from 'pg';
 import { parseManifests } from '../../../src/components/manifests.js';
 import { resolveResources } from '../../../src/components/resources.js';
+import type { TestContext } from 'node:test';
+import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
 import type { BackendContext, ResolvedComponent } from '../../../src/backends/types.js';
+import { uniqueName } from '../../support/brokers.js';
 import { createLogger } from '../../../src/util/log.js';
 
 export const PG_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -60,4 +63,16 @@ export async function killConnections(applicationName: string): Promise<number> 
 
 export function tableName(): string {
   return `t_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 7)}`;
+}
+
+/** A backend on a table of its own, initialised; closed and its tables dropped when the test ends. */
+export async function open(t: TestContext, extra: Record<string, string> = {}): Promise<{ b: PostgresBackend; table: string }> {
+  const table = tableName();
+  const b = new PostgresBackend(component({ connectionString: PG_URL, queueName: uniqueName('q'), table, ...extra }), ctx());
+  await b.init();
+  t.after(async () => {
+    await b.close();
+    await dropQueue(table);
+  });
+  return { b, table };
 }
