@@ -19,6 +19,7 @@ import { rabbitmqSubscriptionQueue } from '../backends/rabbitmq/pubsub.js';
 import { parseRabbitmqPubSub } from '../backends/rabbitmq/pubsub-metadata.js';
 import { RedisPubSub } from '../backends/redis/pubsub.js';
 import type { DeclaredSubscription } from '../components/subscriptions.js';
+import { withMetadataTemplates } from '../components/templates.js';
 import { createPubSub, findPubSub } from '../pubsub/registry.js';
 import { topicAllowed, topicScopes } from '../pubsub/scopes.js';
 import type { PubSub, PubSubContext } from '../pubsub/types.js';
@@ -72,7 +73,7 @@ function brokerNames(c: ResolvedComponent, appId: string, topic: string | undefi
     if (c.type === 'pubsub.redis') return { stream: topic, consumerGroup: new RedisPubSub(c, ctx).consumerGroup };
     if (c.type === 'pubsub.jetstream') return { durable: new JetStreamPubSub(c, ctx).durableName };
     if (c.type === 'pubsub.rabbitmq') {
-      const consumerID = parseRabbitmqPubSub(c).consumerID ?? appId;
+      const consumerID = parseRabbitmqPubSub(withMetadataTemplates(c, appId)).consumerID ?? appId;
       return topic === undefined ? {} : { queue: rabbitmqSubscriptionQueue(consumerID, { topic, metadata }) };
     }
   } catch {
@@ -84,7 +85,7 @@ function brokerNames(c: ResolvedComponent, appId: string, topic: string | undefi
 /** The consumerID a rabbitmq component names its queues with (`<consumerID>-<topic>`). */
 function rabbitmqConsumerID(c: ResolvedComponent, appId: string): string | undefined {
   try {
-    return parseRabbitmqPubSub(c).consumerID ?? appId;
+    return parseRabbitmqPubSub(withMetadataTemplates(c, appId)).consumerID ?? appId;
   } catch {
     return undefined;
   }

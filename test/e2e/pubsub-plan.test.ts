@@ -101,6 +101,14 @@ describe('pub/sub subscribers in the plan', { timeout: 60_000 }, () => {
     }
   });
 
+  test('consumerID: "{appID}" on rabbitmq names the queue after the app, as daprd fills it; the trigger on consumer-orders matches', { timeout: 30_000 }, async () => {
+    const c = component('pubsub.rabbitmq', { connectionString: 'amqp://guest:guest@127.0.0.1:5672', deletedWhenUnused: 'false', consumerID: '{appID}' });
+    const p = await plan({ 'pubsub.yaml': c, 'sub.yaml': SUBSCRIPTION, 'so.yaml': scaledObject(RABBIT.trigger()) });
+    assert.deepEqual(p.problems, []);
+    assert.equal(p.scaledObjects[0]!.triggers[0]!.subscription?.declared?.name, 'orders-sub');
+    assert.deepEqual(pubsubWarnings(p), [], 'no "reads no subscription of its app" line');
+  });
+
   test('--embedded: each trigger is measured on the embedded pub/sub queue of that subscription', { timeout: 30_000 }, async () => {
     const want = pubsubQueueName('pubsub', 'orders', 'consumer');
     for (const b of [REDIS, RABBIT, JETSTREAM]) {
