@@ -5,7 +5,7 @@
  * 1. send: N messages, one at a time and 32 in flight. Raw = one INSERT per message (pool of 10).
  * 2. receive + ack: N messages, 16 at a time. Raw = DELETE ... (SELECT ... LIMIT 16 FOR UPDATE SKIP LOCKED)
  *    RETURNING: take-and-delete, no lease, no delivery count — the floor any at-least-once queue pays more than.
- *    qscale = claim with a lease token, handler, then DELETE by id + token (one statement per message).
+ *    qscale = claim with a lease token, handler, then DELETE by id + token (one statement for the answers of a turn).
  * 3. trigger vs depth: 30 messages, 4 held by handlers; the trigger's metric next to depth().
  *
  * Run: npm run build && node dist/bench/broker-postgresql.js [N] [--no-write]
@@ -129,8 +129,8 @@ spec:
 fsync on, synchronous_commit on), messages of the seed's shape, one process. Raw = pg by hand: INSERT per message;
 take-and-delete in batches of 16 (no lease, no delivery count, nothing survives a crash mid-work). qscale =
 \`bindings.qscale.postgresql\`: INSERT + NOTIFY per send; receive with concurrency 16 = claim with a lease token
-(SKIP LOCKED), handler, DELETE by id + token, lease renewal while a handler works. Ratios move by about ±20 % from
-run to run on a shared machine.
+(SKIP LOCKED), handler, DELETE by id + token (one per event-loop turn), lease renewal while a handler works.
+Ratios move by about ±20 % from run to run on a shared machine.
 
 ${table}
 

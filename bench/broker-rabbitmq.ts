@@ -4,7 +4,8 @@
  *
  * 1. send: N messages, persistent, each confirmed by the broker — one at a time (a sidecar serving one producer) and
  *    32 in flight (a sidecar under concurrent requests). Raw = ConfirmChannel.sendToQueue + confirm callback.
- * 2. receive + ack: N messages with 16 handlers at once. Raw = consume with prefetch 16, ack each.
+ * 2. receive + ack: N messages with 16 handlers at once. Raw = consume with prefetch 16, ack each (qscale: the acks
+ *    of one event-loop turn together, a multiple ack where tag order allows).
  * 3. trigger vs depth: 30 messages, 4 held by handlers; the trigger's amqp and http metrics next to depth().
  *
  * Run: npm run build && node dist/bench/broker-rabbitmq.js [N] [--no-write]
@@ -153,7 +154,8 @@ spec:
   ].join('\n');
   const text = `\`node dist/bench/broker-rabbitmq.js ${N}\`: RabbitMQ ${'3.10'} on 127.0.0.1, durable queue, persistent messages
 of the seed's shape, one process. Raw = amqplib by hand (ConfirmChannel, prefetch 16); qscale = \`bindings.rabbitmq\`
-(confirm per send; receive with concurrency 16 = prefetch 16, delivery count and outcome per message).
+(confirm per send; receive with concurrency 16 = prefetch 16, delivery count and outcome per message, the acks of
+one event-loop turn together).
 Everything shares the machine's CPUs with whatever else runs: ratios move by about ±20 % from run to run.
 
 ${table}
