@@ -175,9 +175,13 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
 
   registerPublish(server, { appId: options.appId, pubsubs, logger, maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, metrics, publishTimeoutMs: publishBound });
 
+  // The app's port is dialled while the API comes up: the first delivery need not wait for a dial after it.
+  // Health needs the app's port too, even when no input binding is read (an output-only app).
+  if (channel) void channel.waitUntilReachable(receiving.signal);
   try {
     await server.listen({ port: options.httpPort ?? DEFAULT_HTTP_PORT, host: options.listenAddress ?? DEFAULT_LISTEN });
   } catch (err) {
+    receiving.abort();
     await Promise.all(bindings.map((b) => b.backend.close().catch(() => undefined)));
     await Promise.all(pubsubList.map((p) => p.pubsub.close().catch(() => undefined)));
     await channel?.close();
@@ -188,8 +192,6 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   logger.info(`HTTP API listening on ${options.listenAddress ?? DEFAULT_LISTEN}:${port}`);
   const metricsServer = metrics && options.metrics ? await startMetricsServer(metrics, options.metrics, logger) : undefined;
 
-  // Health needs the app's port too, even when no input binding is read (an output-only app).
-  if (channel) void channel.waitUntilReachable(receiving.signal);
   const readersDone = Promise.all([...readers.map((r) => r.run(receiving.signal)), subscriber.run(receiving.signal)]);
   if (channel && readers.length > 0) logger.info(`waiting for the app on ${channel.origin} before reading input bindings`);
 
