@@ -99,7 +99,7 @@ describe('qscale sidecar process - start-up', { timeout: 300_000 }, () => {
       const port = await sc.apiPort();
       await sidecarUp(port);
       assert.ok(sc.lines.some((l) => /loaded component message-queue \(bindings\.azure\.servicebusqueues\)/.test(l)), sc.lines.join('\n'));
-      assert.ok(sc.lines.some((l) => /--embedded: every queue binding is served from the embedded SQLite queue/.test(l)));
+      assert.ok(sc.lines.some((l) => /--embedded: every queue binding and pub\/sub component is served from the embedded SQLite queue/.test(l)));
       assert.equal((await send(port, 'hi')).status, 204);
       assert.deepEqual(await queueDepth(path.join(dir, '.qscale'), 'msgqueue'), { ready: 1, inFlight: 0, deadLettered: 0 });
       assert.ok(!sc.lines.some((l) => l.includes('topsecretvalue')));
