@@ -201,7 +201,7 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     const wake = new Wakeup();
     signal.addEventListener('abort', wake.poke);
     const unsubscribe = this.listener.subscribe(wake.poke);
-    const completions = new Completions((batch) => this.completeMany(batch));
+    const completions = new Completions((batch) => this.completeMany(batch, state));
     while (!signal.aborted && !this.closed) {
       const free = limit - inFlight.size;
       if (free <= 0) {
@@ -298,10 +298,10 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
       if (done === 0) this.logger.warn({ id: row.id }, 'lease had expired before completion: the message may be delivered again');
     } else if (msg.deliveryCount >= this.maxDeliveries) {
       const why = `MaxDeliveryCountExceeded: failed on delivery ${msg.deliveryCount} of ${this.maxDeliveries}: ${reason.slice(0, REASON_CHARS)}`;
-      await this.settle(this.sql.deadLetterOne, [row.id, token, why], deadline);
+      await this.settle(this.sql.deadLetterOne, [row.id, token, why], deadline, state);
       this.logger.warn({ id: row.id, deliveries: msg.deliveryCount }, 'message dead-lettered');
     } else {
-      await this.settle(this.sql.release, [row.id, token, redeliveryDelayMs(this.redelivery, msg.deliveryCount) / 1000], deadline);
+      await this.settle(this.sql.release, [row.id, token, redeliveryDelayMs(this.redelivery, msg.deliveryCount) / 1000], deadline, state);
     }
   }
 
@@ -309,9 +309,9 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
    * Applies an outcome, retrying through dropped connections until the lease would have ended anyway (then the
    * message is redelivered, which is the at-least-once promise). Returns the rows changed, or undefined.
    */
-  private async settle(sql: string, params: unknown[], deadline = Date.now() + this.leaseSec * 1000): Promise<number | undefined> {
+  private async settle(sql: string, params: unknown[], deadline = Date.now() + this.leaseSec * 1000, state?: BrokerState): Promise<number | undefined> {
     try {
-      const r = await this.retrying(deadline, () => this.db().query(sql, params));
+      const r = await this.retrying(deadline, () => this.db().query(sql, params), state);
       return r.rowCount ?? 0;
     } catch (err) {
       this.logger.warn({ error: this.redactor.text(errorMessage(err)) }, 'could not record a message outcome; it will be delivered again');
@@ -320,16 +320,16 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
   }
 
   /** The completions of one turn: one DELETE, each row under its own lease token, retried like settle(). */
-  private async completeMany(batch: readonly Completion[]): Promise<void> {
+  private async completeMany(batch: readonly Completion[], state?: BrokerState): Promise<void> {
     if (batch.length === 1) {
       const [one] = batch as [Completion];
-      one.resolve(await this.settle(this.sql.complete, [one.id, one.token], one.deadline));
+      one.resolve(await this.settle(this.sql.complete, [one.id, one.token], one.deadline, state));
       return;
     }
     const deadline = Math.max(...batch.map((c) => c.deadline));
     try {
       const r = await this.retrying(deadline, () =>
-        this.db().query<{ id: string }>(this.sql.completeMany, [batch.map((c) => c.id), batch.map((c) => c.token)]));
+        this.db().query<{ id: string }>(this.sql.completeMany, [batch.map((c) => c.id), batch.map((c) => c.token)]), state);
       const deleted = new Set(r.rows.map((row) => row.id));
       for (const c of batch) c.resolve(deleted.has(c.id) ? 1 : 0);
     } catch (err) {
@@ -339,12 +339,19 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     }
   }
 
-  private async retrying<T>(deadline: number, op: () => Promise<T>): Promise<T> {
+  /**
+   * With `state` (a receive loop's), a failure that repeats or a refused connection is reported as the loop's outage:
+   * while an outcome waits for the server, no claim runs, so this is how the user learns the server is away.
+   */
+  private async retrying<T>(deadline: number, op: () => Promise<T>, state?: BrokerState): Promise<T> {
     let wait = 50;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       try {
-        return await op();
+        const r = await op();
+        if (attempt > 1) state?.working();
+        return r;
       } catch (err) {
+        if (state && isConnectionError(err) && (attempt > 1 || isRefused(err)) && !this.closed) state.lost(this.claimError(err));
         if (!isConnectionError(err) || Date.now() + wait >= deadline || this.closed) throw err;
         await new Promise((r) => setTimeout(r, wait));
         wait = Math.min(wait * 2, 1000);
