@@ -7,6 +7,18 @@ import type { QueueMessage } from '../../../src/backends/types.js';
 import { needBroker } from '../../support/brokers.js';
 import { component, ctx, killConnections, open, PG_URL } from './support.js';
 
+/** The application names of the server's sessions, to say what a kill found when it found nothing. */
+async function sessionNames(): Promise<string> {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    const r = await c.query<{ name: string; n: number }>("SELECT application_name AS name, count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1");
+    return r.rows.map((x) => `${x.name || '(none)'} × ${x.n}`).join(', ');
+  } finally {
+    await c.end();
+  }
+}
+
 /** Receives until `until` says stop, then aborts and waits for the drain. */
 async function receiveUntil(
   b: PostgresBackend,
@@ -163,7 +175,7 @@ test('postgresql backend - connections killed by the server mid-stream lose no m
     () => got.size === total,
     3,
   );
-  assert.ok(killed >= 1, 'the test killed live connections');
+  assert.ok(killed >= 1, `the test killed live connections (sessions now: ${await sessionNames()})`);
   assert.equal(got.size, total);
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
