@@ -51,7 +51,7 @@ export const NO_EFFECT_FLAGS: readonly DaprdFlag[] = [
   { name: 'app-health-probe-interval', value: 'int', reason: NO_HEALTH },
   { name: 'app-health-probe-timeout', value: 'int', reason: NO_HEALTH },
   { name: 'app-health-threshold', value: 'int', reason: NO_HEALTH },
-  { name: 'disable-init-endpoints', value: 'strings', reason: 'no configuration or subscription endpoints are called' },
+  { name: 'disable-init-endpoints', value: 'strings', reason: "not honoured: the app's GET /dapr/subscribe is always read, and no /dapr/config is called" },
   { name: 'placement-host-address', value: 'string', reason: NO_ACTORS },
   { name: 'scheduler-host-address', value: 'strings', reason: NO_ACTORS },
   { name: 'scheduler-job-streams', value: 'uint', reason: NO_ACTORS },
