@@ -6,7 +6,7 @@
  * Labels come from component names, operations, methods, route paths and status codes only, never from a message,
  * so the number of series stays bounded however many messages pass.
  */
-import { FastCounter, FastHistogram, METRICS_CONTENT_TYPE, Registry, registerBuildInfo } from './registry.js';
+import { FastCounter, FastHistogram, LazyRegistry, METRICS_CONTENT_TYPE, registerBuildInfo } from './registry.js';
 
 /** daprd's default latency buckets, in ms (pkg/config MetricSpec.GetLatencyDistribution). */
 export const DAPR_LATENCY_BUCKETS_MS = [
@@ -17,7 +17,8 @@ export const DAPR_LATENCY_BUCKETS_MS = [
 const HTTP_VERBS = new Set(['GET', 'PUT', 'POST', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
 
 export class DaprMetrics {
-  readonly registry = new Registry();
+  /** prom-client is loaded at the first scrape, not when a sidecar starts. */
+  readonly registry = new LazyRegistry();
   private readonly outputCount: FastCounter;
   private readonly outputLatency: FastHistogram;
   private readonly inputCount: FastCounter;
@@ -116,7 +117,7 @@ export class DaprMetrics {
 type PubSubMetrics = ReturnType<typeof pubsubMetrics>;
 
 /** daprd's pub/sub views (component_monitoring.go): names, help and labels as its Prometheus exporter writes them. */
-function pubsubMetrics(r: Registry) {
+function pubsubMetrics(r: LazyRegistry) {
   const buckets = DAPR_LATENCY_BUCKETS_MS;
   const ingress = ['app_id', 'component', 'namespace', 'process_status', 'status', 'topic'];
   const bulkIngress = ['app_id', 'component', 'namespace', 'topic'];

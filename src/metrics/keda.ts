@@ -6,7 +6,8 @@
  * Reads, errors and activity are recorded by the loop as they happen; replica counts and the paused flag are read
  * from each tracked ScaledObject at scrape time, so they are what status shows at that moment.
  */
-import { Counter, Gauge, METRICS_CONTENT_TYPE, Registry, registerBuildInfo } from './registry.js';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { METRICS_CONTENT_TYPE, registerBuildInfo } from './registry.js';
 
 /** KEDA's namespace for a ScaledObject without one. */
 const DEFAULT_NAMESPACE = 'default';

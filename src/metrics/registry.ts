@@ -6,25 +6,72 @@
  * prom-client checks and hashes the labels on every inc() or observe(), a few microseconds each. FastCounter and
  * FastHistogram keep each series as plain numbers, found once per label set, and hand prom-client's registry the
  * values only when it is scraped: a count per message is an addition.
+ *
+ * This module does not load prom-client (nor the OpenTelemetry API its default metrics pull in) when imported: a
+ * sidecar keeps its counts in a LazyRegistry, and prom-client is loaded at its first scrape. A sidecar nobody
+ * scrapes starts without it and stays smaller.
  */
 import { createRequire } from 'node:module';
-import { Counter, Gauge, Registry, type Metric, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { Metric, MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 
-export { Counter, Gauge, Registry };
+const require = createRequire(import.meta.url);
 
-export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+let prom: typeof import('prom-client') | undefined;
+/** prom-client, loaded the first time something needs it. */
+export function promClient(): typeof import('prom-client') {
+  prom ??= require('prom-client') as typeof import('prom-client');
+  return prom;
+}
 
-const QSCALE_VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+/** prom-client's Registry.PROMETHEUS_CONTENT_TYPE, known without loading it. */
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+const QSCALE_VERSION = (require('../../../package.json') as { version: string }).version;
+
+/**
+ * A registry whose prom-client Registry is made at the first scrape (or the first registry() call): the metrics
+ * registered before then are handed to it in the order they were registered, so the scrape reads the same.
+ */
+export class LazyRegistry {
+  private real: Registry | undefined;
+  private readonly pending: Array<(r: Registry) => void> = [];
+
+  /** Runs `add` on the real registry: now if it exists, else when it is made. */
+  onCreate(add: (r: Registry) => void): void {
+    if (this.real) add(this.real);
+    else this.pending.push(add);
+  }
+
+  registry(): Registry {
+    if (this.real === undefined) {
+      const real = new (promClient().Registry)();
+      this.real = real;
+      for (const add of this.pending.splice(0)) add(real);
+    }
+    return this.real;
+  }
+
+  metrics(): Promise<string> {
+    return this.registry().metrics();
+  }
+}
+
+function whenMade(registry: Registry | LazyRegistry, add: (r: Registry) => void): void {
+  if (registry instanceof LazyRegistry) registry.onCreate(add);
+  else add(registry);
+}
 
 /** `qscale_build_info{version, nodeversion, platform, arch} 1`: which qscale answers, as keda_build_info says which KEDA. */
-export function registerBuildInfo(registry: Registry): void {
-  const g = new Gauge({
-    name: 'qscale_build_info',
-    help: 'Info metric, with static information about the qscale build: version and the Node.js runtime.',
-    labelNames: ['version', 'nodeversion', 'platform', 'arch'] as const,
-    registers: [registry],
+export function registerBuildInfo(registry: Registry | LazyRegistry): void {
+  whenMade(registry, (r) => {
+    const g = new (promClient().Gauge)({
+      name: 'qscale_build_info',
+      help: 'Info metric, with static information about the qscale build: version and the Node.js runtime.',
+      labelNames: ['version', 'nodeversion', 'platform', 'arch'] as const,
+      registers: [r],
+    });
+    g.set({ version: QSCALE_VERSION, nodeversion: process.version, platform: process.platform, arch: process.arch }, 1);
   });
-  g.set({ version: QSCALE_VERSION, nodeversion: process.version, platform: process.platform, arch: process.arch }, 1);
 }
 
 interface MetricDef {
@@ -42,11 +89,11 @@ abstract class ScrapedMetric<S> {
   readonly aggregator = 'sum' as const;
   protected readonly series = new Map<string, { labels: Labels; s: S }>();
 
-  constructor(protected readonly def: MetricDef, registry: Registry, readonly type: 'counter' | 'histogram') {
+  constructor(protected readonly def: MetricDef, registry: Registry | LazyRegistry, readonly type: 'counter' | 'histogram') {
     this.name = def.name;
     this.help = def.help;
     // The registry takes any object with a name and get(); prom-client's own metrics are the same shape.
-    registry.registerMetric(this as unknown as Metric<string>);
+    whenMade(registry, (r) => r.registerMetric(this as unknown as Metric<string>));
   }
 
   protected abstract fresh(): S;
@@ -82,7 +129,7 @@ export interface CounterSeries {
 }
 
 export class FastCounter extends ScrapedMetric<CounterSeries> {
-  constructor(def: MetricDef, registry: Registry) {
+  constructor(def: MetricDef, registry: Registry | LazyRegistry) {
     super(def, registry, 'counter');
   }
 
@@ -116,7 +163,7 @@ export class HistogramSeries {
 }
 
 export class FastHistogram extends ScrapedMetric<HistogramSeries> {
-  constructor(def: MetricDef & { buckets: readonly number[] }, registry: Registry) {
+  constructor(def: MetricDef & { buckets: readonly number[] }, registry: Registry | LazyRegistry) {
     super(def, registry, 'histogram');
     this.bounds = [...def.buckets].sort((a, b) => a - b);
   }

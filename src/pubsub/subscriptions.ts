@@ -7,7 +7,8 @@
  * is true gives the path; `default` (or v1's `route`) is a last rule that always matches. An event no rule takes is
  * dropped (acked), as daprd does.
  */
-import { Environment } from '@marcbachmann/cel-js';
+import { createRequire } from 'node:module';
+import type { Environment } from '@marcbachmann/cel-js';
 import { decodeFirst, goTypeOf, isNumberLiteral, numberLiteral } from './go-decode.js';
 import type { CloudEvent } from './cloudevents.js';
 
@@ -43,17 +44,29 @@ export interface Subscription {
   source: string;
 }
 
-// cel-go as daprd configures it: every identifier the expression uses is a variable of any type.
-const cel = new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false });
+let celEnv: Environment | undefined;
+/**
+ * cel-go as daprd configures it: every identifier the expression uses is a variable of any type. cel-js is loaded with
+ * the first rule that has a match (require of an ES module: Node 20.19 or later), so a sidecar without CEL routing
+ * never loads it.
+ */
+function cel(): Environment {
+  if (celEnv === undefined) {
+    const { Environment: Env } = createRequire(import.meta.url)('@marcbachmann/cel-js') as typeof import('@marcbachmann/cel-js');
+    celEnv = new Env({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false });
+  }
+  return celEnv;
+}
 
 /** daprd's CreateRoutingRule: a blank match is a default rule; anything else must compile as CEL. */
 export function compileRule(match: string, path: string): RoutingRule | { error: string } {
   const text = match.trim();
   if (text === '') return { match: '', path };
+  const env = cel();
   let test: (vars: Record<string, unknown>) => unknown;
   try {
-    test = cel.parse(text) as unknown as (vars: Record<string, unknown>) => unknown;
-    const checked = cel.check(text);
+    test = env.parse(text) as unknown as (vars: Record<string, unknown>) => unknown;
+    const checked = env.check(text);
     if (!checked.valid) return { error: `match '${text}' is not a valid CEL expression: ${firstLine(checked.error?.message)}` };
   } catch (err) {
     return { error: `match '${text}' is not a valid CEL expression: ${firstLine((err as Error).message)}` };

@@ -5,9 +5,23 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DaprMetrics } from '../../src/metrics/dapr.js';
+import { METRICS_CONTENT_TYPE, promClient } from '../../src/metrics/registry.js';
 import { family, parseMetrics, samples, value } from './scrape.js';
 
 describe('dapr metrics', { timeout: 30_000 }, () => {
+  test('dapr metrics - counted before prom-client is loaded, the scrape reads build info first, then every series in order', async () => {
+    const m = new DaprMetrics('app', '');
+    m.inputBinding('q', true, 3);
+    const text = await m.metrics();
+    const names = [...text.matchAll(/^# TYPE (\S+)/gm)].map((x) => x[1]);
+    assert.deepEqual(names.slice(0, 3), ['qscale_build_info', 'dapr_component_output_binding_count', 'dapr_component_output_binding_latencies']);
+    assert.equal(value(parseMetrics(text), 'dapr_component_input_binding_count', { component: 'q' }), 1);
+    m.inputBinding('q', true, 3);
+    assert.equal(value(parseMetrics(await m.metrics()), 'dapr_component_input_binding_count', { component: 'q' }), 2, 'counts made after the first scrape are read too');
+    assert.equal(m.contentType, promClient().Registry.PROMETHEUS_CONTENT_TYPE);
+    assert.equal(METRICS_CONTENT_TYPE, promClient().Registry.PROMETHEUS_CONTENT_TYPE);
+  });
+
   test('dapr metrics - latencies fall in daprd\'s buckets (le inclusive, cumulative); a zero latency is counted but not observed', async () => {
     const m = new DaprMetrics('app', 'ns1');
     for (const ms of [0.5, 1, 1.5, 150, 160, 200_000]) m.inputBinding('q', true, ms);

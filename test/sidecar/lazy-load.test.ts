@@ -1,8 +1,9 @@
 /**
  * A sidecar loads the client library of the broker it serves and no other: a replica on the embedded queue (a binding
  * or a pub/sub component) never pays the memory and start-up time of amqplib, pg, ioredis, nats or the Azure SDKs,
- * and never loads the chart renderer. A real `qscale sidecar` runs with a hook (--import) that records every package
- * resolved by import or require; after it served one message and went idle it stops, and the list is read.
+ * and never loads the chart renderer; nor prom-client before /metrics is scraped, nor cel-js without a CEL routing
+ * rule. A real `qscale sidecar` runs with a hook (--import) that records every package resolved by import or
+ * require; after it served one message and went idle it stops, and the list is read.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,14 @@ import { pathToFileURL } from 'node:url';
 import { call, componentYaml, spawnSidecar, startApp, tempDir, waitFor, writeComponents } from './support.js';
 import { publish, pubsubYaml, startPubSubApp } from '../pubsub/support.js';
 
-const NEVER = ['amqplib', 'pg', 'ioredis', 'nats', '@azure/service-bus', '@azure/identity', 'long', 'vega', 'vega-lite'];
+/**
+ * Broker clients and the chart renderer; prom-client (and the OpenTelemetry API it pulls in) until /metrics is
+ * scraped; cel-js unless a subscription routes by a CEL rule.
+ */
+const NEVER = [
+  'amqplib', 'pg', 'ioredis', 'nats', '@azure/service-bus', '@azure/identity', 'long', 'vega', 'vega-lite',
+  'prom-client', '@opentelemetry/api', '@marcbachmann/cel-js',
+];
 
 /**
  * An --import module: ESM resolutions are reported by a loader hook (it runs on its own thread), CommonJS ones are
