@@ -44,15 +44,21 @@ export interface Subscription {
   source: string;
 }
 
-let celEnv: Environment | undefined;
+type CelModule = typeof import('@marcbachmann/cel-js');
+
 /**
- * cel-go as daprd configures it: every identifier the expression uses is a variable of any type. cel-js is loaded with
- * the first rule that has a match (require of an ES module: Node 20.19 or later), so a sidecar without CEL routing
- * never loads it.
+ * cel-js is an ES module: where Node can require one (20.19 and later) it is loaded with the first rule that has a
+ * match, so a sidecar without CEL routing never loads it; an older Node loads it here, with this module.
  */
+const celPreloaded: CelModule | undefined = (process.features as { require_module?: boolean }).require_module
+  ? undefined
+  : await import('@marcbachmann/cel-js');
+
+let celEnv: Environment | undefined;
+/** cel-go as daprd configures it: every identifier the expression uses is a variable of any type. */
 function cel(): Environment {
   if (celEnv === undefined) {
-    const { Environment: Env } = createRequire(import.meta.url)('@marcbachmann/cel-js') as typeof import('@marcbachmann/cel-js');
+    const { Environment: Env } = celPreloaded ?? (createRequire(import.meta.url)('@marcbachmann/cel-js') as CelModule);
     celEnv = new Env({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false });
   }
   return celEnv;
