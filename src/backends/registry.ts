@@ -1,44 +1,90 @@
 /**
- * Every binding type and trigger type qscale serves. Adding a broker = one line in each sorted list below
+ * Every binding type and trigger type qscale serves. Adding a broker = one row in BROKERS below
  * (test/conformance checks that every folder under src/backends/ is listed and has a conformance row).
  *
  * With `embedded: true`, every queue binding and queue trigger is served by the embedded SQLite queue instead,
  * keeping the queue name the broker definition reads from the component or trigger.
+ *
+ * A broker's modules load with the first use of one of its binding types (or of the trigger list): a sidecar serving
+ * the embedded queue never loads, compiles or holds the code of the other brokers.
  */
+import { createRequire } from 'node:module';
 import { ConfigError } from '../errors.js';
 import type { FieldSpec } from '../components/metadata.js';
 import type { ResolvedTrigger, Scaler, TriggerDefinition } from '../autoscaler/scaler.js';
 import type { Backend, BackendContext, BackendDefinition, ResolvedComponent } from './types.js';
-import { serviceBusBackend, serviceBusTrigger } from './azure/servicebus/index.js';
 import {
   EMBEDDED_TRIGGER_TYPE, EMBEDDED_TYPE, EmbeddedBackend, createEmbeddedScaler, embeddedBackend, embeddedMetadata,
   embeddedTrigger, parseEmbeddedComponent,
 } from './embedded/index.js';
-import { natsBackend, natsJetStreamTrigger } from './nats/index.js';
-import { postgresqlBackend, postgresqlTrigger } from './postgresql/index.js';
-import { rabbitmqBackend, rabbitmqTrigger } from './rabbitmq/index.js';
-import { redisBackend, redisStreamsTrigger } from './redis/index.js';
+import { esModuleLoader } from './lazy-modules.js';
 
-export const backendDefinitions: readonly BackendDefinition[] = [
-  serviceBusBackend,
-  embeddedBackend,
-  natsBackend,
-  postgresqlBackend,
-  redisBackend,
-  rabbitmqBackend,
-];
+interface Broker {
+  /** Its binding types, as its definition lists them (checked when it loads). */
+  types: readonly string[];
+  definitions(): { backend: BackendDefinition; trigger: TriggerDefinition };
+}
 
-export const triggerDefinitions: readonly TriggerDefinition[] = [
-  serviceBusTrigger,
-  natsJetStreamTrigger,
-  postgresqlTrigger,
-  embeddedTrigger,
-  rabbitmqTrigger,
-  redisStreamsTrigger,
-];
+const brokerModule = await esModuleLoader(createRequire(import.meta.url), [
+  './azure/servicebus/index.js', './nats/index.js', './postgresql/index.js', './rabbitmq/index.js', './redis/index.js',
+] as const, (m) => import(m));
+
+function broker(types: readonly string[], module: Parameters<typeof brokerModule>[0], backend: string, trigger: string): Broker {
+  let defs: ReturnType<Broker['definitions']> | undefined;
+  return {
+    types,
+    definitions() {
+      if (defs === undefined) {
+        const m = brokerModule(module) as Record<string, unknown>;
+        defs = { backend: m[backend] as BackendDefinition, trigger: m[trigger] as TriggerDefinition };
+        if (defs.backend.types.join() !== types.join()) {
+          throw new Error(`internal: ${module} serves ${defs.backend.types.join(', ')}, but the registry lists ${types.join(', ')}`);
+        }
+      }
+      return defs;
+    },
+  };
+}
+
+const embedded: Broker = { types: embeddedBackend.types, definitions: () => ({ backend: embeddedBackend, trigger: embeddedTrigger }) };
+const serviceBus = broker(['bindings.azure.servicebusqueues'], './azure/servicebus/index.js', 'serviceBusBackend', 'serviceBusTrigger');
+const nats = broker(['bindings.qscale.nats-jetstream'], './nats/index.js', 'natsBackend', 'natsJetStreamTrigger');
+const postgresql = broker(['bindings.qscale.postgresql'], './postgresql/index.js', 'postgresqlBackend', 'postgresqlTrigger');
+const rabbitmq = broker(['bindings.rabbitmq'], './rabbitmq/index.js', 'rabbitmqBackend', 'rabbitmqTrigger');
+const redis = broker(['bindings.qscale.redis'], './redis/index.js', 'redisBackend', 'redisStreamsTrigger');
+
+/** The brokers in the order backendDefinitions lists them, and in the order triggerDefinitions does. */
+const BACKEND_ORDER: readonly Broker[] = [serviceBus, embedded, nats, postgresql, redis, rabbitmq];
+const TRIGGER_ORDER: readonly Broker[] = [serviceBus, nats, postgresql, embedded, rabbitmq, redis];
+
+/** A read-only array whose items are made at its first use (an index, length, find, includes, iteration...). */
+function lazyList<T>(make: () => T[]): readonly T[] {
+  let list: T[] | undefined;
+  const real = (): T[] => (list ??= make());
+  return new Proxy([] as T[], {
+    get: (_t, key) => {
+      const v = Reflect.get(real(), key) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(real()) : v;
+    },
+    has: (_t, key) => Reflect.has(real(), key),
+    ownKeys: () => Reflect.ownKeys(real()),
+    getOwnPropertyDescriptor: (_t, key) => {
+      const d = Reflect.getOwnPropertyDescriptor(real(), key);
+      return d && key !== 'length' ? { ...d, configurable: true } : d;
+    },
+    set: () => false,
+    deleteProperty: () => false,
+  });
+}
+
+/** Every broker's binding definition (loading every broker's modules on first use). */
+export const backendDefinitions: readonly BackendDefinition[] = lazyList(() => BACKEND_ORDER.map((b) => b.definitions().backend));
+
+/** Every broker's trigger definition (loading every broker's modules on first use). */
+export const triggerDefinitions: readonly TriggerDefinition[] = lazyList(() => TRIGGER_ORDER.map((b) => b.definitions().trigger));
 
 export function findBackend(type: string): BackendDefinition | undefined {
-  return backendDefinitions.find((d) => d.types.includes(type));
+  return BACKEND_ORDER.find((b) => b.types.includes(type))?.definitions().backend;
 }
 
 export function findTrigger(type: string): TriggerDefinition | undefined {
@@ -46,7 +92,7 @@ export function findTrigger(type: string): TriggerDefinition | undefined {
 }
 
 export function supportedBindingTypes(): string[] {
-  return backendDefinitions.flatMap((d) => d.types).sort();
+  return BACKEND_ORDER.flatMap((b) => b.types).sort();
 }
 
 export function supportedTriggerTypes(): string[] {

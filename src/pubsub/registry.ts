@@ -3,31 +3,59 @@
  * marked localOnly. With `embedded: true`, every pub/sub type is served by the embedded queue instead, keeping the
  * topic and consumer names the real component would use.
  */
+import { createRequire } from 'node:module';
 import { ConfigError } from '../errors.js';
 import { withMetadataTemplates } from '../components/templates.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import type { PubSub, PubSubContext, PubSubDefinition } from './types.js';
-import { serviceBusQueuesPubSub, serviceBusTopicsPubSub } from '../backends/azure/servicebus/pubsub.js';
 import { embeddedPubSub } from '../backends/embedded/pubsub.js';
-import { jetstreamPubSub } from '../backends/nats/pubsub.js';
-import { rabbitmqPubSub } from '../backends/rabbitmq/pubsub.js';
-import { redisPubSub } from '../backends/redis/pubsub.js';
+import { esModuleLoader } from '../backends/lazy-modules.js';
 
-export const pubsubDefinitions: readonly PubSubDefinition[] = [
-  serviceBusQueuesPubSub,
-  serviceBusTopicsPubSub,
-  embeddedPubSub,
-  jetstreamPubSub,
-  rabbitmqPubSub,
-  redisPubSub,
+// A broker's pub/sub module loads with the first use of one of its types: an embedded sidecar loads none of them.
+const load = await esModuleLoader(createRequire(import.meta.url), [
+  '../backends/azure/servicebus/pubsub.js', '../backends/nats/pubsub.js', '../backends/rabbitmq/pubsub.js', '../backends/redis/pubsub.js',
+] as const, (m) => import(m));
+
+interface Entry {
+  /** Its types, as its definition lists them (checked when it loads). */
+  types: readonly string[];
+  definition(): PubSubDefinition;
+}
+
+function lazy(types: readonly string[], module: Parameters<typeof load>[0], name: string): Entry {
+  let def: PubSubDefinition | undefined;
+  return {
+    types,
+    definition() {
+      if (def === undefined) {
+        def = (load(module) as Record<string, PubSubDefinition>)[name]!;
+        if (def.types.join() !== types.join()) throw new Error(`internal: ${name} serves ${def.types.join(', ')}, but the registry lists ${types.join(', ')}`);
+      }
+      return def;
+    },
+  };
+}
+
+const ENTRIES: readonly Entry[] = [
+  lazy(['pubsub.azure.servicebus.queues', 'pubsub.azure.servicebusqueues'], '../backends/azure/servicebus/pubsub.js', 'serviceBusQueuesPubSub'),
+  lazy(['pubsub.azure.servicebus.topics', 'pubsub.azure.servicebus'], '../backends/azure/servicebus/pubsub.js', 'serviceBusTopicsPubSub'),
+  { types: embeddedPubSub.types, definition: () => embeddedPubSub },
+  lazy(['pubsub.jetstream'], '../backends/nats/pubsub.js', 'jetstreamPubSub'),
+  lazy(['pubsub.rabbitmq'], '../backends/rabbitmq/pubsub.js', 'rabbitmqPubSub'),
+  lazy(['pubsub.redis'], '../backends/redis/pubsub.js', 'redisPubSub'),
 ];
 
+/** Every pub/sub definition (loading every broker's pub/sub module). */
+export function pubsubDefinitions(): PubSubDefinition[] {
+  return ENTRIES.map((e) => e.definition());
+}
+
 export function findPubSub(type: string): PubSubDefinition | undefined {
-  return pubsubDefinitions.find((d) => d.types.includes(type));
+  return ENTRIES.find((e) => e.types.includes(type))?.definition();
 }
 
 export function supportedPubSubTypes(): string[] {
-  return pubsubDefinitions.flatMap((d) => d.types).sort();
+  return ENTRIES.flatMap((e) => e.types).sort();
 }
 
 export function isPubSubType(type: string): boolean {

@@ -20,11 +20,14 @@ import { publish, pubsubYaml, startPubSubApp } from '../pubsub/support.js';
 const NEVER = [
   'amqplib', 'pg', 'ioredis', 'nats', '@azure/service-bus', '@azure/identity', 'long', 'vega', 'vega-lite',
   'prom-client', '@opentelemetry/api', '@marcbachmann/cel-js',
+  // qscale's own modules of the other brokers
+  'qscale:backends/nats', 'qscale:backends/postgresql', 'qscale:backends/rabbitmq', 'qscale:backends/redis',
 ];
 
 /**
  * An --import module: ESM resolutions are reported by a loader hook (it runs on its own thread), CommonJS ones are
- * in require's cache; at exit the package names go to `out`.
+ * in require's cache; at exit the package names (and `qscale:backends/<folder>` for qscale's own broker code) go
+ * to `out`.
  */
 function loadHook(dir: string, out: string): string {
   const file = path.join(dir, 'record-packages.mjs');
@@ -45,6 +48,8 @@ process.on('exit', () => {
   for (const f of [...seen, ...Object.keys(require('node:module')._cache)]) {
     const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(f);
     if (m) names.add(m[1]);
+    const own = /dist\\/src\\/backends\\/([^/]+)\\//.exec(f);
+    if (own) names.add('qscale:backends/' + own[1]);
   }
   writeFileSync(${JSON.stringify(out)}, [...names].sort().join('\\n'));
 });
