@@ -109,3 +109,58 @@ test('redis acks - a stop right as every handler answers still records every ans
   assert.deepEqual(await b.depth(), { ready: 6, inFlight: 0, deadLettered: 0 });
   assert.equal(await streamLength(q), 6);
 });
+
+test('redis acks - after SCRIPT FLUSH on the server the consumer loads its script again: every message still acked once', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = streamFor(t, 'rds-acks-flush');
+  const b = backend(q);
+  await b.init();
+  t.after(() => b.close());
+  const total = 60;
+  await sendAll(b, total);
+  const seen = new Map<string, number>();
+  const ac = new AbortController();
+  const run = b.receive(async (m) => {
+    const k = m.data.toString();
+    seen.set(k, (seen.get(k) ?? 0) + 1);
+    // Redis forgets every script (as a restart or a failover would) while acks and reads go on.
+    if (k === '10' || k === '40') await withRedis((r) => r.call('SCRIPT', 'FLUSH'));
+    return true;
+  }, { concurrency: 4, signal: ac.signal });
+  await eventually(async () => (await b.depth()).inFlight + (await streamLength(q)), (n) => n === 0, 600, 100);
+  ac.abort();
+  await run;
+  assert.equal(seen.size, total);
+  assert.deepEqual([...seen.values()].filter((n) => n !== 1), [], 'a message was delivered twice');
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+});
+
+test('redis acks - an ack Redis refuses leaves the message pending: it comes again (count 2) and is acked then', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = streamFor(t, 'rds-acks-refused');
+  const user = uniqueName('qscale-acker');
+  await withRedis((r) => r.call('ACL', 'SETUSER', user, 'on', '>acker-pw-123', '~*', '&*', '+@all'));
+  t.after(() => withRedis((r) => r.call('ACL', 'DELUSER', user)).catch(() => undefined));
+  const b = redisBackend.create(component({
+    redisHost: REDIS_ADDR, queueName: q, redisUsername: user, redisPassword: 'acker-pw-123', visibilityTimeoutInSeconds: '1', reconnectWaitInSeconds: '0.2',
+  }), ctx);
+  await b.init();
+  t.after(() => b.close());
+  await sendAll(b, 2);
+  const deliveries: Array<[string, number]> = [];
+  const ac = new AbortController();
+  const run = b.receive(async (m) => {
+    deliveries.push([m.data.toString(), m.deliveryCount]);
+    // The first answer of message 1 cannot be recorded: its XACK is refused (NOPERM) while the other commands work.
+    if (m.data.toString() === '1') {
+      await withRedis((r) => r.call('ACL', 'SETUSER', user, m.deliveryCount === 1 ? '-xack' : '+xack'));
+    }
+    return true;
+  }, { concurrency: 1, signal: ac.signal });
+  await eventually(async () => (await b.depth()).inFlight + (await streamLength(q)), (n) => n === 0, 600, 100);
+  ac.abort();
+  await run;
+  assert.deepEqual(deliveries.filter(([k]) => k === '1').map(([, n]) => n), [1, 2], 'message 1: delivered again after its ack was refused');
+  assert.deepEqual(deliveries.filter(([k]) => k === '0').map(([, n]) => n), [1]);
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+});
