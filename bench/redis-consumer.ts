@@ -4,10 +4,10 @@
  * concurrency 1 and 16, with a handler that answers at once and one that answers in a setImmediate.
  *
  * Every run is a child process of its own (a fresh heap and JIT each time). With --impl DIR (a built dist of another
- * revision, e.g. of main) the runs alternate between that build and this one, round by round (A, B, B, A, …), so
- * both see the same machine: paired A/B, medians reported.
+ * revision, e.g. of main; may be given more than once) the runs alternate between those builds and this one, the
+ * order reversed every other round (A, B, B, A, …), so all see the same machine: paired A/B, medians reported.
  *
- * Run: npm run build && node dist/bench/redis-consumer.js [N] [--rounds 5] [--impl /path/to/other/dist]
+ * Run: npm run build && node dist/bench/redis-consumer.js [N] [--rounds 5] [--impl /path/to/other/dist]...
  * One run, e.g. under --cpu-prof: node --cpu-prof dist/bench/redis-consumer.js --child DIST PORT C HANDLER N
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -136,8 +136,8 @@ async function parent(): Promise<void> {
   };
   const n = Number(args.find((a, i) => /^\d+$/.test(a) && !args[i - 1]?.startsWith('--')) ?? 20_000);
   const rounds = Number(option('--rounds') ?? 5);
-  const other = option('--impl');
-  const impls: Array<[string, string]> = other ? [['A (--impl)', path.resolve(other)], ['B (this build)', THIS_DIST]] : [['this build', THIS_DIST]];
+  const others = args.flatMap((a, i) => (a === '--impl' && args[i + 1] !== undefined ? [path.resolve(args[i + 1]!)] : []));
+  const impls: Array<[string, string]> = [...others.map((d): [string, string] => [d, d]), ['this build', THIS_DIST]];
   const { port, proc } = await startRedis();
   const redis = { port, pid: proc.pid! };
   const results = new Map<string, Array<{ app: number; redis: number; rate: number }>>();
@@ -145,7 +145,7 @@ async function parent(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (const c of [1, 16]) {
         for (const h of ['now', 'setImmediate'] as const) {
-          // A, B in even rounds; B, A in odd ones: neither always runs first.
+          // A, B in even rounds; B, A in odd ones: none always runs first.
           const order = round % 2 === 0 ? impls : [...impls].reverse();
           for (const [label, dist] of order) {
             const r = await runOnce(dist, redis, c, h, n);

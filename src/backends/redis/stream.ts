@@ -127,18 +127,25 @@ export interface AckedRead {
   readFailed: Error | undefined;
 }
 
+const failed = (err: unknown): AckedRead => {
+  // Neither the acks nor the read are known to have run.
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { acked: e, entries: [], readFailed: e };
+};
+
 /**
  * Acks and deletes `ids` (XACK + XDEL) and reads up to `count` new entries without blocking, in one command (the
- * ACK_THEN_READ script): Redis runs the acks before the read. count 0: the acks alone.
+ * ACK_THEN_READ script): Redis runs the acks before the read. count 0: the acks alone; no ids: a plain XREADGROUP.
  */
 export async function ackThenReadNew(r: Redis, stream: string, group: string, consumer: string, ids: readonly string[], count: number): Promise<AckedRead> {
   let reply: unknown;
   try {
+    if (ids.length === 0) {
+      return { acked: undefined, entries: await readNew(r, stream, group, consumer, count, undefined, queueEntryFrom), readFailed: undefined };
+    }
     reply = await withScript(r).qscaleAckThenReadBuffer(stream, group, consumer, String(count), ...ids);
   } catch (err) {
-    // Neither the acks nor the read are known to have run.
-    const e = err instanceof Error ? err : new Error(String(err));
-    return { acked: e, entries: [], readFailed: e };
+    return failed(err);
   }
   const [acked, read] = Array.isArray(reply) ? (reply as unknown[]) : [];
   return {

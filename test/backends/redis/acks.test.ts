@@ -135,32 +135,43 @@ test('redis acks - after SCRIPT FLUSH on the server the consumer loads its scrip
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
 
-test('redis acks - an ack Redis refuses leaves the message pending: it comes again (count 2) and is acked then', { timeout: 120_000 }, async (t) => {
-  if (!(await needBroker(t, 'redis'))) return;
-  const q = streamFor(t, 'rds-acks-refused');
-  const user = uniqueName('qscale-acker');
-  await withRedis((r) => r.call('ACL', 'SETUSER', user, 'on', '>acker-pw-123', '~*', '&*', '+@all'));
-  t.after(() => withRedis((r) => r.call('ACL', 'DELUSER', user)).catch(() => undefined));
-  const b = redisBackend.create(component({
-    redisHost: REDIS_ADDR, queueName: q, redisUsername: user, redisPassword: 'acker-pw-123', visibilityTimeoutInSeconds: '1', reconnectWaitInSeconds: '0.2',
-  }), ctx);
-  await b.init();
-  t.after(() => b.close());
-  await sendAll(b, 2);
-  const deliveries: Array<[string, number]> = [];
-  const ac = new AbortController();
-  const run = b.receive(async (m) => {
-    deliveries.push([m.data.toString(), m.deliveryCount]);
-    // The first answer of message 1 cannot be recorded: its XACK is refused (NOPERM) while the other commands work.
-    if (m.data.toString() === '1') {
-      await withRedis((r) => r.call('ACL', 'SETUSER', user, m.deliveryCount === 1 ? '-xack' : '+xack'));
-    }
-    return true;
-  }, { concurrency: 1, signal: ac.signal });
-  await eventually(async () => (await b.depth()).inFlight + (await streamLength(q)), (n) => n === 0, 600, 100);
-  ac.abort();
-  await run;
-  assert.deepEqual(deliveries.filter(([k]) => k === '1').map(([, n]) => n), [1, 2], 'message 1: delivered again after its ack was refused');
-  assert.deepEqual(deliveries.filter(([k]) => k === '0').map(([, n]) => n), [1]);
-  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
-});
+for (const concurrency of [1, 16]) {
+  test(`redis acks - at concurrency ${concurrency} an ack Redis refuses leaves its message pending: it comes again (count 2) and is acked then`, { timeout: 120_000 }, async (t) => {
+    if (!(await needBroker(t, 'redis'))) return;
+    const q = streamFor(t, `rds-acks-refused-${concurrency}`);
+    const user = uniqueName('qscale-acker');
+    await withRedis((r) => r.call('ACL', 'SETUSER', user, 'on', '>acker-pw-123', '~*', '&*', '+@all'));
+    t.after(() => withRedis((r) => r.call('ACL', 'DELUSER', user)).catch(() => undefined));
+    const b = redisBackend.create(component({
+      redisHost: REDIS_ADDR, queueName: q, redisUsername: user, redisPassword: 'acker-pw-123', visibilityTimeoutInSeconds: '1', reconnectWaitInSeconds: '0.2',
+    }), ctx);
+    await b.init();
+    t.after(() => b.close());
+    const total = 40;
+    await sendAll(b, total);
+    const deliveries = new Map<string, number[]>();
+    let refusing = false;
+    const ac = new AbortController();
+    const run = b.receive(async (m) => {
+      const k = m.data.toString();
+      deliveries.set(k, [...(deliveries.get(k) ?? []), m.deliveryCount]);
+      // From message 5's first answer on, XACK is refused (NOPERM) while every other command works; the first
+      // message to come again lifts that.
+      if (k === '5' && m.deliveryCount === 1) {
+        refusing = true;
+        await withRedis((r) => r.call('ACL', 'SETUSER', user, '-xack'));
+      } else if (m.deliveryCount > 1 && refusing) {
+        refusing = false;
+        await withRedis((r) => r.call('ACL', 'SETUSER', user, '+xack'));
+      }
+      return true;
+    }, { concurrency, signal: ac.signal });
+    await eventually(async () => (await b.depth()).inFlight + (await streamLength(q)), (n) => n === 0, 600, 100);
+    ac.abort();
+    await run;
+    assert.equal(deliveries.size, total);
+    assert.deepEqual(deliveries.get('5'), [1, 2], 'message 5: delivered again after its ack was refused');
+    assert.deepEqual([...deliveries.values()].filter((counts) => counts.join() !== '1' && counts.join() !== '1,2'), []);
+    assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+  });
+}
