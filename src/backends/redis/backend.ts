@@ -14,7 +14,8 @@
  * visibility timeout.
  *
  * Dead letters are named by their entry id in the dead-letter stream, which never changes while they are there. A
- * requeue and the queue purge run as Lua scripts (scripts.ts): each is one atomic step inside Redis.
+ * requeue and the queue purge run as Lua scripts (scripts.ts): each is one atomic step inside Redis. So does a
+ * consumer's turn while messages wait: the acks of its answered messages and the read of the next ones, one command.
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
