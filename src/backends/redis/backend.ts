@@ -14,7 +14,8 @@
  * visibility timeout.
  *
  * Dead letters are named by their entry id in the dead-letter stream, which never changes while they are there. A
- * requeue and the queue purge run as Lua scripts (scripts.ts): each is one atomic step inside Redis.
+ * requeue and the queue purge run as Lua scripts (scripts.ts): each is one atomic step inside Redis. So does a
+ * consumer's turn while messages wait: the acks of its answered messages and the read of the next ones, one command.
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -32,7 +33,7 @@ import { Redactor, redactorFor } from '../../components/redact.js';
 import {
   ackAndDeleteMany, ackThenReadNew, claimIdle, deadLetter, deleteDeadLetters, deleteDeadLettersUpTo, deliveryCounts, ensureGroup, entryTime,
   groupCounts, isEntryId, lastEntryId, purgeReady, readDeadLetters, readNew, releaseForRetry, renew, requeueDeadLetters,
-  type StreamEntry,
+  queueEntryFrom, type AckedRead, type QueueEntry,
 } from './stream.js';
 import { sleep } from '../../util/abort.js';
 import { Wakeup } from '../../util/wakeup.js';
@@ -192,7 +193,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
     const wake = new Wakeup();
     signal.addEventListener('abort', wake.poke);
     // Acks of one event-loop turn go out together: with the loop's next read when it waits for a free slot (one
-    // write), else as one MULTI on the main connection right after the turn (setImmediate: no timer, no wait).
+    // command), else as one command on the main connection right after the turn (setImmediate: no timer, no wait).
     const acks = new AckBatch();
     let loopTakesAcks = false;
     let flushQueued = false;
@@ -214,7 +215,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
       }
       return done;
     };
-    const start = (e: StreamEntry, count: number): void => {
+    const start = (e: QueueEntry, count: number): void => {
       working.add(e.id);
       busy++;
       let answered = false;
@@ -249,7 +250,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
             lastSweep = Date.now();
             // Acks first (the same connection, so before the claim): an answered entry is never claimed again.
             flush();
-            const claimed = await claimIdle(this.redis, this.s.stream, this.s.group, this.consumer, this.s.visibilityMs, free);
+            const claimed = await claimIdle(this.redis, this.s.stream, this.s.group, this.consumer, this.s.visibilityMs, free, queueEntryFrom);
             if (claimed.length > 0) {
               const counts = await deliveryCounts(this.redis, this.s.stream, this.s.group, claimed.map((e) => e.id));
               for (const e of claimed) {
@@ -264,23 +265,23 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
             }
           }
           const batch = acks.take();
-          // While a backlog is there (the last read got all it asked for) a read answers at once without BLOCK, so
-          // the acks of its round trip wait for the next read instead of a write of their own. A read that may block
-          // leaves them to go out at once.
-          const block = backlog ? undefined : BLOCK_MS;
-          loopTakesAcks = backlog;
-          let fresh: StreamEntry[];
-          try {
-            if (batch) {
-              const got = await ackThenReadNew(reader, this.s.stream, this.s.group, this.consumer, batch.ids, free, block);
-              batch.settle(got.acked === undefined ? Promise.resolve() : Promise.reject(got.acked));
-              if (got.readFailed !== undefined) throw got.readFailed;
-              fresh = got.entries;
-            } else {
-              fresh = await readNew(reader, this.s.stream, this.s.group, this.consumer, free, block);
+          // Acks waiting, or a backlog there (the last read got all it asked for): one command acks them and reads
+          // what is there without BLOCK, and acks of handlers answering meanwhile wait for the next one instead of a
+          // write of their own. Else a read that may block, which leaves acks to go out at once.
+          let fresh: QueueEntry[];
+          if (batch || backlog) {
+            loopTakesAcks = true;
+            let got: AckedRead;
+            try {
+              got = await ackThenReadNew(reader, this.s.stream, this.s.group, this.consumer, batch?.ids ?? [], free);
+            } finally {
+              loopTakesAcks = false;
             }
-          } finally {
-            loopTakesAcks = false;
+            batch?.settle(got.acked === undefined ? Promise.resolve() : Promise.reject(got.acked));
+            if (got.readFailed !== undefined) throw got.readFailed;
+            fresh = got.entries;
+          } else {
+            fresh = await readNew(reader, this.s.stream, this.s.group, this.consumer, free, BLOCK_MS, queueEntryFrom);
           }
           backlog = fresh.length === free;
           state.working();
@@ -309,7 +310,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
   }
 
   private async handle(
-    e: StreamEntry, deliveryCount: number, handler: MessageHandler, answered: () => void, ack: (id: string) => Promise<void>,
+    e: QueueEntry, deliveryCount: number, handler: MessageHandler, answered: () => void, ack: (id: string) => Promise<void>,
   ): Promise<void> {
     let outcome: { ok: boolean; reason: string };
     try {
@@ -345,7 +346,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
   }
 
   /** `why`: what went wrong on the last delivery. */
-  private async toDeadLetters(e: StreamEntry, deliveryCount: number, why: string): Promise<void> {
+  private async toDeadLetters(e: QueueEntry, deliveryCount: number, why: string): Promise<void> {
     const reason = `MaxDeliveryCountExceeded: failed on delivery ${deliveryCount} of ${this.s.maxDeliveryCount}: ${why}`.slice(0, REASON_MAX);
     await deadLetter(this.redis, this.s.stream, this.s.group, this.s.deadLetterStream, e, deliveryCount, reason);
     this.log.warn(`message ${e.id} dead-lettered to '${this.s.deadLetterStream}' after ${deliveryCount} deliveries`);

@@ -2,7 +2,9 @@
  * The Lua the Redis queue runs where two commands must act as one: moving a dead letter back to the queue, and
  * deleting the queue's ready entries while consumers keep reading. A script runs atomically in Redis, so no consumer
  * can be handed an entry between the check and the delete, and no crash can leave a dead letter both requeued and
- * still listed (or gone from both). Needs Redis 6.2+ (exclusive XRANGE bounds), as XAUTOCLAIM does.
+ * still listed (or gone from both). Needs Redis 6.2+ (exclusive XRANGE bounds), as XAUTOCLAIM does. And the
+ * consumer's turn (ACK_THEN_READ): not for atomicity but for cost, one command where it took five. A Redis user the
+ * queue connects as must therefore be allowed EVAL and EVALSHA.
  */
 
 /**
@@ -78,4 +80,31 @@ if known and #entries < count and deleted + tonumber(ARGV[4]) > 0 then
   end
 end
 return deleted
+`;
+
+/**
+ * KEYS[1] the queue stream; ARGV[1] the consumer group, ARGV[2] the consumer, ARGV[3] how many new entries to read
+ * ('0': none), ARGV[4..] the ids of answered entries. Acks and deletes those ids (XACK, then XDEL once the XACK went
+ * through), then reads up to ARGV[3] entries the group was never handed (XREADGROUP without BLOCK, which a script
+ * cannot run): the consumer's whole turn in one command. Returns { the XACK/XDEL outcome, the XREADGROUP reply
+ * (nil: nothing waiting) }; either can be an error reply on its own, so a failed ack never hides a read and the
+ * other way round. The ids go in steps of 1000 (Lua's unpack has a stack limit).
+ */
+export const ACK_THEN_READ = `
+local acked = 0
+for i = 4, #ARGV, 1000 do
+  local last = math.min(i + 999, #ARGV)
+  acked = redis.pcall('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, last))
+  if type(acked) == 'table' then break end
+  local deleted = redis.pcall('XDEL', KEYS[1], unpack(ARGV, i, last))
+  if type(deleted) == 'table' then
+    acked = deleted
+    break
+  end
+end
+local read = false
+if ARGV[3] ~= '0' then
+  read = redis.pcall('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+end
+return {acked, read}
 `;

@@ -8,7 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { DeadLetter } from '../types.js';
-import { PURGE_READY, REQUEUE_DEAD_LETTERS } from './scripts.js';
+import { ACK_THEN_READ, PURGE_READY, REQUEUE_DEAD_LETTERS } from './scripts.js';
 
 /** An entry id as Redis writes it ("<ms>-<seq>"): anything else names no entry. */
 const ENTRY_ID = /^\d{1,20}-\d{1,20}$/;
@@ -23,40 +23,68 @@ export function entryTime(id: string): number | undefined {
   return ENTRY_ID.test(id) && Number.isSafeInteger(ms) ? ms : undefined;
 }
 
-export interface StreamEntry {
+/** A queue entry: its id, the message body and metadata. */
+export interface QueueEntry {
   id: string;
   data: Buffer;
   meta: Record<string, string>;
+}
+
+/** A stream entry with every field (a pub/sub topic's entries carry fields of their own). */
+export interface StreamEntry extends QueueEntry {
   fields: Map<string, Buffer>;
 }
 
-function entryFrom(raw: unknown): StreamEntry | undefined {
+/** Turns one entry of a reply into what the caller reads (undefined: not an entry, e.g. one deleted while pending). */
+export type EntryParser<E> = (raw: unknown) => E | undefined;
+
+/** The metadata of an entry's `meta` field: {} when missing or not JSON. */
+function metaOf(raw: Buffer | undefined): Record<string, string> {
+  if (!raw) return {};
+  try {
+    return JSON.parse(raw.toString('utf8')) as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Every field of an entry of a reply read as Buffers. ioredis hands out views into the socket chunk a reply came in,
+ * so each value is copied: an entry then holds its own bytes, not the whole chunk.
+ */
+export function entryFrom(raw: unknown): StreamEntry | undefined {
   if (!Array.isArray(raw) || raw.length < 2) return undefined;
   const [idRaw, flat] = raw as [unknown, unknown];
   if (!Array.isArray(flat)) return undefined; // an entry deleted while pending
   const fields = new Map<string, Buffer>();
   for (let i = 0; i + 1 < flat.length; i += 2) fields.set(String(flat[i]), Buffer.from(flat[i + 1] as Buffer));
-  let meta: Record<string, string> = {};
-  const metaRaw = fields.get('meta');
-  if (metaRaw) {
-    try {
-      meta = JSON.parse(metaRaw.toString('utf8')) as Record<string, string>;
-    } catch {
-      meta = {};
-    }
+  return { id: String(idRaw), data: fields.get('data') ?? Buffer.alloc(0), meta: metaOf(fields.get('meta')), fields };
+}
+
+/** A queue entry of a reply: only `data` is copied (see entryFrom), `meta` is parsed in place, other fields skipped. */
+export function queueEntryFrom(raw: unknown): QueueEntry | undefined {
+  if (!Array.isArray(raw) || raw.length < 2) return undefined;
+  const [idRaw, flat] = raw as [unknown, unknown];
+  if (!Array.isArray(flat)) return undefined;
+  let data: Buffer | undefined;
+  let meta: Buffer | undefined;
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = String(flat[i]);
+    if (name === 'data') data = flat[i + 1] as Buffer;
+    else if (name === 'meta') meta = flat[i + 1] as Buffer;
   }
-  return { id: String(idRaw), data: fields.get('data') ?? Buffer.alloc(0), meta, fields };
+  return { id: String(idRaw), data: data ? Buffer.from(data) : Buffer.alloc(0), meta: metaOf(meta) };
 }
 
 /** The entries of an XREADGROUP reply (nil when BLOCK ran out: none). */
-function entriesOf(reply: unknown): StreamEntry[] {
-  const out: StreamEntry[] = [];
+function entriesOf<E>(reply: unknown, parse: EntryParser<E>): E[] {
+  const out: E[] = [];
   if (!Array.isArray(reply)) return out;
   for (const s of reply as unknown[]) {
     const entries = Array.isArray(s) ? (s as unknown[])[1] : undefined;
     if (!Array.isArray(entries)) continue;
     for (const e of entries) {
-      const parsed = entryFrom(e);
+      const parsed = parse(e);
       if (parsed) out.push(parsed);
     }
   }
@@ -69,76 +97,82 @@ function readArgs(stream: string, group: string, consumer: string, count: number
   return ['GROUP', group, consumer, 'COUNT', String(count), 'BLOCK', String(blockMs), 'STREAMS', stream, '>'];
 }
 
-export async function readNew(r: Redis, stream: string, group: string, consumer: string, count: number, blockMs: number | undefined): Promise<StreamEntry[]> {
-  return entriesOf(await r.callBuffer('XREADGROUP', ...readArgs(stream, group, consumer, count, blockMs)));
+export async function readNew(r: Redis, stream: string, group: string, consumer: string, count: number, blockMs: number | undefined): Promise<StreamEntry[]>;
+export async function readNew<E>(r: Redis, stream: string, group: string, consumer: string, count: number, blockMs: number | undefined, parse: EntryParser<E>): Promise<E[]>;
+export async function readNew(
+  r: Redis, stream: string, group: string, consumer: string, count: number, blockMs: number | undefined, parse: EntryParser<unknown> = entryFrom,
+): Promise<unknown[]> {
+  return entriesOf(await r.callBuffer('XREADGROUP', ...readArgs(stream, group, consumer, count, blockMs)), parse);
 }
 
-/** Why a MULTI of acks did not go through, from its pipeline replies (undefined: every id acked and deleted). */
-function ackFailure(replies: Array<[Error | null, unknown]>): Error | undefined {
-  for (const [err] of replies) if (err) return err;
-  const exec = replies[replies.length - 1]?.[1];
-  if (!Array.isArray(exec)) return new Error('the transaction of acks was not run');
-  for (const v of exec as unknown[]) if (v instanceof Error) return v;
-  return undefined;
+/** ACK_THEN_READ as a command of a connection (ioredis sends EVALSHA, and the script itself when Redis lacks it). */
+interface ScriptClient {
+  qscaleAckThenReadBuffer(stream: string, group: string, consumer: string, count: string, ...ids: string[]): Promise<unknown>;
 }
 
-/** MULTI, XACK, XDEL, EXEC into a pipeline: ioredis queues the EXEC of a MULTI begun inside a pipeline (its typings omit it). */
-function queueAcks(p: ReturnType<Redis['pipeline']>, stream: string, group: string, ids: readonly string[]): void {
-  const tx = p as unknown as { multi(): void; exec(): void };
-  tx.multi();
-  p.xack(stream, group, ...ids);
-  p.xdel(stream, ...ids);
-  tx.exec();
-}
+const scripted = new WeakSet<Redis>();
 
-/** Acks and deletes entries in one MULTI (XACK + XDEL of all the ids): one round trip however many. */
-export async function ackAndDeleteMany(r: Redis, stream: string, group: string, ids: readonly string[]): Promise<void> {
-  if (ids.length === 0) return;
-  const p = r.pipeline();
-  queueAcks(p, stream, group, ids);
-  const failure = ackFailure(((await p.exec()) ?? []) as Array<[Error | null, unknown]>);
-  if (failure) throw failure;
+function withScript(r: Redis): ScriptClient {
+  if (!scripted.has(r)) {
+    r.defineCommand('qscaleAckThenRead', { numberOfKeys: 1, lua: ACK_THEN_READ });
+    scripted.add(r);
+  }
+  return r as unknown as ScriptClient;
 }
 
 /** What ackThenReadNew got: whether the acks went through (undefined: yes; else why not), and the read's entries or error. */
 export interface AckedRead {
   acked: Error | undefined;
-  entries: StreamEntry[];
+  entries: QueueEntry[];
   readFailed: Error | undefined;
 }
 
+const failed = (err: unknown): AckedRead => {
+  // Neither the acks nor the read are known to have run.
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { acked: e, entries: [], readFailed: e };
+};
+
 /**
- * The acks of `ids` (one MULTI, as ackAndDeleteMany) and the next XREADGROUP in one write: Redis runs the acks
- * before the read starts.
+ * Acks and deletes `ids` (XACK + XDEL) and reads up to `count` new entries without blocking, in one command (the
+ * ACK_THEN_READ script): Redis runs the acks before the read. count 0: the acks alone; no ids: a plain XREADGROUP.
  */
-export async function ackThenReadNew(
-  r: Redis, stream: string, group: string, consumer: string, ids: readonly string[], count: number, blockMs: number | undefined,
-): Promise<AckedRead> {
-  const p = r.pipeline();
-  queueAcks(p, stream, group, ids);
-  p.callBuffer('XREADGROUP', ...readArgs(stream, group, consumer, count, blockMs));
-  let replies: Array<[Error | null, unknown]>;
+export async function ackThenReadNew(r: Redis, stream: string, group: string, consumer: string, ids: readonly string[], count: number): Promise<AckedRead> {
+  let reply: unknown;
   try {
-    replies = ((await p.exec()) ?? []) as Array<[Error | null, unknown]>;
+    if (ids.length === 0) {
+      return { acked: undefined, entries: await readNew(r, stream, group, consumer, count, undefined, queueEntryFrom), readFailed: undefined };
+    }
+    reply = await withScript(r).qscaleAckThenReadBuffer(stream, group, consumer, String(count), ...ids);
   } catch (err) {
-    // Neither the acks nor the read are known to have run.
-    const e = err instanceof Error ? err : new Error(String(err));
-    return { acked: e, entries: [], readFailed: e };
+    return failed(err);
   }
-  const read = replies.pop();
-  const acked = ackFailure(replies);
-  if (!read) return { acked, entries: [], readFailed: new Error('no answer to XREADGROUP') };
-  if (read[0]) return { acked, entries: [], readFailed: read[0] };
-  return { acked, entries: entriesOf(read[1]), readFailed: undefined };
+  const [acked, read] = Array.isArray(reply) ? (reply as unknown[]) : [];
+  return {
+    acked: acked instanceof Error ? acked : undefined,
+    entries: read instanceof Error ? [] : entriesOf(read, queueEntryFrom),
+    readFailed: read instanceof Error ? read : undefined,
+  };
+}
+
+/** Acks and deletes entries (XACK + XDEL of all the ids): one command however many. */
+export async function ackAndDeleteMany(r: Redis, stream: string, group: string, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  const { acked } = await ackThenReadNew(r, stream, group, '', ids, 0);
+  if (acked) throw acked;
 }
 
 /** Takes over entries idle for at least minIdleMs (crashed consumers, or failures marked for retry). */
-export async function claimIdle(r: Redis, stream: string, group: string, consumer: string, minIdleMs: number, count: number): Promise<StreamEntry[]> {
+export async function claimIdle(r: Redis, stream: string, group: string, consumer: string, minIdleMs: number, count: number): Promise<StreamEntry[]>;
+export async function claimIdle<E>(r: Redis, stream: string, group: string, consumer: string, minIdleMs: number, count: number, parse: EntryParser<E>): Promise<E[]>;
+export async function claimIdle(
+  r: Redis, stream: string, group: string, consumer: string, minIdleMs: number, count: number, parse: EntryParser<unknown> = entryFrom,
+): Promise<unknown[]> {
   const reply = (await r.callBuffer('XAUTOCLAIM', stream, group, consumer, String(minIdleMs), '0-0', 'COUNT', String(count))) as unknown;
   if (!Array.isArray(reply)) return [];
   const claimed = (reply as unknown[])[1];
   if (!Array.isArray(claimed)) return [];
-  return claimed.map(entryFrom).filter((e): e is StreamEntry => e !== undefined);
+  return claimed.map(parse).filter((e) => e !== undefined);
 }
 
 /** How many times each entry was delivered (XAUTOCLAIM and XREADGROUP count; a JUSTID XCLAIM does not). */
@@ -169,7 +203,7 @@ export async function releaseForRetry(r: Redis, stream: string, group: string, c
 }
 
 export async function deadLetter(
-  r: Redis, stream: string, group: string, dlq: string, e: StreamEntry, deliveryCount: number, reason: string,
+  r: Redis, stream: string, group: string, dlq: string, e: QueueEntry, deliveryCount: number, reason: string,
 ): Promise<void> {
   const enqueuedAt = entryTime(e.id);
   await r

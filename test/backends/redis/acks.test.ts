@@ -25,6 +25,27 @@ async function sendAll(b: Backend, n: number): Promise<void> {
 
 const streamLength = (q: string): Promise<number> => withRedis((r) => r.xlen(q));
 
+/**
+ * Receives until the queue is empty, nothing pending (every handler answers true after `meanwhile`), then stops:
+ * each message's body with the delivery counts it came with, in order.
+ */
+async function receiveAll(b: Backend, q: string, concurrency: number, meanwhile: (body: string, deliveryCount: number) => Promise<void>): Promise<Map<string, number[]>> {
+  const deliveries = new Map<string, number[]>();
+  const ac = new AbortController();
+  const run = b.receive(async (m) => {
+    const k = m.data.toString();
+    deliveries.set(k, [...(deliveries.get(k) ?? []), m.deliveryCount]);
+    await meanwhile(k, m.deliveryCount);
+    return true;
+  }, { concurrency, signal: ac.signal });
+  await eventually(async () => (await b.depth()).inFlight + (await streamLength(q)), (n) => n === 0, 600, 100);
+  ac.abort();
+  await run;
+  return deliveries;
+}
+
+const twice = (deliveries: Map<string, number[]>): number[][] => [...deliveries.values()].filter((counts) => counts.length !== 1);
+
 for (const concurrency of [1, 16]) {
   test(`redis acks - at concurrency ${concurrency} every message is handled once and acked: the stream empties, nothing pending`, { timeout: 120_000 }, async (t) => {
     if (!(await needBroker(t, 'redis'))) return;
@@ -34,20 +55,12 @@ for (const concurrency of [1, 16]) {
     t.after(() => b.close());
     const total = 300;
     await sendAll(b, total);
-    const seen = new Map<string, number>();
-    const ac = new AbortController();
-    const run = b.receive(async (m) => {
-      const k = m.data.toString();
-      seen.set(k, (seen.get(k) ?? 0) + 1);
+    const seen = await receiveAll(b, q, concurrency, async (k) => {
       // Some answer at once, some a little later: acks of a turn and acks between turns both occur.
       if (Number(k) % 3 === 0) await new Promise((r) => setImmediate(r));
-      return true;
-    }, { concurrency, signal: ac.signal });
-    await eventually(async () => (await b.depth()).inFlight + (await streamLength(q)), (n) => n === 0, 600, 100);
-    ac.abort();
-    await run;
+    });
     assert.equal(seen.size, total);
-    assert.deepEqual([...seen.values()].filter((n) => n !== 1), [], 'a message was delivered twice');
+    assert.deepEqual(twice(seen), [], 'a message was delivered twice');
     assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
   });
 }
@@ -109,3 +122,53 @@ test('redis acks - a stop right as every handler answers still records every ans
   assert.deepEqual(await b.depth(), { ready: 6, inFlight: 0, deadLettered: 0 });
   assert.equal(await streamLength(q), 6);
 });
+
+test('redis acks - after SCRIPT FLUSH on the server the consumer loads its script again: every message still acked once', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = streamFor(t, 'rds-acks-flush');
+  const b = backend(q);
+  await b.init();
+  t.after(() => b.close());
+  const total = 60;
+  await sendAll(b, total);
+  const seen = await receiveAll(b, q, 4, async (k) => {
+    // Redis forgets every script (as a restart or a failover would) while acks and reads go on.
+    if (k === '10' || k === '40') await withRedis((r) => r.call('SCRIPT', 'FLUSH'));
+  });
+  assert.equal(seen.size, total);
+  assert.deepEqual(twice(seen), [], 'a message was delivered twice');
+  assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+});
+
+for (const concurrency of [1, 16]) {
+  test(`redis acks - at concurrency ${concurrency} an ack Redis refuses leaves its message pending: it comes again (count 2) and is acked then`, { timeout: 120_000 }, async (t) => {
+    if (!(await needBroker(t, 'redis'))) return;
+    const q = streamFor(t, `rds-acks-refused-${concurrency}`);
+    const user = uniqueName('qscale-acker');
+    await withRedis((r) => r.call('ACL', 'SETUSER', user, 'on', '>acker-pw-123', '~*', '&*', '+@all'));
+    t.after(() => withRedis((r) => r.call('ACL', 'DELUSER', user)).catch(() => undefined));
+    const b = redisBackend.create(component({
+      redisHost: REDIS_ADDR, queueName: q, redisUsername: user, redisPassword: 'acker-pw-123', visibilityTimeoutInSeconds: '1', reconnectWaitInSeconds: '0.2',
+    }), ctx);
+    await b.init();
+    t.after(() => b.close());
+    const total = 40;
+    await sendAll(b, total);
+    let refusing = false;
+    const deliveries = await receiveAll(b, q, concurrency, async (k, deliveryCount) => {
+      // From message 5's first answer on, XACK is refused (NOPERM) while every other command works; the first
+      // message to come again lifts that.
+      if (k === '5' && deliveryCount === 1) {
+        refusing = true;
+        await withRedis((r) => r.call('ACL', 'SETUSER', user, '-xack'));
+      } else if (deliveryCount > 1 && refusing) {
+        refusing = false;
+        await withRedis((r) => r.call('ACL', 'SETUSER', user, '+xack'));
+      }
+    });
+    assert.equal(deliveries.size, total);
+    assert.deepEqual(deliveries.get('5'), [1, 2], 'message 5: delivered again after its ack was refused');
+    assert.deepEqual([...deliveries.values()].filter((counts) => counts.join() !== '1' && counts.join() !== '1,2'), []);
+    assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
+  });
+}
