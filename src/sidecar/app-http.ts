@@ -365,6 +365,8 @@ export class AppHttp {
   private readonly idle: Conn[] = [];
   private readonly all = new Set<Conn>();
   private readonly slots: Semaphore | undefined;
+  /** destroy() calls so far: a call it cut is not sent again. */
+  private destroys = 0;
 
   constructor(
     private readonly host: string,
@@ -377,11 +379,12 @@ export class AppHttp {
   /** One call; rejects when the app could not be called (no status came). */
   async request(req: AppRequest, bodyFor: BodyFor, closeAfter: boolean): Promise<Answer> {
     if (this.slots) await this.slots.acquire();
+    const destroys = this.destroys;
     try {
       try {
         return await this.once(req, bodyFor, closeAfter, false);
       } catch (err) {
-        if (!(err as { stale?: boolean }).stale) throw err;
+        if (!(err as { stale?: boolean }).stale || this.destroys !== destroys) throw err;
         // The app closed the idle connection as the call went out on it: once more, on a new one.
         return await this.once(req, bodyFor, closeAfter, true);
       }
@@ -436,6 +439,7 @@ export class AppHttp {
 
   /** Cuts every connection: calls running fail. */
   destroy(): void {
+    this.destroys++;
     for (const c of [...this.all]) c.socket.destroy();
   }
 }
