@@ -1,6 +1,7 @@
 /**
  * The consumer sidecar's hop to the app: what one delivery (POST of a message to a plain node:http app answering 200)
- * costs the sidecar's process in CPU, through qscale's AppChannel.deliver and through reference clients. The app runs
+ * costs the sidecar's process in CPU, through qscale's AppChannel.deliver (its own HTTP/1.1 client, app-http.ts) and
+ * through the clients it could use instead: node:http's keep-alive Agent (what it used before), undici's Pool. The app runs
  * in a child process; this process only sends. N deliveries at C = 1 and C = 16 per client, clients interleaved round
  * by round (the machine is shared), medians of the rounds. Also: what an idle `qscale sidecar` on an embedded binding
  * costs in memory (PSS/USS from /proc/<pid>/smaps_rollup), and what loading undici in it would add.
@@ -10,7 +11,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +31,7 @@ interface Client {
 
 function appChannel(port: number, c: number): Client {
   const ch = new AppChannel('127.0.0.1', port, undefined, c);
-  return { name: 'AppChannel.deliver', deliver: (r, d, m) => ch.deliver(r, d, m), close: () => ch.destroy() };
+  return { name: 'AppChannel.deliver (qscale)', deliver: (r, d, m) => ch.deliver(r, d, m), close: () => ch.destroy() };
 }
 
 /** node:http as the sidecar used it before: an Agent with keep-alive, headers as an object, the body read to its end. */
@@ -103,51 +103,12 @@ function undiciDispatch(port: number, c: number): Client {
 }
 
 
-/** A prototype: requests written as one string on a raw socket, the answer's head parsed by hand (content-length only). */
-function rawSocket(port: number, c: number): Client {
-  const idle: net.Socket[] = [];
-  const all = new Set<net.Socket>();
-  const one = (route: string, data: Buffer, metadata: Readonly<Record<string, string>>): Promise<DeliveryOutcome> => new Promise((resolve) => {
-    const headers = metadataHeaders(metadata) as Record<string, string>;
-    let head = `POST ${route} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\ncontent-length: ${data.length}\r\n`;
-    for (const k in headers) head += `${k}: ${headers[k]}\r\n`;
-    head += '\r\n';
-    let s = idle.pop();
-    if (!s) {
-      s = net.connect(port, '127.0.0.1');
-      s.setNoDelay(true);
-      all.add(s);
-    }
-    const sock = s;
-    let buf: Buffer | undefined;
-    const onData = (chunk: Buffer): void => {
-      buf = buf ? Buffer.concat([buf, chunk]) : chunk;
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const text = buf.toString('latin1', 0, end);
-      const status = Number(text.slice(9, 12));
-      const m = /\r\ncontent-length:\s*(\d+)/i.exec(text);
-      const len = m ? Number(m[1]) : 0;
-      if (buf.length < end + 4 + len) return;
-      sock.off('data', onData);
-      idle.push(sock);
-      resolve(status === 200 ? { ok: true } : { ok: false, reason: String(status) });
-    };
-    sock.on('data', onData);
-    sock.cork();
-    sock.write(head, 'latin1');
-    sock.write(data);
-    sock.uncork();
-  });
-  return { name: 'raw socket', deliver: one, close: async () => { for (const s of all) s.destroy(); } };
-}
 
 const CLIENTS: Array<[string, (port: number, c: number) => Client]> = [
-  ['AppChannel.deliver', appChannel],
+  ['AppChannel.deliver (qscale)', appChannel],
   ['node:http Agent', nodeHttp],
   ['undici Pool.request', undiciRequest],
   ['undici Pool.dispatch', undiciDispatch],
-  ['raw socket', rawSocket],
 ];
 
 interface Run {
@@ -241,13 +202,17 @@ async function main(): Promise<void> {
 What one delivery costs the consumer sidecar in CPU on its hop to the app: a POST of a 100-byte message with two
 metadata headers to a node:http app (its own process) answering 200, ${N.toLocaleString('en')} deliveries at C in flight,
 ${ROUNDS} rounds with the clients interleaved, medians. CPU is the sending process's (process.cpuUsage), so the
-app's share is not in it. \`node dist/bench/app-hop.js\`.
+app's share is not in it. \`node dist/bench/app-hop.js\`. Clients: **AppChannel.deliver (qscale)** is the sidecar's
+own (src/sidecar/app-http.ts: one head string and the body written per request, answers parsed by hand, one
+listener per connection); **node:http Agent** is node's keep-alive Agent as the sidecar used it before; the undici
+rows are its Pool with \`request()\` (a body stream per answer) and with \`dispatch()\` and a bare handler.
 
 | C | client | deliveries/s | CPU µs / delivery |
 |---|---|---|---|
 ${rows.join('\n')}
 ${memory.length ? `
-Idle \`qscale sidecar\` on an embedded binding with an app, 3 s after start (/proc/<pid>/smaps_rollup, MiB):
+Idle \`qscale sidecar\` on an embedded binding with an app, 3 s after start (/proc/<pid>/smaps_rollup, MiB), and
+the same with undici loaded (\`node -r undici\`): what taking undici for the hop would add to every replica:
 
 | process | PSS | USS |
 |---|---|---|
