@@ -132,6 +132,7 @@ export class AppChannel {
   private readonly postHeads = new Map<string, string>();
   private readonly hostLine: string;
   private readonly tokenLine: string;
+  private readonly tokenError: Error | undefined;
   readonly origin: string;
 
   constructor(
@@ -144,7 +145,14 @@ export class AppChannel {
     const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     this.origin = `http://${authority}`;
     this.hostLine = `host: ${authority}\r\n`;
-    this.tokenLine = appApiToken ? headerLines({ 'dapr-api-token': appApiToken }) : '';
+    let tokenLine = '';
+    try {
+      if (appApiToken) tokenLine = headerLines({ 'dapr-api-token': appApiToken });
+    } catch (err) {
+      // A token no header can carry fails each call that would send it, as it did through node:http.
+      this.tokenError = err as Error;
+    }
+    this.tokenLine = tokenLine;
     this.http = new AppHttp(host, port, maxConcurrency);
     this.limiter = maxConcurrency === undefined ? undefined : new Semaphore(maxConcurrency);
   }
@@ -227,6 +235,7 @@ export class AppChannel {
   private postHead(route: string, metadata: Readonly<Record<string, string>>, length: number): string {
     let fixed = this.postHeads.get(route);
     if (fixed === undefined) {
+      if (this.tokenError) throw this.tokenError;
       checkPath(route);
       fixed = `POST ${route} HTTP/1.1\r\n${this.hostLine}content-type: application/json\r\n${this.tokenLine}`;
       this.postHeads.set(route, fixed);

@@ -367,6 +367,8 @@ export class AppHttp {
   private readonly slots: Semaphore | undefined;
   /** destroy() calls so far: a call it cut is not sent again. */
   private destroys = 0;
+  /** closeIdle() was called: connections close as their call ends instead of waiting for the next. */
+  private closing = false;
 
   constructor(
     private readonly host: string,
@@ -415,8 +417,11 @@ export class AppHttp {
     if (p.timer) clearTimeout(p.timer);
     if (answer) {
       if (conn.reusable) {
-        conn.park();
-        this.idle.push(conn);
+        if (this.closing) conn.socket.destroy();
+        else {
+          conn.park();
+          this.idle.push(conn);
+        }
       }
       p.resolve(answer);
     } else {
@@ -432,8 +437,9 @@ export class AppHttp {
     }
   }
 
-  /** Closes the idle connections; busy ones stay until their call ends. */
+  /** Closes the idle connections, and each busy one as its call ends. */
   closeIdle(): void {
+    this.closing = true;
     for (const c of this.idle.splice(0)) c.socket.destroy();
   }
 

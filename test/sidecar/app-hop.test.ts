@@ -15,13 +15,15 @@ import { AppChannel } from '../../src/sidecar/app-channel.js';
 interface RawApp {
   port: number;
   connections: number;
+  /** Connections open now. */
+  open(): number;
   requests: Array<{ head: string; body: Buffer }>;
   close(): Promise<void>;
 }
 
 async function rawApp(answer: (s: net.Socket, head: string, body: Buffer, n: number) => void): Promise<RawApp> {
   const sockets = new Set<net.Socket>();
-  const app: RawApp = { port: 0, connections: 0, requests: [], close: async () => undefined };
+  const app: RawApp = { port: 0, connections: 0, open: () => sockets.size, requests: [], close: async () => undefined };
   const server = net.createServer((s) => {
     app.connections++;
     sockets.add(s);
@@ -177,7 +179,7 @@ describe('sidecar app hop - deliveries over qscale\'s keep-alive client', { time
     }
   });
 
-  it('probe: a silent app times out; close() lets a running delivery finish and says connection: close; destroy() aborts', { timeout: 10_000 }, async () => {
+  it('probe: a silent app times out; close() lets a running delivery finish, then closes its connection; destroy() aborts', { timeout: 10_000 }, async () => {
     let release: (() => void) | undefined;
     const app = await rawApp((s, head) => {
       if (head.startsWith('OPTIONS')) return; // never answers
@@ -191,6 +193,8 @@ describe('sidecar app hop - deliveries over qscale\'s keep-alive client', { time
       await ch.close();
       release();
       assert.deepEqual(await running, { ok: true });
+      // Its connection is not kept for a next delivery once the channel closes.
+      while (app.open() > 0) await new Promise((r) => setTimeout(r, 5));
       release = undefined;
       const after = ch.deliver('/q', data, {});
       while (!release) await new Promise((r) => setTimeout(r, 5));
