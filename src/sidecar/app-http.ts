@@ -398,6 +398,8 @@ export class AppHttp {
   private once(req: AppRequest, bodyFor: BodyFor, closeAfter: boolean, fresh: boolean): Promise<Answer> {
     return new Promise<Answer>((resolve, reject) => {
       let conn = fresh ? undefined : this.idle.pop();
+      // One the app closed a moment ago (its 'close' not yet seen) is passed over.
+      while (conn?.socket.destroyed) conn = this.idle.pop();
       if (conn) conn.take();
       else {
         conn = new Conn(this, this.host, this.port);
