@@ -3,8 +3,8 @@
  * keep-alive pool. There is no client timeout towards the app on purpose: work may legitimately take minutes, and
  * the backend's lease renewal (not an HTTP timeout) is what keeps such a message from being handed to someone else.
  */
-import http from 'node:http';
 import net from 'node:net';
+import { AppHttp, checkPath, headerLines, type BodyFor } from './app-http.js';
 import { Semaphore } from './semaphore.js';
 import { sleep } from '../util/abort.js';
 
@@ -107,17 +107,32 @@ function utf8Boundary(b: Buffer): number {
   return back + 1 < need ? lead : i;
 }
 
-const EMPTY = Buffer.alloc(0);
-
 export type ProbeResult = { subscribed: true; status: number } | { subscribed: false; reason: string };
 
+/** What a call read of an answer: its status, and of a refusal the first bytes and the length. */
+interface CallAnswer {
+  statusCode: number;
+  head: Buffer;
+  total: number | undefined;
+}
+
+const EMPTY = Buffer.alloc(0);
+const OK_ANSWER: CallAnswer = { statusCode: 200, head: EMPTY, total: 0 };
+/** 2xx answers are read to their end and dropped (the connection serves the next call); so are all of a probe's. */
+const DROP: BodyFor = () => undefined;
+
 export class AppChannel {
-  /** node's own keep-alive agent: no client library to load at start-up, one socket per concurrent call. */
-  private readonly agent: http.Agent;
+  /** qscale's own keep-alive HTTP/1.1 pool (app-http.ts): one connection per call in flight, nothing to load. */
+  private readonly http: AppHttp;
   private readonly limiter: Semaphore | undefined;
   private reachable = false;
   private closing = false;
   private reaching: Promise<boolean> | undefined;
+  /** The head of a delivery's request to each route, but its metadata headers and content-length. */
+  private readonly postHeads = new Map<string, string>();
+  private readonly hostLine: string;
+  private readonly tokenLine: string;
+  private readonly tokenError: Error | undefined;
   readonly origin: string;
 
   constructor(
@@ -127,8 +142,18 @@ export class AppChannel {
     maxConcurrency: number | undefined,
     private readonly probeTimeoutMs = DEFAULT_PROBE_TIMEOUT_MS,
   ) {
-    this.origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    this.agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: maxConcurrency ?? Infinity, scheduling: 'lifo' });
+    const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.origin = `http://${authority}`;
+    this.hostLine = `host: ${authority}\r\n`;
+    let tokenLine = '';
+    try {
+      if (appApiToken) tokenLine = headerLines({ 'dapr-api-token': appApiToken });
+    } catch (err) {
+      // A token no header can carry fails each call that would send it, as it did through node:http.
+      this.tokenError = err as Error;
+    }
+    this.tokenLine = tokenLine;
+    this.http = new AppHttp(host, port, maxConcurrency);
     this.limiter = maxConcurrency === undefined ? undefined : new Semaphore(maxConcurrency);
   }
 
@@ -184,13 +209,16 @@ export class AppChannel {
 
   /** POSTs the message's bytes with `metadata` (what the app is to see of it) as headers. */
   async deliver(route: string, data: Buffer, metadata: Readonly<Record<string, string>>): Promise<DeliveryOutcome> {
-    const headers = metadataHeaders(metadata);
-    if (typeof headers === 'string') return { ok: false, reason: headers };
-    headers['content-type'] = 'application/json';
-    if (this.appApiToken) headers['dapr-api-token'] = this.appApiToken;
+    let head: string;
+    try {
+      head = this.postHead(route, metadata, data.length);
+    } catch (err) {
+      if (typeof err === 'string') return { ok: false, reason: err };
+      return { ok: false, reason: `app call failed: ${(err as Error).message}` };
+    }
     if (this.limiter) await this.limiter.acquire();
     try {
-      const res = await this.call(route, 'POST', headers, data, 0, true);
+      const res = await this.send('POST', route, head, data, 0, true);
       if (res.statusCode >= 200 && res.statusCode < 300) return { ok: true };
       return { ok: false, reason: refusalReason({ status: res.statusCode, head: res.head, total: res.total }) };
     } catch (err) {
@@ -201,49 +229,70 @@ export class AppChannel {
   }
 
   /**
-   * One request; the body is read to the end so the socket goes back to the pool. timeoutMs 0 = none. With
+   * A delivery's request head: the route's fixed part (cached), the metadata headers, the length, the connection.
+   * Throws the reason (a string) when the metadata cannot be sent as headers.
+   */
+  private postHead(route: string, metadata: Readonly<Record<string, string>>, length: number): string {
+    let fixed = this.postHeads.get(route);
+    if (fixed === undefined) {
+      if (this.tokenError) throw this.tokenError;
+      checkPath(route);
+      fixed = `POST ${route} HTTP/1.1\r\n${this.hostLine}content-type: application/json\r\n${this.tokenLine}`;
+      this.postHeads.set(route, fixed);
+    }
+    let lines = '';
+    // Most messages carry no metadata the app sees: nothing to turn into headers then.
+    for (const _ in metadata) {
+      const headers = metadataHeaders(metadata);
+      if (typeof headers === 'string') throw headers;
+      lines = headerLines(headers);
+      break;
+    }
+    return `${fixed}${lines}content-length: ${length}\r\nconnection: ${this.closing ? 'close' : 'keep-alive'}\r\n\r\n`;
+  }
+
+  private head(method: string, path: string, headers: Record<string, string | string[]>, body: Buffer | undefined): string {
+    checkPath(path);
+    const length = body ? `content-length: ${body.length}\r\n` : '';
+    return `${method} ${path} HTTP/1.1\r\n${this.hostLine}${headerLines(headers)}${length}connection: ${this.closing ? 'close' : 'keep-alive'}\r\n\r\n`;
+  }
+
+  /**
+   * One request; the body is read to the end so the connection goes back to the pool. timeoutMs 0 = none. With
    * `keepRefusal`, a non-2xx answer's first REASON_BODY_BYTES are kept; past DRAIN_LIMIT_BYTES more it is cut off.
    */
-  private call(path: string, method: string, headers: Record<string, string | string[]>, body: Buffer | undefined, timeoutMs: number, keepRefusal = false): Promise<{ statusCode: number; head: Buffer; total: number | undefined }> {
-    return new Promise((resolve, reject) => {
-      if (body) headers['content-length'] = String(body.length);
-      if (this.closing) headers.connection = 'close';
-      const req = http.request({ host: this.host, port: this.port, path, method, headers, agent: this.agent }, (res) => {
-        const statusCode = res.statusCode ?? 0;
-        if (!keepRefusal || (statusCode >= 200 && statusCode < 300)) {
-          // Read to the end and dropped (no listener per chunk): the socket goes back to the pool.
-          res.once('end', () => resolve({ statusCode, head: EMPTY, total: 0 }));
-          res.once('error', reject);
-          res.resume();
-          return;
+  private async call(path: string, method: string, headers: Record<string, string | string[]>, body: Buffer | undefined, timeoutMs: number): Promise<CallAnswer> {
+    return this.send(method, path, this.head(method, path, headers, body), body, timeoutMs, false);
+  }
+
+  private async send(method: string, path: string, head: string, body: Buffer | undefined, timeoutMs: number, keepRefusal: boolean): Promise<CallAnswer> {
+    const seen: { refusal?: { head: Buffer[]; kept: number; read: number; declared: number | undefined } } = {};
+    const bodyFor: BodyFor = !keepRefusal ? DROP : (status, declared) => {
+      if (status >= 200 && status < 300) return undefined;
+      const r = (seen.refusal = { head: [] as Buffer[], kept: 0, read: 0, declared });
+      return (chunk) => {
+        r.read += chunk.length;
+        if (r.kept < REASON_BODY_BYTES) {
+          const part = chunk.subarray(0, REASON_BODY_BYTES - r.kept);
+          r.head.push(Buffer.from(part));
+          r.kept += part.length;
         }
-        const declared = Number(res.headers['content-length']);
-        const head: Buffer[] = [];
-        let kept = 0;
-        let read = 0;
-        const done = (total: number | undefined): void => resolve({ statusCode, head: Buffer.concat(head), total });
-        res.on('data', (chunk: Buffer) => {
-          read += chunk.length;
-          if (kept < REASON_BODY_BYTES) {
-            const part = chunk.subarray(0, REASON_BODY_BYTES - kept);
-            head.push(part);
-            kept += part.length;
-          }
-          if (read > REASON_BODY_BYTES + DRAIN_LIMIT_BYTES) {
-            // Longer than worth reading: the connection goes, the reason keeps what was read.
-            res.removeAllListeners('data');
-            res.destroy();
-            done(Number.isFinite(declared) && declared > 0 ? declared : undefined);
-          }
-        });
-        res.on('end', () => done(read));
-        // The status is known: an answer broken off mid-body still says what the app refused with.
-        res.on('error', () => done(undefined));
-      });
-      req.on('error', reject);
-      if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.end(body);
-    });
+        // Longer than worth reading: the connection goes, the reason keeps what was read.
+        return r.read <= REASON_BODY_BYTES + DRAIN_LIMIT_BYTES;
+      };
+    };
+    const answer = await this.http.request({ method, path, head, body, timeoutMs }, bodyFor, this.closing);
+    const statusCode = answer.status;
+    const r = seen.refusal;
+    if (!r) {
+      // An answer broken off mid-body fails the call; a refusal's does not: its status says what the app refused with.
+      if (answer.end === 'broken') throw new Error('aborted');
+      return statusCode === 200 ? OK_ANSWER : { statusCode, head: EMPTY, total: 0 };
+    }
+    const total = answer.end === 'complete' ? r.read
+      : answer.end === 'cut' ? (r.declared !== undefined && r.declared > 0 ? r.declared : undefined)
+      : undefined;
+    return { statusCode, head: Buffer.concat(r.head), total };
   }
 
   /**
@@ -256,25 +305,19 @@ export class AppChannel {
   }): Promise<{ statusCode: number; body: Buffer }> {
     const headers = { ...o.headers };
     if (this.appApiToken) headers['dapr-api-token'] = this.appApiToken;
-    if (o.body) headers['content-length'] = String(o.body.length);
-    if (this.closing) headers.connection = 'close';
+    delete headers['content-length'];
+    const head = this.head(o.method, o.path, headers, o.body);
     if (o.limited && this.limiter) await this.limiter.acquire();
     try {
-      return await new Promise((resolve, reject) => {
-        const req = http.request({ host: this.host, port: this.port, path: o.path, method: o.method, headers, agent: this.agent }, (res) => {
-          const kept: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            if (size < o.keepBytes) kept.push(chunk.subarray(0, o.keepBytes - size));
-            size += chunk.length;
-          });
-          res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, body: Buffer.concat(kept) }));
-          res.on('error', reject);
-        });
-        req.on('error', reject);
-        if (o.timeoutMs) req.setTimeout(o.timeoutMs, () => req.destroy(new Error(`no answer within ${o.timeoutMs} ms`)));
-        req.end(o.body);
-      });
+      const kept: Buffer[] = [];
+      let size = 0;
+      const answer = await this.http.request({ method: o.method, path: o.path, head, body: o.body, timeoutMs: o.timeoutMs ?? 0 }, () => (chunk) => {
+        if (size < o.keepBytes) kept.push(Buffer.from(chunk.subarray(0, o.keepBytes - size)));
+        size += chunk.length;
+        return true;
+      }, this.closing);
+      if (answer.end !== 'complete') throw new Error('aborted');
+      return { statusCode: answer.status, body: Buffer.concat(kept) };
     } finally {
       if (o.limited) this.limiter?.release();
     }
@@ -283,12 +326,12 @@ export class AppChannel {
   /** Lets running calls finish: idle sockets close now, busy ones when their call ends. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const sockets of Object.values(this.agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
+    this.http.closeIdle();
   }
 
   /** Aborts running calls: used only past the grace period. */
   async destroy(): Promise<void> {
-    this.agent.destroy();
+    this.http.destroy();
   }
 }
 
