@@ -13,6 +13,8 @@
 import net from 'node:net';
 import { Semaphore } from './semaphore.js';
 
+/** A body up to this size goes out in one buffer with the request's head. */
+const ONE_WRITE_BYTES = 16 * 1024;
 /** The most a status line and headers may take. */
 const MAX_HEAD_BYTES = 64 * 1024;
 /** TCP keep-alive probes on app connections (node's Agent keepAliveMsecs as the sidecar set it). */
@@ -118,10 +120,18 @@ class Conn {
     this.idleMs = -1;
     const s = this.socket;
     if (req.body) {
-      s.cork();
-      s.write(req.head, 'latin1');
-      s.write(req.body);
-      s.uncork();
+      // One buffer, one write: cheaper than a corked pair (no writev array) for the small bodies most messages are.
+      if (req.body.length <= ONE_WRITE_BYTES) {
+        const out = Buffer.allocUnsafe(req.head.length + req.body.length);
+        out.write(req.head, 0, 'latin1');
+        req.body.copy(out, req.head.length);
+        s.write(out);
+      } else {
+        s.cork();
+        s.write(req.head, 'latin1');
+        s.write(req.body);
+        s.uncork();
+      }
     } else {
       s.write(req.head, 'latin1');
     }
