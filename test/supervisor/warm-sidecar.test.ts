@@ -167,28 +167,32 @@ describe('warm sidecar', { timeout: 4 * TEST_MS }, () => {
     }
   });
 
-  test('with the warm sidecar off, none is started and a scale from zero starts both processes', { timeout: TEST_MS }, async () => {
+  test('qscale up --no-warm-sidecar starts none: a scale from zero starts both processes', { timeout: TEST_MS }, async () => {
     const dir = folder();
-    const logs = new Lines();
-    const sys = await start(dir, logs, false);
-    const q = await queueBackend(dir, path.join(dir, '.qscale'), true);
+    const up = await startUp(dir, ['--embedded', '--hpa-sync-period', '1s', '--no-warm-sidecar']);
     let seen = 0;
-    const watch = setInterval(() => {
-      if (warmOf(sys)) seen++;
-    }, 20);
     try {
-      const consumer = sys.deployments.get('consumer')!;
-      await send(q, ['c1']);
-      await until(() => logs.processed('c1') === 1, 'c1 processed');
-      await until(() => consumer.list().every((r) => r.ready), 'the replica Ready');
-      await until(() => consumer.current === 0 && consumer.list().length === 0, 'the consumer back at 0');
-      assert.equal(seen, 0, 'no warm sidecar was started');
-      assert.deepEqual((await sys.status()).warmSidecars, []);
-      assert.ok(!logs.all.some((l) => /standby/.test(l.line)));
+      await up.waitFor((st) => st.scaledObjects.length === 1, 60_000, 'the supervisor up');
+      const q = await queueBackend(dir, up.dataDir, true);
+      try {
+        await send(q, ['c1']);
+      } finally {
+        await q.close();
+      }
+      const count = (st: { warmSidecars?: unknown[] }): void => void (seen += st.warmSidecars?.length ?? 0);
+      await up.waitFor((st) => {
+        count(st);
+        return st.replicas.some((r) => r.appId === 'consumer' && r.ready);
+      }, 60_000, 'the replica Ready');
+      await up.waitFor((st) => {
+        count(st);
+        return st.replicas.length === 0;
+      }, 60_000, 'the consumer back at 0');
+      assert.equal(up.countLines(/processed c1 pid=/), 1, up.lines.slice(-20).join('\n'));
+      assert.equal(seen, 0, 'no warm sidecar in status');
+      assert.equal(up.countLines(/standby/), 0, 'no standby sidecar started');
     } finally {
-      clearInterval(watch);
-      await q.close();
-      await sys.stop();
+      await up.stop();
     }
   });
 
