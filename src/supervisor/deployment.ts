@@ -13,6 +13,8 @@
  *   said once), never one per poll.
  * - The run file's appPort / daprHTTPPort (fixedPorts) belong to one replica at a time and are never swapped for
  *   a random port: when taken, that replica waits in CrashLoopBackOff with a line naming the port.
+ * - With warmSidecar, one standby sidecar waits for the next replica (warm.ts) whenever every replica is Ready; it is
+ *   in no count or list above, only in warmSidecar(). The next replica on fresh ports adopts it.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';

@@ -9,7 +9,8 @@
  * Each started pair has a generation number. Whichever of its processes ends first ends the pair, once: the other is
  * killed and awaited before anything restarts, and the end of an older pair can never act on a newer one. Scale-in
  * stops the sidecar first (it stops taking messages and finishes in-flight work), then the app, so nothing is lost
- * and nothing drained in time is done twice.
+ * and nothing drained in time is done twice. A replica's first pair may adopt a warm sidecar its deployment started
+ * ahead (warm.ts): only the app is spawned then, and the pair is the same pair from there on.
  */
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
