@@ -5,7 +5,9 @@
  * 2. the seed scenario's drain time (50 messages, 5 s of work, max 10) with a behavior that lets the HPA go straight
  *    to 10, against the ideal ceil(50 / 10) × 5 s.
  */
-import { CountingLogs, benchFolder, runFileFor, seedComponent } from './system.js';
+import { CountingLogs, benchFolder, memoryOf, mib, runFileFor, seedComponent } from './system.js';
+import { readFileSync } from 'node:fs';
+import type { RunningSystem } from '../src/supervisor/system.js';
 import { SpanLogs, fromZero, scaledObject, send, start, until } from './lib/scale-from-zero.js';
 import { machineLine, percentile, writeSection } from './report.js';
 
@@ -38,6 +40,39 @@ const stats = (xs: number[]): string => {
   return `p50 ${percentile(s, 50).toFixed(0)} ms, min ${s[0]!.toFixed(0)} ms, max ${s[s.length - 1]!.toFixed(0)} ms`;
 };
 const spans = new SpanLogs();
+if (process.argv.includes('--from-zero-only')) {
+  // The instant scale from zero and its spans, with and without the warm sidecar, interleaved in rounds (the machine's
+  // load drifts); nothing written.
+  const ROUNDS = 2;
+  const per = Math.max(1, Math.ceil(RUNS / ROUNDS));
+  const sides = [{ name: 'no warm sidecar', warm: false }, { name: 'warm sidecar', warm: true }].map((s) => ({ ...s, ms: [] as number[], spans: new SpanLogs() }));
+  const idle: number[] = [];
+  const idleCpu: number[] = [];
+  // What the warm sidecar costs while it waits: its proportional memory once it is idle at 0 replicas.
+  const measure = async (sys: RunningSystem): Promise<void> => {
+    await until(() => sys.deployments.get('consumer')!.warmSidecar() !== undefined, 'a warm sidecar');
+    const w = sys.deployments.get('consumer')!.warmSidecar()!;
+    const ticks = (): number => {
+      const stat = readFileSync(`/proc/${w.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(f[11]) + Number(f[12]);
+    };
+    await new Promise((r) => setTimeout(r, 2000));
+    const t = ticks();
+    await new Promise((r) => setTimeout(r, 5000));
+    idleCpu.push(((ticks() - t) * 10) / 5);
+    idle.push(memoryOf(w.pid).pss);
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const side of sides) side.ms.push(...(await fromZero(true, per, 30, side.spans, side.warm, side.warm ? measure : undefined)));
+  }
+  console.log(`idle warm sidecar PSS: ${idle.map(mib).join(', ')}; CPU while idle: ${idleCpu.map((x) => `${x.toFixed(1)} ms/s`).join(', ')}`);
+  for (const side of sides) {
+    console.log(`scale from zero, instant activation, ${side.name} (${side.ms.length} runs): ${stats(side.ms)}`);
+    for (const [name, ms] of side.spans.medians()) console.log(`  ${name}: ${Number.isNaN(ms) ? '—' : `${ms.toFixed(0)} ms`}`);
+  }
+  process.exit(0);
+}
 const instant = await fromZero(true, RUNS, 30, spans);
 console.log(`scale from zero, instant activation (pollingInterval 30 s): ${stats(instant)}`);
 for (const [name, ms] of spans.medians()) console.log(`  ${name}: ${ms.toFixed(0)} ms after the send (median)`);

@@ -42,7 +42,7 @@ spec:
 `;
 }
 
-export async function start(folder: string, logs: CountingLogs, syncPeriodMs: number, instantActivation: boolean): Promise<RunningSystem> {
+export async function start(folder: string, logs: CountingLogs, syncPeriodMs: number, instantActivation: boolean, warmSidecar = true): Promise<RunningSystem> {
   return startSystem({
     folder,
     embedded: true,
@@ -52,6 +52,7 @@ export async function start(folder: string, logs: CountingLogs, syncPeriodMs: nu
     graceMs: 30_000,
     controlPort: 0,
     instantActivation,
+    warmSidecar,
     logs,
   });
 }
@@ -81,28 +82,37 @@ export async function send(sys: RunningSystem, count: number): Promise<void> {
 export const SPANS: ReadonlyArray<readonly [string, RegExp | 'spawn']> = [
   ['scale decision (0 → 1)', /: 0 → 1 /],
   ['app and sidecar spawned', 'spawn'],
+  ['warm sidecar adopted', /adopted by the supervisor/],
   ['app listening', /consumer listening on/],
+  // With a warm sidecar these happened before the message was sent.
   ['sidecar code running', /starting qscale sidecar/],
   ['sidecar components loaded', /loaded component/],
   ['sidecar API listening', /HTTP API listening/],
-  ['sidecar reading into the app', /reading input binding/],
+  ['sidecar reading into the app', /reading input binding \S+ into/],
 ];
 
 export class SpanLogs extends CountingLogs {
   t0 = 0;
   readonly runs: Array<Map<string, number>> = [];
   private current = new Map<string, number>();
+  private open = false;
   mark(t0: number): void {
     this.t0 = t0;
     this.current = new Map();
     this.runs.push(this.current);
+    this.open = true;
+  }
+  /** The run's message was processed: lines after this (a warm sidecar starting for the next run) are not its steps. */
+  end(): void {
+    this.open = false;
   }
   private note(line: string): void {
+    if (!this.open) return;
     const now = performance.now() - this.t0;
     for (const [name, re] of SPANS) if (re !== 'spawn' && re.test(line) && !this.current.has(name)) this.current.set(name, now);
   }
   override attach(child: ChildProcess, prefix: string): void {
-    if (prefix.startsWith('consumer') && !prefix.endsWith('daprd') && !this.current.has('app and sidecar spawned')) {
+    if (this.open && prefix.startsWith('consumer') && !prefix.endsWith('daprd') && !this.current.has('app and sidecar spawned')) {
       this.current.set('app and sidecar spawned', performance.now() - this.t0);
     }
     super.attach(child, prefix);
@@ -121,16 +131,26 @@ export class SpanLogs extends CountingLogs {
   }
 }
 
-export async function fromZero(instant: boolean, runs: number, pollingInterval: number, logs: CountingLogs = new CountingLogs()): Promise<number[]> {
+export async function fromZero(
+  instant: boolean,
+  runs: number,
+  pollingInterval: number,
+  logs: CountingLogs = new CountingLogs(),
+  warmSidecar = true,
+  /** Called at 0 replicas after the last run, before the system stops (e.g. to read the warm sidecar's memory). */
+  atZero?: (sys: RunningSystem) => void | Promise<void>,
+): Promise<number[]> {
   const folder = benchFolder({
     'binding.yaml': seedComponent(),
     'scaling.yaml': scaledObject(pollingInterval, 1),
     'dapr.yaml': runFileFor({ WORK_MS: '0' }),
   });
-  const sys = await start(folder, logs, 1000, instant);
+  const sys = await start(folder, logs, 1000, instant, warmSidecar);
   const consumer = sys.deployments.get('consumer')!;
   const producer = sys.deployments.get('producer')!;
   const out: number[] = [];
+  // The same logs may serve several systems one after the other: count this system's messages only.
+  const before = logs.processed;
   try {
     await until(() => producer.readyCount === 1, 'the producer');
     for (let i = 0; i < runs; i++) {
@@ -139,8 +159,13 @@ export async function fromZero(instant: boolean, runs: number, pollingInterval: 
       const t0 = performance.now();
       if (logs instanceof SpanLogs) logs.mark(t0);
       await send(sys, 1);
-      const done = await logs.until(i + 1);
+      const done = await logs.until(before + i + 1);
+      if (logs instanceof SpanLogs) logs.end();
       out.push(done - t0);
+    }
+    if (atZero) {
+      await until(() => consumer.current === 0 && consumer.list().length === 0, 'the consumer back at 0');
+      await atZero(sys);
     }
   } finally {
     await sys.stop();

@@ -84,6 +84,11 @@ export interface SidecarOptions {
   logger?: Logger;
   /** Replaces the registry (a test that needs a backend the registry does not list). */
   createBackend?: BackendFactory;
+  /**
+   * Start as a standby: components loaded and the API up, but the app is not dialled and no input binding or
+   * subscription is read until handle.adopt() (`qscale up` keeps one ready for a deployment's next replica).
+   */
+  standby?: boolean;
   /** Called once the sidecar stopped because of POST /v1.0/shutdown (the CLI exits the process). */
   onShutdown?: (result: DrainResult) => void;
 }
@@ -98,4 +103,9 @@ export interface SidecarHandle {
   port: number;
   /** Graceful stop: stop reading, finish in-flight deliveries within the grace period, close backends. */
   close(): Promise<DrainResult>;
+  /**
+   * A standby starts what a sidecar starts once its API is up: dials the app, then reads input bindings and
+   * subscriptions. True the first time; false when not a standby, already adopted, or stopping.
+   */
+  adopt(): boolean;
 }

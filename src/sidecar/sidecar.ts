@@ -129,8 +129,11 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   let draining = false;
   let stopping: Promise<DrainResult> | undefined;
 
+  // A standby reads nothing and dials nothing until it is adopted.
+  let waiting = options.standby ?? false;
   const health = (): Health => {
     if (draining) return { ready: false, reason: 'shutting down' };
+    if (waiting) return { ready: false, reason: 'standby: not adopted yet' };
     if (channel && !channel.isReachable) return { ready: false, reason: `app is not reachable on ${channel.origin} yet` };
     const broken = readers.find((r) => r.stats.outage !== undefined);
     if (broken) return { ready: false, reason: `input binding ${broken.stats.name} cannot receive: ${broken.stats.outage?.cause ?? 'unknown error'}` };
@@ -177,7 +180,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
 
   // The app's port is dialled while the API comes up: the first delivery need not wait for a dial after it.
   // Health needs the app's port too, even when no input binding is read (an output-only app).
-  if (channel) void channel.waitUntilReachable(receiving.signal);
+  if (channel && !waiting) void channel.waitUntilReachable(receiving.signal);
   try {
     await server.listen({ port: options.httpPort ?? DEFAULT_HTTP_PORT, host: options.listenAddress ?? DEFAULT_LISTEN });
   } catch (err) {
@@ -192,8 +195,21 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   logger.info(`HTTP API listening on ${options.listenAddress ?? DEFAULT_LISTEN}:${port}`);
   const metricsServer = metrics && options.metrics ? await startMetricsServer(metrics, options.metrics, logger) : undefined;
 
-  const readersDone = Promise.all([...readers.map((r) => r.run(receiving.signal)), subscriber.run(receiving.signal)]);
-  if (channel && readers.length > 0) logger.info(`waiting for the app on ${channel.origin} before reading input bindings`);
+  let readersDone: Promise<unknown> = Promise.resolve();
+  const begin = (): void => {
+    if (channel) void channel.waitUntilReachable(receiving.signal);
+    readersDone = Promise.all([...readers.map((r) => r.run(receiving.signal)), subscriber.run(receiving.signal)]);
+    if (channel && readers.length > 0) logger.info(`waiting for the app on ${channel.origin} before reading input bindings`);
+  };
+  if (waiting) logger.info('standby: components loaded and the API up; the app is not dialled and nothing is read until the supervisor adopts this sidecar');
+  else begin();
+  const adopt = (): boolean => {
+    if (!waiting || draining) return false;
+    waiting = false;
+    logger.info('adopted by the supervisor');
+    begin();
+    return true;
+  };
 
   async function drain(): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
@@ -234,5 +250,5 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     return stopping;
   }
 
-  return { port, close: stop };
+  return { port, close: stop, adopt };
 }

@@ -13,6 +13,8 @@
  *   said once), never one per poll.
  * - The run file's appPort / daprHTTPPort (fixedPorts) belong to one replica at a time and are never swapped for
  *   a random port: when taken, that replica waits in CrashLoopBackOff with a line naming the port.
+ * - With warmSidecar, one standby sidecar waits for the next replica (warm.ts) whenever every replica is Ready; it is
+ *   in no count or list above, only in warmSidecar(). The next replica on fresh ports adopts it.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -20,7 +22,9 @@ import type { RunFileApp } from './runfile.js';
 import { Replica, type ReplicaInfo } from './replica.js';
 import type { LogSink } from './logs.js';
 import { sharedPorts, type PortPool } from './ports.js';
-import { crashBackoffBase, crashBackoffPolicy } from './backoff.js';
+import { crashBackoffBase, crashBackoffPolicy, planRestart, type BackoffEntry } from './backoff.js';
+import { WarmSidecar } from './warm.js';
+import { describeExit } from './proctree.js';
 import { errorMessage } from '../errors.js';
 
 export interface DeploymentOptions {
@@ -40,7 +44,15 @@ export interface DeploymentOptions {
   crashBackoffMs?: number;
   /** Where fresh ports come from; one pool per process by default. */
   ports?: PortPool;
+  /**
+   * Keep one standby sidecar started ahead for the next replica (warm.ts), so a scale-up spawns only the app. For
+   * scaled apps; off by default here, on in `qscale up` unless --no-warm-sidecar.
+   */
+  warmSidecar?: boolean;
 }
+
+/** How long a standby sidecar may take to exit on SIGTERM (it has nothing to drain) before it is killed. */
+const WARM_STOP_MS = 3000;
 
 export class Deployment {
   readonly appId: string;
@@ -59,6 +71,11 @@ export class Deployment {
   private readonly said = new Set<string>();
   private readyWaiters: Array<{ resolve: (r: ReplicaInfo) => void; reject: (e: Error) => void }> = [];
   private readonly backoffBase: number;
+  private warm: WarmSidecar | undefined;
+  /** Set while a warm sidecar's ports are being taken, or while its replacement waits out its back-off. */
+  private warmPending = false;
+  private warmTimer: NodeJS.Timeout | undefined;
+  private warmBackoff: BackoffEntry | undefined;
 
   constructor(private readonly opts: DeploymentOptions) {
     this.appId = opts.app.appId;
@@ -84,6 +101,12 @@ export class Deployment {
   /** Every replica that has or may still get a process, terminating ones included. */
   list(): ReplicaInfo[] {
     return [...this.replicas.values(), ...this.terminating].map((r) => r.info());
+  }
+
+  /** The standby sidecar kept for the next replica, if one is up (it is not a replica). */
+  warmSidecar(): { name: string; pid: number | undefined; sidecarPort: number } | undefined {
+    const w = this.warm;
+    return w && w.proc.alive ? { name: w.name, pid: w.proc.pid, sidecarPort: w.ports.sidecar } : undefined;
   }
 
   /** The replicas that are not terminating. */
@@ -134,6 +157,7 @@ export class Deployment {
         try {
           await this.reconcile();
           this.lastFailure = undefined;
+          this.ensureWarm();
         } catch (err) {
           const msg = errorMessage(err);
           if (msg !== this.lastFailure) this.opts.logs.system(`${this.appId}: could not scale to ${target}: ${msg} (the next scaling decision tries again)`);
@@ -172,7 +196,10 @@ export class Deployment {
   private async startOne(): Promise<void> {
     const app = this.opts.app;
     const fixed = this.opts.fixedPorts && this.fixedOwner === undefined && (app.appPort !== undefined || app.daprHttpPort !== undefined);
-    const name = `${app.appId}-${this.hash}-${randomBytes(3).toString('hex').slice(0, 5)}`;
+    // The warm sidecar is on fresh ports: a replica that takes the run file's fixed ones starts its own.
+    const warm = !fixed && this.warm?.proc.alive ? this.warm : undefined;
+    if (warm) this.warm = undefined;
+    const name = warm?.name ?? this.replicaName();
     const runFile = this.opts.runFile ?? (app as RunFileApp & { file?: string }).file;
     const r = new Replica({
       name,
@@ -192,10 +219,13 @@ export class Deployment {
       backoff: crashBackoffPolicy(this.backoffBase),
       ports: this.opts.ports ?? sharedPorts,
       report: (key, line) => this.say(key, line),
+      warm,
     });
     if (fixed) this.fixedOwner = r;
     r.on('ready', (info: ReplicaInfo) => {
       this.said.clear();
+      // The next warm sidecar starts once this replica is up, so it does not take CPU from the app's own start.
+      this.ensureWarm();
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
       for (const w of waiters) w.resolve(info);
@@ -205,6 +235,87 @@ export class Deployment {
     });
     this.replicas.set(name, r);
     await r.start();
+  }
+
+  private replicaName(): string {
+    return `${this.appId}-${this.hash}-${randomBytes(3).toString('hex').slice(0, 5)}`;
+  }
+
+  /**
+   * Starts a warm sidecar for the next replica when the deployment keeps one, has none, and every replica it has is
+   * Ready (at 0 replicas: at once).
+   */
+  private ensureWarm(): void {
+    if (!this.opts.warmSidecar || this.closed || this.warm || this.warmPending) return;
+    for (const r of this.replicas.values()) if (!r.ready) return;
+    this.warmPending = true;
+    void this.startWarm()
+      .catch((err: unknown) => this.warmFailed(`could not be started: ${errorMessage(err)}`, Date.now()))
+      .finally(() => (this.warmPending = this.warmTimer !== undefined));
+  }
+
+  private async startWarm(): Promise<void> {
+    const pool = this.opts.ports ?? sharedPorts;
+    const taken: number[] = [];
+    try {
+      for (let i = 0; i < 3; i++) taken.push(await pool.take());
+    } catch (err) {
+      for (const p of taken) pool.release(p);
+      throw err;
+    }
+    if (this.closed) {
+      for (const p of taken) pool.release(p);
+      return;
+    }
+    const app = this.opts.app;
+    const w = new WarmSidecar(this.replicaName(), { app: taken[0]!, sidecar: taken[1]!, metrics: taken[2]! }, {
+      appId: app.appId,
+      cwd: app.appDir,
+      env: app.env,
+      resourcesPaths: app.resourcesPaths,
+      embedded: this.opts.embedded,
+      dataDir: this.opts.dataDir,
+      appMaxConcurrency: app.appMaxConcurrency,
+      graceMs: this.opts.graceMs,
+    }, this.opts.logs, pool);
+    this.warm = w;
+    void w.proc.ended.then((r) => {
+      // Once a replica took it (or a stop did), that one owns its ports and its end.
+      if (this.warm !== w) return;
+      this.warm = undefined;
+      w.release();
+      if (this.closed) return;
+      this.warmFailed(`exited (${describeExit(r)}) before a replica adopted it`, r.at);
+    });
+  }
+
+  /** A warm sidecar that failed is replaced after the crash back-off; one line per run of failures, not per retry. */
+  private warmFailed(what: string, at: number): void {
+    const plan = planRestart(this.warmBackoff, at, Date.now(), crashBackoffPolicy(this.backoffBase));
+    this.warmBackoff = plan.entry;
+    if (plan.waitMs === 0) {
+      this.opts.logs.system(`${this.appId}: warm sidecar ${what}; starting another now (if it fails again, it is retried with back-off without a line each; replicas start their own sidecar meanwhile)`);
+    }
+    this.warmPending = true;
+    this.warmTimer = setTimeout(() => {
+      this.warmTimer = undefined;
+      this.warmPending = false;
+      this.ensureWarm();
+    }, plan.waitMs);
+  }
+
+  private async stopWarm(now: boolean): Promise<void> {
+    if (this.warmTimer) clearTimeout(this.warmTimer);
+    this.warmTimer = undefined;
+    const w = this.warm;
+    this.warm = undefined;
+    if (!w) return;
+    if (now) {
+      await w.proc.stop('SIGKILL', WARM_STOP_MS);
+      if (!w.proc.alive) w.release();
+    } else {
+      await w.stop(WARM_STOP_MS);
+    }
   }
 
   private say(key: string, line: string): void {
@@ -224,7 +335,7 @@ export class Deployment {
     await this.reconciling;
     const all = [...this.replicas.values()];
     for (const r of all) this.retire(r);
-    await Promise.all([...this.terminating].map((r) => r.stop()));
+    await Promise.all([...[...this.terminating].map((r) => r.stop()), this.stopWarm(false)]);
   }
 
   /** kill -9 of every replica's processes; resolves once they are gone. */
@@ -234,7 +345,7 @@ export class Deployment {
     await Promise.all(all.map((r) => r.kill()));
     await this.reconciling;
     for (const r of [...this.replicas.values()]) this.retire(r);
-    await Promise.all([...this.terminating].map((r) => r.kill()));
+    await Promise.all([...[...this.terminating].map((r) => r.kill()), this.stopWarm(true)]);
   }
 
   private close(): void {

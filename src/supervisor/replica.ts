@@ -9,7 +9,8 @@
  * Each started pair has a generation number. Whichever of its processes ends first ends the pair, once: the other is
  * killed and awaited before anything restarts, and the end of an older pair can never act on a newer one. Scale-in
  * stops the sidecar first (it stops taking messages and finishes in-flight work), then the app, so nothing is lost
- * and nothing drained in time is done twice.
+ * and nothing drained in time is done twice. A replica's first pair may adopt a warm sidecar its deployment started
+ * ahead (warm.ts): only the app is spawned then, and the pair is the same pair from there on.
  */
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
@@ -21,6 +22,7 @@ import { crashBackoffPolicy, planRestart, type BackoffEntry, type BackoffPolicy 
 import { describeExit, Proc, type ExitReason } from './proctree.js';
 import { portFree, sharedPorts, type PortPool } from './ports.js';
 import { LatencyLog } from './latency.js';
+import type { WarmSidecar } from './warm.js';
 
 export type ReplicaStatus = 'Pending' | 'Starting' | 'Running' | 'Terminating' | 'CrashLoopBackOff' | 'Stopped';
 
@@ -47,6 +49,8 @@ export interface ReplicaOptions {
   backoff?: BackoffPolicy;
   /** Where fresh ports come from; shared by every replica of the process by default. */
   ports?: PortPool;
+  /** A standby sidecar started ahead on its own ports: the first pair adopts it and spawns only the app. */
+  warm?: WarmSidecar | undefined;
   /**
    * Prints a failure line. The deployment folds a failure every replica shares (a missing command) into one line;
    * `key` says what makes two lines the same failure. Defaults to logs.system.
@@ -221,24 +225,41 @@ export class Replica extends EventEmitter {
     this.ready = false;
     this.nextStartAt = undefined;
     const [cmd, ...args] = o.command;
+    // A warm sidecar started ahead serves the first pair only, and only while it is alive; its ports are this pair's.
+    let warm = gen === 1 ? o.warm : undefined;
+    if (warm && !warm.proc.alive) {
+      warm.release();
+      warm = undefined;
+    }
     let ports: { app: number; sidecar: number; metrics: number } | undefined;
     try {
       // Both at once: every millisecond before the spawn is scale-from-zero time.
-      const [dir, taken] = await Promise.allSettled([checkDir(o.cwd), this.takePorts()]);
+      const [dir, taken] = await Promise.allSettled([checkDir(o.cwd), warm ? Promise.resolve(warm.ports) : this.takePorts()]);
       if (dir.status === 'rejected') {
-        if (taken.status === 'fulfilled') this.releasePorts(taken.value);
+        if (taken.status === 'fulfilled' && !warm) this.releasePorts(taken.value);
         throw dir.reason;
       }
       if (taken.status === 'rejected') throw taken.reason;
       ports = taken.value;
     } catch (err) {
+      if (warm) {
+        // The pair never spawns: its warm sidecar goes (and its ports with it, once it is gone).
+        warm.proc.signal('SIGKILL');
+        void warm.proc.ended.then(() => warm!.release());
+        ports = undefined;
+      }
       if (this.stopping || gen !== this.gen) return;
       const e = err instanceof StartError ? err : new StartError('ERR_START', String((err as Error).message ?? err));
       this.pairEnded(undefined, 'app', { code: null, signal: null, spawnError: { code: e.code, message: e.message }, at: Date.now() });
       return;
     }
     if (this.stopping || gen !== this.gen) {
-      this.releasePorts(ports);
+      if (warm) {
+        warm.proc.signal('SIGKILL');
+        void warm.proc.ended.then(() => warm!.release());
+      } else {
+        this.releasePorts(ports);
+      }
       return;
     }
     const app = new Proc(cmd!, args, {
@@ -248,30 +269,20 @@ export class Replica extends EventEmitter {
     }, (e) => describeSpawnError(cmd!, o.cwd, e));
     let sidecar: Proc | undefined;
     if (app.pid !== undefined) {
-      const sidecarArgs = [
-        SIDECAR_MAIN, 'sidecar',
-        '--app-id', o.appId,
-        '--app-port', String(ports.app),
-        '--dapr-http-port', String(ports.sidecar),
-        '--metrics-port', String(ports.metrics),
-        '--data-dir', o.dataDir,
-        '--dapr-graceful-shutdown-seconds', String(Math.max(1, Math.ceil(o.graceMs / 1000))),
-      ];
-      for (const p of o.resourcesPaths) sidecarArgs.push('--resources-path', p);
-      if (o.embedded) sidecarArgs.push('--embedded');
-      if (o.appMaxConcurrency !== undefined) sidecarArgs.push('--app-max-concurrency', String(o.appMaxConcurrency));
-      // The sidecar drains, stops its app and exits when the supervisor dies (src/cli/sidecar/run.ts).
-      const sidecarEnv: NodeJS.ProcessEnv = { ...process.env, QSCALE_SUPERVISOR_PID: String(process.pid), QSCALE_APP_PID: String(app.pid) };
-      for (const k of ['DAPR_API_TOKEN', 'APP_API_TOKEN']) if (o.env[k] !== undefined) sidecarEnv[k] = o.env[k];
-      sidecar = new Proc(process.execPath, sidecarArgs, { cwd: o.cwd, env: sidecarEnv, stdio: ['ignore', 'pipe', 'pipe'] }, (e) => `cannot start daprd: ${e.message}`);
+      // A standby sidecar has its components loaded and its API up: from now on it dials this app.
+      if (warm) warm.adopt(app.pid);
+      else sidecar = spawnSidecar(o, ports, app.pid);
     }
+    // An app that could not spawn ends the pair, which kills the warm sidecar and gives back its ports once it is gone.
+    if (warm) sidecar = warm.proc;
     const pair: Pair = { gen, appPort: ports.app, sidecarPort: ports.sidecar, metricsPort: ports.metrics, app, sidecar, startedAt: Date.now(), readyAt: undefined, over: false, portsReleased: false };
     this.pair = pair;
     this.processed = 0;
     this.lastPorts = { app: ports.app, sidecar: ports.sidecar, metrics: ports.metrics };
     this.status = 'Starting';
     if (app.child) o.logs.attach(app.child, this.name);
-    if (sidecar?.child) o.logs.attach(sidecar.child, `${this.name} daprd`);
+    // A warm sidecar's lines have gone to the log under this replica's name since it started.
+    if (sidecar?.child && !warm) o.logs.attach(sidecar.child, `${this.name} daprd`);
     void app.ended.then((r) => this.pairEnded(pair, 'app', r));
     void sidecar?.ended.then((r) => this.pairEnded(pair, 'daprd', r));
     if (app.pid !== undefined) this.pollReady(pair);
@@ -522,6 +533,36 @@ export class Replica extends EventEmitter {
   private bug(where: string, err: unknown): void {
     this.opts.logs.system(`${this.name}: internal error during ${where}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   }
+}
+
+/** The fields of a replica's options its sidecar's command line is made of. */
+export type SidecarSpec = Pick<ReplicaOptions, 'appId' | 'cwd' | 'env' | 'resourcesPaths' | 'embedded' | 'dataDir' | 'appMaxConcurrency' | 'graceMs'>;
+
+/**
+ * Spawns `qscale sidecar` for an app on these ports. With an app pid it starts at once; without one it is a standby
+ * (--standby): its stdin is a pipe on which the supervisor writes `adopt <app pid>`, and its end (the supervisor is
+ * gone) makes it exit before it reads anything.
+ */
+export function spawnSidecar(o: SidecarSpec, ports: { app: number; sidecar: number; metrics: number }, appPid: number | undefined): Proc {
+  const args = [
+    SIDECAR_MAIN, 'sidecar',
+    '--app-id', o.appId,
+    '--app-port', String(ports.app),
+    '--dapr-http-port', String(ports.sidecar),
+    '--metrics-port', String(ports.metrics),
+    '--data-dir', o.dataDir,
+    '--dapr-graceful-shutdown-seconds', String(Math.max(1, Math.ceil(o.graceMs / 1000))),
+  ];
+  for (const p of o.resourcesPaths) args.push('--resources-path', p);
+  if (o.embedded) args.push('--embedded');
+  if (o.appMaxConcurrency !== undefined) args.push('--app-max-concurrency', String(o.appMaxConcurrency));
+  if (appPid === undefined) args.push('--standby');
+  // The sidecar drains, stops its app and exits when the supervisor dies (src/cli/sidecar/run.ts).
+  const env: NodeJS.ProcessEnv = { ...process.env, QSCALE_SUPERVISOR_PID: String(process.pid) };
+  if (appPid !== undefined) env.QSCALE_APP_PID = String(appPid);
+  else delete env.QSCALE_APP_PID;
+  for (const k of ['DAPR_API_TOKEN', 'APP_API_TOKEN']) if (o.env[k] !== undefined) env[k] = o.env[k];
+  return new Proc(process.execPath, args, { cwd: o.cwd, env, stdio: [appPid === undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] }, (e) => `cannot start daprd: ${e.message}`);
 }
 
 async function checkDir(dir: string): Promise<void> {

@@ -82,6 +82,14 @@ export interface QueueState {
   error?: string;
 }
 
+export interface WarmSidecarStatus {
+  appId: string;
+  /** The name the replica that adopts it will have. */
+  name: string;
+  pid: number | undefined;
+  sidecarPort: number;
+}
+
 export interface SystemStatus {
   pid: number;
   startedAt: number;
@@ -90,6 +98,8 @@ export interface SystemStatus {
   producerUrl: string | undefined;
   swaggerUrl: string | undefined;
   replicas: Array<ReplicaInfo & { ageSeconds: number }>;
+  /** Standby sidecars started ahead for a scaled app's next replica (not replicas: counted nowhere else). */
+  warmSidecars?: WarmSidecarStatus[];
   hpa: HpaLine[];
   scaledObjects: ScaledObjectStatus[];
   queue: QueueState | undefined;

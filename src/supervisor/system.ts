@@ -32,6 +32,11 @@ export interface SystemOptions {
   graceMs: number;
   controlPort: number;
   instantActivation: boolean;
+  /**
+   * Keep a standby sidecar started ahead for each scaled app's next replica, so a scale-up spawns only the app
+   * (deployment.ts, warm.ts). Default true; `qscale up --no-warm-sidecar` turns it off.
+   */
+  warmSidecar?: boolean;
   logs?: LogSink;
 }
 
@@ -129,6 +134,10 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       producerUrl: url,
       swaggerUrl: url ? `${url}/swagger` : undefined,
       replicas: [...deployments.values()].flatMap((d) => d.list()).map((r) => ({ ...r, ageSeconds: (now - r.startedAt) / 1000 })),
+      warmSidecars: [...deployments.values()].flatMap((d) => {
+        const w = d.warmSidecar();
+        return w ? [{ appId: d.appId, ...w }] : [];
+      }),
       hpa: loops.map((l) => l.hpaLine()),
       scaledObjects: loops.map((l) => l.status()),
       queue: queueStates[0],
@@ -178,8 +187,10 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       record,
       report: (line) => logs.system(line),
     };
+    const scaled = new Set(plan.scaledObjects.map((so) => so.appId));
     for (const a of plan.apps) {
-      deployments.set(a.app.appId, new Deployment({ app: a.app, embedded: opts.embedded, dataDir, graceMs: opts.graceMs, logs, fixedPorts: true, runFile: plan.runFile?.file }));
+      const warmSidecar = opts.warmSidecar !== false && scaled.has(a.app.appId);
+      deployments.set(a.app.appId, new Deployment({ app: a.app, embedded: opts.embedded, dataDir, graceMs: opts.graceMs, logs, fixedPorts: true, runFile: plan.runFile?.file, warmSidecar }));
     }
     for (const so of plan.scaledObjects) {
       const scalers = so.triggers.map((t) => createScaler(t.trigger, { embedded: opts.embedded, dataDir, embeddedQueue: t.embeddedQueue }));

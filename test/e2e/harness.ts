@@ -298,10 +298,9 @@ export function runProcesses(up: Pick<UpProcess, 'child' | 'marker'>): ProcInfo[
   return all.filter((p) => found.has(p.pid) && p.state !== 'Z').sort((a, b) => a.pid - b.pid);
 }
 
-/** The app and sidecar pids status shows, every replica. */
+/** The app and sidecar pids status shows, every replica, and the warm sidecars started ahead. */
 export function statusPids(s: SystemStatus): number[] {
-  return s.replicas
-    .flatMap((r) => [r.pids?.app, r.pids?.sidecar])
+  return [...s.replicas.flatMap((r) => [r.pids?.app, r.pids?.sidecar]), ...(s.warmSidecars ?? []).map((w) => w.pid)]
     .filter((p): p is number => typeof p === 'number')
     .sort((a, b) => a - b);
 }

@@ -26,6 +26,7 @@ export interface SidecarCliOptions extends MetricsFlags {
   logAsJson?: string | boolean;
   brokerHeaders?: string | boolean;
   wait?: string | boolean;
+  standby?: boolean;
   /** daprd's flags that do nothing here (daprd-flags.ts), by commander's key. */
   [flag: string]: unknown;
 }
@@ -78,6 +79,7 @@ export function sidecarCommand(): Command {
     .option('--log-as-json [bool]', 'same as --log-format json (daprd\'s flag)')
     .option('--log-level <level>', 'debug, info, warn, error or fatal (env QSCALE_LOG_LEVEL; default info)')
     .option('--wait [bool]', 'wait until the sidecar on --dapr-http-port is outbound-ready (at most 60 s), then exit 0, as daprd --wait')
+    .addOption(new Option('--standby', "start without dialling the app or reading anything until a line `adopt <app pid>` arrives on stdin; stdin closing first (its supervisor is gone) exits the sidecar. Used by qscale up's warm sidecar").hideHelp())
     .action(async (opts: SidecarCliOptions) => {
       const { runSidecar } = await import('./run.js');
       await runSidecar(opts);

@@ -7,6 +7,9 @@ import type { SidecarCliOptions } from './index.js';
 
 export async function runSidecar(opts: SidecarCliOptions): Promise<void> {
   const run = parseSidecarFlags(opts, process.env);
+  // A standby waits for `adopt <app pid>` on stdin; stdin ending first means whoever started it is gone. Read from
+  // the start, so that is noticed even while the modules and components load.
+  const standby = opts.standby === true ? new Standby() : undefined;
   if (run.waitForPort !== undefined) await waitUntilOutboundReady(run.waitForPort);
   const { options } = run;
   // The logger reads the format and the level once, at creation.
@@ -18,6 +21,7 @@ export async function runSidecar(opts: SidecarCliOptions): Promise<void> {
   const logger = createLogger('sidecar', { app_id: options.appId });
   for (const n of run.notices) logger.info(n);
 
+  let appPid = Number(process.env.QSCALE_APP_PID);
   let exiting = false;
   const exit = (drained: boolean): void => {
     if (exiting) return;
@@ -25,18 +29,65 @@ export async function runSidecar(opts: SidecarCliOptions): Promise<void> {
     logger.info(drained ? 'exiting: drained' : 'exiting: grace period was over before the drain finished');
     process.exit(0);
   };
-  const handle = await startSidecar({ ...options, logger, onShutdown: (r) => exit(r.drained) });
+  let started = false;
+  const orphaned = (): void => logger.warn('stdin closed before this standby sidecar was adopted (its supervisor is gone): exiting without reading anything');
+  // Gone before the sidecar is up: nothing was read and nothing needs a drain.
+  void standby?.outcome.then((adopted) => {
+    if (adopted !== undefined || started) return;
+    orphaned();
+    process.exit(0);
+  });
+  const handle = await startSidecar({ ...options, standby: standby !== undefined, logger, onShutdown: (r) => exit(r.drained) });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
       logger.info(`received ${sig}: graceful stop`);
       void handle.close().then((r) => exit(r.drained));
     });
   }
-  watchSupervisor(logger, async (stopApp) => {
+  started = true;
+  if (standby) {
+    void standby.outcome.then((adopted) => {
+      if (adopted === undefined) {
+        orphaned();
+        void handle.close().then(() => exit(true));
+        return;
+      }
+      appPid = adopted;
+      handle.adopt();
+    });
+  }
+  watchSupervisor(logger, () => appPid, async (stopApp) => {
     const r = await handle.close();
     stopApp();
     exit(r.drained);
   });
+}
+
+/**
+ * Reads stdin for the one line `adopt <app pid>` (read as soon as it comes, even while components still load).
+ * `outcome` is the app's pid once adopted, undefined when stdin ends first.
+ */
+class Standby {
+  readonly outcome: Promise<number | undefined>;
+
+  constructor() {
+    this.outcome = new Promise((resolve) => {
+      let buffered = '';
+      const done = (pid: number | undefined): void => {
+        process.stdin.removeAllListeners('data');
+        process.stdin.pause();
+        resolve(pid);
+      };
+      process.stdin.setEncoding('utf8');
+      process.stdin.on('data', (chunk: string) => {
+        buffered += chunk;
+        const m = /^adopt (\d+)\n/m.exec(buffered);
+        if (m) done(Number(m[1]));
+      });
+      process.stdin.once('end', () => done(undefined));
+      process.stdin.once('error', () => done(undefined));
+    });
+  }
 }
 
 /**
@@ -75,12 +126,11 @@ async function waitUntilOutboundReady(port: number): Promise<never> {
  * Started by `qscale up`, a replica must not outlive its supervisor (killed with -9, say): like a pod whose node
  * went away, the sidecar then drains, stops its app and exits, so no orphan keeps leasing messages.
  */
-function watchSupervisor(logger: { warn(msg: string): void }, stop: (stopApp: () => void) => Promise<void>): void {
+function watchSupervisor(logger: { warn(msg: string): void }, appPid: () => number, stop: (stopApp: () => void) => Promise<void>): void {
   const supervisor = Number(process.env.QSCALE_SUPERVISOR_PID);
   if (!Number.isInteger(supervisor) || supervisor <= 0) return;
   // Its log pipes close with the supervisor: a failed log write must not kill the sidecar before it has drained.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
-  const app = Number(process.env.QSCALE_APP_PID);
   const alive = (pid: number): boolean => {
     try {
       process.kill(pid, 0);
@@ -94,6 +144,7 @@ function watchSupervisor(logger: { warn(msg: string): void }, stop: (stopApp: ()
     clearInterval(timer);
     logger.warn(`supervisor ${supervisor} is gone: draining, stopping the app and exiting`);
     void stop(() => {
+      const app = appPid();
       if (!Number.isInteger(app) || app <= 0 || !alive(app)) return;
       // qscale up starts the app as the leader of its own process group: the group goes, so the app's own children
       // do not outlive it.

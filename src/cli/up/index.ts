@@ -9,6 +9,7 @@ export interface UpOptions {
   gracePeriod: string;
   controlPort: string;
   instantActivation: boolean;
+  warmSidecar: boolean;
 }
 
 export function upCommand(): Command {
@@ -22,6 +23,7 @@ export function upCommand(): Command {
     .option('--downscale-stabilization <duration>', "the HPA's downscale stabilization window when the ScaledObject sets no behavior (kube-controller-manager's --horizontal-pod-autoscaler-downscale-stabilization)", '300s')
     .option('--grace-period <duration>', "how long a stopping replica may drain in-flight work before it is killed, like terminationGracePeriodSeconds", '30s')
     .option('--control-port <port>', 'loopback port for the status endpoint (0 = any free port)', '0')
+    .addOption(new Option('--no-warm-sidecar', "start no standby sidecar ahead for a scaled app's next replica (by default one per scaled app waits, components loaded, so a scale-up starts only the app; it costs one idle sidecar process, about 35 MiB PSS, per scaled app)"))
     .addOption(new Option('--no-instant-activation', 'wait for the next pollingInterval to activate from zero, exactly like KEDA (default: activate the moment a message lands)'))
     .action(async (folder: string, opts: UpOptions) => {
       const { runUp } = await import('./run.js');

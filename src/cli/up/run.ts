@@ -39,6 +39,7 @@ export async function runUp(folder: string, opts: UpOptions): Promise<void> {
       graceMs,
       controlPort,
       instantActivation: opts.instantActivation,
+      warmSidecar: opts.warmSidecar,
       logs,
     });
   } catch (err) {
