@@ -10,7 +10,12 @@ import { sleep } from '../util/abort.js';
 
 export { sleep };
 
-/** daprd dials every 100 ms; a shorter interval costs nothing and start-up time is scale-from-zero time. */
+/**
+ * daprd dials every 100 ms. Start-up time is scale-from-zero time: the first second dials every 5 ms (an app that
+ * starts with its sidecar, or after a warm sidecar was adopted, opens its port within it), then every 20 ms.
+ */
+const FIRST_DIAL_INTERVAL_MS = 5;
+const FAST_DIALS_FOR_MS = 1000;
 const DIAL_INTERVAL_MS = 20;
 /** daprd's --app-binding-options-timeout default. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 3000;
@@ -171,12 +176,13 @@ export class AppChannel {
   }
 
   private async dialUntilOpen(signal: AbortSignal): Promise<boolean> {
+    const since = performance.now();
     while (!signal.aborted) {
       if (await this.dial()) {
         this.reachable = true;
         return true;
       }
-      await sleep(DIAL_INTERVAL_MS, signal);
+      await sleep(performance.now() - since < FAST_DIALS_FOR_MS ? FIRST_DIAL_INTERVAL_MS : DIAL_INTERVAL_MS, signal);
     }
     return false;
   }
