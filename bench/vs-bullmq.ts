@@ -666,13 +666,14 @@ ${memTotals.join('\n')}
 
 **Scale from zero** (${run.trials} trials each, a random 0.3–1 s pause between them): qscale = \`qscale up\`'s supervisor on
 the embedded queue, as bench/scaling.ts measures it (one message through the seed's producer while the consumer is at 0
-replicas → the consumer app's "Finished at" line: activation, sidecar and app processes started, the message leased
-and delivered). BullMQ has no scale from zero; its counterpart here is a job enqueued with no Worker running, then a
+replicas → the consumer app's "Finished at" line: activation, the app process started and the replica's warm sidecar
+adopted (started ahead with its components loaded; \`qscale up --no-warm-sidecar\` spawns both at once instead), the
+message leased and delivered). BullMQ has no scale from zero; its counterpart here is a job enqueued with no Worker running, then a
 Worker process started → the processor called.
 
 | | p50 | min | max |
 |---|---|---|---|
-| qscale: \`qscale up\`, 0 → 1 replica (app + sidecar) | **${fmt(q.p50)} ms** | ${fmt(q.min)} ms | ${fmt(q.max)} ms |
+| qscale: \`qscale up\`, 0 → 1 replica (app spawned, warm sidecar adopted) | **${fmt(q.p50)} ms** | ${fmt(q.min)} ms | ${fmt(q.max)} ms |
 | BullMQ: Worker process started after the enqueue | **${fmt(bm.p50)} ms** | ${fmt(bm.min)} ms | ${fmt(bm.max)} ms |
 | qscale / BullMQ | **${ratio(q.p50, bm.p50)}** | | |
 ${profileText}
