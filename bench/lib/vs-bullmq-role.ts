@@ -11,7 +11,6 @@
  * bench compares them across processes.
  */
 import http from 'node:http';
-import { Pool } from 'undici';
 
 export type RoleMessage =
   | { kind: 'ready'; port?: number }
@@ -85,6 +84,8 @@ async function bullmqWorker(redisPort: number, db: number, name: string, concurr
 }
 
 async function qscaleProducer(sidecarPort: number): Promise<void> {
+  // Loaded by the producer role only: the consumer app is a plain node:http app and holds none of undici's memory.
+  const { Pool } = await import('undici');
   const pool = new Pool(`http://127.0.0.1:${sidecarPort}`, { connections: SENDERS });
   onCommand(async (c) => {
     if (c.kind !== 'produce') return;
