@@ -588,8 +588,9 @@ the samples taken while the backlog drained (SIGCONT → queue empty; start-up a
 ${(summary.idleMs / 1000).toFixed(2)} s idle (waiting on Redis or the app).
 
 Self time = where the CPU went; by caller = each sample given to the innermost frame on its stack that is qscale's,
-node's http, ioredis's or another package's (a socket write under an ioredis command counts for ioredis, under an
-http request to the app for node http), so the second column is what each part's work costs with the I/O it causes.
+node's http, ioredis's or another package's (a socket write under an ioredis command counts for ioredis, under a call
+to the app for qscale, whose own HTTP client makes it), so the second column is what each part's work costs with the
+I/O it causes.
 
 | code | self time | share | by caller | share |
 |---|---|---|---|---|

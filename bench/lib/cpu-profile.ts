@@ -7,7 +7,7 @@
  *
  * Self time says where the CPU went (a socket write is node's code); "by caller" gives each sample to the innermost
  * frame on its stack that belongs to qscale, node's http, ioredis or another package (a socket write under an ioredis
- * command is ioredis's, under an http request node http's), the work each part of the sidecar asks for.
+ * command is ioredis's, under a call to the app qscale's own HTTP client's), the work each part of the sidecar asks for.
  */
 import { readFileSync } from 'node:fs';
 
