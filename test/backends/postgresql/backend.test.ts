@@ -5,7 +5,7 @@ import { BrokerError } from '../../../src/errors.js';
 import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
 import type { QueueMessage } from '../../../src/backends/types.js';
 import { needBroker } from '../../support/brokers.js';
-import { component, ctx, killConnections, open, PG_URL } from './support.js';
+import { component, ctx, killConnectionsWithin, open, PG_URL } from './support.js';
 
 /** The application names of the server's sessions, to say what a kill found when it found nothing. */
 async function sessionNames(): Promise<string> {
@@ -166,7 +166,7 @@ test('postgresql backend - connections killed by the server mid-stream lose no m
       got.add(m.data.toString());
       if (got.size === 10 || got.size === 25) {
         const first = got.size === 10 ? total / 2 : (total * 3) / 4;
-        killed += await killConnections(appName);
+        killed += await killConnectionsWithin(appName, 5000);
         // sends right after the kill go through a fresh connection
         for (let i = 0; i < total / 4; i++) await b.send(Buffer.from(String(first + i)), {});
       }

@@ -49,6 +49,20 @@ export async function dropQueue(table: string): Promise<void> {
   }
 }
 
+/**
+ * Kills the server connections whose application_name is given, as an operator or a failover would, looking again
+ * every 50 ms for up to `withinMs` until it killed one: on a loaded machine a look at pg_stat_activity has found none
+ * for a moment while the backend was receiving.
+ */
+export async function killConnectionsWithin(applicationName: string, withinMs: number): Promise<number> {
+  const end = Date.now() + withinMs;
+  for (;;) {
+    const killed = await killConnections(applicationName);
+    if (killed > 0 || Date.now() >= end) return killed;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Kills every server connection whose application_name is given, as an operator or a failover would. */
 export async function killConnections(applicationName: string): Promise<number> {
   const c = new pg.Client({ connectionString: PG_URL });
