@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { ROOT } from '../report.js';
+import { SIDECAR_NODE_FLAGS } from '../../src/supervisor/node-flags.js';
 
 const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
 
@@ -30,7 +31,7 @@ export async function startSidecar(dir: string, port: number, appId: string, app
   const a = ['sidecar', '--app-id', appId, '--dapr-http-port', String(port), '--resources-path', dir, '--data-dir', path.join(dir, '.qscale')];
   if (appPort !== undefined) a.push('--app-port', String(appPort));
   a.push(...(extra.args ?? []));
-  const child = spawn(process.execPath, [...(extra.nodeArgs ?? []), MAIN, ...a], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, QSCALE_LOG_LEVEL: 'warn' } });
+  const child = spawn(process.execPath, [...SIDECAR_NODE_FLAGS, ...(extra.nodeArgs ?? []), MAIN, ...a], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, QSCALE_LOG_LEVEL: 'warn' } });
   const pool = new Pool(`http://127.0.0.1:${port}`);
   const want = appPort === undefined ? '/v1.0/healthz/outbound' : '/v1.0/healthz';
   for (let i = 0; i < 400; i++) {

@@ -23,6 +23,7 @@ import { describeExit, Proc, type ExitReason } from './proctree.js';
 import { portFree, sharedPorts, type PortPool } from './ports.js';
 import { LatencyLog } from './latency.js';
 import type { WarmSidecar } from './warm.js';
+import { SIDECAR_NODE_FLAGS } from './node-flags.js';
 
 export type ReplicaStatus = 'Pending' | 'Starting' | 'Running' | 'Terminating' | 'CrashLoopBackOff' | 'Stopped';
 
@@ -562,7 +563,7 @@ export function spawnSidecar(o: SidecarSpec, ports: { app: number; sidecar: numb
   if (appPid !== undefined) env.QSCALE_APP_PID = String(appPid);
   else delete env.QSCALE_APP_PID;
   for (const k of ['DAPR_API_TOKEN', 'APP_API_TOKEN']) if (o.env[k] !== undefined) env[k] = o.env[k];
-  return new Proc(process.execPath, args, { cwd: o.cwd, env, stdio: [appPid === undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] }, (e) => `cannot start daprd: ${e.message}`);
+  return new Proc(process.execPath, [...SIDECAR_NODE_FLAGS, ...args], { cwd: o.cwd, env, stdio: [appPid === undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] }, (e) => `cannot start daprd: ${e.message}`);
 }
 
 async function checkDir(dir: string): Promise<void> {
