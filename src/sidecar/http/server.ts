@@ -108,7 +108,10 @@ export class ApiServer {
       requestTimeout: requestMs,
       headersTimeout: headersMs,
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersMs / 4))),
-    }, (req, res) => void this.serve(req, res));
+    }, (req, res) => {
+      // serve() answers its own failures; this only keeps a failure in answering from ending the process.
+      this.serve(req, res).catch((err: unknown) => ctx.logger.error({ err }, `cannot answer ${req.method} ${req.url}`));
+    });
     this.server.keepAliveTimeout = keepAliveMs;
     this.server.on('clientError', answerClientError);
   }
