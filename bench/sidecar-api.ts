@@ -4,7 +4,8 @@
  * sidecar process is measured from /proc:
  * - start-up CPU: CPU seconds of the process when it prints that its HTTP API listens;
  * - idle memory: PSS and USS (smaps_rollup) 2 s after that;
- * - CPU per output-binding POST: the process's CPU over `--calls` POSTs (after a warm-up) at concurrency 1 and 16.
+ * - CPU per output-binding POST: the process's CPU over `--calls` POSTs (after a warm-up) at concurrency 1 and 16;
+ * - CPU per GET /v1.0/healthz at concurrency 16: the HTTP server and router alone, without the queue's write.
  *
  * Run: npm run build && node dist/bench/sidecar-api.js --a <old checkout> --b <new checkout> [--pairs 3] [--calls 4000]
  */
@@ -30,6 +31,7 @@ interface Run {
   pss: number;
   uss: number;
   cpuUsPerPost: Record<number, number>;
+  cpuUsPerHealthz: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -47,15 +49,17 @@ async function sidecar(root: string, dir: string): Promise<{ child: ChildProcess
   return { child, port };
 }
 
-async function posts(port: number, concurrency: number, n: number): Promise<void> {
+async function calls(port: number, concurrency: number, n: number, method: 'GET' | 'POST' = 'POST'): Promise<void> {
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency, pipelining: 1 });
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < n) {
       next++;
-      const r = await pool.request({ path: '/v1.0/bindings/jobs', method: 'POST', body: BODY, headers: { 'content-type': 'application/json' } });
+      const r = method === 'POST'
+        ? await pool.request({ path: '/v1.0/bindings/jobs', method, body: BODY, headers: { 'content-type': 'application/json' } })
+        : await pool.request({ path: '/v1.0/healthz', method });
       await r.body.dump();
-      if (r.statusCode !== 204) throw new Error(`POST answered ${r.statusCode}`);
+      if (r.statusCode !== 204) throw new Error(`${method} answered ${r.statusCode}`);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -73,12 +77,16 @@ async function measure(root: string): Promise<Run> {
     const { pss, uss } = memoryOf(pid);
     const cpuUsPerPost: Record<number, number> = {};
     for (const c of [1, 16]) {
-      await posts(port, c, WARMUP);
+      await calls(port, c, WARMUP);
       const before = cpuSeconds(pid);
-      await posts(port, c, CALLS);
+      await calls(port, c, CALLS);
       cpuUsPerPost[c] = ((cpuSeconds(pid) - before) * 1e6) / CALLS;
     }
-    return { startCpuMs, pss, uss, cpuUsPerPost };
+    await calls(port, 16, WARMUP, 'GET');
+    const before = cpuSeconds(pid);
+    await calls(port, 16, CALLS, 'GET');
+    const cpuUsPerHealthz = ((cpuSeconds(pid) - before) * 1e6) / CALLS;
+    return { startCpuMs, pss, uss, cpuUsPerPost, cpuUsPerHealthz };
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -91,7 +99,7 @@ for (let p = 0; p < PAIRS; p++) {
     const r = await measure(BUILDS[k]);
     runs[k].push(r);
     process.stdout.write(`pair ${p + 1} ${k}: start ${r.startCpuMs.toFixed(0)} ms CPU, PSS ${r.pss.toFixed(1)} MiB, USS ${r.uss.toFixed(1)} MiB, ` +
-      `POST C=1 ${r.cpuUsPerPost[1]!.toFixed(1)} µs, C=16 ${r.cpuUsPerPost[16]!.toFixed(1)} µs CPU\n`);
+      `POST C=1 ${r.cpuUsPerPost[1]!.toFixed(1)} µs, C=16 ${r.cpuUsPerPost[16]!.toFixed(1)} µs, healthz C=16 ${r.cpuUsPerHealthz.toFixed(1)} µs CPU\n`);
   }
 }
 const median = (xs: number[]): number => xs.slice().sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
@@ -99,6 +107,7 @@ const range = (xs: number[], d: number): string => `${median(xs).toFixed(d)} (${
 const figures: Array<[string, (r: Run) => number, number]> = [
   ['start-up CPU to listening, ms', (r) => r.startCpuMs, 0], ['idle PSS, MiB', (r) => r.pss, 1], ['idle USS, MiB', (r) => r.uss, 1],
   ['CPU per POST at C=1, µs', (r) => r.cpuUsPerPost[1]!, 1], ['CPU per POST at C=16, µs', (r) => r.cpuUsPerPost[16]!, 1],
+  ['CPU per GET /v1.0/healthz at C=16, µs', (r) => r.cpuUsPerHealthz, 1],
 ];
 process.stdout.write(`\n${machineLine()}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; ${PAIRS} pairs, ${CALLS} POSTs per concurrency\n`);
 process.stdout.write(`| figure | a: ${BUILDS.a} | b: ${BUILDS.b} | b / a |\n|---|---|---|---|\n`);
