@@ -5,7 +5,7 @@
 import type { Reply } from './router.js';
 
 export const API_ERRORS = {
-  ERR_MALFORMED_REQUEST: { status: 400, description: 'the request body is not the JSON the endpoint expects, or is over --max-body-size before its JSON ends' },
+  ERR_MALFORMED_REQUEST: { status: 400, description: 'the request body is not the JSON the endpoint expects, or is over --max-body-size before its JSON ends; or the URL has a bad percent-escape' },
   ERR_INVOKE_OUTPUT_BINDING: { status: 500, description: 'the output binding call failed (unknown binding, operation, broker error)' },
   ERR_HEALTH_NOT_READY: { status: 500, description: 'app not reachable yet, stopping, or an input binding cannot receive (its broker is unreachable)' },
   ERR_HEALTH_APPID_NOT_MATCH: { status: 500, description: 'GET /v1.0/healthz?appid=<id> asked for another app id' },
