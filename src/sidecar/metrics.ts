@@ -6,7 +6,7 @@
  * than the metrics, so the failure is printed once, with the way out, and the sidecar runs without /metrics.
  */
 import http from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { Reply } from './http/router.js';
 import type { DaprMetrics } from '../metrics/dapr.js';
 import type { Logger } from '../util/log.js';
 
@@ -24,11 +24,10 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Counts every request the API answers: method, path (of a served route only), status and latency. */
-export function countApiRequests(app: FastifyInstance, metrics: DaprMetrics): void {
-  app.addHook('onResponse', async (req, reply) => {
-    metrics.httpServerRequest(req.method, req.routeOptions.url === undefined ? '' : req.url, reply.statusCode, reply.elapsedTime);
-  });
+/** Counts a request once its answer is out: method, path (of a served route only), status and latency. */
+export function countApiRequests(metrics: DaprMetrics, method: string, url: string, reply: Reply): void {
+  const started = performance.now();
+  reply.raw.once('finish', () => metrics.httpServerRequest(method, reply.routed ? url : '', reply.raw.statusCode, performance.now() - started));
 }
 
 /** Serves `metrics` on its own port; undefined (after one line saying why and what to do) when the port cannot be bound. */

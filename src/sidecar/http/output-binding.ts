@@ -4,24 +4,19 @@
  * string keeps its quotes, a missing data is `null`), so the consumer receives exactly what daprd would give it.
  * The call to the broker is bounded: during an outage the caller gets a 500 naming the cause, not a call that hangs.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { withTimeout } from '../../util/timeout.js';
 import { describeCause } from '../outage.js';
 import type { ApiContext } from './context.js';
 import { sendError } from './errors.js';
+import type { ApiRequest, Reply, RequestBody } from './router.js';
+import type { ApiServer } from './server.js';
 import { MAX_JSON_DEPTH, goKind, goMarshal, goString, hasNonFinite, overflowingNumber, scanFirstValue } from './go-json.js';
 
 export { MAX_JSON_DEPTH };
+export type { RequestBody };
 
 /** Queue bindings support exactly this operation, as in Dapr. */
 const OPERATIONS = ['create'] as const;
-
-/** A request body as the server read it: at most the limit's bytes, and whether more followed. */
-export interface RequestBody {
-  bytes: Buffer;
-  /** True when the body was longer than --max-body-size: only its first bytes were kept. */
-  truncated: boolean;
-}
 
 export interface OutputRequest {
   /** `data` as json.Marshal writes it. */
@@ -114,16 +109,15 @@ export function parseOutputRequest(body: RequestBody, limit: number): OutputRequ
   return { data: goMarshal(data), operation, metadata: metadata ?? {} };
 }
 
-export function registerOutputBinding(app: FastifyInstance, ctx: ApiContext): void {
-  const handler = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply): Promise<FastifyReply> => {
-    const name = req.params.name;
-    const body = (req.body as RequestBody | undefined) ?? { bytes: Buffer.alloc(0), truncated: false };
-    const parsed = parseOutputRequest(body, ctx.maxBodyBytes);
+export function registerOutputBinding(app: ApiServer, ctx: ApiContext): void {
+  const handler = async (req: ApiRequest, reply: Reply): Promise<Reply> => {
+    const name = req.params.name!;
+    const parsed = parseOutputRequest(req.body, ctx.maxBodyBytes);
     if (typeof parsed === 'string') return sendError(reply, 'ERR_MALFORMED_REQUEST', `failed deserializing HTTP body: ${parsed}`);
     // daprd counts every call that got past decoding the body, failed or not, with its time.
     const started = performance.now();
     const counted = (ok: boolean): void => ctx.metrics?.outputBinding(name, parsed.operation, ok, performance.now() - started);
-    const fail = (reason: string): FastifyReply => {
+    const fail = (reason: string): Reply => {
       counted(false);
       return sendError(reply, 'ERR_INVOKE_OUTPUT_BINDING', `error invoking output binding ${name}: ${reason}`);
     };
@@ -153,6 +147,5 @@ export function registerOutputBinding(app: FastifyInstance, ctx: ApiContext): vo
     counted(true);
     return reply.code(204).send();
   };
-  app.post('/v1.0/bindings/:name', handler);
-  app.put('/v1.0/bindings/:name', handler);
+  app.route(['POST', 'PUT'], '/v1.0/bindings/:name', handler);
 }

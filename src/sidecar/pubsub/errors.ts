@@ -3,7 +3,7 @@
  * pkg/messages/errorcodes, dapr/kit errors): status, `errorCode`, `message`, and `details` — a
  * google.rpc.ResourceInfo (where daprd adds one) and a google.rpc.ErrorInfo with daprd's reason and metadata.
  */
-import type { FastifyReply } from 'fastify';
+import type { Reply } from '../http/router.js';
 import { marshal } from '../../pubsub/go-decode.js';
 
 export const PUBSUB_ERRORS = {
@@ -73,7 +73,7 @@ export function errorString(e: PubSubError): string {
   return `api error: code = ${e.grpc ?? GRPC_CODE[statusOf(e)] ?? 'Unknown'} desc = ${e.message}`;
 }
 
-export function sendPubSubError(reply: FastifyReply, e: PubSubError): FastifyReply {
+export function sendPubSubError(reply: Reply, e: PubSubError): Reply {
   // As bytes: daprd's content type is application/json, with no charset.
   return reply.code(statusOf(e)).header('content-type', 'application/json').send(Buffer.from(errorBody(e)));
 }

@@ -7,13 +7,14 @@
  *   with `{"failedEntries":[{"entryId","error"}],"errorCode":"ERR_PUBSUB_PUBLISH_MESSAGE"}`.
  * The topic is the rest of the path (it may hold slashes), read from the raw path as Go's router reads it.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { MessageMetadata } from '../../backends/types.js';
 import type { DaprMetrics } from '../../metrics/dapr.js';
 import type { Logger } from '../../util/log.js';
 import { withTimeout } from '../../util/timeout.js';
 import { goMarshal } from '../http/go-json.js';
-import type { RequestBody } from '../http/output-binding.js';
+import { sendNotFound } from '../http/errors.js';
+import type { ApiRequest, Reply } from '../http/router.js';
+import type { ApiServer } from '../http/server.js';
 import { describeCause } from '../outage.js';
 import {
   applyTtl, childSpan, envelopeBytes, isBinaryContentType, isCloudEventContentType, isJsonContentType, isStringContentType,
@@ -108,7 +109,7 @@ function rawPayloadError(pubsubName: string, metadata: Record<string, string>): 
   return { code: 'ERR_PUBSUB_REQUEST_METADATA', reason: REASONS.metadata, message, pubsub: pubsubName, metadata, resourceInfo: true };
 }
 
-function traceOf(req: FastifyRequest): TraceContext {
+function traceOf(req: ApiRequest): TraceContext {
   const tp = req.headers.traceparent;
   const ts = req.headers.tracestate;
   return childSpan(typeof tp === 'string' ? tp : undefined, typeof ts === 'string' ? ts : Array.isArray(ts) ? ts.join(',') : '');
@@ -128,27 +129,23 @@ async function toBroker(ctx: PublishContext, ps: LoadedPubSub, topic: string, da
   return undefined;
 }
 
-function bodyOf(req: FastifyRequest): RequestBody {
-  return (req.body as RequestBody | undefined) ?? { bytes: Buffer.alloc(0), truncated: false };
-}
-
 type Target = { ps: LoadedPubSub; pubsubName: string; topic: string; metadata: Record<string, string> };
 
 /** The component and topic of the path with the request's metadata, or the answer already sent (404s). */
-async function target(ctx: PublishContext, req: FastifyRequest, reply: FastifyReply, prefix: string): Promise<Target | FastifyReply> {
+async function target(ctx: PublishContext, req: ApiRequest, reply: Reply, prefix: string): Promise<Target | Reply> {
   const params = pathParams(req.url, prefix);
-  if (!params) return reply.callNotFound() as unknown as FastifyReply;
+  if (!params) return sendNotFound(reply, req.method, req.url);
   const metadata = requestMetadata(req.url);
   const v = validate(ctx, params.pubsubName, params.topic, metadata);
   if (!v.ok) return sendPubSubError(reply, v.error);
   return { ps: v.ps, pubsubName: v.pubsubName, topic: v.topic, metadata };
 }
 
-async function publishOne(ctx: PublishContext, req: FastifyRequest, reply: FastifyReply, prefix: string): Promise<FastifyReply> {
+async function publishOne(ctx: PublishContext, req: ApiRequest, reply: Reply, prefix: string): Promise<Reply> {
   const t = await target(ctx, req, reply, prefix);
   if (!('ps' in t)) return t;
   const { ps, pubsubName, topic, metadata } = t;
-  const body = bodyOf(req);
+  const body = req.body;
   if (body.truncated) return sendPubSubError(reply, publishFailed(pubsubName, topic, 'http: request body too large'));
   const rawError = rawPayloadError(pubsubName, metadata);
   if (rawError) return sendPubSubError(reply, rawError);
@@ -201,7 +198,7 @@ function entryField(o: Record<string, unknown>, name: string): unknown {
   return k === undefined ? undefined : o[k];
 }
 
-async function publishBulk(ctx: PublishContext, req: FastifyRequest, reply: FastifyReply, prefix: string): Promise<FastifyReply> {
+async function publishBulk(ctx: PublishContext, req: ApiRequest, reply: Reply, prefix: string): Promise<Reply> {
   const t = await target(ctx, req, reply, prefix);
   if (!('ps' in t)) return t;
   const { ps, pubsubName, topic, metadata } = t;
@@ -209,8 +206,8 @@ async function publishBulk(ctx: PublishContext, req: FastifyRequest, reply: Fast
   if (rawError) return sendPubSubError(reply, rawError);
   const rawPayload = parseGoBool(metadata.rawPayload ?? '') === true;
 
-  const body = bodyOf(req);
-  const unmarshal = (why: string): FastifyReply => sendPubSubError(reply, {
+  const body = req.body;
+  const unmarshal = (why: string): Reply => sendPubSubError(reply, {
     code: 'ERR_PUBSUB_EVENTS_SER', reason: REASONS.unmarshalEvents, pubsub: pubsubName, resourceInfo: true,
     message: `error when unmarshaling the request for topic ${topic} pubsub ${pubsubName}: ${why}`, metadata: { appID: ctx.appId },
   });
@@ -307,16 +304,14 @@ async function publishBulk(ctx: PublishContext, req: FastifyRequest, reply: Fast
     .send(Buffer.from(data));
 }
 
-export function registerPublish(app: FastifyInstance, ctx: PublishContext): void {
-  const single = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+export function registerPublish(app: ApiServer, ctx: PublishContext): void {
+  const single = async (req: ApiRequest, reply: Reply): Promise<Reply> => {
     // In /v1.0, publish/bulk/... is the bulk API (a static segment wins over the pubsub name in daprd's router).
     if (/^\/v1\.0\/publish\/bulk\//.test(req.url)) return publishBulk(ctx, req, reply, '/v1.0/publish/bulk/');
     return publishOne(ctx, req, reply, '/v1.0/publish/');
   };
-  const bulk = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => publishBulk(ctx, req, reply, '/v1.0-alpha1/publish/bulk/');
-  for (const method of ['POST', 'PUT'] as const) {
-    app.route({ method, url: '/v1.0/publish/*', handler: single });
-    app.route({ method, url: '/v1.0-alpha1/publish/bulk/*', handler: bulk });
-  }
+  const bulk = async (req: ApiRequest, reply: Reply): Promise<Reply> => publishBulk(ctx, req, reply, '/v1.0-alpha1/publish/bulk/');
+  app.route(['POST', 'PUT'], '/v1.0/publish/*', single);
+  app.route(['POST', 'PUT'], '/v1.0-alpha1/publish/bulk/*', bulk);
 }
 
