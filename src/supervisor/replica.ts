@@ -234,7 +234,7 @@ export class Replica extends EventEmitter {
     let ports: { app: number; sidecar: number; metrics: number } | undefined;
     try {
       // Both at once: every millisecond before the spawn is scale-from-zero time.
-      const [dir, taken] = await Promise.allSettled([checkDir(o.cwd), warm ? Promise.resolve(warm.ports) : this.takePorts()]);
+      const [dir, taken] = await Promise.allSettled([checkDir(o.cwd), warm ? this.warmPorts(warm) : this.takePorts()]);
       if (dir.status === 'rejected') {
         if (taken.status === 'fulfilled' && !warm) this.releasePorts(taken.value);
         throw dir.reason;
@@ -288,6 +288,16 @@ export class Replica extends EventEmitter {
     if (app.pid !== undefined) this.pollReady(pair);
   }
 
+  /**
+   * A standby's ports. On the run file's fixed appPort it only dials it: the app binds it now, so a program that
+   * took it since the standby started is named as a replica taking it would name it.
+   */
+  private async warmPorts(warm: WarmSidecar): Promise<{ app: number; sidecar: number; metrics: number }> {
+    const port = warm.ports.app;
+    if (port === this.opts.appPort && warm.fixed.includes(port) && !(await portFree(port))) throw inUse(this.opts.appId, port, 'appPort');
+    return warm.ports;
+  }
+
   /** Fixed ports are used only once nothing listens there; never swapped for a random one. */
   private async takePorts(): Promise<{ app: number; sidecar: number; metrics: number }> {
     const o = this.opts;
@@ -299,9 +309,7 @@ export class Replica extends EventEmitter {
       const where = ` (${field} of ${o.appId})`;
       if (!this.ports.hold(port)) throw new StartError('EADDRINUSE', `port ${port}${where} is held by another replica of this supervisor`);
       taken.push({ port, fixed: true });
-      if (!(await portFree(port))) {
-        throw new StartError('EADDRINUSE', `port ${port}${where} is in use by another process; stop what listens there or change ${field} in the run file`);
-      }
+      if (!(await portFree(port))) throw inUse(o.appId, port, field);
       return port;
     };
     const fresh = async (): Promise<number> => {
@@ -563,6 +571,10 @@ export function spawnSidecar(o: SidecarSpec, ports: { app: number; sidecar: numb
   else delete env.QSCALE_APP_PID;
   for (const k of ['DAPR_API_TOKEN', 'APP_API_TOKEN']) if (o.env[k] !== undefined) env[k] = o.env[k];
   return new Proc(process.execPath, args, { cwd: o.cwd, env, stdio: [appPid === undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] }, (e) => `cannot start daprd: ${e.message}`);
+}
+
+function inUse(appId: string, port: number, field: string): StartError {
+  return new StartError('EADDRINUSE', `port ${port} (${field} of ${appId}) is in use by another process; stop what listens there or change ${field} in the run file`);
 }
 
 async function checkDir(dir: string): Promise<void> {
