@@ -177,6 +177,9 @@ describe('warm sidecar on the run file fixed ports', { timeout: 4 * TEST_MS }, (
       await waitUntil('two replicas Ready', ready(s.d, 2), 30_000, s.fx.logs);
       assertAdoptedOnFixedPorts(s, moved);
       await waitUntil('e1 processed', () => processed(s.fx, 'e1') === 1, 30_000, s.fx.logs);
+      // The owner is the newer of the two now: scale-in still keeps it, so the fixed address stays served.
+      await s.d.scaleTo(1);
+      assert.deepEqual(s.d.all().map((r) => r.name), [moved.name]);
 
       await waitUntil('the queue empty', async () => (await s.q.depth()).ready === 0 && (await s.q.depth()).inFlight === 0, 30_000, s.fx.logs);
       await sleep(300);
@@ -263,6 +266,7 @@ describe('warm sidecar on the run file fixed ports', { timeout: 4 * TEST_MS }, (
         const said = s.fx.logs.systemMatching(/in use by another process/);
         assert.equal(said.length, 1, said.join('\n'));
         assert.match(said[0]!, new RegExp(`^consumer-\\S+: \\S*dapr\\.yaml:\\d+: cannot start \`.*\`: port ${s.appPort} \\(appPort of consumer\\) is in use by another process; stop what listens there or change appPort in the run file \\(`));
+        assert.deepEqual(s.fx.logs.systemMatching(/exited/), [], 'the port is named before any app is started on it');
         assert.equal(s.d.readyCount, 0, 'no replica runs on a port another program holds');
         assert.ok(s.d.list()[0]!.restarts >= 1);
         if (when === 'after the standby started on it') {
