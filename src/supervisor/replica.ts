@@ -49,7 +49,10 @@ export interface ReplicaOptions {
   backoff?: BackoffPolicy;
   /** Where fresh ports come from; shared by every replica of the process by default. */
   ports?: PortPool;
-  /** A standby sidecar started ahead on its own ports: the first pair adopts it and spawns only the app. */
+  /**
+   * A standby sidecar started ahead on the ports this replica takes (the run file's fixed ones when appPort /
+   * sidecarPort are set): the first pair adopts it and spawns only the app.
+   */
   warm?: WarmSidecar | undefined;
   /**
    * Prints a failure line. The deployment folds a failure every replica shares (a missing command) into one line;
