@@ -206,9 +206,13 @@ export class Deployment {
 
   private async startOne(): Promise<void> {
     const app = this.opts.app;
-    if (this.warmStarting) await this.warmStarting;
-    // A standby that has just died still holds its ports until its end is seen; that frees them for this replica.
-    if (this.warm && !this.warm.proc.alive) await this.warm.proc.ended;
+    // A standby being started is waited for, and one that has just died holds its ports until its end is seen (which
+    // frees them); a replacement its end starts is waited for in turn.
+    for (;;) {
+      if (this.warmStarting) await this.warmStarting;
+      else if (this.warm && !this.warm.proc.alive) await this.warm.proc.ended;
+      else break;
+    }
     const fixed = this.ownsFixedPorts() && this.fixedOwner === undefined;
     // A standby serves the replica that takes the ports it is on: the fixed ones or fresh ones. A replica taking the
     // fixed ports while the standby is on fresh ones (their owner was still stopping) starts its own sidecar.
