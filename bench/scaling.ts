@@ -4,6 +4,8 @@
  *    (the consumer's "Finished at" line, WORK_MS=0), with qscale's instant activation and with KEDA's pure polling;
  * 2. the seed scenario's drain time (50 messages, 5 s of work, max 10) with a behavior that lets the HPA go straight
  *    to 10, against the ideal ceil(50 / 10) × 5 s.
+ * `--from-zero-only` measures 1 only, with and without the warm sidecar, interleaved; `--seed-ports` puts the apps on
+ * the seed's fixed appPorts (consumer 6000, producer 5000), as `npm start` runs them.
  */
 import { CountingLogs, benchFolder, memoryOf, mib, runFileFor, seedComponent } from './system.js';
 import { readFileSync } from 'node:fs';
@@ -40,6 +42,8 @@ const stats = (xs: number[]): string => {
   return `p50 ${percentile(s, 50).toFixed(0)} ms, min ${s[0]!.toFixed(0)} ms, max ${s[s.length - 1]!.toFixed(0)} ms`;
 };
 const spans = new SpanLogs();
+/** --seed-ports: the apps on the seed's fixed appPorts (consumer 6000, producer 5000), as `npm start` runs them. */
+const SEED_PORTS = process.argv.includes('--seed-ports');
 if (process.argv.includes('--from-zero-only')) {
   // The instant scale from zero and its spans, with and without the warm sidecar, interleaved in rounds (the machine's
   // load drifts); nothing written.
@@ -64,11 +68,11 @@ if (process.argv.includes('--from-zero-only')) {
     idle.push(memoryOf(w.pid).pss);
   };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const side of sides) side.ms.push(...(await fromZero(true, per, 30, side.spans, side.warm, side.warm ? measure : undefined)));
+    for (const side of sides) side.ms.push(...(await fromZero(true, per, 30, side.spans, side.warm, side.warm ? measure : undefined, SEED_PORTS)));
   }
   console.log(`idle warm sidecar PSS: ${idle.map(mib).join(', ')}; CPU while idle: ${idleCpu.map((x) => `${x.toFixed(1)} ms/s`).join(', ')}`);
   for (const side of sides) {
-    console.log(`scale from zero, instant activation, ${side.name} (${side.ms.length} runs): ${stats(side.ms)}`);
+    console.log(`scale from zero, instant activation, ${side.name}${SEED_PORTS ? ", the seed's fixed appPorts" : ''} (${side.ms.length} runs): ${stats(side.ms)}`);
     for (const [name, ms] of side.spans.medians()) console.log(`  ${name}: ${Number.isNaN(ms) ? '—' : `${ms.toFixed(0)} ms`}`);
   }
   process.exit(0);

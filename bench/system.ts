@@ -34,15 +34,17 @@ export function benchFolder(files: Record<string, string>): string {
   return dir;
 }
 
-export function runFileFor(consumerEnv: Record<string, string>): string {
+export function runFileFor(consumerEnv: Record<string, string>, seedPorts = false): string {
   const env = Object.entries(consumerEnv).map(([k, v]) => `      ${k}: "${v}"`).join('\n');
+  // With seedPorts, the appPort of each app as examples/seed/dapr.yaml fixes it (what `npm start` runs).
+  const port = (p: number): string => (seedPorts ? `\n    appPort: ${p}` : '');
   return `version: 1
 apps:
   - appID: producer
-    appDirPath: ${ROOT}
+    appDirPath: ${ROOT}${port(5000)}
     command: ["node", "dist/apps/producer/main.js"]
   - appID: consumer
-    appDirPath: ${ROOT}
+    appDirPath: ${ROOT}${port(6000)}
     command: ["node", "dist/apps/consumer/main.js"]
     env:
 ${env}

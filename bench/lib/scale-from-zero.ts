@@ -139,11 +139,13 @@ export async function fromZero(
   warmSidecar = true,
   /** Called at 0 replicas after the last run, before the system stops (e.g. to read the warm sidecar's memory). */
   atZero?: (sys: RunningSystem) => void | Promise<void>,
+  /** The apps on the seed's fixed appPorts (producer 5000, consumer 6000), as `npm start` runs them. */
+  seedPorts = false,
 ): Promise<number[]> {
   const folder = benchFolder({
     'binding.yaml': seedComponent(),
     'scaling.yaml': scaledObject(pollingInterval, 1),
-    'dapr.yaml': runFileFor({ WORK_MS: '0' }),
+    'dapr.yaml': runFileFor({ WORK_MS: '0' }, seedPorts),
   });
   const sys = await start(folder, logs, 1000, instant, warmSidecar);
   const consumer = sys.deployments.get('consumer')!;

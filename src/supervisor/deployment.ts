@@ -12,16 +12,21 @@
  * - Lines for the user go through `logs.system`, one per event (a crash, a start failure shared by every replica
  *   said once), never one per poll.
  * - The run file's appPort / daprHTTPPort (fixedPorts) belong to one replica at a time and are never swapped for
- *   a random port: when taken, that replica waits in CrashLoopBackOff with a line naming the port.
+ *   a random port: when taken, that replica waits in CrashLoopBackOff with a line naming the port. Scale-in keeps
+ *   their owner while another Ready replica can go instead, so the fixed address stays served.
  * - With warmSidecar, one standby sidecar waits for the next replica (warm.ts) whenever every replica is Ready; it is
- *   in no count or list above, only in warmSidecar(). The next replica on fresh ports adopts it.
+ *   in no count or list above, only in warmSidecar(). While no replica owns the fixed ports (and nothing else listens
+ *   there), the standby is on them and the replica adopting it is their owner; otherwise it is on fresh ports and
+ *   the next replica on fresh ports adopts it. A standby on fresh ports is swapped for one on the fixed ports once
+ *   their owner has stopped and they are free: at any moment the fixed ports are held (PortPool) by one process pair
+ *   or standby at most.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { RunFileApp } from './runfile.js';
 import { Replica, type ReplicaInfo } from './replica.js';
 import type { LogSink } from './logs.js';
-import { sharedPorts, type PortPool } from './ports.js';
+import { portFree, sharedPorts, type PortPool } from './ports.js';
 import { crashBackoffBase, crashBackoffPolicy, planRestart, type BackoffEntry } from './backoff.js';
 import { WarmSidecar } from './warm.js';
 import { describeExit } from './proctree.js';
@@ -76,6 +81,10 @@ export class Deployment {
   private warmPending = false;
   private warmTimer: NodeJS.Timeout | undefined;
   private warmBackoff: BackoffEntry | undefined;
+  /** A standby being started (or swapped): a scale-up waits for it, so the two never contend for the fixed ports. */
+  private warmStarting: Promise<void> | undefined;
+  /** Standbys on fresh ports being stopped after a swap; a stop of the deployment waits for them. */
+  private readonly warmsStopping = new Set<Promise<void>>();
 
   constructor(private readonly opts: DeploymentOptions) {
     this.appId = opts.app.appId;
@@ -158,6 +167,7 @@ export class Deployment {
           await this.reconcile();
           this.lastFailure = undefined;
           this.ensureWarm();
+          this.swapWarmToFixed();
         } catch (err) {
           const msg = errorMessage(err);
           if (msg !== this.lastFailure) this.opts.logs.system(`${this.appId}: could not scale to ${target}: ${msg} (the next scaling decision tries again)`);
@@ -187,6 +197,7 @@ export class Deployment {
     const rs = [...this.replicas.values()];
     rs.sort((a, b) => {
       if (a.ready !== b.ready) return a.ready ? 1 : -1;
+      if ((a === this.fixedOwner) !== (b === this.fixedOwner)) return a === this.fixedOwner ? 1 : -1;
       if (a.inFlight !== b.inFlight) return a.inFlight - b.inFlight;
       return b.startedAt - a.startedAt;
     });
@@ -195,9 +206,17 @@ export class Deployment {
 
   private async startOne(): Promise<void> {
     const app = this.opts.app;
-    const fixed = this.opts.fixedPorts && this.fixedOwner === undefined && (app.appPort !== undefined || app.daprHttpPort !== undefined);
-    // The warm sidecar is on fresh ports: a replica that takes the run file's fixed ones starts its own.
-    const warm = !fixed && this.warm?.proc.alive ? this.warm : undefined;
+    // A standby being started is waited for, and one that has just died holds its ports until its end is seen (which
+    // frees them); a replacement its end starts is waited for in turn.
+    for (;;) {
+      if (this.warmStarting) await this.warmStarting;
+      else if (this.warm && !this.warm.proc.alive) await this.warm.proc.ended;
+      else break;
+    }
+    const fixed = this.ownsFixedPorts() && this.fixedOwner === undefined;
+    // A standby serves the replica that takes the ports it is on: the fixed ones or fresh ones. A replica taking the
+    // fixed ports while the standby is on fresh ones (their owner was still stopping) starts its own sidecar.
+    const warm = this.warm?.proc.alive && this.warm.onFixedPorts === fixed ? this.warm : undefined;
     if (warm) this.warm = undefined;
     const name = warm?.name ?? this.replicaName();
     const runFile = this.opts.runFile ?? (app as RunFileApp & { file?: string }).file;
@@ -231,10 +250,19 @@ export class Deployment {
       for (const w of waiters) w.resolve(info);
     });
     r.once('stopped', () => {
-      if (this.fixedOwner === r) this.fixedOwner = undefined;
+      if (this.fixedOwner !== r) return;
+      this.fixedOwner = undefined;
+      this.ensureWarm();
+      this.swapWarmToFixed();
     });
     this.replicas.set(name, r);
     await r.start();
+  }
+
+  /** True when the run file fixes a port of this app and this deployment uses it. */
+  private ownsFixedPorts(): boolean {
+    const app = this.opts.app;
+    return this.opts.fixedPorts && (app.appPort !== undefined || app.daprHttpPort !== undefined);
   }
 
   private replicaName(): string {
@@ -248,27 +276,89 @@ export class Deployment {
   private ensureWarm(): void {
     if (!this.opts.warmSidecar || this.closed || this.warm || this.warmPending) return;
     for (const r of this.replicas.values()) if (!r.ready) return;
+    this.runWarm(() => this.startWarm());
+  }
+
+  /**
+   * Once the fixed ports' owner has stopped and they are free, a standby on fresh ports gives way to one on the fixed
+   * ports, so the next scale-up (the one from zero) adopts its sidecar there too.
+   */
+  private swapWarmToFixed(): void {
+    const w = this.warm;
+    if (!w || w.onFixedPorts || !w.proc.alive || this.warmPending || this.closed || !this.ownsFixedPorts() || this.fixedOwner) return;
+    const pool = this.opts.ports ?? sharedPorts;
+    if (this.fixedPortList().some((p) => pool.isHeld(p))) return;
+    this.runWarm(async () => {
+      if (!(await this.fixedPortsFree())) return;
+      if (this.warm !== w || this.fixedOwner || this.closed) return;
+      // Its ports are fresh ones, not the fixed ones: the new standby can start while it stops.
+      this.warm = undefined;
+      const stopping = w.stop(WARM_STOP_MS).finally(() => this.warmsStopping.delete(stopping));
+      this.warmsStopping.add(stopping);
+      await this.startWarm();
+    });
+  }
+
+  private runWarm(start: () => Promise<void>): void {
     this.warmPending = true;
-    void this.startWarm()
+    const run = start()
       .catch((err: unknown) => this.warmFailed(`could not be started: ${errorMessage(err)}`, Date.now()))
-      .finally(() => (this.warmPending = this.warmTimer !== undefined));
+      .finally(() => {
+        this.warmPending = this.warmTimer !== undefined;
+        if (this.warmStarting === run) this.warmStarting = undefined;
+      });
+    this.warmStarting = run;
+  }
+
+  private fixedPortList(): number[] {
+    const app = this.opts.app;
+    return [app.appPort, app.daprHttpPort].filter((p): p is number => p !== undefined);
+  }
+
+  /** Nothing listens on the fixed ports (a program other than qscale may hold one: the replica then says so). */
+  private async fixedPortsFree(): Promise<boolean> {
+    return (await Promise.all(this.fixedPortList().map((p) => portFree(p)))).every(Boolean);
+  }
+
+  /**
+   * Holds the run file's fixed ports for a standby when no replica owns them and nothing listens there; undefined
+   * (nothing held) otherwise.
+   */
+  private async holdFixedPorts(pool: PortPool): Promise<number[] | undefined> {
+    if (!this.ownsFixedPorts() || this.fixedOwner) return undefined;
+    const held: number[] = [];
+    for (const p of this.fixedPortList()) {
+      if (!pool.hold(p)) break;
+      held.push(p);
+    }
+    if (held.length === this.fixedPortList().length && (await this.fixedPortsFree())) return held;
+    for (const p of held) pool.release(p, true);
+    return undefined;
   }
 
   private async startWarm(): Promise<void> {
     const pool = this.opts.ports ?? sharedPorts;
+    const app = this.opts.app;
+    const fixed = (await this.holdFixedPorts(pool)) ?? [];
+    const fixedApp = fixed.length ? app.appPort : undefined;
+    const fixedSidecar = fixed.length ? app.daprHttpPort : undefined;
     const taken: number[] = [];
-    try {
-      for (let i = 0; i < 3; i++) taken.push(await pool.take());
-    } catch (err) {
+    const giveBack = (): void => {
       for (const p of taken) pool.release(p);
+      for (const p of fixed) pool.release(p, true);
+    };
+    try {
+      for (let i = (fixedApp === undefined ? 1 : 0) + (fixedSidecar === undefined ? 1 : 0) + 1; i > 0; i--) taken.push(await pool.take());
+    } catch (err) {
+      giveBack();
       throw err;
     }
     if (this.closed) {
-      for (const p of taken) pool.release(p);
+      giveBack();
       return;
     }
-    const app = this.opts.app;
-    const w = new WarmSidecar(this.replicaName(), { app: taken[0]!, sidecar: taken[1]!, metrics: taken[2]! }, {
+    const ports = { app: fixedApp ?? taken.shift()!, sidecar: fixedSidecar ?? taken.shift()!, metrics: taken.shift()! };
+    const w = new WarmSidecar(this.replicaName(), ports, {
       appId: app.appId,
       cwd: app.appDir,
       env: app.env,
@@ -277,7 +367,7 @@ export class Deployment {
       dataDir: this.opts.dataDir,
       appMaxConcurrency: app.appMaxConcurrency,
       graceMs: this.opts.graceMs,
-    }, this.opts.logs, pool);
+    }, this.opts.logs, pool, fixed);
     this.warm = w;
     void w.proc.ended.then((r) => {
       // Once a replica took it (or a stop did), that one owns its ports and its end.
@@ -301,12 +391,15 @@ export class Deployment {
       this.warmTimer = undefined;
       this.warmPending = false;
       this.ensureWarm();
+      this.swapWarmToFixed();
     }, plan.waitMs);
   }
 
   private async stopWarm(now: boolean): Promise<void> {
+    if (this.warmStarting) await this.warmStarting;
     if (this.warmTimer) clearTimeout(this.warmTimer);
     this.warmTimer = undefined;
+    await Promise.all(this.warmsStopping);
     const w = this.warm;
     this.warm = undefined;
     if (!w) return;

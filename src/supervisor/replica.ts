@@ -50,7 +50,10 @@ export interface ReplicaOptions {
   backoff?: BackoffPolicy;
   /** Where fresh ports come from; shared by every replica of the process by default. */
   ports?: PortPool;
-  /** A standby sidecar started ahead on its own ports: the first pair adopts it and spawns only the app. */
+  /**
+   * A standby sidecar started ahead on the ports this replica takes (the run file's fixed ones when appPort /
+   * sidecarPort are set): the first pair adopts it and spawns only the app.
+   */
   warm?: WarmSidecar | undefined;
   /**
    * Prints a failure line. The deployment folds a failure every replica shares (a missing command) into one line;
@@ -235,7 +238,7 @@ export class Replica extends EventEmitter {
     let ports: { app: number; sidecar: number; metrics: number } | undefined;
     try {
       // Both at once: every millisecond before the spawn is scale-from-zero time.
-      const [dir, taken] = await Promise.allSettled([checkDir(o.cwd), warm ? Promise.resolve(warm.ports) : this.takePorts()]);
+      const [dir, taken] = await Promise.allSettled([checkDir(o.cwd), warm ? this.warmPorts(warm) : this.takePorts()]);
       if (dir.status === 'rejected') {
         if (taken.status === 'fulfilled' && !warm) this.releasePorts(taken.value);
         throw dir.reason;
@@ -289,6 +292,16 @@ export class Replica extends EventEmitter {
     if (app.pid !== undefined) this.pollReady(pair);
   }
 
+  /**
+   * A standby's ports. On the run file's fixed appPort it only dials it: the app binds it now, so a program that
+   * took it since the standby started is named as a replica taking it would name it.
+   */
+  private async warmPorts(warm: WarmSidecar): Promise<{ app: number; sidecar: number; metrics: number }> {
+    const port = warm.ports.app;
+    if (port === this.opts.appPort && warm.fixed.includes(port) && !(await portFree(port))) throw inUse(this.opts.appId, port, 'appPort');
+    return warm.ports;
+  }
+
   /** Fixed ports are used only once nothing listens there; never swapped for a random one. */
   private async takePorts(): Promise<{ app: number; sidecar: number; metrics: number }> {
     const o = this.opts;
@@ -300,9 +313,7 @@ export class Replica extends EventEmitter {
       const where = ` (${field} of ${o.appId})`;
       if (!this.ports.hold(port)) throw new StartError('EADDRINUSE', `port ${port}${where} is held by another replica of this supervisor`);
       taken.push({ port, fixed: true });
-      if (!(await portFree(port))) {
-        throw new StartError('EADDRINUSE', `port ${port}${where} is in use by another process; stop what listens there or change ${field} in the run file`);
-      }
+      if (!(await portFree(port))) throw inUse(o.appId, port, field);
       return port;
     };
     const fresh = async (): Promise<number> => {
@@ -564,6 +575,10 @@ export function spawnSidecar(o: SidecarSpec, ports: { app: number; sidecar: numb
   else delete env.QSCALE_APP_PID;
   for (const k of ['DAPR_API_TOKEN', 'APP_API_TOKEN']) if (o.env[k] !== undefined) env[k] = o.env[k];
   return new Proc(process.execPath, [...SIDECAR_NODE_FLAGS, ...args], { cwd: o.cwd, env, stdio: [appPid === undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] }, (e) => `cannot start daprd: ${e.message}`);
+}
+
+function inUse(appId: string, port: number, field: string): StartError {
+  return new StartError('EADDRINUSE', `port ${port} (${field} of ${appId}) is in use by another process; stop what listens there or change ${field} in the run file`);
 }
 
 async function checkDir(dir: string): Promise<void> {
