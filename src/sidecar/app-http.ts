@@ -44,6 +44,8 @@ export type AnswerEnd = 'complete' | 'cut' | 'broken';
 export interface Answer {
   status: number;
   end: AnswerEnd;
+  /** What bodyFor gave for this answer (undefined: the body was dropped). */
+  reader?: BodyReader | undefined;
 }
 
 /**
@@ -177,7 +179,7 @@ class Conn {
     this.call = undefined;
     if (this.status !== 0 && this.state !== State.Head) {
       // The status is known: the caller decides what an answer broken off mid-body means.
-      this.pool.ended(this, p, undefined, { status: this.status, end: 'broken' });
+      this.pool.ended(this, p, undefined, { status: this.status, end: 'broken', reader: this.reader });
       return;
     }
     const err = this.error ?? Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
@@ -349,7 +351,7 @@ class Conn {
     const p = this.call!;
     this.call = undefined;
     this.socket.destroy();
-    this.pool.ended(this, p, undefined, { status: this.status, end: 'cut' });
+    this.pool.ended(this, p, undefined, { status: this.status, end: 'cut', reader: this.reader });
     return false;
   }
 
@@ -358,11 +360,12 @@ class Conn {
     const p = this.call!;
     this.call = undefined;
     this.state = State.Done;
+    const reader = this.reader;
     this.reader = undefined;
     const status = this.status;
     this.status = 0;
     if (!this.keepAlive || rest === undefined || rest.length > 0) this.socket.destroy();
-    this.pool.ended(this, p, undefined, { status, end: 'complete' });
+    this.pool.ended(this, p, undefined, { status, end: 'complete', reader });
   }
 
   get reusable(): boolean {

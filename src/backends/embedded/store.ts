@@ -53,6 +53,12 @@ export interface LeaseResult {
   leased: LeasedMessage[];
   /** outcomes[i]: what acks[i] did. */
   outcomes: AckOutcome[];
+  /**
+   * When nothing was leased: the file's data_version as the transaction saw it, the baseline to pass to onChange
+   * before waiting (a commit of another process after this lease wakes the waiter at once). Read inside the lease's
+   * own transaction, so a busy receiver pays no separate read of it per lease.
+   */
+  version?: number | undefined;
 }
 
 interface PendingSend {
@@ -155,7 +161,8 @@ export class QueueStore {
     }
     for (const k of ['total', 'inFlight', 'deadCount', 'nextVisible', 'topicQueues'] as const) this.st[k].pluck();
     const versionStmt = this.db.prepare('PRAGMA data_version').pluck();
-    this.feed = new ChangeFeed(() => versionStmt.get() as number, {
+    const readVersion = (): number => versionStmt.get() as number;
+    this.feed = new ChangeFeed(readVersion, {
       watchFile: `${file}-wal`, fastPollMs: FAST_POLL_MS, slowPollMs: SLOW_POLL_MS,
     });
 
@@ -185,7 +192,14 @@ export class QueueStore {
         }
         if (deadLettered === 0) break;
       }
-      return { leased: out, outcomes };
+      if (out.length > 0) return { leased: out, outcomes };
+      let version: number | undefined;
+      try {
+        version = readVersion();
+      } catch {
+        // Without a baseline the waiter relies on the feed's own polling, as after any failed read of the version.
+      }
+      return { leased: out, outcomes, version };
     }).immediate as QueueStore['leaseTx'];
 
     this.renewTx = this.db.transaction((leases: ReadonlyArray<{ seq: number; token: string }>, visibilityMs: number) => {
