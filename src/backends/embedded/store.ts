@@ -100,6 +100,13 @@ function leaseExpiredReason(deliveryCount: number): string {
     '(its process stopped or overran the visibility timeout)';
 }
 
+interface LeasedRow { seq: number; id: string; data: Buffer; metadata: string; deliveryCount: number; enqueuedAt: number }
+
+/** A message's stored metadata; most messages carry none, and need no parse for it. */
+function parseMetadata(text: string): MessageMetadata {
+  return text === '{}' ? {} : (JSON.parse(text) as MessageMetadata);
+}
+
 /** SQLite's LIMIT: -1 is none. */
 function sqlLimit(limit: number): number {
   return Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : -1;
@@ -183,12 +190,18 @@ export class QueueStore {
           if (r.deliveryCount >= maxDelivery) {
             this.setAside(r.seq, leaseExpiredReason(r.deliveryCount), now);
             deadLettered += 1;
-            continue;
           }
-          const row = this.st.lease.get(token, now + visibilityMs, r.seq) as
-            | { seq: number; id: string; data: Buffer; metadata: string; deliveryCount: number; enqueuedAt: number }
-            | undefined;
-          if (row) out.push({ ...row, metadata: JSON.parse(row.metadata) as MessageMetadata, token });
+        }
+        if (deadLettered < rows.length) {
+          // One statement leases them all (not one per message).
+          const leased = this.st.leaseRange.all(token, now + visibilityMs, queue, rows[0]!.seq, rows[rows.length - 1]!.seq, now, maxDelivery) as LeasedRow[];
+          if (leased.length > 1) leased.sort((a, b) => a.seq - b.seq);
+          for (const row of leased) {
+            out.push({
+              seq: row.seq, id: row.id, data: row.data, metadata: parseMetadata(row.metadata), deliveryCount: row.deliveryCount,
+              enqueuedAt: row.enqueuedAt, token,
+            });
+          }
         }
         if (deadLettered === 0) break;
       }
