@@ -62,7 +62,9 @@ export function metadataHeaders(metadata: Readonly<Record<string, string>>): Rec
   return headers;
 }
 
-export type DeliveryOutcome = { ok: true } | { ok: false; reason: string };
+export type DeliveryOutcome = { readonly ok: true } | { ok: false; reason: string };
+/** Every delivery the app accepted answers the same. */
+const DELIVERED: DeliveryOutcome = Object.freeze({ ok: true });
 
 /** How much of a refusing app's answer its failure reason keeps (and so a dead letter shows). */
 export const REASON_BODY_BYTES = 200;
@@ -249,7 +251,7 @@ export class AppChannel {
     if (this.limiter) await this.limiter.acquire();
     try {
       const res = await this.send('POST', route, head, data, 0, true);
-      if (res.statusCode >= 200 && res.statusCode < 300) return { ok: true };
+      if (res.statusCode >= 200 && res.statusCode < 300) return DELIVERED;
       return { ok: false, reason: refusalReason({ status: res.statusCode, head: res.head, total: res.total }) };
     } catch (err) {
       return { ok: false, reason: `app call failed: ${(err as Error).message}` };

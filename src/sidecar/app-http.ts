@@ -303,13 +303,17 @@ class Conn {
     let at = text.indexOf('\r\n');
     while (at >= 0) {
       const next = text.indexOf('\r\n', at + 2);
+      // Only four headers matter: content-length, transfer-encoding, connection, keep-alive. Others (date, …) are
+      // passed over by their first letter, before any string is made of them.
+      const c = text.charCodeAt(at + 2) | 0x20;
+      if (c !== 99 && c !== 116 && c !== 107) {
+        at = next;
+        continue;
+      }
       const line = next < 0 ? text.slice(at + 2) : text.slice(at + 2, next);
       at = next;
       const colon = line.indexOf(':');
       if (colon <= 0) continue;
-      const c = line.charCodeAt(0) | 0x20;
-      // Only four headers matter: content-length, transfer-encoding, connection, keep-alive.
-      if (c !== 99 && c !== 116 && c !== 107) continue;
       const name = line.slice(0, colon).trim().toLowerCase();
       const value = line.slice(colon + 1).trim();
       if (name === 'content-length') {
