@@ -27,11 +27,11 @@ export async function freePort(): Promise<number> {
  * A `qscale sidecar` process on `dir`'s components, awaited until healthy; `nodeArgs` go before the script
  * (--cpu-prof), `args` after the sidecar's own flags.
  */
-export async function startSidecar(dir: string, port: number, appId: string, appPort?: number, extra: { nodeArgs?: string[]; args?: string[] } = {}): Promise<ChildProcess> {
+export async function startSidecar(dir: string, port: number, appId: string, appPort?: number, extra: { nodeArgs?: string[]; args?: string[]; main?: string } = {}): Promise<ChildProcess> {
   const a = ['sidecar', '--app-id', appId, '--dapr-http-port', String(port), '--resources-path', dir, '--data-dir', path.join(dir, '.qscale')];
   if (appPort !== undefined) a.push('--app-port', String(appPort));
   a.push(...(extra.args ?? []));
-  const child = spawn(process.execPath, [...SIDECAR_NODE_FLAGS, ...(extra.nodeArgs ?? []), MAIN, ...a], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, QSCALE_LOG_LEVEL: 'warn' } });
+  const child = spawn(process.execPath, [...SIDECAR_NODE_FLAGS, ...(extra.nodeArgs ?? []), extra.main ?? MAIN, ...a], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, QSCALE_LOG_LEVEL: 'warn' } });
   const pool = new Pool(`http://127.0.0.1:${port}`);
   const want = appPort === undefined ? '/v1.0/healthz/outbound' : '/v1.0/healthz';
   for (let i = 0; i < 400; i++) {

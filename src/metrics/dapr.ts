@@ -6,7 +6,7 @@
  * Labels come from component names, operations, methods, route paths and status codes only, never from a message,
  * so the number of series stays bounded however many messages pass.
  */
-import { FastCounter, FastHistogram, LazyRegistry, METRICS_CONTENT_TYPE, registerBuildInfo } from './registry.js';
+import { FastCounter, FastHistogram, LazyRegistry, METRICS_CONTENT_TYPE, registerBuildInfo, type CounterSeries, type HistogramSeries } from './registry.js';
 
 /** daprd's default latency buckets, in ms (pkg/config MetricSpec.GetLatencyDistribution). */
 export const DAPR_LATENCY_BUCKETS_MS = [
@@ -16,6 +16,12 @@ export const DAPR_LATENCY_BUCKETS_MS = [
 
 const HTTP_VERBS = new Set(['GET', 'PUT', 'POST', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
 
+interface InputSeries {
+  count: CounterSeries;
+  /** Made at the first observation above 0 ms, as a histogram series was before. */
+  latency: HistogramSeries | undefined;
+}
+
 export class DaprMetrics {
   /** prom-client is loaded at the first scrape, not when a sidecar starts. */
   readonly registry = new LazyRegistry();
@@ -23,6 +29,8 @@ export class DaprMetrics {
   private readonly outputLatency: FastHistogram;
   private readonly inputCount: FastCounter;
   private readonly inputLatency: FastHistogram;
+  /** Per input binding: its [success, failure] series, made at the first delivery of each outcome. */
+  private readonly inputSeries = new Map<string, [InputSeries | undefined, InputSeries | undefined]>();
   private readonly httpCount: FastCounter;
   private readonly pubsub: PubSubMetrics;
   private readonly httpLatency: FastHistogram;
@@ -88,9 +96,13 @@ export class DaprMetrics {
 
   /** One message handed to the app by an input binding: success when the app accepted it. */
   inputBinding(component: string, success: boolean, ms: number): void {
-    const s = String(success);
-    this.inputCount.of(this.appId, component, this.namespace, s).value++;
-    if (ms > 0) this.inputLatency.of(this.appId, component, this.namespace, s).observe(ms);
+    // Per message: the two series of an outcome are looked up once per binding, not built from labels each time.
+    let pair = this.inputSeries.get(component);
+    if (pair === undefined) this.inputSeries.set(component, (pair = [undefined, undefined]));
+    const i = success ? 0 : 1;
+    const s = (pair[i] ??= { count: this.inputCount.of(this.appId, component, this.namespace, String(success)), latency: undefined });
+    s.count.value++;
+    if (ms > 0) (s.latency ??= this.inputLatency.of(this.appId, component, this.namespace, String(success))).observe(ms);
   }
 
   /**

@@ -4,7 +4,7 @@
  * the backend's lease renewal (not an HTTP timeout) is what keeps such a message from being handed to someone else.
  */
 import net from 'node:net';
-import { AppHttp, checkPath, headerLines, type BodyFor } from './app-http.js';
+import { AppHttp, checkPath, headerLines, type BodyFor, type BodyReader } from './app-http.js';
 import { Semaphore } from './semaphore.js';
 import { sleep } from '../util/abort.js';
 
@@ -62,7 +62,9 @@ export function metadataHeaders(metadata: Readonly<Record<string, string>>): Rec
   return headers;
 }
 
-export type DeliveryOutcome = { ok: true } | { ok: false; reason: string };
+export type DeliveryOutcome = { readonly ok: true } | { ok: false; reason: string };
+/** Every delivery the app accepted answers the same. */
+const DELIVERED: DeliveryOutcome = Object.freeze({ ok: true });
 
 /** How much of a refusing app's answer its failure reason keeps (and so a dead letter shows). */
 export const REASON_BODY_BYTES = 200;
@@ -125,6 +127,30 @@ const EMPTY = Buffer.alloc(0);
 const OK_ANSWER: CallAnswer = { statusCode: 200, head: EMPTY, total: 0 };
 /** 2xx answers are read to their end and dropped (the connection serves the next call); so are all of a probe's. */
 const DROP: BodyFor = () => undefined;
+
+/** What a delivery keeps of a refusal (a non-2xx answer) while reading it. */
+interface RefusalRead { head: Buffer[]; kept: number; read: number; declared: number | undefined }
+type RefusalReader = BodyReader & { refusal: RefusalRead };
+
+/**
+ * A delivery's answer: a 2xx is dropped as it is read (nothing made per call); of a refusal the first
+ * REASON_BODY_BYTES are kept, and one longer than DRAIN_LIMIT_BYTES more is cut off.
+ */
+const KEEP_REFUSAL: BodyFor = (status, declared) => {
+  if (status >= 200 && status < 300) return undefined;
+  const r: RefusalRead = { head: [], kept: 0, read: 0, declared };
+  const reader = (chunk: Buffer): boolean => {
+    r.read += chunk.length;
+    if (r.kept < REASON_BODY_BYTES) {
+      const part = chunk.subarray(0, REASON_BODY_BYTES - r.kept);
+      r.head.push(Buffer.from(part));
+      r.kept += part.length;
+    }
+    // Longer than worth reading: the connection goes, the reason keeps what was read.
+    return r.read <= REASON_BODY_BYTES + DRAIN_LIMIT_BYTES;
+  };
+  return Object.assign(reader, { refusal: r }) satisfies RefusalReader;
+};
 
 export class AppChannel {
   /** qscale's own keep-alive HTTP/1.1 pool (app-http.ts): one connection per call in flight, nothing to load. */
@@ -225,7 +251,7 @@ export class AppChannel {
     if (this.limiter) await this.limiter.acquire();
     try {
       const res = await this.send('POST', route, head, data, 0, true);
-      if (res.statusCode >= 200 && res.statusCode < 300) return { ok: true };
+      if (res.statusCode >= 200 && res.statusCode < 300) return DELIVERED;
       return { ok: false, reason: refusalReason({ status: res.statusCode, head: res.head, total: res.total }) };
     } catch (err) {
       return { ok: false, reason: `app call failed: ${(err as Error).message}` };
@@ -272,24 +298,9 @@ export class AppChannel {
   }
 
   private async send(method: string, path: string, head: string, body: Buffer | undefined, timeoutMs: number, keepRefusal: boolean): Promise<CallAnswer> {
-    const seen: { refusal?: { head: Buffer[]; kept: number; read: number; declared: number | undefined } } = {};
-    const bodyFor: BodyFor = !keepRefusal ? DROP : (status, declared) => {
-      if (status >= 200 && status < 300) return undefined;
-      const r = (seen.refusal = { head: [] as Buffer[], kept: 0, read: 0, declared });
-      return (chunk) => {
-        r.read += chunk.length;
-        if (r.kept < REASON_BODY_BYTES) {
-          const part = chunk.subarray(0, REASON_BODY_BYTES - r.kept);
-          r.head.push(Buffer.from(part));
-          r.kept += part.length;
-        }
-        // Longer than worth reading: the connection goes, the reason keeps what was read.
-        return r.read <= REASON_BODY_BYTES + DRAIN_LIMIT_BYTES;
-      };
-    };
-    const answer = await this.http.request({ method, path, head, body, timeoutMs }, bodyFor, this.closing);
+    const answer = await this.http.request({ method, path, head, body, timeoutMs }, keepRefusal ? KEEP_REFUSAL : DROP, this.closing);
     const statusCode = answer.status;
-    const r = seen.refusal;
+    const r = (answer.reader as RefusalReader | undefined)?.refusal;
     if (!r) {
       // An answer broken off mid-body fails the call; a refusal's does not: its status says what the app refused with.
       if (answer.end === 'broken') throw new Error('aborted');

@@ -44,6 +44,8 @@ export type AnswerEnd = 'complete' | 'cut' | 'broken';
 export interface Answer {
   status: number;
   end: AnswerEnd;
+  /** What bodyFor gave for this answer (undefined: the body was dropped). */
+  reader?: BodyReader | undefined;
 }
 
 /**
@@ -177,7 +179,7 @@ class Conn {
     this.call = undefined;
     if (this.status !== 0 && this.state !== State.Head) {
       // The status is known: the caller decides what an answer broken off mid-body means.
-      this.pool.ended(this, p, undefined, { status: this.status, end: 'broken' });
+      this.pool.ended(this, p, undefined, { status: this.status, end: 'broken', reader: this.reader });
       return;
     }
     const err = this.error ?? Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
@@ -301,13 +303,17 @@ class Conn {
     let at = text.indexOf('\r\n');
     while (at >= 0) {
       const next = text.indexOf('\r\n', at + 2);
+      // Only four headers matter: content-length, transfer-encoding, connection, keep-alive. Others (date, …) are
+      // passed over by their first letter, before any string is made of them.
+      const c = text.charCodeAt(at + 2) | 0x20;
+      if (c !== 99 && c !== 116 && c !== 107) {
+        at = next;
+        continue;
+      }
       const line = next < 0 ? text.slice(at + 2) : text.slice(at + 2, next);
       at = next;
       const colon = line.indexOf(':');
       if (colon <= 0) continue;
-      const c = line.charCodeAt(0) | 0x20;
-      // Only four headers matter: content-length, transfer-encoding, connection, keep-alive.
-      if (c !== 99 && c !== 116 && c !== 107) continue;
       const name = line.slice(0, colon).trim().toLowerCase();
       const value = line.slice(colon + 1).trim();
       if (name === 'content-length') {
@@ -349,7 +355,7 @@ class Conn {
     const p = this.call!;
     this.call = undefined;
     this.socket.destroy();
-    this.pool.ended(this, p, undefined, { status: this.status, end: 'cut' });
+    this.pool.ended(this, p, undefined, { status: this.status, end: 'cut', reader: this.reader });
     return false;
   }
 
@@ -358,11 +364,12 @@ class Conn {
     const p = this.call!;
     this.call = undefined;
     this.state = State.Done;
+    const reader = this.reader;
     this.reader = undefined;
     const status = this.status;
     this.status = 0;
     if (!this.keepAlive || rest === undefined || rest.length > 0) this.socket.destroy();
-    this.pool.ended(this, p, undefined, { status, end: 'complete' });
+    this.pool.ended(this, p, undefined, { status, end: 'complete', reader });
   }
 
   get reusable(): boolean {

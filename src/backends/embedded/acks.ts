@@ -7,7 +7,8 @@
 import type { Ack, AckOutcome, QueueStore } from './store.js';
 
 interface Pending extends Ack {
-  settle(result: AckOutcome | Error): void;
+  resolve(outcome: AckOutcome): void;
+  reject(err: Error): void;
 }
 
 export class AckBatch {
@@ -39,7 +40,7 @@ export class AckBatch {
    */
   add(ack: Ack): Promise<AckOutcome> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ ...ack, settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
+      this.pending.push({ seq: ack.seq, token: ack.token, release: ack.release, resolve, reject });
       if (this.owner) this.owner();
       else this.scheduled ??= setImmediate(() => this.flush());
     });
@@ -53,7 +54,13 @@ export class AckBatch {
   }
 
   report(taken: readonly Pending[], results: readonly AckOutcome[] | Error): void {
-    taken.forEach((p, i) => p.settle(results instanceof Error ? results : (results[i] ?? new Error('no outcome'))));
+    for (let i = 0; i < taken.length; i++) {
+      const p = taken[i]!;
+      const r = results instanceof Error ? results : results[i];
+      if (r === undefined) p.reject(new Error('no outcome'));
+      else if (r instanceof Error) p.reject(r);
+      else p.resolve(r);
+    }
   }
 
   flush(): void {

@@ -31,6 +31,16 @@ export interface EmbeddedBackendOptions {
   onSettled?: (msg: { id: string; deliveryCount: number }, outcome: SettledOutcome) => void;
 }
 
+/** What every delivery of one receive loop shares. */
+interface Delivery {
+  acks: AckBatch;
+  handler: MessageHandler;
+  /** The messages in the handler now, by seq: a slot is free once its message left it. */
+  active: Map<number, LeasedMessage>;
+  poke: () => void;
+  settled: () => void;
+}
+
 export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Purgeable {
   readonly name: string;
   readonly type: string;
@@ -123,7 +133,9 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
     const asked = Number.isFinite(options.concurrency) && options.concurrency >= 1 ? Math.floor(options.concurrency) : Infinity;
     const limit = Math.min(asked, settings.maxConcurrentHandlers);
     const active = new Map<number, LeasedMessage>();
-    const running = new Set<Promise<void>>();
+    /** Deliveries started and not yet settled; the drain waits until none is left. */
+    let running = 0;
+    let drained: (() => void) | undefined;
     const stopped = (): boolean => options.signal.aborted || this.stopAll.signal.aborted;
 
     const wake = new Wakeup();
@@ -153,6 +165,14 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
       if (active.size === 0) wakeNow();
       else turnEnd ??= setImmediate(wakeNow);
     });
+    // What each delivery needs, made once per loop rather than a closure per message.
+    const run: Delivery = {
+      acks, handler, active, poke,
+      settled: () => {
+        running -= 1;
+        if (running === 0) drained?.();
+      },
+    };
     options.signal.addEventListener('abort', poke, { once: true });
     this.stopAll.signal.addEventListener('abort', poke, { once: true });
     // The file may be locked or unreadable for a while: said once through onBrokerState, and once when it is back.
@@ -169,12 +189,13 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
           continue;
         }
         let batch: LeasedMessage[];
-        const baseline = store.dataVersion();
+        let baseline: number | undefined;
         const completing = acks.take();
         try {
           const r = store.lease(this.queueName, free, settings.visibilityMs, settings.maxDeliveryCount, completing);
           acks.report(completing, r.outcomes);
           batch = r.leased;
+          baseline = r.version;
           state.working();
         } catch (err) {
           acks.report(completing, err instanceof Error ? err : new Error(String(err)));
@@ -189,13 +210,8 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
         }
         for (const m of batch) {
           active.set(m.seq, m);
-          // The slot frees when the handler answers, so the next lease can carry this message's answer.
-          const handlerDone = (): boolean => active.delete(m.seq);
-          const run = this.deliver(acks, handler, m, handlerDone).finally(() => {
-            if (handlerDone()) poke();
-            running.delete(run);
-          });
-          running.add(run);
+          running += 1;
+          void this.deliver(run, m);
         }
       }
     } catch (err) {
@@ -204,7 +220,8 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
       // Drain: every handler already started settles and its outcome is applied before receive() returns.
       acks.disown();
       if (turnEnd) clearImmediate(turnEnd);
-      while (running.size > 0) await Promise.allSettled([...running]);
+      while (running > 0) await new Promise<void>((resolve) => (drained = resolve));
+      drained = undefined;
       acks.flush();
       if (renewal) clearInterval(renewal);
       options.signal.removeEventListener('abort', poke);
@@ -213,23 +230,36 @@ export class EmbeddedBackend implements Backend, Pingable, DeadLetterReader, Pur
     if (fatal !== undefined) throw fatal;
   }
 
-  private async deliver(acks: AckBatch, handler: MessageHandler, m: LeasedMessage, handlerDone: () => boolean): Promise<void> {
+  private async deliver(run: Delivery, m: LeasedMessage): Promise<void> {
+    try {
+      await this.settleDelivery(run, m);
+    } finally {
+      // The slot frees when the handler answers (settleDelivery frees it then), at the latest here.
+      if (run.active.delete(m.seq)) run.poke();
+      run.settled();
+    }
+  }
+
+  private async settleDelivery(run: Delivery, m: LeasedMessage): Promise<void> {
     let result: HandlerResult | undefined;
     let thrown: unknown;
     try {
-      result = await handler({ id: m.id, data: m.data, metadata: m.metadata, deliveryCount: m.deliveryCount, enqueuedAt: m.enqueuedAt });
+      // The leased message is the handler's QueueMessage (its lease fields are the backend's own and unread there).
+      result = await run.handler(m);
     } catch (err) {
       thrown = err ?? new Error(String(err));
     }
-    const { ok, reason: fullReason } = settle(result, thrown);
-    const reason = fullReason.slice(0, REASON_CHARS);
+    const ok = thrown === undefined && result === true;
     let outcome: SettledOutcome;
     try {
       // The slot is free before the answer is queued: the receive loop then knows whether others are still working.
-      handlerDone();
-      const done = await acks.add(ok ? { seq: m.seq, token: m.token } : {
+      run.active.delete(m.seq);
+      const done = await run.acks.add(ok ? m : {
         seq: m.seq, token: m.token,
-        release: { backoffMs: (n) => redeliveryDelayMs(this.settings.redelivery, n), maxDeliveryCount: this.settings.maxDeliveryCount, reason },
+        release: {
+          backoffMs: (n) => redeliveryDelayMs(this.settings.redelivery, n), maxDeliveryCount: this.settings.maxDeliveryCount,
+          reason: settle(result, thrown).reason.slice(0, REASON_CHARS),
+        },
       });
       outcome = done === 'lease-lost' && !ok ? 'release-lost' : done;
     } catch (err) {

@@ -131,7 +131,7 @@ export class EmbeddedPubSub implements PubSub {
     try {
       await backend.init();
       // The embedded queue keeps the metadata of a publish for itself: a subscriber gets none, as from Redis.
-      await backend.receive((m) => handler({ ...m, metadata: {} }), options);
+      await backend.receive((m) => handler({ id: m.id, data: m.data, metadata: {}, deliveryCount: m.deliveryCount, enqueuedAt: m.enqueuedAt }), options);
     } finally {
       this.backends.delete(backend);
       await backend.close();

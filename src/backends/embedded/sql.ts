@@ -62,8 +62,13 @@ export const SQL = {
   insert: `INSERT INTO messages (queue, id, data, metadata, enqueued_at, visible_at) VALUES (?, ?, ?, ?, ?, ?)`,
   candidates: `SELECT seq, delivery_count AS deliveryCount FROM messages
     WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?`,
-  lease: `UPDATE messages SET lease_token = ?, visible_at = ?, delivery_count = delivery_count + 1
-    WHERE seq = ? RETURNING seq, id, data, metadata, delivery_count AS deliveryCount, enqueued_at AS enqueuedAt`,
+  // The candidates of one lease, all at once: within the lease's transaction, the rows of the queue from the first
+  // candidate's seq to the last one's that are ready are exactly the candidates. Those at the maximum delivery count
+  // were set aside just before. RETURNING gives no order: the caller sorts by seq.
+  // ? token, visible_at, queue, first seq, last seq, now, maxDelivery
+  leaseRange: `UPDATE messages SET lease_token = ?, visible_at = ?, delivery_count = delivery_count + 1
+    WHERE queue = ? AND seq BETWEEN ? AND ? AND visible_at <= ? AND delivery_count < ?
+    RETURNING seq, id, data, metadata, delivery_count AS deliveryCount, enqueued_at AS enqueuedAt`,
   complete: `DELETE FROM messages WHERE seq = ? AND lease_token = ?`,
   release: `UPDATE messages SET lease_token = NULL, visible_at = ? WHERE seq = ? AND lease_token = ?`,
   renew: `UPDATE messages SET visible_at = ? WHERE seq = ? AND lease_token = ?`,

@@ -53,6 +53,12 @@ export interface LeaseResult {
   leased: LeasedMessage[];
   /** outcomes[i]: what acks[i] did. */
   outcomes: AckOutcome[];
+  /**
+   * When nothing was leased: the file's data_version as the transaction saw it, the baseline to pass to onChange
+   * before waiting (a commit of another process after this lease wakes the waiter at once). Read inside the lease's
+   * own transaction, so a busy receiver pays no separate read of it per lease.
+   */
+  version?: number | undefined;
 }
 
 interface PendingSend {
@@ -92,6 +98,13 @@ function toDeadLetter(r: DeadRow): DeadLetter {
 function leaseExpiredReason(deliveryCount: number): string {
   return `MaxDeliveryCountExceeded: delivered ${deliveryCount} times and the last lease expired ` +
     '(its process stopped or overran the visibility timeout)';
+}
+
+interface LeasedRow { seq: number; id: string; data: Buffer; metadata: string; deliveryCount: number; enqueuedAt: number }
+
+/** A message's stored metadata; most messages carry none, and need no parse for it. */
+function parseMetadata(text: string): MessageMetadata {
+  return text === '{}' ? {} : (JSON.parse(text) as MessageMetadata);
 }
 
 /** SQLite's LIMIT: -1 is none. */
@@ -155,7 +168,8 @@ export class QueueStore {
     }
     for (const k of ['total', 'inFlight', 'deadCount', 'nextVisible', 'topicQueues'] as const) this.st[k].pluck();
     const versionStmt = this.db.prepare('PRAGMA data_version').pluck();
-    this.feed = new ChangeFeed(() => versionStmt.get() as number, {
+    const readVersion = (): number => versionStmt.get() as number;
+    this.feed = new ChangeFeed(readVersion, {
       watchFile: `${file}-wal`, fastPollMs: FAST_POLL_MS, slowPollMs: SLOW_POLL_MS,
     });
 
@@ -176,16 +190,29 @@ export class QueueStore {
           if (r.deliveryCount >= maxDelivery) {
             this.setAside(r.seq, leaseExpiredReason(r.deliveryCount), now);
             deadLettered += 1;
-            continue;
           }
-          const row = this.st.lease.get(token, now + visibilityMs, r.seq) as
-            | { seq: number; id: string; data: Buffer; metadata: string; deliveryCount: number; enqueuedAt: number }
-            | undefined;
-          if (row) out.push({ ...row, metadata: JSON.parse(row.metadata) as MessageMetadata, token });
+        }
+        if (deadLettered < rows.length) {
+          // One statement leases them all (not one per message).
+          const leased = this.st.leaseRange.all(token, now + visibilityMs, queue, rows[0]!.seq, rows[rows.length - 1]!.seq, now, maxDelivery) as LeasedRow[];
+          if (leased.length > 1) leased.sort((a, b) => a.seq - b.seq);
+          for (const row of leased) {
+            out.push({
+              seq: row.seq, id: row.id, data: row.data, metadata: parseMetadata(row.metadata), deliveryCount: row.deliveryCount,
+              enqueuedAt: row.enqueuedAt, token,
+            });
+          }
         }
         if (deadLettered === 0) break;
       }
-      return { leased: out, outcomes };
+      if (out.length > 0) return { leased: out, outcomes };
+      let version: number | undefined;
+      try {
+        version = readVersion();
+      } catch {
+        // Without a baseline the waiter relies on the feed's own polling, as after any failed read of the version.
+      }
+      return { leased: out, outcomes, version };
     }).immediate as QueueStore['leaseTx'];
 
     this.renewTx = this.db.transaction((leases: ReadonlyArray<{ seq: number; token: string }>, visibilityMs: number) => {
