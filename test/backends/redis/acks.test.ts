@@ -15,8 +15,8 @@ function streamFor(t: TestContext, prefix: string): string {
   return q;
 }
 
-function backend(queue: string): Backend {
-  return redisBackend.create(component({ redisHost: REDIS_ADDR, queueName: queue, reconnectWaitInSeconds: '0.2' }), ctx);
+function backend(queue: string, extra: Record<string, string> = {}): Backend {
+  return redisBackend.create(component({ redisHost: REDIS_ADDR, queueName: queue, reconnectWaitInSeconds: '0.2', ...extra }), ctx);
 }
 
 async function sendAll(b: Backend, n: number): Promise<void> {
@@ -68,7 +68,8 @@ for (const concurrency of [1, 16]) {
 test('redis acks - 16 handlers answering in the same turn are all acked, and the next 16 are read', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-acks-turn');
-  const b = backend(q);
+  // Reads exactly the free slots (what is ready and in flight is asserted); read-ahead: readahead.test.ts.
+  const b = backend(q, { readAheadCount: '0' });
   await b.init();
   t.after(() => b.close());
   await sendAll(b, 32);
@@ -99,7 +100,8 @@ test('redis acks - 16 handlers answering in the same turn are all acked, and the
 test('redis acks - a stop right as every handler answers still records every answer before receive returns', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-acks-stop');
-  const b = backend(q);
+  // Reads exactly the free slots (what is ready and in flight is asserted); read-ahead: readahead.test.ts.
+  const b = backend(q, { readAheadCount: '0' });
   await b.init();
   t.after(() => b.close());
   await sendAll(b, 10);

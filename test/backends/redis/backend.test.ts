@@ -88,7 +88,8 @@ test('redis receive - a consumer that dies holding a message: another takes it a
 test('redis receive - leases only concurrency entries; the rest stay ready', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-lease');
-  const b = backend(q);
+  // Without read-ahead (read-ahead leases concurrency + readAheadCount: readahead.test.ts).
+  const b = backend(q, { readAheadCount: '0' });
   await b.init();
   for (let i = 0; i < 10; i++) await b.send(Buffer.from(String(i)), {});
   const ac = new AbortController();
@@ -328,7 +329,8 @@ test('redis dead letters - a consumer dying on the last delivery leaves the visi
 test('redis purge - entries held by consumers stay, and the group\'s lag reads what is left', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-purge');
-  const b = await openFull(t, q);
+  // Without read-ahead: entries a receiver read ahead are held by it, like in flight ones (readahead.test.ts).
+  const b = await openFull(t, q, { readAheadCount: '0' });
   for (let i = 0; i < 6; i++) await b.send(Buffer.from(String(i)), {});
   const ac = new AbortController();
   const held: string[] = [];
