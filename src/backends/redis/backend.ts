@@ -417,8 +417,9 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
   }
 
   /**
-   * ready: entries not yet delivered to the group (lag), plus those read ahead and not yet handed to a handler
-   * (this process's, and the ones handed back); inFlight: the rest of the group's pending entries, every consumer's.
+   * ready: entries not yet delivered to the group (lag), plus those read ahead and not handed to a handler: this
+   * process's buffers and the entries handed back. inFlight: the rest of the group's pending entries, every
+   * consumer's (another replica's buffer among them: Redis cannot tell it apart).
    */
   async depth(): Promise<QueueDepth> {
     const [g, back, dead] = await this.call(DEPTH, (r) => Promise.all([
@@ -426,10 +427,10 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
       handedBackCount(r, this.s.stream, this.s.group),
       r.xlen(this.s.deadLetterStream),
     ]));
-    let buffered = back;
-    for (const b of this.buffers) buffered += b.length;
-    buffered = Math.min(buffered, g.pending);
-    return { ready: g.lag + buffered, inFlight: g.pending - buffered, deadLettered: dead };
+    let waiting = back;
+    for (const b of this.buffers) waiting += b.length;
+    waiting = Math.min(waiting, g.pending);
+    return { ready: g.lag + waiting, inFlight: g.pending - waiting, deadLettered: dead };
   }
 
   async ping(): Promise<void> {

@@ -199,7 +199,7 @@ export async function renew(r: Redis, stream: string, group: string, consumer: s
 
 /**
  * The consumer of the group that holds entries handed back (see handBack): never one that reads, so whatever it
- * holds waits for a claim sweep, and depth() counts it as ready.
+ * holds waits for the next claim sweep of any receiver, and depth() counts it as ready.
  */
 export const HANDED_BACK = 'qscale:handed-back';
 

@@ -68,8 +68,7 @@ for (const concurrency of [1, 16]) {
 test('redis acks - 16 handlers answering in the same turn are all acked, and the next 16 are read', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-acks-turn');
-  // Reads exactly the free slots (what is ready and in flight is asserted); read-ahead: readahead.test.ts.
-  const b = backend(q, { readAheadCount: '0' });
+  const b = backend(q);
   await b.init();
   t.after(() => b.close());
   await sendAll(b, 32);
@@ -100,8 +99,7 @@ test('redis acks - 16 handlers answering in the same turn are all acked, and the
 test('redis acks - a stop right as every handler answers still records every answer before receive returns', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-acks-stop');
-  // Reads exactly the free slots (what is ready and in flight is asserted); read-ahead: readahead.test.ts.
-  const b = backend(q, { readAheadCount: '0' });
+  const b = backend(q);
   await b.init();
   t.after(() => b.close());
   await sendAll(b, 10);
