@@ -14,7 +14,7 @@ test('redis metadata - defaults: db 0, group qscale, 10 deliveries, dead letters
   assert.equal(s.deadLetterStream, 'orders:dlq');
   assert.equal(s.visibilityMs, 30_000);
   assert.equal(s.tls, false);
-  assert.equal(s.readAhead, 64);
+  assert.equal(s.readAhead, 16);
   assert.equal(parseRedisComponent(component({ redisHost: 'h', queueName: 'q', readAheadCount: '0' })).readAhead, 0);
 });
 
