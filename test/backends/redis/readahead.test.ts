@@ -48,6 +48,23 @@ function recorder(): { seen: Map<string, number[]>; record: (body: string, count
   };
 }
 
+/** A receiver whose handlers record each delivery and then wait for release(); stop() aborts it and waits. */
+function gated(b: Backend, rec: ReturnType<typeof recorder>, concurrency: number): { release: () => void; stop: () => Promise<void> } {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const ac = new AbortController();
+  const run = b.receive(async (m) => {
+    rec.record(m.data.toString(), m.deliveryCount);
+    await gate;
+    return true;
+  }, { concurrency, signal: ac.signal });
+  return { release, stop: async () => {
+    ac.abort();
+    release();
+    await run;
+  } };
+}
+
 test('redis read-ahead - a stop with a full buffer hands it back at once: claimable, delivery count unchanged, each message processed once', { timeout: 120_000 }, async (t) => {
   if (!(await needBroker(t, 'redis'))) return;
   const q = streamFor(t, 'rds-ra-stop');
@@ -55,23 +72,14 @@ test('redis read-ahead - a stop with a full buffer hands it back at once: claima
   const a = await open(t, q, { readAheadCount: '8', visibilityTimeoutInSeconds: '600' });
   await sendAll(a, 20);
   const rec = recorder();
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const ac = new AbortController();
-  const run = a.receive(async (m) => {
-    rec.record(m.data.toString(), m.deliveryCount);
-    await gate;
-    return true;
-  }, { concurrency: 1, signal: ac.signal });
+  const first = gated(a, rec, 1);
   // One at work, eight read ahead: nine pending under this consumer, the rest never delivered.
   const held = await eventually(() => pending(q), (p) => p.length === 9);
   assert.equal(held.length, 9);
   assert.equal(rec.total(), 1);
   // Read ahead is still waiting work: ready, as on every backend; only the one at work is in flight.
   assert.deepEqual((await a.depth()), { ready: 19, inFlight: 1, deadLettered: 0 });
-  ac.abort();
-  release();
-  await run;
+  await first.stop();
   // The one handled is acked; the eight buffered ones are handed back, never having reached a handler.
   const back = await pending(q);
   assert.equal(back.length, 8);
@@ -101,19 +109,10 @@ test('redis read-ahead - a poison message handed back is still dead-lettered aft
   const a = await open(t, q, extra);
   await sendAll(a, 3, (i) => ['first', 'poison', 'last'][i] as string);
   const rec = recorder();
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const ac = new AbortController();
-  const run = a.receive(async (m) => {
-    rec.record(m.data.toString(), m.deliveryCount);
-    await gate;
-    return true;
-  }, { concurrency: 1, signal: ac.signal });
+  const first = gated(a, rec, 1);
   // 'poison' and 'last' wait in the buffer behind 'first'; the stop hands them back.
   await eventually(() => pending(q), (p) => p.length === 3);
-  ac.abort();
-  release();
-  await run;
+  await first.stop();
   const b = await open(t, q, extra);
   assert.ok(hasDeadLetters(b));
   const ac2 = new AbortController();
@@ -176,25 +175,17 @@ test('redis read-ahead - an entry buffered behind a slow handler is handed back 
   const a = await open(t, q, extra);
   await sendAll(a, 5);
   const rec = recorder();
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const acA = new AbortController();
-  const runA = a.receive(async (m) => {
-    rec.record(m.data.toString(), m.deliveryCount);
-    await gate;
-    return true;
-  }, { concurrency: 1, signal: acA.signal });
+  const first = gated(a, rec, 1);
   await eventually(() => pending(q), (p) => p.length === 5);
   // A's handler keeps working (renewed); the four behind it go to a consumer that has room.
   const b = await open(t, q, extra);
   const acB = new AbortController();
   const runB = b.receive(async (m) => (rec.record(m.data.toString(), m.deliveryCount), true), { concurrency: 1, signal: acB.signal });
   await eventually(async () => rec.total(), (n) => n === 5, 300, 100);
-  release();
+  first.release();
   await eventually(async () => (await streamLength(q)) + (await pending(q)).length, (n) => n === 0, 300, 100);
-  acA.abort();
   acB.abort();
-  await Promise.all([runA, runB]);
+  await Promise.all([first.stop(), runB]);
   assert.equal(rec.seen.size, 5);
   assert.deepEqual([...rec.seen.entries()].filter(([, c]) => c.join() !== '1'), [], 'a message delivered twice or with a raised count');
 });
