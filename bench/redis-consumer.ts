@@ -8,6 +8,7 @@
  * order reversed every other round (A, B, B, A, …), so all see the same machine: paired A/B, medians reported.
  *
  * Run: npm run build && node dist/bench/redis-consumer.js [N] [--rounds 5] [--impl /path/to/other/dist]...
+ * [--read-ahead 0,4,16]: this build once per readAheadCount given, alternating like the builds (to choose its default).
  * One run, e.g. under --cpu-prof: node --cpu-prof dist/bench/redis-consumer.js --child DIST PORT C HANDLER N
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -31,6 +32,7 @@ interface Done { kind: 'done'; cpuUs: number; wallMs: number }
 // ------------------------------------------------------------------------------------------------------------ child
 
 async function child(dist: string, port: number, concurrency: number, handlerKind: HandlerKind, n: number): Promise<void> {
+  const readAhead = process.env.QSCALE_BENCH_READ_AHEAD;
   const mod = (await import(pathToFileURL(path.join(dist, 'src/backends/redis/index.js')).href)) as { redisBackend: BackendDefinition };
   const q = `bench-consumer-${process.pid}`;
   const raw = new Redis({ host: '127.0.0.1', port, protocol: 2 });
@@ -43,7 +45,7 @@ async function child(dist: string, port: number, concurrency: number, handlerKin
   }
   const b = mod.redisBackend.create({
     name: 'message-queue', type: 'bindings.qscale.redis', version: 'v1',
-    metadata: { redisHost: `127.0.0.1:${port}`, queueName: q },
+    metadata: { redisHost: `127.0.0.1:${port}`, queueName: q, ...(readAhead === undefined ? {} : { readAheadCount: readAhead }) },
     initTimeoutMs: 5000, ignoreErrors: false, scopes: [], file: 'bench', line: 1, where: () => ({}),
   }, { logger: pino({ level: 'silent' }), dataDir: '.' });
   await b.init();
@@ -106,8 +108,9 @@ async function startRedis(): Promise<{ port: number; proc: ChildProcess }> {
 }
 
 /** One run in a child process: CPU µs per message of the child and of redis-server, and messages per second. */
-async function runOnce(dist: string, redis: { port: number; pid: number }, c: number, h: HandlerKind, n: number): Promise<{ app: number; redis: number; rate: number }> {
-  const cp = fork(SELF, ['--child', dist, String(redis.port), String(c), h, String(n)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+async function runOnce(dist: string, redis: { port: number; pid: number }, c: number, h: HandlerKind, n: number, readAhead?: string): Promise<{ app: number; redis: number; rate: number }> {
+  const env = readAhead === undefined ? process.env : { ...process.env, QSCALE_BENCH_READ_AHEAD: readAhead };
+  const cp = fork(SELF, ['--child', dist, String(redis.port), String(c), h, String(n)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
   let r0 = 0;
   const done = await new Promise<Done>((resolve, reject) => {
     cp.on('message', (m: { kind: string }) => {
@@ -137,7 +140,11 @@ async function parent(): Promise<void> {
   const n = Number(args.find((a, i) => /^\d+$/.test(a) && !args[i - 1]?.startsWith('--')) ?? 20_000);
   const rounds = Number(option('--rounds') ?? 5);
   const others = args.flatMap((a, i) => (a === '--impl' && args[i + 1] !== undefined ? [path.resolve(args[i + 1]!)] : []));
-  const impls: Array<[string, string]> = [...others.map((d): [string, string] => [d, d]), ['this build', THIS_DIST]];
+  const readAheads = option('--read-ahead')?.split(',');
+  const impls: Array<[string, string, string?]> = [
+    ...others.map((d): [string, string] => [d, d]),
+    ...(readAheads ?? [undefined]).map((ra): [string, string, string?] => [ra === undefined ? 'this build' : `this build, readAheadCount ${ra}`, THIS_DIST, ra]),
+  ];
   const { port, proc } = await startRedis();
   const redis = { port, pid: proc.pid! };
   const results = new Map<string, Array<{ app: number; redis: number; rate: number }>>();
@@ -147,8 +154,8 @@ async function parent(): Promise<void> {
         for (const h of ['now', 'setImmediate'] as const) {
           // A, B in even rounds; B, A in odd ones: none always runs first.
           const order = round % 2 === 0 ? impls : [...impls].reverse();
-          for (const [label, dist] of order) {
-            const r = await runOnce(dist, redis, c, h, n);
+          for (const [label, dist, readAhead] of order) {
+            const r = await runOnce(dist, redis, c, h, n, readAhead);
             const key = `C=${c} ${h}|${label}`;
             results.set(key, [...(results.get(key) ?? []), r]);
             process.stderr.write(`round ${round + 1} ${key}: app ${r.app.toFixed(1)} µs/msg, redis ${r.redis.toFixed(1)} µs/msg, ${Math.round(r.rate)} msgs/s\n`);

@@ -31,9 +31,9 @@ import { connectRedis, describeRedisError, describeTarget } from './connection.j
 import { redisMetadata, type RedisSettings } from './metadata.js';
 import { Redactor, redactorFor } from '../../components/redact.js';
 import {
-  ackAndDeleteMany, ackThenReadNew, claimIdle, deadLetter, deleteDeadLetters, deleteDeadLettersUpTo, deliveryCounts, ensureGroup, entryTime,
+  ackAndDeleteMany, ackThenReadNew, claimIdle, deadLetter, handBack, handedBackCount, deleteDeadLetters, deleteDeadLettersUpTo, deliveryCounts, ensureGroup, entryTime,
   groupCounts, isEntryId, lastEntryId, purgeReady, readDeadLetters, readNew, releaseForRetry, renew, requeueDeadLetters,
-  queueEntryFrom, type AckedRead, type QueueEntry,
+  queueEntryFrom, type QueueEntry,
 } from './stream.js';
 import { sleep } from '../../util/abort.js';
 import { Wakeup } from '../../util/wakeup.js';
@@ -44,6 +44,8 @@ import { BrokerState } from '../broker-state.js';
 
 const BLOCK_MS = 1000;
 const SWEEP_EVERY_MS = 1000;
+/** The longest an ack waits for the loop's next read while other work is pending (see receive). */
+const ACK_HOLD_MS = 50;
 /** Entries one step of requeue-all or of the queue purge handles: each step is short, so Redis serves others between. */
 const BATCH = 500;
 /** A failure reason longer than this is cut: the first bytes say what went wrong. */
@@ -54,6 +56,8 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
   readonly type: string;
   private client: Redis | undefined;
   private readonly readers = new Set<Redis>();
+  /** Each receive loop's entries read ahead: close() hands them back. */
+  private readonly buffers = new Set<Buffered[]>();
   private readonly log: Logger;
   private readonly subject: string;
   private readonly where: string;
@@ -175,6 +179,7 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
   async receive(handler: MessageHandler, options: ReceiveOptions): Promise<void> {
     const { signal } = options;
     const concurrency = Math.max(1, Math.floor(options.concurrency));
+    const readAhead = this.s.readAhead;
     // XREADGROUP BLOCK holds its connection: each receive() reads on its own one.
     const reader = await this.connect(this.waitMs, `qscale:${this.name}:reader`);
     this.readers.add(reader);
@@ -186,19 +191,31 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
     let busy = 0;
     // Entries whose handler still works: renewed. A failed one leaves at once, so renewal never cuts its wait short.
     const working = new Set<string>();
+    // Entries read and not yet handed to a handler (at most free slots + readAhead), oldest first. They are pending
+    // in the group under this consumer; one left here too long, and all of them on stop, are handed back.
+    const buffer: Buffered[] = [];
+    this.buffers.add(buffer);
+    const period = Math.max(200, Math.floor(this.s.visibilityMs / 3));
     const renewer = setInterval(() => {
       renew(this.redis, this.s.stream, this.s.group, this.consumer, [...working]).catch(() => undefined);
-    }, Math.max(200, Math.floor(this.s.visibilityMs / 3)));
-    // A finished handler or a stop wakes the loop; nothing is left behind per wait (see util/wakeup.ts).
+      // Buffered for a whole period (its handlers are slow): another consumer may be idle, and it must never reach
+      // its visibility timeout here (it would be claimed and delivered twice). Given back, it is claimable at once.
+      const old = Date.now() - period;
+      let n = 0;
+      while (n < buffer.length && (buffer[n] as Buffered).at <= old) n++;
+      if (n > 0) void this.handBack(buffer.splice(0, n), 'waited too long for a free handler');
+    }, period);
+    // A finished handler, a read coming back, or a stop wakes the loop; nothing is left behind per wait.
     const wake = new Wakeup();
     signal.addEventListener('abort', wake.poke);
-    // Acks of one event-loop turn go out together: with the loop's next read when it waits for a free slot (one
-    // command), else as one command on the main connection right after the turn (setImmediate: no timer, no wait).
+    // Acks of answered handlers wait for the loop's next read (one command: the acks, then the read) while more is
+    // going on (a handler still working, a read under way), at most ACK_HOLD_MS; else they go out at the end of
+    // the turn, on the main connection, so an ack never waits when nothing else is pending.
     const acks = new AckBatch();
-    let loopTakesAcks = false;
-    let flushQueued = false;
+    let holdTimer: NodeJS.Timeout | undefined;
     const flush = (): void => {
-      flushQueued = false;
+      clearTimeout(holdTimer);
+      holdTimer = undefined;
       const batch = acks.take();
       if (!batch) return;
       try {
@@ -207,11 +224,17 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
         batch.settle(Promise.reject(err));
       }
     };
+    // Once the loop has stopped, no turn comes to send them: each ack goes out right after its turn.
+    let stopped = false;
+    let flushQueued = false;
     const ack = (id: string): Promise<void> => {
       const done = acks.add(id);
-      if (!loopTakesAcks && !flushQueued) {
+      if (stopped && !flushQueued) {
         flushQueued = true;
-        setImmediate(flush);
+        setImmediate(() => {
+          flushQueued = false;
+          flush();
+        });
       }
       return done;
     };
@@ -232,80 +255,121 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
       });
       active.add(p);
     };
+    const stopping = (): boolean => signal.aborted || this.closed;
     let lastSweep = 0;
+    // The last read got all it asked for: more is likely there, so the next read does not block.
     let backlog = false;
-    try {
-      while (!signal.aborted && !this.closed) {
-        if (concurrency - busy <= 0) {
-          loopTakesAcks = true;
-          await wake.wait(Infinity);
-          // Every handler answering in this turn frees its slot and queues its ack before the loop reads.
-          if (!signal.aborted && !this.closed) await new Promise<void>((resolve) => setImmediate(resolve));
-          loopTakesAcks = false;
-          continue;
-        }
-        const free = concurrency - busy;
-        try {
-          if (Date.now() - lastSweep >= SWEEP_EVERY_MS) {
-            lastSweep = Date.now();
-            // Acks first (the same connection, so before the claim): an answered entry is never claimed again.
-            flush();
-            const claimed = await claimIdle(this.redis, this.s.stream, this.s.group, this.consumer, this.s.visibilityMs, free, queueEntryFrom);
-            if (claimed.length > 0) {
-              const counts = await deliveryCounts(this.redis, this.s.stream, this.s.group, claimed.map((e) => e.id));
-              for (const e of claimed) {
-                const n = counts.get(e.id) ?? 1;
-                // Delivered past the maximum without an outcome: its consumers kept dying on it.
-                if (n > this.s.maxDeliveryCount) {
-                  await this.toDeadLetters(e, n - 1, `the visibility timeout (${this.s.visibilityMs / 1000} s) expired on the last delivery: its consumer stopped or hung`);
-                }
-                else start(e, n);
-              }
-              continue;
-            }
-          }
-          const batch = acks.take();
-          // Acks waiting, or a backlog there (the last read got all it asked for): one command acks them and reads
-          // what is there without BLOCK, and acks of handlers answering meanwhile wait for the next one instead of a
-          // write of their own. Else a read that may block, which leaves acks to go out at once.
-          let fresh: QueueEntry[];
-          if (batch || backlog) {
-            loopTakesAcks = true;
-            let got: AckedRead;
-            try {
-              got = await ackThenReadNew(reader, this.s.stream, this.s.group, this.consumer, batch?.ids ?? [], free);
-            } finally {
-              loopTakesAcks = false;
-            }
-            batch?.settle(got.acked === undefined ? Promise.resolve() : Promise.reject(got.acked));
-            if (got.readFailed !== undefined) throw got.readFailed;
-            fresh = got.entries;
-          } else {
-            fresh = await readNew(reader, this.s.stream, this.s.group, this.consumer, free, BLOCK_MS, queueEntryFrom);
-          }
-          backlog = fresh.length === free;
-          state.working();
-          for (const e of fresh) start(e, 1);
-        } catch (err) {
-          backlog = false;
+    // The read under way (one at a time, on the reader connection); blocking: it may wait up to BLOCK_MS.
+    let reading: Promise<void> | undefined;
+    let blocking = false;
+    const read = async (room: number): Promise<void> => {
+      try {
+        if (Date.now() - lastSweep >= SWEEP_EVERY_MS) {
+          lastSweep = Date.now();
+          // Acks first (the same connection, so before the claim): an answered entry is never claimed again.
           flush();
-          if (signal.aborted || this.closed) break;
-          const text = describeRedisError(err, this.redactor);
-          // The stream or group was deleted under us: make them again and go on.
-          if (/NOGROUP/i.test(text)) await ensureGroup(this.redis, this.s.stream, this.s.group).catch(() => undefined);
-          else state.lost(new BrokerError(`${this.subject}: cannot read stream '${this.s.stream}' at ${this.where}: ${text}`));
-          await sleep(Math.max(100, this.s.reconnectWaitMs), signal);
+          const claimed = await claimIdle(this.redis, this.s.stream, this.s.group, this.consumer, this.s.visibilityMs, room, queueEntryFrom);
+          if (claimed.length > 0) {
+            const counts = await deliveryCounts(this.redis, this.s.stream, this.s.group, claimed.map((e) => e.id));
+            const at = Date.now();
+            for (const e of claimed) {
+              const n = counts.get(e.id) ?? 1;
+              // Delivered past the maximum without an outcome: its consumers kept dying on it.
+              if (n > this.s.maxDeliveryCount) {
+                await this.toDeadLetters(e, n - 1, `the visibility timeout (${this.s.visibilityMs / 1000} s) expired on the last delivery: its consumer stopped or hung`);
+              } else buffer.push({ e, count: n, at });
+            }
+            return;
+          }
         }
+        const batch = acks.take();
+        clearTimeout(holdTimer);
+        holdTimer = undefined;
+        // Acks waiting, or a backlog there: one command acks them and reads what is there without BLOCK. Else a
+        // read that may block, meanwhile acks go out on the main connection.
+        let fresh: QueueEntry[];
+        if (batch || backlog) {
+          const got = await ackThenReadNew(reader, this.s.stream, this.s.group, this.consumer, batch?.ids ?? [], room);
+          batch?.settle(got.acked === undefined ? Promise.resolve() : Promise.reject(got.acked));
+          if (got.readFailed !== undefined) throw got.readFailed;
+          fresh = got.entries;
+        } else {
+          blocking = true;
+          fresh = await readNew(reader, this.s.stream, this.s.group, this.consumer, room, BLOCK_MS, queueEntryFrom);
+        }
+        backlog = fresh.length === room;
+        state.working();
+        const at = Date.now();
+        for (const e of fresh) buffer.push({ e, count: 1, at });
+      } catch (err) {
+        backlog = false;
+        flush();
+        if (stopping()) return;
+        const text = describeRedisError(err, this.redactor);
+        // The stream or group was deleted under us: make them again and go on.
+        if (/NOGROUP/i.test(text)) await ensureGroup(this.redis, this.s.stream, this.s.group).catch(() => undefined);
+        else state.lost(new BrokerError(`${this.subject}: cannot read stream '${this.s.stream}' at ${this.where}: ${text}`));
+        await sleep(Math.max(100, this.s.reconnectWaitMs), signal);
+      } finally {
+        blocking = false;
+      }
+    };
+    try {
+      while (!stopping()) {
+        // Free slots take buffered entries first: no round trip between a handler's answer and the next message.
+        while (busy < concurrency && buffer.length > 0) {
+          const b = buffer.shift() as Buffered;
+          start(b.e, b.count);
+        }
+        // Refill in batches: once the buffer is down to half, read what fills the free slots and the buffer.
+        const room = concurrency - busy + readAhead - buffer.length;
+        if (reading === undefined && room > 0 && buffer.length <= readAhead >> 1) {
+          reading = read(room).finally(() => {
+            reading = undefined;
+            wake.poke();
+          });
+        }
+        if (acks.size > 0) {
+          // Held for the next read while something else is pending: a handler at work, or a read that answers at
+          // once; bounded by ACK_HOLD_MS. Else (idle, or the read may block) out now.
+          if ((busy > 0 || reading !== undefined) && !blocking) holdTimer ??= setTimeout(flush, ACK_HOLD_MS);
+          else flush();
+        }
+        await wake.wait(Infinity);
+        // Every handler answering in this turn frees its slot and queues its ack before the loop goes on.
+        if (!stopping()) await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
-      loopTakesAcks = false;
-      flush();
-      for (const off of unwatch) off();
+      stopped = true;
       signal.removeEventListener('abort', wake.poke);
+      // A read under way lands its entries in the buffer (or fails): they are handed back with the rest.
+      while (reading !== undefined) await reading;
+      flush();
+      await this.handBack(buffer.splice(0), 'the receiver stopped');
+      this.buffers.delete(buffer);
+      for (const off of unwatch) off();
       while (active.size > 0) await Promise.allSettled([...active]);
+      clearTimeout(holdTimer);
       clearInterval(renewer);
       this.readers.delete(reader);
       reader.disconnect();
+    }
+  }
+
+  /**
+   * Gives back entries read ahead and never delivered (scripts.ts): any consumer's claim sweep takes them at once,
+   * with the delivery count they had before the read. If that fails (connection gone), they are still pending under
+   * this consumer and come back after the visibility timeout, like entries of a consumer that crashed.
+   */
+  private async handBack(entries: Buffered[], why: string): Promise<void> {
+    const c = this.client;
+    if (entries.length === 0 || !c) return;
+    try {
+      await withTimeout(handBack(c, this.s.stream, this.s.group, this.consumer, this.s.visibilityMs,
+        entries.map((b) => ({ id: b.e.id, before: b.count - 1 }))), this.callMs, 'hand back');
+      this.log.debug(`handed back ${entries.length} entries read ahead (${why})`);
+    } catch (err) {
+      this.log.warn(`${entries.length} entries read ahead not handed back (${why}): ${describeRedisError(err, this.redactor)}; other consumers take them after the visibility timeout (${this.s.visibilityMs / 1000} s)`);
     }
   }
 
@@ -352,13 +416,21 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
     this.log.warn(`message ${e.id} dead-lettered to '${this.s.deadLetterStream}' after ${deliveryCount} deliveries`);
   }
 
-  /** ready: entries not yet delivered to the group (lag); inFlight: the group's pending entries, every consumer's. */
+  /**
+   * ready: entries not yet delivered to the group (lag), plus those read ahead and not handed to a handler: this
+   * process's buffers and the entries handed back. inFlight: the rest of the group's pending entries, every
+   * consumer's (another replica's buffer among them: Redis cannot tell it apart).
+   */
   async depth(): Promise<QueueDepth> {
-    const [g, dead] = await this.call(DEPTH, (r) => Promise.all([
+    const [g, back, dead] = await this.call(DEPTH, (r) => Promise.all([
       groupCounts(r, this.s.stream, this.s.group),
+      handedBackCount(r, this.s.stream, this.s.group),
       r.xlen(this.s.deadLetterStream),
     ]));
-    return { ready: g.lag, inFlight: g.pending, deadLettered: dead };
+    let waiting = back;
+    for (const b of this.buffers) waiting += b.length;
+    waiting = Math.min(waiting, g.pending);
+    return { ready: g.lag + waiting, inFlight: g.pending - waiting, deadLettered: dead };
   }
 
   async ping(): Promise<void> {
@@ -417,6 +489,8 @@ export class RedisBackend implements Backend, Pingable, DeadLetterReader, Purgea
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Entries read ahead go back before anything closes: other consumers take them at once.
+    await Promise.all([...this.buffers].map((b) => this.handBack(b.splice(0), 'the component closed')));
     for (const r of this.readers) r.disconnect();
     const c = this.client;
     this.client = undefined;
@@ -486,12 +560,23 @@ function entryIds(ids: readonly string[]): string[] {
   return [...new Set(ids.filter(isEntryId))];
 }
 
+/** An entry read and not yet handed to a handler: its delivery count and when it was read. */
+interface Buffered {
+  e: QueueEntry;
+  count: number;
+  at: number;
+}
+
 /** The acks waiting for one round trip: every ack of the batch learns its outcome together (one promise). */
 class AckBatch {
   private ids: string[] = [];
   private done: Promise<void> | undefined;
   private resolve: () => void = () => undefined;
   private reject: (err: unknown) => void = () => undefined;
+
+  get size(): number {
+    return this.ids.length;
+  }
 
   add(id: string): Promise<void> {
     this.ids.push(id);

@@ -24,6 +24,8 @@ export const redisMetadata = defineMetadata([
   { name: 'deadLetterQueue', type: 'string', description: "Dead-letter stream. Default '<queueName>:dlq'." },
   { name: 'visibilityTimeoutInSeconds', type: 'integer', default: 30, min: 1,
     description: 'A message held this long by a consumer that stopped renewing it (crashed) is given to another.' },
+  { name: 'readAheadCount', type: 'integer', default: 16, min: 0, max: 1000,
+    description: 'Entries a receiver reads beyond its free handler slots and keeps ready, so a finished handler gets its next message at once (0: off).' },
   { name: 'reconnectWaitInSeconds', type: 'number', default: 1, min: 0,
     description: 'Seconds between reconnect attempts after the connection dropped.' },
   ...redeliveryFields,
@@ -41,6 +43,8 @@ export interface RedisSettings {
   maxDeliveryCount: number;
   deadLetterStream: string;
   visibilityMs: number;
+  /** Entries read beyond the free handler slots (0: none). */
+  readAhead: number;
   reconnectWaitMs: number;
   redelivery: RedeliveryPolicy;
 }
@@ -80,6 +84,7 @@ export function parseRedisComponent(c: ResolvedComponent): RedisSettings {
     maxDeliveryCount: m.maxDeliveryCount,
     deadLetterStream: m.deadLetterQueue ?? `${m.queueName}:dlq`,
     visibilityMs: m.visibilityTimeoutInSeconds * 1000,
+    readAhead: m.readAheadCount,
     reconnectWaitMs: m.reconnectWaitInSeconds * 1000,
     redelivery: redeliveryPolicy(m, ctx),
   };

@@ -108,3 +108,23 @@ if ARGV[3] ~= '0' then
 end
 return {acked, read}
 `;
+
+/**
+ * KEYS[1] the queue stream; ARGV[1] the consumer group, ARGV[2] the consumer, ARGV[3] an idle time in ms (the
+ * visibility timeout), ARGV[4] the consumer that holds handed-back entries, then pairs of an entry id and the
+ * delivery count it had before this consumer read it. Hands back entries a consumer read ahead and never delivered:
+ * each one this consumer still holds moves to ARGV[4], looking idle for ARGV[3] ms (any consumer's claim sweep
+ * takes it at once), with its delivery count set back (RETRYCOUNT), so the claim that delivers it counts the
+ * delivery it really is. An entry another consumer took meanwhile is left alone. Returns how many were handed back.
+ */
+export const HAND_BACK = `
+local n = 0
+for i = 5, #ARGV - 1, 2 do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p > 0 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[4], 0, ARGV[i], 'IDLE', ARGV[3], 'RETRYCOUNT', ARGV[i + 1], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+`;

@@ -8,7 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { DeadLetter } from '../types.js';
-import { ACK_THEN_READ, PURGE_READY, REQUEUE_DEAD_LETTERS } from './scripts.js';
+import { ACK_THEN_READ, HAND_BACK, PURGE_READY, REQUEUE_DEAD_LETTERS } from './scripts.js';
 
 /** An entry id as Redis writes it ("<ms>-<seq>"): anything else names no entry. */
 const ENTRY_ID = /^\d{1,20}-\d{1,20}$/;
@@ -195,6 +195,41 @@ export async function deliveryCounts(r: Redis, stream: string, group: string, id
 export async function renew(r: Redis, stream: string, group: string, consumer: string, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
   await r.call('XCLAIM', stream, group, consumer, '0', ...ids, 'JUSTID');
+}
+
+/**
+ * The consumer of the group that holds entries handed back (see handBack): never one that reads, so whatever it
+ * holds waits for the next claim sweep of any receiver, and depth() counts it as ready.
+ */
+export const HANDED_BACK = 'qscale:handed-back';
+
+/**
+ * Hands back entries this consumer read and never delivered (see scripts.ts): held by HANDED_BACK and claimable by
+ * any consumer at once, each with the delivery count it had before the read (`before`), so the claim that delivers
+ * it counts right. Returns how many it handed back (an entry another consumer took meanwhile is not).
+ */
+export async function handBack(
+  r: Redis, stream: string, group: string, consumer: string, idleMs: number, entries: ReadonlyArray<{ id: string; before: number }>,
+): Promise<number> {
+  if (entries.length === 0) return 0;
+  const args = entries.flatMap((e) => [e.id, String(e.before)]);
+  return Number(await r.eval(HAND_BACK, 1, stream, group, consumer, String(idleMs), HANDED_BACK, ...args));
+}
+
+/** How many entries HANDED_BACK holds (XPENDING's summary: per consumer); 0 for a missing stream or group. */
+export async function handedBackCount(r: Redis, stream: string, group: string): Promise<number> {
+  let summary: unknown;
+  try {
+    summary = await r.call('XPENDING', stream, group);
+  } catch (err) {
+    if (/NOGROUP|no such key/i.test(String((err as Error).message))) return 0;
+    throw err;
+  }
+  const consumers = Array.isArray(summary) ? (summary as unknown[])[3] : undefined;
+  for (const row of Array.isArray(consumers) ? (consumers as unknown[]) : []) {
+    if (Array.isArray(row) && String(row[0]) === HANDED_BACK) return Number(row[1]);
+  }
+  return 0;
 }
 
 /** Makes a failed entry look idle for idleMs: a claim sweep (of any consumer) takes it once idle for its minimum. */

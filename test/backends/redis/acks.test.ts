@@ -15,8 +15,8 @@ function streamFor(t: TestContext, prefix: string): string {
   return q;
 }
 
-function backend(queue: string): Backend {
-  return redisBackend.create(component({ redisHost: REDIS_ADDR, queueName: queue, reconnectWaitInSeconds: '0.2' }), ctx);
+function backend(queue: string, extra: Record<string, string> = {}): Backend {
+  return redisBackend.create(component({ redisHost: REDIS_ADDR, queueName: queue, reconnectWaitInSeconds: '0.2', ...extra }), ctx);
 }
 
 async function sendAll(b: Backend, n: number): Promise<void> {

@@ -14,6 +14,8 @@ test('redis metadata - defaults: db 0, group qscale, 10 deliveries, dead letters
   assert.equal(s.deadLetterStream, 'orders:dlq');
   assert.equal(s.visibilityMs, 30_000);
   assert.equal(s.tls, false);
+  assert.equal(s.readAhead, 16);
+  assert.equal(parseRedisComponent(component({ redisHost: 'h', queueName: 'q', readAheadCount: '0' })).readAhead, 0);
 });
 
 test('redis metadata - port defaults to 6379', { timeout: 60_000 }, () => {
@@ -24,6 +26,8 @@ const bad: Array<[string, Record<string, string>, RegExp, number]> = [
   ['missing queueName', { redisHost: 'h:1' }, /binding\.yaml:\d+: component message-queue \(bindings\.qscale\.redis\): missing required metadata 'queueName'/, 0],
   ['redisHost that is not host:port', { redisHost: 'h:99999', queueName: 'q', redisPassword: 'Hunter2pw' }, /binding\.yaml:9: .*'redisHost' must be host:port/, 9],
   ['maxDeliveryCount 0', { redisHost: 'h', queueName: 'q', maxDeliveryCount: '0' }, /binding\.yaml:13: .*'maxDeliveryCount' must be >= 1, got '0'/, 13],
+  ['readAheadCount -1', { redisHost: 'h', queueName: 'q', readAheadCount: '-1' }, /binding\.yaml:13: .*'readAheadCount' must be >= 0, got '-1'/, 13],
+  ['readAheadCount not a number', { redisHost: 'h', queueName: 'q', readAheadCount: 'lots' }, /binding\.yaml:13: .*'readAheadCount'.*'lots'/, 13],
 ];
 for (const [name, md, re, line] of bad) {
   test(`redis metadata - ${name}`, { timeout: 60_000 }, () => {
