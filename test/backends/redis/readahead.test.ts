@@ -48,13 +48,21 @@ function recorder(): { seen: Map<string, number[]>; record: (body: string, count
   };
 }
 
-/** A receiver whose handlers record each delivery and then wait for release(); stop() aborts it and waits. */
+/**
+ * A receiver whose handlers record each delivery and then wait for release(); stop() aborts it and waits. Its first
+ * delivery answers at once: a receiver reads ahead only for handlers it has seen answer quickly.
+ */
 function gated(b: Backend, rec: ReturnType<typeof recorder>, concurrency: number): { release: () => void; stop: () => Promise<void> } {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   const ac = new AbortController();
+  let first = true;
   const run = b.receive(async (m) => {
     rec.record(m.data.toString(), m.deliveryCount);
+    if (first) {
+      first = false;
+      return true;
+    }
     await gate;
     return true;
   }, { concurrency, signal: ac.signal });
@@ -70,13 +78,13 @@ test('redis read-ahead - a stop with a full buffer hands it back at once: claima
   const q = streamFor(t, 'rds-ra-stop');
   // A visibility timeout far longer than the test: whatever comes to the second consumer came by the hand-back.
   const a = await open(t, q, { readAheadCount: '8', visibilityTimeoutInSeconds: '600' });
-  await sendAll(a, 20);
+  await sendAll(a, 21);
   const rec = recorder();
   const first = gated(a, rec, 1);
-  // One at work, eight read ahead: nine pending under this consumer, the rest never delivered.
+  // The first answered at once; then one at work, eight read ahead: nine pending under this consumer.
   const held = await eventually(() => pending(q), (p) => p.length === 9);
   assert.equal(held.length, 9);
-  assert.equal(rec.total(), 1);
+  assert.equal(rec.total(), 2);
   // Read ahead is still waiting work: ready, as on every backend; only the one at work is in flight.
   assert.deepEqual((await a.depth()), { ready: 19, inFlight: 1, deadLettered: 0 });
   await first.stop();
@@ -97,7 +105,7 @@ test('redis read-ahead - a stop with a full buffer hands it back at once: claima
   await eventually(async () => (await streamLength(q)) + (await pending(q)).length, (n) => n === 0, 200, 100);
   ac2.abort();
   await run2;
-  assert.equal(rec.seen.size, 20);
+  assert.equal(rec.seen.size, 21);
   assert.deepEqual([...rec.seen.entries()].filter(([, c]) => c.join() !== '1'), [], 'a message delivered twice or with a raised count');
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
@@ -107,7 +115,7 @@ test('redis read-ahead - a poison message handed back is still dead-lettered aft
   const q = streamFor(t, 'rds-ra-poison');
   const extra = { readAheadCount: '4', maxDeliveryCount: '2', visibilityTimeoutInSeconds: '600', retryBackoff: '0s', retryBackoffMax: '0s' };
   const a = await open(t, q, extra);
-  await sendAll(a, 3, (i) => ['first', 'poison', 'last'][i] as string);
+  await sendAll(a, 4, (i) => ['warm', 'first', 'poison', 'last'][i] as string);
   const rec = recorder();
   const first = gated(a, rec, 1);
   // 'poison' and 'last' wait in the buffer behind 'first'; the stop hands them back.
@@ -124,7 +132,7 @@ test('redis read-ahead - a poison message handed back is still dead-lettered aft
   await eventually(() => b.depth(), (d) => d.deadLettered === 1 && d.ready + d.inFlight === 0, 200, 100);
   ac2.abort();
   await run2;
-  assert.deepEqual(Object.fromEntries(rec.seen), { first: [1], poison: [1, 2], last: [1] });
+  assert.deepEqual(Object.fromEntries(rec.seen), { warm: [1], first: [1], poison: [1, 2], last: [1] });
   const [dead] = await b.deadLetters(10);
   assert.equal(dead?.data.toString(), 'poison');
   assert.equal(dead?.deliveryCount, 2);
@@ -173,7 +181,7 @@ test('redis read-ahead - an entry buffered behind a slow handler is handed back 
   const q = streamFor(t, 'rds-ra-slow');
   const extra = { readAheadCount: '4', visibilityTimeoutInSeconds: '1' };
   const a = await open(t, q, extra);
-  await sendAll(a, 5);
+  await sendAll(a, 6);
   const rec = recorder();
   const first = gated(a, rec, 1);
   await eventually(() => pending(q), (p) => p.length === 5);
@@ -181,12 +189,12 @@ test('redis read-ahead - an entry buffered behind a slow handler is handed back 
   const b = await open(t, q, extra);
   const acB = new AbortController();
   const runB = b.receive(async (m) => (rec.record(m.data.toString(), m.deliveryCount), true), { concurrency: 1, signal: acB.signal });
-  await eventually(async () => rec.total(), (n) => n === 5, 300, 100);
+  await eventually(async () => rec.total(), (n) => n === 6, 300, 100);
   first.release();
   await eventually(async () => (await streamLength(q)) + (await pending(q)).length, (n) => n === 0, 300, 100);
   acB.abort();
   await Promise.all([first.stop(), runB]);
-  assert.equal(rec.seen.size, 5);
+  assert.equal(rec.seen.size, 6);
   assert.deepEqual([...rec.seen.entries()].filter(([, c]) => c.join() !== '1'), [], 'a message delivered twice or with a raised count');
 });
 
@@ -196,10 +204,12 @@ test('redis read-ahead - a consumer killed with a full buffer: another gets ever
   const extra = { readAheadCount: '8', visibilityTimeoutInSeconds: '1' };
   const dying = redisBackend.create(component({ redisHost: REDIS_ADDR, queueName: q, reconnectWaitInSeconds: '0.2', ...extra }), ctx);
   await dying.init();
-  await sendAll(dying, 12);
+  await sendAll(dying, 13);
   let unhang: ((ok: boolean) => void) | undefined;
   const ac1 = new AbortController();
-  const dead = dying.receive(() => new Promise<boolean>((r) => (unhang = r)), { concurrency: 1, signal: ac1.signal });
+  // The first answers at once (read-ahead serves quick handlers), the second hangs.
+  let answered = 0;
+  const dead = dying.receive(() => (answered++ === 0 ? Promise.resolve(true) : new Promise<boolean>((r) => (unhang = r))), { concurrency: 1, signal: ac1.signal });
   await eventually(async () => unhang !== undefined && (await pending(q)).length === 9, (held) => held);
   // The "kill -9": connections gone without a word, no hand-back, no renewal (as in backend.test.ts).
   const inside = dying as unknown as { closed: boolean; readers: Set<{ disconnect(): void }>; client: { disconnect(): void } };
@@ -221,4 +231,32 @@ test('redis read-ahead - a consumer killed with a full buffer: another gets ever
   const again = [...rec.seen.values()].filter((c) => c.join() === '2').length;
   const once = [...rec.seen.values()].filter((c) => c.join() === '1').length;
   assert.deepEqual({ again, once }, { again: 9, once: 3 });
+});
+
+test('redis read-ahead - slow handlers get no read-ahead: a second replica shares a backlog from its start', { timeout: 120_000 }, async (t) => {
+  if (!(await needBroker(t, 'redis'))) return;
+  const q = streamFor(t, 'rds-ra-slowwork');
+  // The default readAheadCount (16) and a long visibility timeout: nothing comes back by a timer during the test.
+  const extra = { visibilityTimeoutInSeconds: '600' };
+  const a = await open(t, q, extra);
+  const b = await open(t, q, extra);
+  await sendAll(a, 8);
+  const by = { a: 0, b: 0 };
+  const work = (who: 'a' | 'b') => async (): Promise<boolean> => {
+    by[who]++;
+    await new Promise((r) => setTimeout(r, 150));
+    return true;
+  };
+  const acA = new AbortController();
+  const acB = new AbortController();
+  const runA = a.receive(work('a'), { concurrency: 1, signal: acA.signal });
+  await eventually(async () => by.a, (n) => n >= 1, 200, 10);
+  // A works on its first message; B, started now as KEDA's next replica would be, finds the rest still in the queue.
+  const runB = b.receive(work('b'), { concurrency: 1, signal: acB.signal });
+  await eventually(async () => (await streamLength(q)) + (await pending(q)).length, (n) => n === 0, 300, 50);
+  acA.abort();
+  acB.abort();
+  await Promise.all([runA, runB]);
+  assert.equal(by.a + by.b, 8);
+  assert.ok(by.b >= 2, `the second replica processed ${by.b} of 8: the first held the backlog it could not start`);
 });
