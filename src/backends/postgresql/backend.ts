@@ -295,7 +295,12 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
     const deadline = leaseEnds;
     if (ok) {
       const done = await completions.add({ id: row.id, token, deadline });
-      if (done === 0) this.logger.warn({ id: row.id }, 'lease had expired before completion: the message may be delivered again');
+      if (done === 0) {
+        const there = await this.stillQueued(row.id);
+        if (there === true) this.logger.warn({ id: row.id }, 'lease had expired before completion: the message may be delivered again');
+        // The server went away again: the outage is reported as such; whether this one comes again is not known.
+        else if (there === undefined) this.logger.debug({ id: row.id }, 'completion deleted nothing and the server cannot be asked why: the message may be delivered again');
+      }
     } else if (msg.deliveryCount >= this.maxDeliveries) {
       const why = `MaxDeliveryCountExceeded: failed on delivery ${msg.deliveryCount} of ${this.maxDeliveries}: ${reason.slice(0, REASON_CHARS)}`;
       await this.settle(this.sql.deadLetterOne, [row.id, token, why], deadline, state);
@@ -315,6 +320,20 @@ export class PostgresBackend implements Backend, Pingable, DeadLetterReader, Pur
       return r.rowCount ?? 0;
     } catch (err) {
       this.logger.warn({ error: this.redactor.text(errorMessage(err)) }, 'could not record a message outcome; it will be delivered again');
+      return undefined;
+    }
+  }
+
+  /**
+   * Whether a message whose completion deleted nothing is still in the queue. A completion retried through a dropped
+   * connection finds nothing to delete when its first attempt went through and only the answer was lost: the message
+   * is done then, and nothing is to be said. undefined: the server cannot be asked (it is away again).
+   */
+  private async stillQueued(id: string): Promise<boolean | undefined> {
+    try {
+      const r = await this.db().query(this.sql.stillQueued, [id]);
+      return (r.rowCount ?? 0) > 0;
+    } catch {
       return undefined;
     }
   }

@@ -24,6 +24,7 @@ export interface QueueSql {
   deadLetterExhausted: string;
   complete: string;
   completeMany: string;
+  stillQueued: string;
   release: string;
   unclaim: string;
   deadLetterOne: string;
@@ -109,6 +110,9 @@ export function queueSql(schema: string, table: string): QueueSql {
     // Several at once, each under its own lease token: $1 ids, $2 their tokens (same order). Returns the ids deleted.
     completeMany: `DELETE FROM ${t} m USING unnest($1::bigint[], $2::uuid[]) AS d(id, token)
                    WHERE m.id = d.id AND m.lease_token = d.token RETURNING m.id::text AS id`,
+    // After a completion deleted nothing: is the message still there (its lease was lost, it comes again), or gone
+    // (a first attempt whose answer a dropped connection lost had deleted it)? $1 id
+    stillQueued: `SELECT 1 FROM ${t} WHERE id = $1`,
     // A failed delivery: not claimable before lease_until (the redelivery backoff; NULL when there is none).
     // $1 id, $2 lease token, $3 backoff in seconds
     release: `UPDATE ${t} SET lease_token = NULL,

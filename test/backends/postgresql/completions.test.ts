@@ -5,7 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { needBroker } from '../../support/brokers.js';
-import { open, PG_URL } from './support.js';
+import pino from 'pino';
+import { PostgresBackend } from '../../../src/backends/postgresql/backend.js';
+import { uniqueName } from '../../support/brokers.js';
+import { component, dropQueue, open, PG_URL } from './support.js';
 
 async function sql(text: string): Promise<void> {
   const c = new pg.Client({ connectionString: PG_URL });
@@ -69,3 +72,41 @@ test('postgresql completions - mixed outcomes at 16 in flight: each message succ
   assert.equal(failedOnce, Math.ceil(N / 7));
   assert.deepEqual(await b.depth(), { ready: 0, inFlight: 0, deadLettered: 0 });
 });
+
+/**
+ * A completion that deletes nothing: the receiver warns that the message may come again only if it is still in the
+ * queue (its lease was taken); a message already gone — as when a completion retried through a dropped connection
+ * finds its own first attempt went through — is done, and nothing is printed.
+ */
+for (const { what, change, warned, left } of [
+  { what: 'its lease taken by another receiver: one warning, the message stays', change: "UPDATE %T SET lease_token = '00000000-0000-4000-8000-000000000002', lease_until = now() + interval '1 hour'", warned: 1, left: 1 },
+  { what: 'already deleted (a first attempt that landed): no warning', change: 'DELETE FROM %T', warned: 0, left: 0 },
+]) {
+  test(`postgresql completions - a completion that deletes nothing, the message ${what}`, { timeout: 60_000 }, async (t) => {
+    if (!(await needBroker(t, 'postgresql'))) return;
+    const table = `qscale_c${uniqueName('').replace(/[^a-z0-9]/gi, '').slice(-12).toLowerCase()}`;
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string }) });
+    const b = new PostgresBackend(component({ connectionString: PG_URL, queueName: uniqueName('q'), table }), { logger, dataDir: '.qscale' });
+    t.after(async () => {
+      await b.close();
+      await dropQueue(table);
+    });
+    await b.init();
+    await b.send(Buffer.from('"one"'), {});
+    const ac = new AbortController();
+    let handled = 0;
+    const run = b.receive(async () => {
+      handled++;
+      await sql(`${change.replace('%T', `public."${table}"`)} WHERE data = convert_to('"one"', 'UTF8')`);
+      ac.abort();
+      return true;
+    }, { concurrency: 1, signal: ac.signal });
+    await run;
+    assert.equal(handled, 1);
+    const warnings = lines.filter((l) => l.level >= 40 && /lease had expired/.test(l.msg));
+    assert.equal(warnings.length, warned, lines.map((l) => `${l.level} ${l.msg}`).join('\n'));
+    const d = await b.depth();
+    assert.equal(d.ready + d.inFlight, left);
+  });
+}
