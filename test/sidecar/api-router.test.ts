@@ -100,7 +100,7 @@ async function startApi(o: Partial<ApiContext> = {}): Promise<Api> {
 describe('sidecar API on node:http - what the router answers itself', { timeout: 60_000 }, () => {
   afterEach(async () => {
     await Promise.all(open.splice(0).map((s) => s.close()));
-  });
+  }, { timeout: 30_000 });
 
   it('a malformed URL (bad percent-encoding) answers 400 ERR_MALFORMED_REQUEST naming it, and the server serves on', { timeout: 10_000 }, async () => {
     const api = await startApi();

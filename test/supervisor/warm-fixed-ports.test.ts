@@ -123,7 +123,7 @@ function assertAdoptedOnFixedPorts(s: Setup, w: { name: string; pid: number }): 
 const ready = (d: Deployment, n: number) => (): boolean => d.current === n && d.list().length === n && d.readyCount === n;
 
 describe('warm sidecar on the run file fixed ports', { timeout: 4 * TEST_MS }, () => {
-  after(cleanup);
+  after(cleanup, { timeout: 60_000 });
 
   test('a scale from zero adopts the standby on the fixed ports; the fixed ports change hands on scale-in and out with nothing lost or done twice', { timeout: TEST_MS }, async () => {
     const s = await setup(150);
