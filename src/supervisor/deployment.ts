@@ -54,6 +54,11 @@ export interface DeploymentOptions {
    * scaled apps; off by default here, on in `qscale up` unless --no-warm-sidecar.
    */
   warmSidecar?: boolean;
+  /**
+   * With warmSidecar, the standby also holds a warm app runtime when the app's command is `node <script> …`
+   * (warm-app-main.ts): a scale-up then starts no process at all. Default true; `qscale up --no-warm-app` turns it off.
+   */
+  warmApp?: boolean;
 }
 
 /** How long a standby sidecar may take to exit on SIGTERM (it has nothing to drain) before it is killed. */
@@ -113,9 +118,11 @@ export class Deployment {
   }
 
   /** The standby sidecar kept for the next replica, if one is up (it is not a replica). */
-  warmSidecar(): { name: string; pid: number | undefined; sidecarPort: number } | undefined {
+  warmSidecar(): { name: string; pid: number | undefined; sidecarPort: number; appPid?: number } | undefined {
     const w = this.warm;
-    return w && w.proc.alive ? { name: w.name, pid: w.proc.pid, sidecarPort: w.ports.sidecar } : undefined;
+    if (!w?.proc.alive) return undefined;
+    const appPid = w.appPid;
+    return { name: w.name, pid: w.proc.pid, sidecarPort: w.ports.sidecar, ...(appPid !== undefined ? { appPid } : {}) };
   }
 
   /** The replicas that are not terminating. */
@@ -367,6 +374,7 @@ export class Deployment {
       dataDir: this.opts.dataDir,
       appMaxConcurrency: app.appMaxConcurrency,
       graceMs: this.opts.graceMs,
+      command: this.opts.warmApp === false ? undefined : app.command,
     }, this.opts.logs, pool, fixed);
     this.warm = w;
     void w.proc.ended.then((r) => {

@@ -9,8 +9,9 @@
  * Each started pair has a generation number. Whichever of its processes ends first ends the pair, once: the other is
  * killed and awaited before anything restarts, and the end of an older pair can never act on a newer one. Scale-in
  * stops the sidecar first (it stops taking messages and finishes in-flight work), then the app, so nothing is lost
- * and nothing drained in time is done twice. A replica's first pair may adopt a warm sidecar its deployment started
- * ahead (warm.ts): only the app is spawned then, and the pair is the same pair from there on.
+ * and nothing drained in time is done twice. A replica's first pair may adopt a warm standby its deployment started
+ * ahead (warm.ts): its sidecar, and its app runtime when the app is a node script (which then runs the script instead
+ * of a new process being spawned); the pair is the same pair from there on.
  */
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
@@ -52,7 +53,8 @@ export interface ReplicaOptions {
   ports?: PortPool;
   /**
    * A standby sidecar started ahead on the ports this replica takes (the run file's fixed ones when appPort /
-   * sidecarPort are set): the first pair adopts it and spawns only the app.
+   * sidecarPort are set): the first pair adopts it and spawns only the app (nothing, when the standby has a warm app
+   * runtime for it).
    */
   warm?: WarmSidecar | undefined;
   /**
@@ -247,9 +249,8 @@ export class Replica extends EventEmitter {
       ports = taken.value;
     } catch (err) {
       if (warm) {
-        // The pair never spawns: its warm sidecar goes (and its ports with it, once it is gone).
-        warm.proc.signal('SIGKILL');
-        void warm.proc.ended.then(() => warm!.release());
+        // The pair never spawns: its warm standby goes (and its ports with it, once it is gone).
+        void warm.discard();
         ports = undefined;
       }
       if (this.stopping || gen !== this.gen) return;
@@ -259,18 +260,15 @@ export class Replica extends EventEmitter {
     }
     if (this.stopping || gen !== this.gen) {
       if (warm) {
-        warm.proc.signal('SIGKILL');
-        void warm.proc.ended.then(() => warm!.release());
+        void warm.discard();
       } else {
         this.releasePorts(ports);
       }
       return;
     }
-    const app = new Proc(cmd!, args, {
-      cwd: o.cwd,
-      env: { ...process.env, ...o.env, APP_ID: o.appId, APP_PORT: String(ports.app), DAPR_HTTP_PORT: String(ports.sidecar), DAPR_GRPC_PORT: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }, (e) => describeSpawnError(cmd!, o.cwd, e));
+    // A warm app runtime (a node script's standby) runs the script now; otherwise the command is spawned.
+    const warmApp = warm?.takeApp();
+    const app = warmApp ?? new Proc(cmd!, args, { cwd: o.cwd, env: appEnv(o, ports), stdio: ['ignore', 'pipe', 'pipe'] }, (e) => describeSpawnError(cmd!, o.cwd, e));
     let sidecar: Proc | undefined;
     if (app.pid !== undefined) {
       // A standby sidecar has its components loaded and its API up: from now on it dials this app.
@@ -284,7 +282,8 @@ export class Replica extends EventEmitter {
     this.processed = 0;
     this.lastPorts = { app: ports.app, sidecar: ports.sidecar, metrics: ports.metrics };
     this.status = 'Starting';
-    if (app.child) o.logs.attach(app.child, this.name);
+    // A warm app runtime's lines have gone to the log under this replica's name since it started.
+    if (app.child && !warmApp) o.logs.attach(app.child, this.name);
     // A warm sidecar's lines have gone to the log under this replica's name since it started.
     if (sidecar?.child && !warm) o.logs.attach(sidecar.child, `${this.name} daprd`);
     void app.ended.then((r) => this.pairEnded(pair, 'app', r));
@@ -548,6 +547,11 @@ export class Replica extends EventEmitter {
 }
 
 /** The fields of a replica's options its sidecar's command line is made of. */
+/** The environment an app process gets: the run file's env and the ports it is to use. */
+export function appEnv(o: Pick<ReplicaOptions, 'appId' | 'env'>, ports: { app: number; sidecar: number }): NodeJS.ProcessEnv {
+  return { ...process.env, ...o.env, APP_ID: o.appId, APP_PORT: String(ports.app), DAPR_HTTP_PORT: String(ports.sidecar), DAPR_GRPC_PORT: '0' };
+}
+
 export type SidecarSpec = Pick<ReplicaOptions, 'appId' | 'cwd' | 'env' | 'resourcesPaths' | 'embedded' | 'dataDir' | 'appMaxConcurrency' | 'graceMs'>;
 
 /**
@@ -591,7 +595,7 @@ async function checkDir(dir: string): Promise<void> {
   }
 }
 
-function describeSpawnError(cmd: string, cwd: string, e: NodeJS.ErrnoException): string {
+export function describeSpawnError(cmd: string, cwd: string, e: NodeJS.ErrnoException): string {
   if (e.code === 'ENOENT') {
     return cmd.includes('/') ? `command ${cmd} not found (no such file, relative to ${cwd})` : `command ${cmd} not found on PATH`;
   }

@@ -88,6 +88,8 @@ export interface WarmSidecarStatus {
   name: string;
   pid: number | undefined;
   sidecarPort: number;
+  /** The warm app runtime's pid, when the app is a node script and its runtime waits too. */
+  appPid?: number;
 }
 
 export interface SystemStatus {

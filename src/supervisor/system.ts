@@ -37,6 +37,11 @@ export interface SystemOptions {
    * (deployment.ts, warm.ts). Default true; `qscale up --no-warm-sidecar` turns it off.
    */
   warmSidecar?: boolean;
+  /**
+   * With warmSidecar, a node app's standby also holds a warm app runtime (warm-app-main.ts), so a scale-up starts no
+   * process. Default true; `qscale up --no-warm-app` turns it off.
+   */
+  warmApp?: boolean;
   logs?: LogSink;
 }
 
@@ -190,7 +195,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     const scaled = new Set(plan.scaledObjects.map((so) => so.appId));
     for (const a of plan.apps) {
       const warmSidecar = opts.warmSidecar !== false && scaled.has(a.app.appId);
-      deployments.set(a.app.appId, new Deployment({ app: a.app, embedded: opts.embedded, dataDir, graceMs: opts.graceMs, logs, fixedPorts: true, runFile: plan.runFile?.file, warmSidecar }));
+      deployments.set(a.app.appId, new Deployment({ app: a.app, embedded: opts.embedded, dataDir, graceMs: opts.graceMs, logs, fixedPorts: true, runFile: plan.runFile?.file, warmSidecar, warmApp: opts.warmApp !== false }));
     }
     for (const so of plan.scaledObjects) {
       const scalers = so.triggers.map((t) => createScaler(t.trigger, { embedded: opts.embedded, dataDir, embeddedQueue: t.embeddedQueue }));

@@ -317,8 +317,8 @@ async function chaos(t: TestContext, target: ChaosTarget): Promise<void> {
       return zero && (log.distinctProcessed() === ids.length || (s.hpa[0]?.desired ?? 1) === 0);
     }, 180_000, `all ${ids.length} messages processed and the consumer back to 0 replicas`);
     await assertTree(u, 'at 0 replicas');
-    const warm = new Set(((await u.status()).warmSidecars ?? []).map((x) => x.pid));
-    assert.deepEqual(runProcesses(u).filter((p) => !warm.has(p.pid)).map((p) => p.cmdline), [], 'no process of the run but the warm sidecar is left at 0 replicas');
+    const warm = new Set(((await u.status()).warmSidecars ?? []).flatMap((x) => [x.pid, x.appPid]));
+    assert.deepEqual(runProcesses(u).filter((p) => !warm.has(p.pid)).map((p) => p.cmdline), [], 'no process of the run but the warm standby (sidecar and app runtime) is left at 0 replicas');
 
     await w.stop();
     const { figures: f, lost, unexplained } = account(log, kills, ids);

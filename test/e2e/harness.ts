@@ -300,7 +300,7 @@ export function runProcesses(up: Pick<UpProcess, 'child' | 'marker'>): ProcInfo[
 
 /** The app and sidecar pids status shows, every replica, and the warm sidecars started ahead. */
 export function statusPids(s: SystemStatus): number[] {
-  return [...s.replicas.flatMap((r) => [r.pids?.app, r.pids?.sidecar]), ...(s.warmSidecars ?? []).map((w) => w.pid)]
+  return [...s.replicas.flatMap((r) => [r.pids?.app, r.pids?.sidecar]), ...(s.warmSidecars ?? []).flatMap((w) => [w.pid, w.appPid])]
     .filter((p): p is number => typeof p === 'number')
     .sort((a, b) => a - b);
 }

@@ -2,11 +2,16 @@
  * For tests of `qscale up` as a user runs it: a marker in the environment, inherited by every process `up` starts,
  * tells which processes on this shared machine are the test's own.
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import { MAIN, ROOT } from '../e2e/harness.js';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { LogSink } from '../../src/supervisor/logs.js';
+import { startSystem, type RunningSystem } from '../../src/supervisor/system.js';
+import { MAIN, ROOT, tempFolder, writeFiles } from '../e2e/harness.js';
+import { waitFor } from '../sidecar/support.js';
 
 export const MARK = 'QSCALE_TEST_MARK';
 
@@ -75,4 +80,67 @@ spec:
     name: consumer
 ${spec}  triggers:
   - ${trigger.trimStart()}`;
+}
+
+/** Polls `read` every 25 ms until it gives a value (not undefined or false); throws naming `what` after `timeoutMs`. */
+export function until<T>(read: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
+  return waitFor(what, read, timeoutMs);
+}
+
+/**
+ * A folder with one scaled app `consumer` (min 0, max 2, pollingInterval and cooldown 1 s) on the embedded queue
+ * `jobs`, run by `command` from `appDir` with WORK_MS=0, and `files` beside.
+ */
+export function scaledConsumerFolder(prefix: string, command: readonly string[], appDir = '.', files: Record<string, string> = {}): string {
+  const dir = tempFolder(prefix);
+  writeFiles(dir, {
+    ...files,
+    'queue.yaml': embeddedComponent('jobs'),
+    'scaling.yaml': consumerScaledObject(`type: azure-servicebus
+    metadata:
+      queueName: jobs
+      messageCount: "5"
+`, '  pollingInterval: 1\n  cooldownPeriod: 1\n  minReplicaCount: 0\n  maxReplicaCount: 2\n'),
+    'dapr.yaml': `version: 1
+apps:
+  - appID: consumer
+    appDirPath: ${appDir}
+    command: ${JSON.stringify(command)}
+    env:
+      WORK_MS: "0"
+`,
+  });
+  return dir;
+}
+
+/** Every line of every process, with the prefix it was attached under, and the supervisor's own lines. */
+export class Lines implements LogSink {
+  readonly all: Array<{ prefix: string; line: string }> = [];
+  readonly system: (line: string) => void = (line) => this.all.push({ prefix: 'qscale', line });
+  attach(child: ChildProcess, prefix: string): void {
+    for (const s of [child.stdout, child.stderr]) if (s) readline.createInterface({ input: s }).on('line', (line) => this.all.push({ prefix, line }));
+  }
+  of(prefix: string): string[] {
+    return this.all.filter((l) => l.prefix === prefix).map((l) => l.line);
+  }
+  /** How many times the consumer logged `processed <id>`. */
+  processed(id: string): number {
+    return this.all.filter((l) => new RegExp(`^processed ${id} pid=`).test(l.line)).length;
+  }
+}
+
+/** `qscale up`'s supervisor in process over a scaledConsumerFolder: HPA sync 1 s, no down stabilization, instant activation. */
+export function startScaled(dir: string, logs: LogSink, warm: { warmSidecar: boolean; warmApp?: boolean }): Promise<RunningSystem> {
+  return startSystem({
+    folder: dir,
+    embedded: true,
+    dataDir: path.join(dir, '.qscale'),
+    syncPeriodMs: 1000,
+    downscaleStabilizationMs: 0,
+    graceMs: 5000,
+    controlPort: 0,
+    instantActivation: true,
+    ...warm,
+    logs,
+  });
 }

@@ -6,80 +6,25 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import readline from 'node:readline';
-import type { ChildProcess } from 'node:child_process';
 import { request } from 'undici';
-import { startSystem, type RunningSystem } from '../../src/supervisor/system.js';
-import type { LogSink } from '../../src/supervisor/logs.js';
+import type { RunningSystem } from '../../src/supervisor/system.js';
 import { pidAlive } from '../../src/supervisor/proctree.js';
 import type { Backend } from '../../src/backends/types.js';
-import { LOGGING_CONSUMER, ROOT, queueBackend, startUp, tempFolder, writeFiles } from '../e2e/harness.js';
-import { consumerScaledObject, embeddedComponent } from './up-support.js';
+import { LOGGING_CONSUMER, ROOT, queueBackend, startUp } from '../e2e/harness.js';
+import { Lines, scaledConsumerFolder, startScaled, until } from './up-support.js';
 
 const TEST_MS = 120_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(read: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
-/** Every line of every process, with the prefix it was attached under, and the supervisor's own lines. */
-class Lines implements LogSink {
-  readonly all: Array<{ prefix: string; line: string }> = [];
-  readonly system: (line: string) => void = (line) => this.all.push({ prefix: 'qscale', line });
-  attach(child: ChildProcess, prefix: string): void {
-    for (const s of [child.stdout, child.stderr]) if (s) readline.createInterface({ input: s }).on('line', (line) => this.all.push({ prefix, line }));
-  }
-  of(prefix: string): string[] {
-    return this.all.filter((l) => l.prefix === prefix).map((l) => l.line);
-  }
-  /** How many times the consumer logged `processed <id>`. */
-  processed(id: string): number {
-    return this.all.filter((l) => new RegExp(`^processed ${id} pid=`).test(l.line)).length;
-  }
-}
 
 /** A folder with one scaled consumer (the logging consumer) on the embedded queue: min 0, cooldown 1 s. */
 function folder(): string {
-  const dir = tempFolder('qscale-warm-');
-  writeFiles(dir, {
-    'queue.yaml': embeddedComponent('jobs'),
-    'scaling.yaml': consumerScaledObject(`type: azure-servicebus
-    metadata:
-      queueName: jobs
-      messageCount: "5"
-`, '  pollingInterval: 1\n  cooldownPeriod: 1\n  minReplicaCount: 0\n  maxReplicaCount: 2\n'),
-    'dapr.yaml': `version: 1
-apps:
-  - appID: consumer
-    appDirPath: ${ROOT}
-    command: ${JSON.stringify(LOGGING_CONSUMER)}
-    env:
-      WORK_MS: "0"
-`,
-  });
-  return dir;
+  return scaledConsumerFolder('qscale-warm-', LOGGING_CONSUMER, ROOT);
 }
 
-async function start(dir: string, logs: Lines, warmSidecar: boolean): Promise<RunningSystem> {
-  return startSystem({
-    folder: dir,
-    embedded: true,
-    dataDir: path.join(dir, '.qscale'),
-    syncPeriodMs: 1000,
-    downscaleStabilizationMs: 0,
-    graceMs: 5000,
-    controlPort: 0,
-    instantActivation: true,
-    warmSidecar,
-    logs,
-  });
+function start(dir: string, logs: Lines, warmSidecar: boolean): Promise<RunningSystem> {
+  return startScaled(dir, logs, { warmSidecar });
 }
 
 async function send(q: Backend, ids: string[]): Promise<void> {

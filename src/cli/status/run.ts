@@ -60,7 +60,10 @@ export function renderStatus(s: SystemStatus): string {
     pods.push([r.name, r.ready ? '2/2' : r.status === 'Terminating' ? '2/2' : '0/2', r.status, String(r.restarts), age(r.ageSeconds), String(r.inFlight)]);
   }
   out += table(pods);
-  for (const w of s.warmSidecars ?? []) out += `(warm sidecar for ${w.appId}'s next replica: ${w.name}, pid ${w.pid ?? '?'}; not a replica)\n`;
+  for (const w of s.warmSidecars ?? []) {
+    const app = w.appPid !== undefined ? ` and warm app runtime, pid ${w.appPid}` : '';
+    out += `(warm sidecar for ${w.appId}'s next replica: ${w.name}, pid ${w.pid ?? '?'}${app}; not a replica)\n`;
+  }
   out += '\n';
   const hpa = [['NAME', 'REFERENCE', 'TARGETS', 'MINPODS', 'MAXPODS', 'REPLICAS']];
   for (const h of s.hpa) hpa.push([h.name, h.reference, h.targets, String(h.minPods), String(h.maxPods), String(h.replicas)]);

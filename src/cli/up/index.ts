@@ -10,6 +10,7 @@ export interface UpOptions {
   controlPort: string;
   instantActivation: boolean;
   warmSidecar: boolean;
+  warmApp: boolean;
 }
 
 export function upCommand(): Command {
@@ -24,6 +25,7 @@ export function upCommand(): Command {
     .option('--grace-period <duration>', "how long a stopping replica may drain in-flight work before it is killed, like terminationGracePeriodSeconds", '30s')
     .option('--control-port <port>', 'loopback port for the status endpoint (0 = any free port)', '0')
     .addOption(new Option('--no-warm-sidecar', "start no standby sidecar ahead for a scaled app's next replica (by default one per scaled app waits, components loaded, so a scale-up starts only the app; it costs one idle sidecar process, about 35 MiB PSS, per scaled app)"))
+    .addOption(new Option('--no-warm-app', "with the standby sidecar, start no warm app runtime ahead (by default, when a scaled app's command is `node <script> …`, a node process waits beside the standby with the replica's environment and none of the app's code loaded, and a scale-up makes it run the script instead of starting node; about 12 MiB PSS per scaled app)"))
     .addOption(new Option('--no-instant-activation', 'wait for the next pollingInterval to activate from zero, exactly like KEDA (default: activate the moment a message lands)'))
     .action(async (folder: string, opts: UpOptions) => {
       const { runUp } = await import('./run.js');

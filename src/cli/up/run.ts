@@ -40,6 +40,7 @@ export async function runUp(folder: string, opts: UpOptions): Promise<void> {
       controlPort,
       instantActivation: opts.instantActivation,
       warmSidecar: opts.warmSidecar,
+      warmApp: opts.warmApp,
       logs,
     });
   } catch (err) {
