@@ -42,7 +42,7 @@ spec:
 `;
 }
 
-export async function start(folder: string, logs: CountingLogs, syncPeriodMs: number, instantActivation: boolean, warmSidecar = true): Promise<RunningSystem> {
+export async function start(folder: string, logs: CountingLogs, syncPeriodMs: number, instantActivation: boolean, warmSidecar = true, warmApp = true): Promise<RunningSystem> {
   return startSystem({
     folder,
     embedded: true,
@@ -53,6 +53,7 @@ export async function start(folder: string, logs: CountingLogs, syncPeriodMs: nu
     controlPort: 0,
     instantActivation,
     warmSidecar,
+    warmApp,
     logs,
   });
 }
@@ -141,13 +142,15 @@ export async function fromZero(
   atZero?: (sys: RunningSystem) => void | Promise<void>,
   /** The apps on the seed's fixed appPorts (producer 5000, consumer 6000), as `npm start` runs them. */
   seedPorts = false,
+  /** With the warm sidecar, a warm app runtime too (`qscale up`'s default; --no-warm-app turns it off). */
+  warmApp = true,
 ): Promise<number[]> {
   const folder = benchFolder({
     'binding.yaml': seedComponent(),
     'scaling.yaml': scaledObject(pollingInterval, 1),
     'dapr.yaml': runFileFor({ WORK_MS: '0' }, seedPorts),
   });
-  const sys = await start(folder, logs, 1000, instant, warmSidecar);
+  const sys = await start(folder, logs, 1000, instant, warmSidecar, warmApp);
   const consumer = sys.deployments.get('consumer')!;
   const producer = sys.deployments.get('producer')!;
   const out: number[] = [];
