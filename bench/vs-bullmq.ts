@@ -6,8 +6,8 @@
  *                    → consumer `qscale sidecar` (maxConcurrentHandlers C) → consumer app (node:http, answers 200)
  *   qscale embedded  the same on bindings.qscale.embedded (one SQLite file both sidecars open)
  *
- * One round of a system: its processes start on an empty queue and sit idle (idle CPU and memory are read), the
- * consumer process (Worker or consumer sidecar) is stopped with SIGSTOP, the producer enqueues N messages, SIGCONT, and
+ * One round of a system: its processes start on an empty queue and sit idle (idle CPU and memory are read; in the
+ * C = 16 rounds memory once more when V8's memory reducer has run, SETTLED_MS), the consumer process (Worker or consumer sidecar) is stopped with SIGSTOP, the producer enqueues N messages, SIGCONT, and
  * the backlog drains. Consumer throughput = N / (first → last message the handler saw); CPU per process from
  * /proc/<pid>/stat over each phase; peak memory sampled every 100 ms. Rounds interleave the systems (A, B, C, A, B,
  * C, …) at C = 1 and C = 16. Then: qscale's scale from zero (`qscale up`'s supervisor on the embedded queue, the one
@@ -66,6 +66,15 @@ const SYSTEMS = ['BullMQ', 'qscale Redis', 'qscale embedded'] as const;
 type SystemName = (typeof SYSTEMS)[number];
 const SETTLE_MS = 1000;
 const IDLE_MS = 3000;
+/**
+ * Since the processes started, when a C = 16 round reads memory again, "settled": V8's memory reducer shrinks an idle
+ * heap (new space back to its minimum, old space compacted), so the reading at SETTLE_MS + IDLE_MS is a start-up
+ * transient (~30 % more USS). The reducer looks every ~8 s whether the process is idle: measured, a consumer sidecar
+ * mostly shrinks at the first look (~8–10 s after start), a BullMQ Worker at the first or the second (~10 or ~18 s).
+ * 20 s covers two looks; the median of the rounds takes care of a later one. Only the C = 16 rounds wait (16 s each).
+ */
+const SETTLED_MS = 20_000;
+const SETTLED_C = 16;
 const PHASE_TIMEOUT_MS = 60_000 + N * 10;
 const COMMAND = `node dist/bench/vs-bullmq.js${args.length > 0 ? ` ${args.filter((a) => a !== '--no-write').join(' ')}` : ''}`;
 
@@ -274,6 +283,8 @@ interface RoundResult {
   /** Fraction of one core per process over IDLE_MS on the empty queue. */
   idleCpu: PerProc<number>;
   idle: PerProc<Memory>;
+  /** At SETTLED_MS after the processes started (the C = SETTLED_C rounds only; absent from older results). */
+  settled?: PerProc<Memory>;
   peak: PerProc<Memory>;
 }
 
@@ -299,6 +310,7 @@ async function round(system: SystemName, c: number, index: number, redis: RedisT
   const queue = `vs-bullmq-${index}-${c}-${system.replace(/\W+/g, '-')}`;
   const what = `${system}, C=${c}, round ${index}`;
   const r = system === 'BullMQ' ? await startBullmq(redis, c, queue) : await startQscale(system, redis, admin, c, queue, profile);
+  const started = performance.now();
   let stopped = false;
   try {
     await sleep(SETTLE_MS);
@@ -306,6 +318,11 @@ async function round(system: SystemName, c: number, index: number, redis: RedisT
     await sleep(IDLE_MS);
     const idleCpu = Object.fromEntries(Object.entries(minus(cpuAll(r.procs), i0)).map(([k, s]) => [k, s / (IDLE_MS / 1000)]));
     const idle = memAll(r.procs);
+    let settled: PerProc<Memory> | undefined;
+    if (c === SETTLED_C && !profile) {
+      await sleep(SETTLED_MS - (performance.now() - started));
+      settled = memAll(r.procs);
+    }
     const peak: PerProc<Memory> = {};
     const sample = (): void => {
       for (const [k, m] of Object.entries(memAll(r.procs))) peak[k] = maxMemory(peak[k], m);
@@ -330,7 +347,7 @@ async function round(system: SystemName, c: number, index: number, redis: RedisT
         system, c, round: index, n: N,
         producePerSec: N / ((produced.last - produced.first) / 1000),
         consumePerSec: N / ((consumed.last - consumed.first) / 1000),
-        cpuProduce: minus(p1, p0), cpuDrain: minus(d1, p1), idleCpu, idle, peak,
+        cpuProduce: minus(p1, p0), cpuDrain: minus(d1, p1), idleCpu, idle, ...(settled ? { settled } : {}), peak,
       };
       process.stdout.write(`${what}: produce ${fmt(result.producePerSec)} msgs/s, consume ${fmt(result.consumePerSec)} msgs/s; ` +
         `drain CPU ${Object.entries(result.cpuDrain).map(([k, s]) => `${k} ${s.toFixed(2)} s`).join(', ')}\n`);
@@ -396,8 +413,8 @@ function cpuPer1k(rows: RoundResult[], side: string[], phase: 'cpuProduce' | 'cp
   return { per, total };
 }
 
-function memMedian(rows: RoundResult[], label: string, which: 'idle' | 'peak'): Memory {
-  const ms = rows.map((r) => r[which][label]).filter((m): m is Memory => m !== undefined);
+function memMedian(rows: RoundResult[], label: string, which: 'idle' | 'settled' | 'peak'): Memory {
+  const ms = rows.map((r) => r[which]?.[label]).filter((m): m is Memory => m !== undefined);
   return { rss: median(ms.map((m) => m.rss)), pss: median(ms.map((m) => m.pss)), uss: median(ms.map((m) => m.uss)) };
 }
 
@@ -415,6 +432,8 @@ interface Run {
   rounds: number;
   trials: number;
   idleMs: number;
+  /** SETTLED_MS (absent from older results). */
+  settledMs?: number;
   results: RoundResult[];
   scaleFromZeroMs: { qscale: number[]; bullmq: number[] };
   profile?: { summary: ProfileSummary; perSec: number };
@@ -541,29 +560,27 @@ function report(run: Run): string {
   });
   const mib = (x: number): string => (Number.isNaN(x) ? '–' : x.toFixed(1));
   const memRows: string[] = [];
-  const consumerTotals = new Map<SystemName, { idle: number; peak: number }>();
+  const memCell = (m: Memory): string => `${mib(m.rss)} / ${mib(m.pss)} / ${mib(m.uss)}`;
+  const readings = ['idle', 'settled', 'peak'] as const;
+  const consumerTotals = new Map<SystemName, Record<(typeof readings)[number], number>>();
   for (const s of SYSTEMS) {
-    const rs = pick(rows, s, 16);
+    const rs = pick(rows, s, SETTLED_C);
     const labels = Object.keys(rs[0]?.idle ?? {});
-    let idlePss = 0;
-    let peakPss = 0;
+    const totals = { idle: 0, settled: 0, peak: 0 };
     for (const l of labels) {
-      const i = memMedian(rs, l, 'idle');
-      const p = memMedian(rs, l, 'peak');
+      const m = Object.fromEntries(readings.map((w) => [w, memMedian(rs, l, w)])) as Record<(typeof readings)[number], Memory>;
       const cpu = median(rs.map((r) => r.idleCpu[l]!)) * 100;
-      memRows.push(`| ${s} | ${l} | ${mib(i.rss)} / ${mib(i.pss)} / ${mib(i.uss)} | ${mib(p.rss)} / ${mib(p.pss)} / ${mib(p.uss)} | ${cpu.toFixed(1)} % |`);
-      if (CONSUMER_SIDE.includes(l) && l !== 'redis-server') {
-        idlePss += i.pss;
-        peakPss += p.pss;
-      }
+      memRows.push(`| ${s} | ${l} | ${memCell(m.idle)} | ${memCell(m.settled)} | ${memCell(m.peak)} | ${cpu.toFixed(1)} % |`);
+      if (CONSUMER_SIDE.includes(l) && l !== 'redis-server') for (const w of readings) totals[w] += m[w].pss;
     }
-    consumerTotals.set(s, { idle: idlePss, peak: peakPss });
+    consumerTotals.set(s, totals);
   }
   const bt = consumerTotals.get('BullMQ')!;
   const memTotals = SYSTEMS.map((s) => {
     const t = consumerTotals.get(s)!;
-    return `| ${s} | ${mib(t.idle)} MiB | ${s === 'BullMQ' ? '1' : ratio(t.idle, bt.idle)} | ${mib(t.peak)} MiB | ${s === 'BullMQ' ? '1' : ratio(t.peak, bt.peak)} |`;
+    return `| ${s} |${readings.map((w) => ` ${mib(t[w])} MiB | ${s === 'BullMQ' ? '1' : ratio(t[w], bt[w])} |`).join('')}`;
   });
+  const settledS = run.settledMs === undefined ? '–' : `${run.settledMs / 1000} s`;
   const stat = (xs: number[]): { p50: number; min: number; max: number } => {
     const s = [...xs].sort((x, y) => x - y);
     return { p50: percentile(s, 50), min: s[0]!, max: s[s.length - 1]! };
@@ -618,7 +635,8 @@ Redis: ${run.redis}. BullMQ ${run.bullmq} (ioredis ${run.ioredis}).
   metrics on) → a node:http consumer app answering 200 (the 2xx acks; its idle keep-alive connections never time out,
   since the consumer sidecar is paused while the queue fills and would otherwise first write on a socket the app closed).
 
-Each round: all processes start on an empty queue and sit idle ${run.idleMs / 1000} s (idle CPU and memory read there); the
+Each round: all processes start on an empty queue and sit idle ${run.idleMs / 1000} s (idle CPU and memory read there; in
+the C = ${SETTLED_C} rounds memory again ${settledS} after they started, once V8's memory reducer has run); the
 consumer process (the Worker, or the consumer sidecar) is paused with SIGSTOP; the producer enqueues all messages
 (produce rate); SIGCONT, and the backlog drains. **Throughput = messages / (first → last delivery the handler sees)**;
 the drain's CPU window runs from SIGCONT until the queue is empty (every ack landed). CPU = utime + stime from
@@ -651,18 +669,20 @@ qscale takes one HTTP request per message through the producer sidecar, as Dapr'
 |---|---|---|---|---|---|---|
 ${prodRows.join('\n')}
 
-**Memory**, MiB RSS / PSS / USS (median of the C = 16 rounds): idle = after ${run.idleMs / 1000} s on the empty queue, peak =
-the largest sample during produce and drain. PSS shares the node binary's pages between the processes that map them;
-USS is what the process alone holds.
+**Memory**, MiB RSS / PSS / USS (median of the C = ${SETTLED_C} rounds): idle ${run.idleMs / 1000} s = after ${(SETTLE_MS + run.idleMs) / 1000} s on the
+empty queue (${run.idleMs / 1000} s idle after a ${SETTLE_MS / 1000} s settle); settled = ${settledS} after the processes started, once V8's memory
+reducer has shrunk each idle heap (it looks every ~8 s whether a process is idle; the idle reading is a start-up transient);
+peak = the largest sample during produce and drain. PSS shares the node binary's pages between the processes that map
+them; USS is what the process alone holds.
 
-| system | process | idle RSS / PSS / USS | peak RSS / PSS / USS | idle CPU |
-|---|---|---|---|---|
+| system | process | idle ${run.idleMs / 1000} s RSS / PSS / USS | settled RSS / PSS / USS | peak RSS / PSS / USS | idle CPU |
+|---|---|---|---|---|---|
 ${memRows.join('\n')}
 
 Consumer side (Worker; or consumer sidecar + consumer app), PSS:
 
-| system | idle | idle / BullMQ | peak | peak / BullMQ |
-|---|---|---|---|---|
+| system | idle ${run.idleMs / 1000} s | idle / BullMQ | settled | settled / BullMQ | peak | peak / BullMQ |
+|---|---|---|---|---|---|---|
 ${memTotals.join('\n')}
 
 **Scale from zero** (${run.trials} trials each, a random 0.3–1 s pause between them): qscale = \`qscale up\`'s supervisor on
@@ -729,7 +749,7 @@ async function measure(): Promise<Run> {
     command: COMMAND, machine: machineLine(),
     load: `load average (1 min) ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end, up to ${loadPeak.toFixed(1)} during the run`,
     redis: redis.how, bullmq: version('bullmq'), ioredis: version('ioredis'),
-    n: N, rounds: ROUNDS, trials: TRIALS, idleMs: IDLE_MS, results, scaleFromZeroMs: cold,
+    n: N, rounds: ROUNDS, trials: TRIALS, idleMs: IDLE_MS, settledMs: SETTLED_MS, results, scaleFromZeroMs: cold,
     ...(profile ? { profile } : {}),
   };
 }

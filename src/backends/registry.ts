@@ -6,17 +6,16 @@
  * keeping the queue name the broker definition reads from the component or trigger.
  *
  * A broker's modules load with the first use of one of its binding types (or of the trigger list): a sidecar serving
- * the embedded queue never loads, compiles or holds the code of the other brokers.
+ * the embedded queue never loads, compiles or holds the code of the other brokers, and one on another broker never
+ * loads the embedded queue's (nor better-sqlite3).
  */
 import { createRequire } from 'node:module';
 import { ConfigError } from '../errors.js';
 import type { FieldSpec } from '../components/metadata.js';
 import type { ResolvedTrigger, Scaler, TriggerDefinition } from '../autoscaler/scaler.js';
 import type { Backend, BackendContext, BackendDefinition, ResolvedComponent } from './types.js';
-import {
-  EMBEDDED_TRIGGER_TYPE, EMBEDDED_TYPE, EmbeddedBackend, createEmbeddedScaler, embeddedBackend, embeddedMetadata,
-  embeddedTrigger, parseEmbeddedComponent,
-} from './embedded/index.js';
+import { EMBEDDED_TYPE, embeddedMetadata, parseEmbeddedComponent } from './embedded/metadata.js';
+import { EMBEDDED_TRIGGER_TYPE } from './embedded/trigger.js';
 import { esModuleLoader } from './lazy-modules.js';
 
 interface Broker {
@@ -26,7 +25,7 @@ interface Broker {
 }
 
 const brokerModule = await esModuleLoader(createRequire(import.meta.url), [
-  './azure/servicebus/index.js', './nats/index.js', './postgresql/index.js', './rabbitmq/index.js', './redis/index.js',
+  './azure/servicebus/index.js', './embedded/index.js', './nats/index.js', './postgresql/index.js', './rabbitmq/index.js', './redis/index.js',
 ] as const, (m) => import(m));
 
 function broker(types: readonly string[], module: Parameters<typeof brokerModule>[0], backend: string, trigger: string): Broker {
@@ -46,7 +45,9 @@ function broker(types: readonly string[], module: Parameters<typeof brokerModule
   };
 }
 
-const embedded: Broker = { types: embeddedBackend.types, definitions: () => ({ backend: embeddedBackend, trigger: embeddedTrigger }) };
+const embedded = broker([EMBEDDED_TYPE], './embedded/index.js', 'embeddedBackend', 'embeddedTrigger');
+/** The embedded queue's module (loaded on first use). */
+const embeddedModule = (): typeof import('./embedded/index.js') => brokerModule('./embedded/index.js') as typeof import('./embedded/index.js');
 const serviceBus = broker(['bindings.azure.servicebusqueues'], './azure/servicebus/index.js', 'serviceBusBackend', 'serviceBusTrigger');
 const nats = broker(['bindings.qscale.nats-jetstream'], './nats/index.js', 'natsBackend', 'natsJetStreamTrigger');
 const postgresql = broker(['bindings.qscale.postgresql'], './postgresql/index.js', 'postgresqlBackend', 'postgresqlTrigger');
@@ -121,9 +122,9 @@ function unsupported(component: ResolvedComponent): ConfigError {
 export function createBackend(component: ResolvedComponent, ctx: BackendContext, opts: { embedded: boolean }): Backend {
   const def = findBackend(component.type);
   if (!def) throw unsupported(component);
-  if (!opts.embedded || def === embeddedBackend) return def.create(component, ctx);
+  if (!opts.embedded || component.type === EMBEDDED_TYPE) return def.create(component, ctx);
   const served = embeddedComponent(component, def.queueName(component));
-  return new EmbeddedBackend(served, parseEmbeddedComponent(served), ctx);
+  return new (embeddedModule().EmbeddedBackend)(served, parseEmbeddedComponent(served), ctx);
 }
 
 /**
@@ -159,7 +160,7 @@ export function createScaler(trigger: ResolvedTrigger, opts: ScalerOptions): Sca
     );
   }
   if (opts.embedded || def.type === EMBEDDED_TRIGGER_TYPE) {
-    return createEmbeddedScaler(opts.dataDir, embeddedQueueParams(def, trigger, opts.embedded ? opts.embeddedQueue : undefined), trigger.type, trigger.index, trigger.subject);
+    return embeddedModule().createEmbeddedScaler(opts.dataDir, embeddedQueueParams(def, trigger, opts.embedded ? opts.embeddedQueue : undefined), trigger.type, trigger.index, trigger.subject);
   }
   return def.create(trigger);
 }

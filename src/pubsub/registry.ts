@@ -8,13 +8,16 @@ import { ConfigError } from '../errors.js';
 import { withMetadataTemplates } from '../components/templates.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import type { PubSub, PubSubContext, PubSubDefinition } from './types.js';
-import { embeddedPubSub } from '../backends/embedded/pubsub.js';
 import { esModuleLoader } from '../backends/lazy-modules.js';
 
-// A broker's pub/sub module loads with the first use of one of its types: an embedded sidecar loads none of them.
+// A broker's pub/sub module loads with the first use of one of its types: an embedded sidecar loads none of the
+// others, a sidecar on another broker not the embedded queue (nor better-sqlite3).
 const load = await esModuleLoader(createRequire(import.meta.url), [
-  '../backends/azure/servicebus/pubsub.js', '../backends/nats/pubsub.js', '../backends/rabbitmq/pubsub.js', '../backends/redis/pubsub.js',
+  '../backends/azure/servicebus/pubsub.js', '../backends/embedded/pubsub.js', '../backends/nats/pubsub.js', '../backends/rabbitmq/pubsub.js', '../backends/redis/pubsub.js',
 ] as const, (m) => import(m));
+
+/** The embedded queue's pub/sub type (its module, checked when it loads, lists the same). */
+export const EMBEDDED_PUBSUB_TYPE = 'pubsub.qscale.embedded';
 
 interface Entry {
   /** Its types, as its definition lists them (checked when it loads). */
@@ -39,7 +42,7 @@ function lazy(types: readonly string[], module: Parameters<typeof load>[0], name
 const ENTRIES: readonly Entry[] = [
   lazy(['pubsub.azure.servicebus.queues', 'pubsub.azure.servicebusqueues'], '../backends/azure/servicebus/pubsub.js', 'serviceBusQueuesPubSub'),
   lazy(['pubsub.azure.servicebus.topics', 'pubsub.azure.servicebus'], '../backends/azure/servicebus/pubsub.js', 'serviceBusTopicsPubSub'),
-  { types: embeddedPubSub.types, definition: () => embeddedPubSub },
+  lazy([EMBEDDED_PUBSUB_TYPE], '../backends/embedded/pubsub.js', 'embeddedPubSub'),
   lazy(['pubsub.jetstream'], '../backends/nats/pubsub.js', 'jetstreamPubSub'),
   lazy(['pubsub.rabbitmq'], '../backends/rabbitmq/pubsub.js', 'rabbitmqPubSub'),
   lazy(['pubsub.redis'], '../backends/redis/pubsub.js', 'redisPubSub'),
@@ -60,6 +63,12 @@ export function supportedPubSubTypes(): string[] {
 
 export function isPubSubType(type: string): boolean {
   return type.startsWith('pubsub.');
+}
+
+/** A pub/sub component of any type served by the embedded queue (--embedded), keeping its topics and consumer names. */
+export function createEmbeddedPubSub(component: ResolvedComponent, ctx: PubSubContext): PubSub {
+  const { EmbeddedPubSub } = load('../backends/embedded/pubsub.js') as typeof import('../backends/embedded/pubsub.js');
+  return new EmbeddedPubSub(component, ctx);
 }
 
 export function createPubSub(component: ResolvedComponent, ctx: PubSubContext): PubSub {

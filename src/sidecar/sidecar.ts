@@ -4,7 +4,7 @@
  */
 import { loadResources } from '../components/index.js';
 import { createBackend, findBackend, supportedBindingTypes } from '../backends/registry.js';
-import { EMBEDDED_TYPE } from '../backends/embedded/index.js';
+import { EMBEDDED_TYPE } from '../backends/embedded/metadata.js';
 import type { ResolvedComponent } from '../backends/types.js';
 import { createLogger } from '../util/log.js';
 import { ConfigError, QscaleError, errorMessage } from '../errors.js';

@@ -2,16 +2,18 @@
  * A sidecar loads the client library of the broker it serves and no other: a replica on the embedded queue (a binding
  * or a pub/sub component) never pays the memory and start-up time of amqplib, pg, ioredis, nats or the Azure SDKs,
  * and never loads the chart renderer; nor prom-client before /metrics is scraped, nor cel-js without a CEL routing
- * rule, nor fastify (the API is served on node:http; fastify is the supervisor's). A real `qscale sidecar` runs with a hook (--import) that records every package resolved by import or
+ * rule, nor fastify (the API is served on node:http; fastify is the supervisor's); and a replica on Redis never loads
+ * better-sqlite3. A real `qscale sidecar` runs with a hook (--import) that records every package resolved by import or
  * require; after it served one message and went idle it stops, and the list is read.
  */
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { call, componentYaml, spawnSidecar, startApp, tempDir, waitFor, writeComponents } from './support.js';
 import { publish, pubsubYaml, startPubSubApp } from '../pubsub/support.js';
+import { needBroker, uniqueName } from '../support/brokers.js';
 
 /**
  * Broker clients and the chart renderer; prom-client (and the OpenTelemetry API it pulls in) until /metrics is
@@ -60,7 +62,9 @@ process.on('exit', () => {
   return file;
 }
 
-async function packagesOfIdleSidecar(dir: string, appPort: number, serveOne: (apiPort: number) => Promise<void>): Promise<string[]> {
+async function packagesOfIdleSidecar(
+  dir: string, appPort: number, serveOne: (apiPort: number) => Promise<void>, needs: readonly string[] = ['pino', 'better-sqlite3'],
+): Promise<string[]> {
   const out = path.join(dir, 'packages.txt');
   const hook = loadHook(dir, out);
   const sc = spawnSidecar(
@@ -77,30 +81,34 @@ async function packagesOfIdleSidecar(dir: string, appPort: number, serveOne: (ap
   }
   const names = readFileSync(out, 'utf8').split('\n');
   // The hook sees what a sidecar does need: it would otherwise prove nothing.
-  for (const needed of ['pino', 'better-sqlite3']) assert.ok(names.includes(needed), `${needed} not seen: ${names.join(', ')}`);
+  for (const needed of needs) assert.ok(names.includes(needed), `${needed} not seen: ${names.join(', ')}`);
   return names;
 }
 
-function assertNoneOf(names: string[]): void {
-  const loaded = NEVER.filter((n) => names.includes(n));
+function assertNoneOf(names: string[], never: readonly string[] = NEVER): void {
+  const loaded = never.filter((n) => names.includes(n));
   assert.deepEqual(loaded, [], `loaded without a component that needs them: ${loaded.join(', ')}`);
+}
+
+/** The packages of a sidecar on `dir`'s components once one message sent to its binding `jobs` reached the app. */
+async function packagesAfterOneMessage(dir: string, needs?: readonly string[]): Promise<string[]> {
+  const app = await startApp(() => 200);
+  try {
+    return await packagesOfIdleSidecar(dir, app.port, async (port) => {
+      const r = await call(port, 'POST', '/v1.0/bindings/jobs', JSON.stringify({ operation: 'create', data: 'one' }));
+      assert.equal(r.status, 204);
+      await waitFor('the delivery', () => app.received.some((q) => q.method === 'POST' && q.url === '/jobs'));
+    }, needs);
+  } finally {
+    await app.close();
+  }
 }
 
 describe('qscale sidecar - broker libraries load only for the broker in use', { timeout: 120_000 }, () => {
   it('an embedded binding: a message is delivered, and no other broker library (nor the chart renderer) was loaded', { timeout: 60_000 }, async () => {
     const dir = tempDir();
     writeComponents(dir, { 'q.yaml': componentYaml('jobs', { queueName: 'lazy' }) });
-    const app = await startApp(() => 200);
-    try {
-      const names = await packagesOfIdleSidecar(dir, app.port, async (port) => {
-        const r = await call(port, 'POST', '/v1.0/bindings/jobs', JSON.stringify({ operation: 'create', data: 'one' }));
-        assert.equal(r.status, 204);
-        await waitFor('the delivery', () => app.received.some((q) => q.method === 'POST' && q.url === '/jobs'));
-      });
-      assertNoneOf(names);
-    } finally {
-      await app.close();
-    }
+    assertNoneOf(await packagesAfterOneMessage(dir));
   });
 
   it('an embedded pub/sub component: an event is delivered, and no other broker library was loaded', { timeout: 60_000 }, async () => {
@@ -120,5 +128,13 @@ describe('qscale sidecar - broker libraries load only for the broker in use', { 
     } finally {
       await app.close();
     }
+  });
+
+  it('a Redis binding: a message is delivered, and neither better-sqlite3 nor another broker library was loaded', { timeout: 60_000 }, async (t: TestContext) => {
+    if (!(await needBroker(t, 'redis'))) return;
+    const dir = tempDir();
+    writeComponents(dir, { 'q.yaml': componentYaml('jobs', { redisHost: '127.0.0.1:6379', queueName: uniqueName('lazy') }, 'bindings.qscale.redis') });
+    const names = await packagesAfterOneMessage(dir, ['pino', 'ioredis']);
+    assertNoneOf(names, [...NEVER.filter((n) => n !== 'ioredis' && n !== 'qscale:backends/redis'), 'better-sqlite3']);
   });
 });

@@ -7,8 +7,7 @@ import { ConfigError, QscaleError } from '../../errors.js';
 import type { ResolvedComponent } from '../../backends/types.js';
 import type { Logger } from '../../util/log.js';
 import { withTimeout } from '../../util/timeout.js';
-import { EMBEDDED_PUBSUB_TYPE, EmbeddedPubSub } from '../../backends/embedded/pubsub.js';
-import { createPubSub, findPubSub, supportedPubSubTypes } from '../../pubsub/registry.js';
+import { EMBEDDED_PUBSUB_TYPE, createEmbeddedPubSub, createPubSub, findPubSub, supportedPubSubTypes } from '../../pubsub/registry.js';
 import type { PubSub } from '../../pubsub/types.js';
 import { expiresMessages, pubsubFeatures } from '../../pubsub/features.js';
 import { topicScopes, type TopicScopes } from '../../pubsub/scopes.js';
@@ -46,7 +45,7 @@ export function unsupportedPubSub(c: ResolvedComponent): ConfigError {
 
 function open(c: ResolvedComponent, ctx: PubSubLoadContext): { pubsub: PubSub; servedEmbedded: boolean } {
   const pctx = { logger: ctx.logger.child({ component: c.name }), dataDir: ctx.dataDir, appId: ctx.appId };
-  if (c.type === EMBEDDED_PUBSUB_TYPE || ctx.embedded) return { pubsub: new EmbeddedPubSub(c, pctx), servedEmbedded: true };
+  if (c.type === EMBEDDED_PUBSUB_TYPE || ctx.embedded) return { pubsub: createEmbeddedPubSub(c, pctx), servedEmbedded: true };
   if (!findPubSub(c.type)) throw unsupportedPubSub(c);
   return { pubsub: createPubSub(c, pctx), servedEmbedded: false };
 }
