@@ -687,14 +687,17 @@ ${memTotals.join('\n')}
 
 **Scale from zero** (${run.trials} trials each, a random 0.3–1 s pause between them): qscale = \`qscale up\`'s supervisor on
 the embedded queue, as bench/scaling.ts measures it (one message through the seed's producer while the consumer is at 0
-replicas → the consumer app's "Finished at" line: activation, the app process started and the replica's warm sidecar
-adopted (started ahead with its components loaded; \`qscale up --no-warm-sidecar\` spawns both at once instead), the
-message leased and delivered). BullMQ has no scale from zero; its counterpart here is a job enqueued with no Worker running, then a
-Worker process started → the processor called.
+replicas → the consumer app's "Finished at" line: activation, the replica's warm standby adopted — its sidecar,
+started ahead with its components loaded, and its warm app runtime, a node process started ahead with the replica's
+environment that now runs the consumer's script (none of the app's code runs at 0 replicas; \`--no-warm-app\` starts
+the app as a new process instead, \`--no-warm-sidecar\` both) — the message leased and delivered). BullMQ has no scale
+from zero; its counterpart here is a job enqueued with no Worker running, then a Worker process started → the
+processor called: that includes node's own start, which the warm app runtime takes off qscale's path
+(\`node dist/bench/scaling.js --from-zero-only\` measures qscale with and without it).
 
 | | p50 | min | max |
 |---|---|---|---|
-| qscale: \`qscale up\`, 0 → 1 replica (app spawned, warm sidecar adopted) | **${fmt(q.p50)} ms** | ${fmt(q.min)} ms | ${fmt(q.max)} ms |
+| qscale: \`qscale up\`, 0 → 1 replica (warm sidecar and warm app runtime adopted) | **${fmt(q.p50)} ms** | ${fmt(q.min)} ms | ${fmt(q.max)} ms |
 | BullMQ: Worker process started after the enqueue | **${fmt(bm.p50)} ms** | ${fmt(bm.min)} ms | ${fmt(bm.max)} ms |
 | qscale / BullMQ | **${ratio(q.p50, bm.p50)}** | | |
 ${profileText}
