@@ -546,12 +546,12 @@ export class Replica extends EventEmitter {
   }
 }
 
-/** The fields of a replica's options its sidecar's command line is made of. */
 /** The environment an app process gets: the run file's env and the ports it is to use. */
 export function appEnv(o: Pick<ReplicaOptions, 'appId' | 'env'>, ports: { app: number; sidecar: number }): NodeJS.ProcessEnv {
   return { ...process.env, ...o.env, APP_ID: o.appId, APP_PORT: String(ports.app), DAPR_HTTP_PORT: String(ports.sidecar), DAPR_GRPC_PORT: '0' };
 }
 
+/** The fields of a replica's options its sidecar's command line is made of. */
 export type SidecarSpec = Pick<ReplicaOptions, 'appId' | 'cwd' | 'env' | 'resourcesPaths' | 'embedded' | 'dataDir' | 'appMaxConcurrency' | 'graceMs'>;
 
 /**

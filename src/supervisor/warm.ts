@@ -41,22 +41,15 @@ export function nodeScript(command: readonly string[], env: NodeJS.ProcessEnv = 
  */
 class WarmApp {
   readonly proc: Proc;
-  private launched = false;
 
-  constructor(readonly node: string, readonly argv: string[], spec: Pick<SidecarSpec, 'appId' | 'cwd' | 'env'>, ports: WarmPorts, name: string, logs: LogSink) {
-    this.proc = new Proc(node, [WARM_APP_MAIN], {
-      cwd: spec.cwd,
-      env: appEnv(spec, ports),
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    }, (e) => describeSpawnError(node, spec.cwd, e));
-    const control = this.proc.child?.stdio[3];
-    control?.on('error', () => undefined);
+  constructor(node: string, private readonly argv: string[], cwd: string, env: NodeJS.ProcessEnv, name: string, logs: LogSink) {
+    this.proc = new Proc(node, [WARM_APP_MAIN], { cwd, env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] }, (e) => describeSpawnError(node, cwd, e));
+    this.proc.child?.stdio[3]?.on('error', () => undefined);
     if (this.proc.child) logs.attach(this.proc.child, name);
   }
 
+  /** Runs the script (once: the standby hands its runtime to one replica). */
   launch(): void {
-    if (this.launched) return;
-    this.launched = true;
     const control = this.proc.child?.stdio[3] as NodeJS.WritableStream | undefined;
     control?.write(`${JSON.stringify({ argv: this.argv })}\n`);
     control?.end();
@@ -92,9 +85,10 @@ export class WarmSidecar {
     // A write to a standby that has just exited must not throw in the supervisor.
     this.proc.child?.stdin?.on('error', () => undefined);
     if (this.proc.child) logs.attach(this.proc.child, `${name} daprd`);
-    const argv = spec.command && nodeScript(spec.command, appEnv(spec, ports));
+    const env = appEnv(spec, ports);
+    const argv = spec.command && nodeScript(spec.command, env);
     if (argv && this.proc.alive) {
-      this.app = new WarmApp(spec.command![0]!, argv, spec, ports, name, logs);
+      this.app = new WarmApp(spec.command![0]!, argv, spec.cwd, env, name, logs);
       if (!this.app.proc.alive) this.app = undefined;
     }
     // A standby whose sidecar died takes its app runtime with it; one whose runtime died keeps serving as a sidecar.
